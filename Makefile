@@ -1,0 +1,39 @@
+# Everything a fresh clone needs, behind two commands: `make demo` and `make test`.
+# The virtualenv, the runtime images and the RIE binary are built on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit rie faults bench bench-check layer docs clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+# The official Runtime Interface Emulator, from the pinned aws-sam-cli wheel.
+rie: $(STAMP)
+	$(BIN)/python -c "from lambda_wrapper.sandbox.rie import ensure_rie; print(ensure_rie())"
+
+demo: $(STAMP)
+	$(BIN)/lambda-wrapper run --task-root examples/hello --handler app.handler --invokes 3 \
+		--event '{"echo": "demo"}' --env LAMBDA_WRAPPER_EXPORTERS=emf,file
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests layer-build bench
+	$(BIN)/mypy
+
+test: $(STAMP) rie lint
+	$(BIN)/python -m pytest -q
+
+layer: $(STAMP)
+	$(BIN)/lambda-wrapper layer build --arch all --out dist
+
+docs: $(STAMP)
+	$(BIN)/python scripts/update_readme.py
+
+clean:
+	rm -rf $(VENV) .cache dist .pytest_cache .mypy_cache .ruff_cache

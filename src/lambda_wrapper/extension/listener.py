@@ -1,0 +1,270 @@
+"""The Telemetry API destination: a tiny HTTP listener that stores raw bodies.
+
+It shares the GIL with the user's handler, so while the handler runs it does the
+least possible work: read bytes, answer 200, append the body to a queue. Parsing
+happens later, off the handler's time. One thread serves every connection through
+``selectors``, so hostile input (a thousand idle sockets, headers trickled a byte at
+a time, oversized bodies) costs bounded memory and never blocks the real sender.
+``http.server`` is avoided for its import cost (about 23 ms) on the cold path.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import os
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+DEFAULT_PORT = 4271
+MAX_HEADER_BYTES = 16 * 1024
+# The platform may send up to 2 * maxBytes (1 MiB max) plus metadata in one POST.
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
+MAX_CONNECTIONS = 64
+IDLE_TIMEOUT_S = 30.0
+
+_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+_TOO_LARGE = b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+_BAD = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+_LENGTH_REQUIRED = b"HTTP/1.1 411 Length Required\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+_BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+class ListenerStats:
+    __slots__ = ("bad_requests", "batches", "bytes", "oversized", "refused_connections", "refused_full")
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.bytes = 0
+        self.oversized = 0
+        self.bad_requests = 0
+        self.refused_connections = 0
+        self.refused_full = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class _Connection:
+    __slots__ = ("body_needed", "buffer", "last_seen", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+        self.body_needed = -1  # -1 while still reading headers
+        self.last_seen = time.monotonic()
+
+
+class TelemetryListener:
+    """Receives Telemetry API POSTs; ``take()`` hands over the raw bodies in order."""
+
+    def __init__(self, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                 max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES) -> None:
+        self.max_body_bytes = max_body_bytes
+        self.max_pending_bytes = max_pending_bytes
+        self.stats = ListenerStats()
+        self.port = 0
+        self.host = ""
+        self._pending: collections.deque[tuple[float, bytes]] = collections.deque()
+        self._pending_bytes = 0
+        self._lock = threading.Lock()
+        self._selector = selectors.DefaultSelector()
+        self._server: socket.socket | None = None
+        self._connections: dict[int, _Connection] = {}
+        self._wakeups: dict[int, Callable[[], None]] = {}
+        self._arrival = threading.Condition(self._lock)
+
+    # -- set-up -----------------------------------------------------------------
+    def bind(self, host: str, preferred_port: int) -> int:
+        """Bind ``preferred_port``, or an ephemeral port when it is taken."""
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            server.bind((host, preferred_port))
+        except OSError as exc:
+            if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
+                server.close()
+                raise
+            server.bind((host, 0))
+        server.listen(128)
+        server.setblocking(False)
+        self._server = server
+        self.host = host
+        self.port = server.getsockname()[1]
+        self._selector.register(server, selectors.EVENT_READ, None)
+        return self.port
+
+    def watch_fd(self, fd: int, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on this thread whenever ``fd`` becomes readable (signals)."""
+        os.set_blocking(fd, False)
+        self._wakeups[fd] = callback
+        self._selector.register(fd, selectors.EVENT_READ, "wakeup")
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, name="lambda-wrapper-listener", daemon=True)
+        thread.start()
+        return thread
+
+    # -- consumer side ----------------------------------------------------------
+    def take(self) -> list[tuple[float, bytes]]:
+        """Everything received so far, as (arrival time, body), oldest first."""
+        with self._lock:
+            items = list(self._pending)
+            self._pending.clear()
+            self._pending_bytes = 0
+        return items
+
+    def wait_for_data(self, timeout: float) -> bool:
+        with self._arrival:
+            if not self._pending:
+                self._arrival.wait(timeout)
+            return bool(self._pending)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    # -- the loop ---------------------------------------------------------------
+    def serve_forever(self) -> None:
+        while True:
+            for key, _ in self._selector.select(timeout=1.0):
+                if key.data == "wakeup":
+                    self._on_wakeup(key.fd)
+                elif key.data is None:
+                    self._accept()
+                else:
+                    self._on_readable(key.data)
+            self._close_idle()
+
+    def _on_wakeup(self, fd: int) -> None:
+        try:
+            os.read(fd, 512)
+        except OSError:
+            pass
+        try:
+            self._wakeups[fd]()
+        except Exception:  # a failing callback must not stop the listener
+            pass
+
+    def _accept(self) -> None:
+        assert self._server is not None
+        try:
+            sock, _ = self._server.accept()
+        except OSError:
+            return
+        if len(self._connections) >= MAX_CONNECTIONS:
+            self.stats.refused_connections += 1
+            sock.close()
+            return
+        sock.setblocking(False)
+        connection = _Connection(sock)
+        self._connections[sock.fileno()] = connection
+        self._selector.register(sock, selectors.EVENT_READ, connection)
+
+    def _on_readable(self, connection: _Connection) -> None:
+        try:
+            chunk = connection.sock.recv(262144)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._close(connection)
+            return
+        connection.last_seen = time.monotonic()
+        connection.buffer += chunk
+        while self._process(connection):
+            pass
+
+    def _process(self, connection: _Connection) -> bool:
+        """Consume one complete request from the buffer; True if another may follow."""
+        if connection.body_needed < 0:
+            head_end = connection.buffer.find(b"\r\n\r\n")
+            if head_end < 0:
+                if len(connection.buffer) > MAX_HEADER_BYTES:
+                    self._reject(connection, _BAD)
+                return False
+            verdict = self._parse_head(connection.buffer[:head_end])
+            if isinstance(verdict, bytes):
+                self._reject(connection, verdict)
+                return False
+            connection.body_needed = verdict
+            connection.buffer = connection.buffer[head_end + 4:]
+        if len(connection.buffer) < connection.body_needed:
+            return False
+        body = connection.buffer[:connection.body_needed]
+        connection.buffer = connection.buffer[connection.body_needed:]
+        connection.body_needed = -1
+        self._respond(connection, self._store(body))
+        return bool(connection.buffer)
+
+    def _parse_head(self, head: bytes) -> int | bytes:
+        lines = head.split(b"\r\n")
+        request_line = lines[0].split(b" ")
+        if len(request_line) != 3 or not request_line[2].startswith(b"HTTP/1."):
+            self.stats.bad_requests += 1
+            return _BAD
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                if not value.strip().isdigit():
+                    self.stats.bad_requests += 1
+                    return _BAD
+                length = int(value.strip())
+            elif name == b"transfer-encoding":
+                self.stats.bad_requests += 1
+                return _LENGTH_REQUIRED
+        if length > self.max_body_bytes:
+            self.stats.oversized += 1
+            return _TOO_LARGE
+        return length
+
+    def _store(self, body: bytes) -> bytes:
+        if not body:
+            return _OK
+        with self._lock:
+            if self._pending_bytes + len(body) > self.max_pending_bytes:
+                # Refusing makes the platform drop and count the batch
+                # (platform.logsDropped) instead of us losing it silently.
+                self.stats.refused_full += 1
+                return _BUSY
+            self._pending.append((time.time(), body))
+            self._pending_bytes += len(body)
+            self.stats.batches += 1
+            self.stats.bytes += len(body)
+            self._arrival.notify_all()
+        return _OK
+
+    def _respond(self, connection: _Connection, answer: bytes) -> None:
+        try:
+            connection.sock.send(answer)
+        except OSError:
+            self._close(connection)
+            return
+        if answer is not _OK:
+            self._close(connection)
+
+    def _reject(self, connection: _Connection, answer: bytes) -> None:
+        self._respond(connection, answer)
+        self._close(connection)
+
+    def _close(self, connection: _Connection) -> None:
+        fd = connection.sock.fileno()
+        if fd in self._connections:
+            del self._connections[fd]
+            try:
+                self._selector.unregister(connection.sock)
+            except (KeyError, ValueError):
+                pass
+        connection.sock.close()
+
+    def _close_idle(self) -> None:
+        deadline = time.monotonic() - IDLE_TIMEOUT_S
+        for connection in [c for c in self._connections.values() if c.last_seen < deadline]:
+            self._close(connection)

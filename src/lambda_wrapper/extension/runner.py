@@ -1,0 +1,160 @@
+"""The internal extension's two phases: register during Init, then run on a thread.
+
+Phase one (``register``) runs on the main thread while awslambdaric imports the
+handler, because registration closes at the runtime's first ``/next`` and must have
+*returned* by then. Phase two (``start``) binds the listener, subscribes to the
+Telemetry API (before our own first ``/event/next``, when subscriptions close) and
+loops on ``/event/next`` on a daemon thread.
+
+Nothing here may take the function down: every failure is one diagnostic line and
+the function carries on without telemetry.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from .. import diagnostics
+from .errors import PlatformError
+from .http import HttpConnection
+from .lifecycle import Registration, next_event, register
+from .listener import TelemetryListener
+from .subscription import CLASSIC_SCHEMA, MANAGED_INSTANCES_SCHEMA, SubscriptionOutcome, subscribe
+
+if TYPE_CHECKING:
+    from ..export.pipeline import Pipeline
+    from ..settings import Settings
+
+MANAGED_INSTANCES = "lambda-managed-instances"
+# How long the shutdown flush waits for the platform's last batches to arrive.
+SHUTDOWN_GRACE_S = 0.1
+
+
+def managed_instances() -> bool:
+    return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == MANAGED_INSTANCES
+
+
+def listener_host() -> str:
+    """``sandbox.localdomain`` where it resolves locally, else all interfaces.
+
+    Looking the name up through DNS could stall Init for seconds where it does not
+    exist (SAM, local runs), so only the hosts file is consulted.
+    """
+    if os.environ.get("AWS_SAM_LOCAL") == "true":
+        return "0.0.0.0"
+    try:
+        with open("/etc/hosts", encoding="utf-8", errors="replace") as hosts:
+            for line in hosts:
+                fields = line.split("#", 1)[0].split()
+                if len(fields) > 1 and "sandbox.localdomain" in fields[1:] and "." in fields[0]:
+                    return fields[0]
+    except OSError:
+        pass
+    return "0.0.0.0"
+
+
+class InternalExtension:
+    def __init__(self, settings: Settings, pipeline: Pipeline, types: list[str]) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.types = types
+        self.registration: Registration | None = None
+        self.listener = TelemetryListener()
+        self.subscription: SubscriptionOutcome | None = None
+        self._api = os.environ.get("AWS_LAMBDA_RUNTIME_API", "")
+        self._thread: threading.Thread | None = None
+        self._shutdown_lock = threading.Lock()
+        self._shut_down = False
+        self.invocations = 0
+
+    # -- phase one ----------------------------------------------------------------
+    def register(self) -> bool:
+        if not self._api:
+            diagnostics.emit("warning", "extension_unavailable",
+                             "AWS_LAMBDA_RUNTIME_API is not set; running without the extension")
+            return False
+        # Managed Instances only allow internal extensions with no events; the
+        # background strategy chooses the same to avoid any per-invoke platform wait.
+        events = [] if managed_instances() or self.settings.flush == "background" else ["INVOKE"]
+        name = f"lambda-wrapper.{os.getpid()}"
+        connection = HttpConnection(self._api)
+        try:
+            self.registration = register(connection, name, events)
+        except (OSError, PlatformError) as exc:
+            diagnostics.emit("warning", "extension_register_failed",
+                             f"could not register the extension: {exc}; running without telemetry")
+            connection.close()
+            return False
+        self._connection = connection
+        return True
+
+    # -- phase two ----------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="lambda-wrapper-extension", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        assert self.registration is not None
+        try:
+            self._subscribe()
+        except Exception as exc:
+            diagnostics.emit("warning", "telemetry_subscribe_failed", f"telemetry subscription failed: {exc}")
+        self._event_loop()
+
+    def _subscribe(self) -> None:
+        assert self.registration is not None
+        port = self.listener.bind(listener_host(), self.settings.telemetry_port)
+        self.listener.start()
+        schema = MANAGED_INSTANCES_SCHEMA if managed_instances() else CLASSIC_SCHEMA
+        outcome = subscribe(self._connection, self.registration.extension_id, port, self.types, schema)
+        self.subscription = outcome
+        if outcome.state == SubscriptionOutcome.UNSUPPORTED:
+            diagnostics.emit("info", "telemetry_unavailable",
+                             "the Telemetry API is not available here (HTTP 202, a local emulator); "
+                             "the function runs, platform telemetry is not collected", detail=outcome.detail)
+        elif outcome.state == SubscriptionOutcome.FAILED:
+            diagnostics.emit("warning", "telemetry_subscribe_failed",
+                             f"telemetry subscription refused: HTTP {outcome.status} {outcome.detail}")
+
+    def _event_loop(self) -> None:
+        assert self.registration is not None
+        failures = 0
+        while True:
+            try:
+                event = next_event(self._connection, self.registration.extension_id)
+            except Exception as exc:
+                # The platform waits for our /next on every invoke: never stop asking.
+                failures += 1
+                if failures == 1:
+                    diagnostics.emit("warning", "extension_next_failed", f"/event/next failed: {exc}")
+                time.sleep(min(1.0, 0.01 * failures))
+                continue
+            failures = 0
+            if event.is_invoke:
+                self.invocations += 1
+                self.flush()
+
+    # -- flushing -----------------------------------------------------------------
+    def flush(self) -> int:
+        bodies = [body for _, body in self.listener.take()]
+        return self.pipeline.process(bodies) if bodies else 0
+
+    def shutdown_flush(self) -> None:
+        """Export everything pending; runs once, from whichever path saw SIGTERM first."""
+        with self._shutdown_lock:
+            if self._shut_down:
+                return
+            self._shut_down = True
+            # The platform may still be delivering the last invocation's batches.
+            self.listener.wait_for_data(SHUTDOWN_GRACE_S)
+            deadline = time.monotonic() + SHUTDOWN_GRACE_S
+            while time.monotonic() < deadline and self.listener.wait_for_data(0.02):
+                self.flush()
+            self.flush()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()

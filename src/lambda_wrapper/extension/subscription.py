@@ -1,0 +1,51 @@
+"""Telemetry API (2022-07-01) subscription."""
+
+from __future__ import annotations
+
+import json
+
+from .http import HttpConnection
+
+CLASSIC_SCHEMA = "2022-12-13"
+MANAGED_INSTANCES_SCHEMA = "2025-01-29"
+# Low latency batches, like the production extensions converged on (prior art, sec. 4).
+DEFAULT_BUFFERING = {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25}
+
+
+class SubscriptionOutcome:
+    SUBSCRIBED = "subscribed"
+    UNSUPPORTED = "unsupported"  # local emulators answer 202 (RIE, SAM)
+    FAILED = "failed"
+
+    __slots__ = ("detail", "state", "status")
+
+    def __init__(self, state: str, status: int, detail: str) -> None:
+        self.state = state
+        self.status = status
+        self.detail = detail
+
+
+def subscribe(connection: HttpConnection, extension_id: str, listener_port: int, types: list[str],
+              schema_version: str, buffering: dict[str, int] | None = None) -> SubscriptionOutcome:
+    body = {
+        "schemaVersion": schema_version,
+        "types": types,
+        "buffering": buffering or DEFAULT_BUFFERING,
+        "destination": {"protocol": "HTTP", "URI": f"http://sandbox.localdomain:{listener_port}"},
+    }
+    response = connection.request(
+        "PUT", "/2022-07-01/telemetry",
+        {"Lambda-Extension-Identifier": extension_id, "Content-Type": "application/json"},
+        json.dumps(body).encode(),
+    )
+    detail = response.body[:300].decode("utf-8", "replace")
+    if response.status == 200:
+        return SubscriptionOutcome(SubscriptionOutcome.SUBSCRIBED, 200, detail)
+    if response.status == 202:
+        return SubscriptionOutcome(SubscriptionOutcome.UNSUPPORTED, 202, detail)
+    try:
+        error = json.loads(response.body)
+        detail = f"{error.get('errorType')}: {error.get('errorMessage')}"
+    except (ValueError, AttributeError):
+        pass
+    return SubscriptionOutcome(SubscriptionOutcome.FAILED, response.status, detail)

@@ -1,0 +1,1 @@
+"""A local, Lambda-faithful platform for running functions (never shipped in the layer)."""

@@ -1,0 +1,67 @@
+"""Lay out Lambda's file system for one process tree, in a private mount namespace.
+
+On Lambda the function code sits read-only at ``/var/task``, layers read-only at
+``/opt``, the runtime at ``/var/runtime``, and only ``/tmp`` is writable. As root we
+rebuild exactly that with ``unshare -m`` and bind mounts, so a function (or our
+wrapper) writing to its code directory fails with EROFS as it would on Lambda. The
+host's own ``/var`` and ``/opt`` are never modified: ``/var`` is covered by a tmpfs
+inside the namespace, and the mount points are created there.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class Bind:
+    def __init__(self, source: Path | str, target: str, readonly: bool = True) -> None:
+        self.source = str(source)
+        self.target = target
+        self.readonly = readonly
+
+
+def namespaces_available() -> bool:
+    """True when we can build the read-only layout (root and util-linux ``unshare``)."""
+    return os.geteuid() == 0 and shutil.which("unshare") is not None and shutil.which("mount") is not None
+
+
+def lambda_binds(task_root: Path, layer_dir: Path | None, runtime_dir: Path, tmp_dir: Path,
+                 empty_dir: Path) -> list[Bind]:
+    """The standard layout: code, layers and runtime read-only, ``/tmp`` writable."""
+    return [
+        Bind(task_root, "/var/task"),
+        Bind(layer_dir or empty_dir, "/opt"),
+        Bind(runtime_dir, "/var/runtime"),
+        Bind(tmp_dir, "/tmp", readonly=False),
+    ]
+
+
+def namespace_argv(binds: Sequence[Bind], argv: Sequence[str], cwd: str = "/var/task") -> list[str]:
+    """Command line that runs ``argv`` inside a fresh namespace with ``binds`` applied.
+
+    ``unshare`` and ``sh`` both ``exec`` onwards, so ``argv`` ends up with the PID the
+    caller started, which is what the platform signals and freezes.
+    """
+    # Sources may live under /var or /tmp, which get covered: pin each one to a
+    # staging mount first, then bind from there.
+    lines = ["set -e", "src_base=$(mktemp -d /dev/shm/lambda-sandbox.XXXXXX)"]
+    for index, bind in enumerate(binds):
+        lines.append(f"mkdir -p \"$src_base/{index}\"")
+        lines.append(f"mount --bind {shlex.quote(bind.source)} \"$src_base/{index}\"")
+    lines.append("mount -t tmpfs -o mode=0755 lambda-var /var")
+    for index, bind in enumerate(binds):
+        target = shlex.quote(bind.target)
+        lines.append(f"mkdir -p {target}")
+        lines.append(f"mount --bind \"$src_base/{index}\" {target}")
+        if bind.readonly:
+            lines.append(f"mount -o remount,ro,bind {target}")
+        lines.append(f"umount \"$src_base/{index}\"")
+    lines.append("rm -rf \"$src_base\"")
+    lines.append(f"cd {shlex.quote(cwd)}")
+    lines.append('exec "$@"')
+    script = "\n".join(lines)
+    return ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", script, "lambda-sandbox", *argv]

@@ -1,0 +1,104 @@
+"""A local stand-in for the managed Python runtime's ``/var/lang`` and ``/var/runtime``.
+
+Lambda runs functions with an interpreter that has nothing of ours installed, and
+with awslambdaric in ``/var/runtime`` next to ``bootstrap.py``. Tests must see the
+same thing, or a package leaking in from our own virtualenv would hide a broken
+layer. So an image is a bare virtualenv (the "/var/lang" interpreter) plus a
+directory holding awslambdaric, ``bootstrap`` and ``bootstrap.py`` (the
+"/var/runtime"), built once per Python version and cached under ``.cache/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+AWSLAMBDARIC_VERSION = "4.2.2"
+RUNTIME_FILES = Path(__file__).parent / "runtime_files"
+
+
+class RuntimeImage:
+    """Paths of one built runtime image."""
+
+    def __init__(self, root: Path, python_version: str) -> None:
+        self.root = root
+        self.python_version = python_version
+        self.lang_dir = root / "lang"
+        self.runtime_dir = root / "runtime"
+        self.interpreter = self.lang_dir / "bin" / f"python{python_version}"
+        self.bootstrap = self.runtime_dir / "bootstrap"
+
+    @property
+    def ready(self) -> bool:
+        return (self.root / ".complete").exists()
+
+
+def cache_root() -> Path:
+    configured = os.environ.get("LAMBDA_WRAPPER_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    # A checkout keeps its cache inside itself, so a fresh clone rebuilds everything
+    # (CI proves the build steps, not leftovers in a home directory).
+    repo = Path(__file__).resolve().parents[3]
+    if (repo / "pyproject.toml").exists():
+        return repo / ".cache"
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lambda-wrapper"
+
+
+def host_python_version() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def find_interpreter(python_version: str) -> str:
+    if python_version == host_python_version():
+        return sys.executable
+    found = shutil.which(f"python{python_version}")
+    if not found:
+        raise RuntimeError(f"python{python_version} is not on PATH; cannot build a runtime image for it")
+    return found
+
+
+def ensure_runtime_image(python_version: str | None = None) -> RuntimeImage:
+    """Build (once) and return the runtime image for ``python_version``."""
+    version = python_version or host_python_version()
+    image = RuntimeImage(cache_root() / "runtime-images" / f"py{version}-ric{AWSLAMBDARIC_VERSION}", version)
+    if image.ready:
+        # Cheap, and keeps cached images in step with edits to runtime_files/.
+        _write_runtime_files(image)
+        return image
+    if image.root.exists():
+        shutil.rmtree(image.root)
+    image.root.mkdir(parents=True)
+    base = find_interpreter(version)
+    _run([base, "-m", "venv", "--without-pip", str(image.lang_dir)])
+    # Resolve the base interpreter that the venv points at: pip runs with it, the
+    # venv itself stays empty like /var/lang's site-packages of a bare runtime.
+    _run([base, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target",
+          str(image.runtime_dir), f"awslambdaric=={AWSLAMBDARIC_VERSION}"])
+    _write_runtime_files(image)
+    (image.root / ".complete").write_text(AWSLAMBDARIC_VERSION)
+    return image
+
+
+def _write_runtime_files(image: RuntimeImage) -> None:
+    bootstrap = (RUNTIME_FILES / "bootstrap").read_text()
+    bootstrap = (bootstrap.replace("@PYTHON@", str(image.interpreter))
+                 .replace("@RUNTIME_DIR@", "/var/runtime")
+                 .replace("@PYVER@", image.python_version))
+    image.bootstrap.write_text(bootstrap)
+    image.bootstrap.chmod(0o755)
+    # The non-root fallback cannot mount /var/runtime, so it gets a twin that names
+    # the image's own directory.
+    local = bootstrap.replace("/var/runtime", str(image.runtime_dir))
+    (image.runtime_dir / "bootstrap-local").write_text(local)
+    (image.runtime_dir / "bootstrap-local").chmod(0o755)
+    shutil.copyfile(RUNTIME_FILES / "bootstrap.py", image.runtime_dir / "bootstrap.py")
+
+
+def _run(argv: list[str]) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"building the runtime image failed: {' '.join(argv)}\n{result.stderr[-2000:]}")

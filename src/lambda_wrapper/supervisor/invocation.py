@@ -1,0 +1,48 @@
+"""Wrap the user's handler: tell the extension when each invocation starts and ends.
+
+The wrapper adds one Python frame and nothing else: the handler's return value,
+exceptions (``SystemExit`` included) and their types pass through untouched, so the
+caller sees exactly what it would see without us.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+Handler = Callable[[Any, Any], Any]
+
+
+class InvocationObserver(Protocol):
+    def invocation_started(self, request_id: str, deadline_ms: int | None) -> None: ...
+
+    def invocation_finished(self, request_id: str, duration_ms: float, error: BaseException | None) -> None: ...
+
+
+def wrap_handler(user_handler: Handler, observer: InvocationObserver) -> Handler:
+    def handler(event: Any, context: Any) -> Any:
+        request_id = getattr(context, "aws_request_id", "")
+        observer.invocation_started(request_id, _deadline_ms(context))
+        started = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            return user_handler(event, context)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            observer.invocation_finished(request_id, (time.perf_counter() - started) * 1000.0, error)
+
+    handler.__wrapped__ = user_handler  # type: ignore[attr-defined]
+    return handler
+
+
+def _deadline_ms(context: Any) -> int | None:
+    deadline = getattr(context, "_deadline_ms", None)
+    if isinstance(deadline, int):
+        return deadline
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        return int(time.time() * 1000) + int(remaining())
+    return None

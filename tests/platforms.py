@@ -1,0 +1,332 @@
+"""Run one function on a Lambda-like platform: AWS's official RIE or our sandbox.
+
+Both implementations have the same shape, so a test can run the same scenario on
+both and compare what a client observes. The RIE is the reference: the sandbox (and
+our wrapper running on it) must agree with it wherever the RIE implements the
+behaviour.
+
+A "probe runtime" is a small Python program from ``tests/probes/`` that the
+platform starts instead of awslambdaric. It talks raw HTTP to the Runtime and
+Extensions APIs and writes what it saw to ``/tmp/observations.json``, which the test
+reads back through ``Platform.tmp_dir`` (``/tmp`` inside the function is that
+directory on the host).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from lambda_wrapper.sandbox.mounts import lambda_binds, namespace_argv, namespaces_available
+from lambda_wrapper.sandbox.rie import ensure_rie
+from lambda_wrapper.sandbox.runtime_image import ensure_runtime_image
+
+TESTS_DIR = Path(__file__).resolve().parent
+PROBES_DIR = TESTS_DIR / "probes"
+OBSERVATIONS_FILE = "observations.json"
+WRAPPER_PATH_IN_FUNCTION = "/opt/lambda-wrapper"
+INVOKE_PATH = "/2015-03-31/functions/function/invocations"
+
+
+@dataclass
+class FunctionUnderTest:
+    """What to run; the platform-neutral subset of the sandbox's ``FunctionSpec``."""
+
+    task_root: Path
+    handler: str = "app.handler"
+    layer_dir: Path | None = None
+    use_wrapper: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+    # A probe runtime (``probe_argv``) instead of /var/runtime/bootstrap.
+    bootstrap_argv: list[str] | None = None
+    function_name: str = "function"
+    memory_mb: int = 128
+    timeout_s: float = 3.0
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What the invoking client got back."""
+
+    status_code: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+def runtime_interpreter() -> str:
+    """The bare interpreter of the runtime image (nothing of ours installed)."""
+    return str(ensure_runtime_image().interpreter)
+
+
+def probe_argv(script: str) -> list[str]:
+    """Command line for a probe runtime.
+
+    The probe runs with ``tests/probes`` as its task root, so the script name is
+    relative to the working directory (``/var/task``) on every platform.
+    """
+    if not (PROBES_DIR / script).is_file():
+        raise FileNotFoundError(PROBES_DIR / script)
+    return [runtime_interpreter(), script]
+
+
+def probe_function(script: str, **overrides: Any) -> FunctionUnderTest:
+    return FunctionUnderTest(task_root=PROBES_DIR, bootstrap_argv=probe_argv(script), **overrides)
+
+
+class Platform(ABC):
+    """One function on one platform; start, invoke any number of times, stop."""
+
+    name: str
+
+    def __init__(self) -> None:
+        self._workdir = Path(tempfile.mkdtemp(prefix=f"lw-{self.name}-"))
+        self.tmp_dir = self._workdir / "tmp"
+        self.tmp_dir.mkdir()
+
+    @abstractmethod
+    def start(self, spec: FunctionUnderTest) -> None: ...
+
+    @abstractmethod
+    def invoke(self, payload: bytes = b"{}", trace_id: str | None = None) -> Invocation: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    @abstractmethod
+    def output(self) -> str:
+        """Everything the platform and the function printed (for failure messages)."""
+
+    def read_observations(self, timeout_s: float = 5.0) -> dict[str, Any]:
+        """The probe's observations; waits, because a probe may still be writing them."""
+        path = self.tmp_dir / OBSERVATIONS_FILE
+        deadline = time.monotonic() + timeout_s
+        while not path.exists():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: the probe wrote no observations\n{self.output()[-4000:]}")
+            time.sleep(0.01)
+        return json.loads(path.read_text())
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self) -> Platform:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.stop()
+        finally:
+            self.cleanup()
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def post_invoke(url: str, payload: bytes, trace_id: str | None, timeout_s: float) -> Invocation:
+    headers = {"Content-Type": "application/json"}
+    if trace_id:
+        headers["X-Amzn-Trace-Id"] = trace_id
+    request = urllib.request.Request(url, data=payload, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return Invocation(response.status, response.read(), dict(response.headers.items()))
+    except urllib.error.HTTPError as error:
+        return Invocation(error.code, error.read(), dict(error.headers.items()))
+
+
+def root_required_reason() -> str | None:
+    """Why the RIE cannot run here, or None.
+
+    The RIE needs a private mount namespace to see /var/task, /opt and /var/runtime,
+    and that needs root. CI runs as root, so there these tests always run.
+    """
+    if os.geteuid() != 0:
+        return "RIE tests need root (private mount namespace for /var/task, /opt, /var/runtime)"
+    if not namespaces_available():
+        return "RIE tests need util-linux unshare and mount"
+    return None
+
+
+class RiePlatform(Platform):
+    """AWS's Runtime Interface Emulator, in its own private mount namespace."""
+
+    name = "rie"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_path = self._workdir / "rie.log"
+        self._invoke_url = ""
+        self._timeout_s = 3.0
+
+    def start(self, spec: FunctionUnderTest) -> None:
+        reason = root_required_reason()
+        if reason:
+            raise RuntimeError(reason)
+        image = ensure_runtime_image()
+        empty_dir = self._workdir / "empty"
+        empty_dir.mkdir(exist_ok=True)
+        binds = lambda_binds(spec.task_root.resolve(), spec.layer_dir, image.runtime_dir, self.tmp_dir, empty_dir)
+        invoke_port, runtime_port = free_loopback_port(), free_loopback_port()
+        command = spec.bootstrap_argv or ["/var/runtime/bootstrap"]
+        rie_argv = [
+            str(ensure_rie()),
+            "--runtime-interface-emulator-address",
+            f"127.0.0.1:{invoke_port}",
+            "--runtime-api-address",
+            f"127.0.0.1:{runtime_port}",
+            *command,
+        ]
+        self._timeout_s = spec.timeout_s
+        self._invoke_url = f"http://127.0.0.1:{invoke_port}{INVOKE_PATH}"
+        with self._log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                namespace_argv(binds, rie_argv),
+                env=self._environment(spec),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._wait_until_listening(invoke_port)
+
+    def _environment(self, spec: FunctionUnderTest) -> dict[str, str]:
+        # The RIE hands its own environment to the runtime, so this is the function's
+        # environment: what the managed runtime sets, plus the function's variables.
+        env = {
+            "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin:/bin:/opt/bin",
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "_HANDLER": spec.handler,
+            "LAMBDA_TASK_ROOT": "/var/task",
+            "LAMBDA_RUNTIME_DIR": "/var/runtime",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            # The RIE reads whole seconds for the deadline and the timeout.
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(max(1, round(spec.timeout_s))),
+        }
+        if spec.use_wrapper:
+            env["AWS_LAMBDA_EXEC_WRAPPER"] = WRAPPER_PATH_IN_FUNCTION
+        env.update(spec.env)
+        return env
+
+    def _wait_until_listening(self, port: int, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise RuntimeError(f"the RIE exited with {self._process.returncode}\n{self.output()[-4000:]}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+            time.sleep(0.01)
+        raise RuntimeError(f"the RIE did not listen on port {port} within {timeout_s} s\n{self.output()}")
+
+    def invoke(self, payload: bytes = b"{}", trace_id: str | None = None) -> Invocation:
+        if not self._invoke_url:
+            raise RuntimeError("start() the platform first")
+        return post_invoke(self._invoke_url, payload, trace_id, self._timeout_s + 15)
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        # The RIE starts the runtime in a process group of its own, so killing our
+        # group alone could orphan it: remember every descendant first.
+        descendants = _descendants(process.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        for child in descendants:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        process.wait(timeout=10)
+        psutil.wait_procs(descendants, timeout=5)
+
+    def output(self) -> str:
+        return self._log_path.read_text(errors="replace") if self._log_path.exists() else ""
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+class SandboxPlatform(Platform):
+    """Our own local platform, ``lambda_wrapper.sandbox``."""
+
+    name = "sandbox"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sandbox: Any = None
+
+    def start(self, spec: FunctionUnderTest) -> None:
+        from lambda_wrapper.sandbox import FunctionSpec, Sandbox
+
+        function_spec = FunctionSpec(
+            task_root=spec.task_root.resolve(),
+            handler=spec.handler,
+            layer_dir=spec.layer_dir,
+            use_wrapper=spec.use_wrapper,
+            env=dict(spec.env),
+            memory_mb=spec.memory_mb,
+            timeout_s=spec.timeout_s,
+            tmp_dir=self.tmp_dir,
+            function_name=spec.function_name,
+            bootstrap_argv=spec.bootstrap_argv,
+        )
+        self._sandbox = Sandbox(function_spec)
+        self._sandbox.start()
+
+    def invoke(self, payload: bytes = b"{}", trace_id: str | None = None) -> Invocation:
+        if self._sandbox is None:
+            raise RuntimeError("start() the platform first")
+        result = self._sandbox.invoke(payload=payload, trace_id=trace_id)
+        return Invocation(result.status_code, result.body, dict(getattr(result, "headers", {}) or {}))
+
+    def stop(self) -> None:
+        sandbox, self._sandbox = self._sandbox, None
+        if sandbox is not None:
+            sandbox.shutdown("spindown")
+
+    def output(self) -> str:
+        if self._sandbox is None:
+            return ""
+        return str(getattr(self._sandbox, "function_output", ""))
+
+
+PLATFORMS: dict[str, type[Platform]] = {"rie": RiePlatform, "sandbox": SandboxPlatform}
+
+
+def sandbox_unavailable_reason() -> str | None:
+    try:
+        from lambda_wrapper.sandbox import FunctionSpec, Sandbox  # noqa: F401
+    except ImportError as error:
+        return f"lambda_wrapper.sandbox is not importable yet: {error}"
+    return None

@@ -1,0 +1,734 @@
+"""Decoding of Telemetry API batches: fixtures, schema variants, leniency and the decode command."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from lambda_wrapper.telemetry.command import decode_files
+from lambda_wrapper.telemetry.decode import (
+    UnreadableBatch,
+    decode_batch,
+    decode_events,
+    is_own_diagnostic,
+    parse_time_ms,
+)
+from lambda_wrapper.telemetry.records import MalformedEntry, TelemetryEvent
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "telemetry"
+
+# Event types of each fixture batch, in delivery order. A new fixture file must be added here.
+FIXTURE_TYPES: dict[str, list[str]] = {
+    "aws-samples-python-telemetry-extension-test-batch.json": ["platform.initStart"] + ["extension"] * 9,
+    "awsdocs-telemetry-schema-reference-2022-07-01-examples.json": [
+        "platform.initStart",
+        "platform.initRuntimeDone",
+        "platform.initReport",
+        "platform.start",
+        "platform.runtimeDone",
+        "platform.report",
+        "platform.extension",
+        "platform.telemetrySubscription",
+        "platform.logsDropped",
+        "function",
+        "extension",
+    ],
+    "rust-lambda-extension-logs-api-fixtures.json": [
+        "function",
+        "extension",
+        "platform.start",
+        "platform.end",
+        "platform.report",
+        "platform.fault",
+        "platform.extension",
+        "platform.logsSubscription",
+        "platform.logsDropped",
+        "platform.runtimeDone",
+    ],
+    "rust-lambda-extension-telemetry-fixtures.json": [
+        "function",
+        "extension",
+        "platform.start",
+        "platform.initStart",
+        "platform.runtimeDone",
+        "platform.report",
+        "platform.telemetrySubscription",
+        "platform.initRuntimeDone",
+        "platform.extension",
+        "platform.initReport",
+    ],
+}
+# Fixture files that hold no telemetry events at all (HTTP exchanges with the APIs).
+FIXTURES_WITHOUT_EVENTS = {"api-exchanges-derived-and-captured.json"}
+
+
+def utc_ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> float:
+    return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc).timestamp() * 1000
+
+
+def event(type_: str, record: object, time_: str = "2024-05-01T10:00:00.000Z") -> dict[str, object]:
+    return {"time": time_, "type": type_, "record": record}
+
+
+def decode_one(type_: str, record: object, time_: str = "2024-05-01T10:00:00.000Z") -> TelemetryEvent:
+    batch = decode_events([event(type_, record, time_)])
+    assert batch.malformed == []
+    [decoded] = batch.events
+    return decoded
+
+
+def run_decode_files(*paths: str | Path) -> tuple[int, list[dict[str, object]], str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = decode_files([str(path) for path in paths], out, err)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    return status, lines, err.getvalue()
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+
+def test_fixture_directory_is_fully_covered() -> None:
+    assert FIXTURES.is_dir(), f"fixtures not found at {FIXTURES} (shared/ must sit beside the repo)"
+    on_disk = {path.name for path in FIXTURES.glob("*.json")}
+    assert on_disk == set(FIXTURE_TYPES) | FIXTURES_WITHOUT_EVENTS
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_TYPES))
+def test_fixture_batch_decodes_every_event_in_order(name: str) -> None:
+    body = (FIXTURES / name).read_bytes()
+    batch = decode_batch(body)
+    assert batch.malformed == []
+    assert [e.type for e in batch.events] == FIXTURE_TYPES[name]
+    raw = json.loads(body)
+    for decoded, entry in zip(batch.events, raw, strict=True):
+        assert decoded.time == entry["time"]
+        assert decoded.record == entry["record"]
+        assert decoded.epoch_ms is not None, decoded.time
+
+
+def test_docs_examples_normalised_fields() -> None:
+    batch = decode_batch(
+        (FIXTURES / "awsdocs-telemetry-schema-reference-2022-07-01-examples.json").read_bytes()
+    )
+    by_type = {e.type: e for e in batch.events}
+    request_id = "6d68ca91-49c9-448d-89b8-7ca3e6dc66aa"
+
+    init_start = by_type["platform.initStart"]
+    assert init_start.epoch_ms == utc_ms(2022, 10, 12, 0, 0, 15) + 64
+    assert init_start.request_id is None and init_start.metrics is None and init_start.message is None
+
+    assert by_type["platform.initRuntimeDone"].status == "success"
+    assert by_type["platform.initReport"].metrics == {"durationMs": 125.33}
+
+    runtime_done = by_type["platform.runtimeDone"]
+    assert runtime_done.request_id == request_id
+    assert runtime_done.status == "success"
+    assert runtime_done.metrics == {"durationMs": 140.0, "producedBytes": 16}
+    # The docs' malformed span start is kept untouched and still parses leniently.
+    [span] = runtime_done.record["spans"]  # type: ignore[index]
+    assert span["start"] == "2022-08-02T12:01:23:521Z"
+    assert parse_time_ms(span["start"]) == utc_ms(2022, 8, 2, 12, 1, 23) + 521
+
+    report = by_type["platform.report"]
+    assert report.request_id == request_id
+    assert report.metrics is not None and report.metrics["billedDurationMs"] == 694
+    assert report.status is None  # the 2022-07-01 example has no status
+
+    assert by_type["platform.logsDropped"].record["droppedRecords"] == 123  # type: ignore[index]
+    function = by_type["function"]
+    assert function.message == "[INFO] Hello world, I am a function!"
+    assert function.level == "INFO"
+    assert function.request_id is None
+
+
+def test_captured_extension_lines_keep_newline_in_record_only() -> None:
+    batch = decode_batch((FIXTURES / "aws-samples-python-telemetry-extension-test-batch.json").read_bytes())
+    lines = [e for e in batch.events if e.type == "extension"]
+    assert lines[1].record == "Starting the Telemetry API Extension\n"
+    assert lines[1].message == "Starting the Telemetry API Extension"
+    assert all(isinstance(e.record, str) and e.record.endswith("\n") for e in lines)
+    assert all(e.message is not None and not e.message.endswith("\n") for e in lines)
+    # "[module.function] text" is not a log level.
+    assert lines[3].message is not None and lines[3].message.startswith("[extension_api_client.")
+    assert lines[3].level is None
+
+
+def test_logs_api_shapes_are_recognised() -> None:
+    batch = decode_batch((FIXTURES / "rust-lambda-extension-logs-api-fixtures.json").read_bytes())
+    by_type = {e.type: e for e in batch.events}
+    assert by_type["platform.end"].request_id == "6f7f0961f83442118a7af6fe80b88d56"
+    fault = by_type["platform.fault"]
+    assert isinstance(fault.record, str)
+    assert fault.message == fault.record
+    assert fault.request_id is None
+    subscription = by_type["platform.logsSubscription"]
+    assert subscription.record == {"name": "test", "state": "active", "types": ["test"]}
+    assert by_type["platform.runtimeDone"].status == "success"
+    assert by_type["platform.report"].metrics == {
+        "durationMs": 1.23,
+        "billedDurationMs": 123,
+        "memorySizeMB": 123,
+        "maxMemoryUsedMB": 123,
+        "initDurationMs": 1.23,
+    }
+
+
+# --- schema versions ------------------------------------------------------------------------
+
+
+def test_schema_2022_12_13_json_log_format_records() -> None:
+    request_id = "79b4f56e-95b1-4643-9700-2807f4e68189"
+    structured = {
+        "timestamp": "2024-05-01T10:00:00Z",
+        "level": "warning",
+        "message": "disk almost full\n",
+        "logger": "root",
+        "requestId": request_id,
+    }
+    decoded = decode_one("function", structured)
+    assert decoded.record is structured
+    assert decoded.message == "disk almost full"
+    assert decoded.level == "WARNING"
+    assert decoded.request_id == request_id
+    assert decoded.to_output() == {
+        "time": "2024-05-01T10:00:00.000Z",
+        "type": "function",
+        "record": structured,
+        "requestId": request_id,
+        "message": "disk almost full",
+    }
+
+    uncaught = decode_one(
+        "function",
+        {
+            "timestamp": "2024-05-01T10:00:00Z",
+            "log_level": "ERROR",
+            "errorType": "KeyError",
+            "errorMessage": "'x'",
+        },
+    )
+    assert uncaught.level == "ERROR"
+    assert uncaught.error_type == "KeyError"
+    assert uncaught.message is None
+
+    # A stdout line that was already JSON arrives pre-parsed and has no "message".
+    preparsed = decode_one("extension", {"orderId": 7, "level": 30})
+    assert preparsed.message is None and preparsed.level is None
+    assert "message" not in preparsed.to_output()
+
+
+def test_awslambdaric_text_format_gives_level_and_request_id() -> None:
+    line = "[WARNING]\t2024-05-01T10:00:00.123Z\t8476a536-e9f4-11e8-9739-2dfe598c3fcd\tslow call\n"
+    decoded = decode_one("function", line)
+    assert decoded.level == "WARNING"
+    assert decoded.request_id == "8476a536-e9f4-11e8-9739-2dfe598c3fcd"
+    assert decoded.message == line[:-1]
+    assert decoded.record == line
+
+    outside_invoke = decode_one("function", "[INFO]\t2024-05-01T10:00:00.123Z\t\tcold start\n")
+    assert outside_invoke.level == "INFO" and outside_invoke.request_id is None
+
+    crash = decode_one("function", "[ERROR] Runtime.ImportModuleError: No module named 'app'\rTraceback ...")
+    assert crash.level == "ERROR" and crash.request_id is None
+
+    assert decode_one("function", "[INFO]x not a level").level is None
+    assert decode_one("function", "plain print output").level is None
+    # Platform string records are not log lines: no level parsing.
+    assert decode_one("platform.fault", "[ERROR]\ta\tb\tc").level is None
+
+
+def test_schema_2025_01_29_and_newer_fields_are_kept() -> None:
+    request_id = "c0ffee00-0000-4000-8000-000000000001"
+    batch = decode_events(
+        [
+            event(
+                "platform.initStart",
+                {
+                    "initializationType": "lambda-managed-instances",
+                    "phase": "init",
+                    "runtimeVersion": "python:3.13.v21",
+                    "functionName": "f",
+                    "functionVersion": "$LATEST",
+                    "instanceId": "2025/01/07/worker10[$LATEST]002cf",
+                    "instanceMaxMemory": 268435456,
+                },
+            ),
+            event(
+                "platform.start",
+                {"requestId": request_id, "functionArn": "arn:aws:lambda:::f", "tenantId": "t1"},
+            ),
+            event(
+                "platform.runtimeDone",
+                {
+                    "requestId": request_id,
+                    "status": "timeout",
+                    "errorType": "Sandbox.Timedout",
+                    "spans": [
+                        {"name": "runtimeOverhead", "start": "2025-02-01T00:00:00.000Z", "durationMs": 1}
+                    ],
+                },
+            ),
+            event(
+                "platform.report",
+                {"requestId": request_id, "status": "timeout", "metrics": {"durationMs": 3000.1}},
+            ),
+            event("platform.restoreStart", {"runtimeVersion": "python:3.12.v9", "functionName": "f"}),
+            event("platform.restoreRuntimeDone", {"status": "failure", "errorType": "Runtime.RestoreError"}),
+            event("platform.restoreReport", {"status": "success", "metrics": {"durationMs": 12.5}}),
+        ]
+    )
+    assert batch.malformed == []
+    init, start, done, report, restore, restore_done, restore_report = batch.events
+    assert init.record["instanceMaxMemory"] == 268435456  # type: ignore[index]
+    assert start.request_id == request_id and start.record["tenantId"] == "t1"  # type: ignore[index]
+    assert (done.status, done.error_type) == ("timeout", "Sandbox.Timedout")
+    assert report.metrics == {"durationMs": 3000.1}
+    assert restore.type == "platform.restoreStart" and restore.request_id is None
+    assert (restore_done.status, restore_done.error_type) == ("failure", "Runtime.RestoreError")
+    assert restore_report.metrics == {"durationMs": 12.5}
+
+
+def test_unknown_types_and_fields_are_kept() -> None:
+    entry = {
+        "time": "2030-01-01T00:00:00.000Z",
+        "type": "platform.quantumEntanglement",
+        "record": {"requestId": "r1", "novel": [1, 2]},
+        "sequence": 12,
+    }
+    [decoded] = decode_events([entry]).events
+    assert decoded.type == "platform.quantumEntanglement"
+    assert decoded.category == "platform"
+    assert decoded.record == {"requestId": "r1", "novel": [1, 2]}
+    assert decoded.request_id == "r1"
+    assert decoded.extra_fields == {"sequence": 12}
+    assert decode_one("platform.start", {}).extra_fields == {}
+
+    for record in (None, 42, [1, 2], True, {"metrics": "not an object", "requestId": 5}):
+        odd = decode_one("somethingElse", record)
+        assert odd.record == record
+        assert odd.metrics is None and odd.request_id is None and odd.message is None
+        assert odd.status is None and odd.error_type is None
+
+
+# --- batches --------------------------------------------------------------------------------
+
+
+def test_mixed_batch_keeps_good_events_and_reports_malformed_ones() -> None:
+    items: list[object] = [
+        event("platform.start", {"requestId": "a"}),
+        42,
+        {"time": "2024-05-01T10:00:00.000Z", "type": "function"},
+        event("function", None),
+        "platform.report",
+        {"record": {}},
+        {"time": 1714557600000, "type": "function", "record": "x"},
+        {"time": "2024-05-01T10:00:00.000Z", "type": None, "record": "x"},
+        [event("function", "nested")],
+        event("platform.report", {"requestId": "a", "status": "success"}),
+    ]
+    batch = decode_events(items)
+    assert [(e.type, e.record) for e in batch.events] == [
+        ("platform.start", {"requestId": "a"}),
+        ("function", None),  # a null record is not malformed
+        ("platform.report", {"requestId": "a", "status": "success"}),
+    ]
+    assert batch.malformed == [
+        MalformedEntry(1, "expected a JSON object, got number"),
+        MalformedEntry(2, "missing 'record'"),
+        MalformedEntry(4, "expected a JSON object, got string"),
+        MalformedEntry(5, "missing 'time', 'type'"),
+        MalformedEntry(6, "expected 'time' to be a string, got number"),
+        MalformedEntry(7, "expected 'type' to be a string, got null"),
+        MalformedEntry(8, "expected a JSON object, got array"),
+    ]
+
+
+def test_decode_batch_accepts_bytes_str_and_bom() -> None:
+    payload = json.dumps([event("function", "héllo\n")])
+    for body in (payload, payload.encode(), "\ufeff" + payload, b"\xef\xbb\xbf" + payload.encode()):
+        batch = decode_batch(body)
+        assert [e.message for e in batch.events] == ["héllo"]
+    assert decode_batch(b"[]").events == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "not valid JSON"),
+        (b"not json", "not valid JSON"),
+        (b'[{"time": ', "not valid JSON"),
+        (b"\xff\xfe\x00garbage", "not valid JSON"),
+        (b'{"time": "t", "type": "function", "record": "x"}', "is a JSON object, expected an array"),
+        (b'"OK"', "is a JSON string, expected an array"),
+        (b"null", "is a JSON null, expected an array"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ],
+)
+def test_unreadable_batches_raise_with_a_clear_message(body: bytes, message: str) -> None:
+    with pytest.raises(UnreadableBatch, match=message) as raised:
+        decode_batch(body)
+    assert isinstance(raised.value, ValueError)
+
+
+def test_to_output_adds_normalised_fields_only_where_present() -> None:
+    assert decode_one("platform.initStart", {"initializationType": "on-demand"}).to_output() == {
+        "time": "2024-05-01T10:00:00.000Z",
+        "type": "platform.initStart",
+        "record": {"initializationType": "on-demand"},
+    }
+    report = {"requestId": "r", "metrics": {"durationMs": 1.5}}
+    assert decode_one("platform.report", report).to_output() == {
+        "time": "2024-05-01T10:00:00.000Z",
+        "type": "platform.report",
+        "record": report,
+        "requestId": "r",
+        "metrics": {"durationMs": 1.5},
+    }
+
+
+# --- timestamps -----------------------------------------------------------------------------
+
+BASE_MS = utc_ms(2022, 8, 2, 12, 1, 23)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2022-08-02T12:01:23.521Z", BASE_MS + 521),
+        ("2022-08-02T12:01:23:521Z", BASE_MS + 521),  # the AWS docs' own example
+        ("2022-08-02T12:01:23Z", BASE_MS),
+        ("2022-08-02T12:01:23.5Z", BASE_MS + 500),
+        ("2022-08-02T12:01:23.521000Z", BASE_MS + 521),
+        ("2022-08-02T12:01:23.521250Z", BASE_MS + 521.25),
+        ("2022-08-02T12:01:23.521250999Z", BASE_MS + 521.250999),
+        ("2022-08-02T12:01:23,521Z", BASE_MS + 521),
+        ("2022-08-02T12:01:23.521+00:00", BASE_MS + 521),
+        ("2022-08-02T14:01:23.521+02:00", BASE_MS + 521),
+        ("2022-08-02T07:31:23.521-0430", BASE_MS + 521),
+        ("2022-08-02T13:01:23+01", BASE_MS),
+        ("2022-08-02 12:01:23.521", BASE_MS + 521),
+        ("2022-08-02t12:01:23.521z", BASE_MS + 521),
+        ("2022-08-02T12:01Z", BASE_MS - 23_000),
+        (" 2022-08-02T12:01:23.521Z\n", BASE_MS + 521),
+        ("1970-01-01T00:00:00.000Z", 0.0),
+        ("1969-12-31T23:59:59.000Z", -1000.0),
+        ("2024-02-29T00:00:00Z", utc_ms(2024, 2, 29)),
+        ("2000-02-29T00:00:00Z", utc_ms(2000, 2, 29)),
+        ("2016-12-31T23:59:60Z", utc_ms(2017, 1, 1)),  # leap second
+    ],
+)
+def test_lenient_timestamps(text: str, expected: float) -> None:
+    assert parse_time_ms(text) == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "yesterday",
+        "2022-08-02",
+        "2022-13-02T12:01:23Z",
+        "2022-00-02T12:01:23Z",
+        "2023-02-29T12:01:23Z",
+        "1900-02-29T12:01:23Z",
+        "2022-04-31T12:01:23Z",
+        "2022-08-02T24:00:00Z",
+        "2022-08-02T12:60:00Z",
+        "2022-08-02T12:01:61Z",
+        "2022-08-02T12:01:23.Z",
+        "2022-08-02T12:01:23+25:00",
+        "2022-08-02T12:01:23Zjunk",
+        "٢٠٢٢-08-02T12:01:23Z",
+        "٢٠٢٢-08-02T12:01:23.521Z",  # canonical length: exercises the fast path's digit check
+        "2022-13-02T12:01:23.521Z",
+        "2022-08-02T12:01:23.5a1Z",
+        "2022-08-02T12:01:23.521+",
+        1660000000000,
+        None,
+    ],
+)
+def test_unparsable_timestamps_give_none(text: object) -> None:
+    assert parse_time_ms(text) is None
+
+
+def test_unparsable_event_time_is_kept_with_none_epoch() -> None:
+    decoded = decode_one("function", "x", time_="sometime")
+    assert decoded.time == "sometime"
+    assert decoded.epoch_ms is None
+
+
+def test_repeated_times_in_a_batch_are_all_parsed() -> None:
+    times = ["2024-05-01T10:00:00.000Z", "2024-05-01T10:00:00.000Z", "bad", "bad", "2024-05-01T10:00:00.001Z"]
+    batch = decode_events([event("function", "x", t) for t in times])
+    start = utc_ms(2024, 5, 1, 10)
+    assert [e.epoch_ms for e in batch.events] == [start, start, None, None, start + 1]
+
+
+# --- own diagnostics ------------------------------------------------------------------------
+
+OWN_EMF = {
+    "_aws": {
+        "Timestamp": 1714557600000,
+        "CloudWatchMetrics": [{"Namespace": "LambdaWrapper", "Dimensions": [[]], "Metrics": [{"Name": "x"}]}],
+    },
+    "x": 1,
+}
+USER_EMF = {
+    "_aws": {
+        "Timestamp": 1,
+        "CloudWatchMetrics": [{"Namespace": "Orders", "Dimensions": [[]], "Metrics": []}],
+    },
+    "y": 2,
+}
+
+
+@pytest.mark.parametrize(
+    ("type_", "record"),
+    [
+        ("function", '{"logger": "lambda_wrapper", "event": "flush failed"}\n'),
+        ("function", '{"logger":"lambda_wrapper","event":"flush failed"}'),
+        ("function", '{"logger": "lambda_wrapper.extension", "event": "x"}\n'),
+        ("function", '{"event": "x", "logger": "lambda_wrapper"}\n'),  # key order does not matter
+        ("function", {"logger": "lambda_wrapper", "event": "x", "level": "warning"}),
+        ("extension", {"logger": "lambda_wrapper.pipeline"}),
+        ("function", json.dumps(OWN_EMF) + "\n"),
+        ("function", OWN_EMF),
+    ],
+)
+def test_own_diagnostics_are_recognised(type_: str, record: object) -> None:
+    assert is_own_diagnostic(decode_one(type_, record))
+
+
+@pytest.mark.parametrize(
+    ("type_", "record"),
+    [
+        ("function", "hello"),
+        ("function", '{"logger": "lambda_wrapper_fork", "event": "x"}'),
+        ("function", '{"logger": "app", "msg": "lambda_wrapper is great"}'),
+        ("function", '[INFO]\t2024-05-01T10:00:00.000Z\tr\tmentions lambda_wrapper and "_aws"'),
+        ("function", '{"logger": "lambda_wrapper", broken json'[1:]),
+        ("function", {"logger": "app", "message": "hi"}),
+        ("function", {"_aws": "not an object"}),
+        ("function", None),
+        ("function", ["_aws"]),
+        ("platform.start", {"logger": "lambda_wrapper"}),
+        ("platform.fault", '{"logger": "lambda_wrapper"}'),
+    ],
+)
+def test_other_records_are_not_own_diagnostics(type_: str, record: object) -> None:
+    assert not is_own_diagnostic(decode_one(type_, record))
+
+
+def test_emf_namespaces_restrict_which_emf_lines_are_ours() -> None:
+    own, user = decode_one("function", OWN_EMF), decode_one("function", json.dumps(USER_EMF))
+    assert is_own_diagnostic(user)  # without namespaces any EMF line counts as ours
+    assert is_own_diagnostic(own, emf_namespaces={"LambdaWrapper"})
+    assert not is_own_diagnostic(user, emf_namespaces={"LambdaWrapper"})
+    weird = decode_one("function", {"_aws": {"CloudWatchMetrics": [{"Namespace": ["LambdaWrapper"]}, 3]}})
+    assert not is_own_diagnostic(weird, emf_namespaces={"LambdaWrapper"})
+    # Diagnostics stay ours whatever the namespaces.
+    assert is_own_diagnostic(decode_one("function", {"logger": "lambda_wrapper"}), emf_namespaces=())
+
+
+# --- cost -----------------------------------------------------------------------------------
+
+
+def test_ten_thousand_event_batch_decodes_quickly() -> None:
+    items = []
+    for n in range(2_500):
+        request_id = f"00000000-0000-4000-8000-{n:012d}"
+        items += [
+            event(
+                "platform.start",
+                {"requestId": request_id, "version": "$LATEST"},
+                f"2024-05-01T10:00:{n % 60:02d}.000Z",
+            ),
+            event("function", f"[INFO]\t2024-05-01T10:00:00.000Z\t{request_id}\tline {n}\n"),
+            event(
+                "function",
+                {
+                    "timestamp": "2024-05-01T10:00:00Z",
+                    "level": "INFO",
+                    "message": "m",
+                    "requestId": request_id,
+                },
+            ),
+            event(
+                "platform.report",
+                {"requestId": request_id, "status": "success", "metrics": {"durationMs": 1.0}},
+            ),
+        ]
+    body = json.dumps(items).encode()
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        batch = decode_batch(body)
+        best = min(best, time.perf_counter() - started)
+    assert len(batch.events) == 10_000 and batch.malformed == []
+    # About 25 ms on a laptop; the bound only catches an accidental quadratic or heavy path.
+    assert best < 0.5
+
+
+def test_decoding_modules_stay_off_heavy_imports() -> None:
+    probe = (
+        "import sys; before = set(sys.modules); "
+        "import lambda_wrapper.telemetry.decode, lambda_wrapper.telemetry.command; "
+        "print('\\n'.join(sorted(set(sys.modules) - before)))"
+    )
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+        ).stdout.split()
+    )
+    heavy = {"typing", "dataclasses", "datetime", "calendar", "http", "email", "urllib", "ssl", "asyncio"}
+    assert "lambda_wrapper.telemetry.decode" in loaded
+    assert {name for name in loaded if name.split(".")[0] in heavy} == set()
+
+
+# --- the decode command ---------------------------------------------------------------------
+
+
+def test_decode_files_prints_one_line_per_event_for_every_fixture_with_events() -> None:
+    paths = sorted(FIXTURES.glob("*.json"))
+    status, lines, err = run_decode_files(*paths)
+    assert len(lines) == sum(len(types) for types in FIXTURE_TYPES.values())
+    expected_types = [t for path in paths if path.name in FIXTURE_TYPES for t in FIXTURE_TYPES[path.name]]
+    assert [line["type"] for line in lines] == expected_types
+    # The API-exchanges file holds requests and responses, not events: named, and exit 1.
+    assert status == 1
+    [problem] = err.splitlines()
+    assert "api-exchanges-derived-and-captured.json: holds no telemetry events" in problem
+
+
+def test_decode_files_output_lines_carry_the_normalised_fields(tmp_path: Path) -> None:
+    path = tmp_path / "batch.json"
+    path.write_text(
+        json.dumps(
+            [
+                event("platform.start", {"requestId": "r1"}),
+                event("function", "[INFO]\t2024-05-01T10:00:00.000Z\tr1\tdone ✓\n"),
+                event("platform.report", {"requestId": "r1", "metrics": {"durationMs": 2.0}}),
+            ]
+        ),
+        encoding="utf-8",
+    )
+    out, err = io.StringIO(), io.StringIO()
+    assert decode_files([str(path)], out, err) == 0
+    assert err.getvalue() == ""
+    raw_lines = out.getvalue().splitlines()
+    assert raw_lines[0] == (
+        '{"time":"2024-05-01T10:00:00.000Z","type":"platform.start","record":{"requestId":"r1"},"requestId":"r1"}'
+    )
+    assert json.loads(raw_lines[1]) == {
+        "time": "2024-05-01T10:00:00.000Z",
+        "type": "function",
+        "record": "[INFO]\t2024-05-01T10:00:00.000Z\tr1\tdone ✓\n",
+        "requestId": "r1",
+        "message": "[INFO]\t2024-05-01T10:00:00.000Z\tr1\tdone ✓",
+    }
+    assert json.loads(raw_lines[2])["metrics"] == {"durationMs": 2.0}
+
+
+def test_decode_files_reports_malformed_entries_and_exits_zero(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.json"
+    path.write_text(
+        json.dumps([event("function", "a"), 7, {"time": "t", "type": "function"}, event("function", "b")])
+    )
+    status, lines, err = run_decode_files(path)
+    assert status == 0
+    assert [line["record"] for line in lines] == ["a", "b"]
+    prefix = f"lambda-wrapper telemetry decode: {path}"
+    assert err.splitlines() == [
+        f"{prefix}: entry 1: skipped malformed entry: expected a JSON object, got number",
+        f"{prefix}: entry 2: skipped malformed entry: missing 'record'",
+    ]
+
+
+def test_decode_files_unreadable_inputs_are_named_and_others_still_decode(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.json"
+    not_json = tmp_path / "not-json.json"
+    not_json.write_text("{oops")
+    scalar = tmp_path / "scalar.json"
+    scalar.write_text('"OK"')
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps([event("function", "still printed")]))
+
+    status, lines, err = run_decode_files(missing, not_json, good, scalar, tmp_path)
+    assert status == 1
+    assert [line["record"] for line in lines] == ["still printed"]
+    problems = err.splitlines()
+    assert len(problems) == 4
+    assert problems[0].startswith(f"lambda-wrapper telemetry decode: {missing}: cannot read: No such file")
+    assert problems[1].startswith(f"lambda-wrapper telemetry decode: {not_json}: not valid JSON: ")
+    assert problems[2] == (
+        f"lambda-wrapper telemetry decode: {scalar}: holds no telemetry events "
+        '(expected a JSON array of {"time", "type", "record"} objects, got a JSON string)'
+    )
+    assert problems[3].startswith(f"lambda-wrapper telemetry decode: {tmp_path}: cannot read: ")
+
+
+def test_decode_files_without_files_is_a_usage_error() -> None:
+    status, lines, err = run_decode_files()
+    assert (status, lines) == (2, [])
+    assert "no FILE given" in err
+
+
+def test_decode_files_reads_collections_of_examples(tmp_path: Path) -> None:
+    path = tmp_path / "examples.json"
+    document = {
+        "_note": "examples",
+        "single": event("platform.initStart", {"initializationType": "on-demand"}),
+        "batch": [event("function", "one"), "junk", event("function", "two")],
+        "byVersion": {
+            "2022-12-13": [event("function", {"message": "three"})],
+            "2025-01-29": event("platform.report", {"requestId": "r"}),
+            "deeper": {"ignored": [event("function", "too deep")]},
+        },
+        "exchanges": [{"request": {"type": "X-Amzn-Trace-Id", "value": "v"}}],
+        "numbers": [1, 2, 3],
+    }
+    path.write_text(json.dumps(document))
+    status, lines, err = run_decode_files(path)
+    assert status == 0
+    assert [line.get("message", line["type"]) for line in lines] == [
+        "platform.initStart",
+        "one",
+        "two",
+        "three",
+        "platform.report",
+    ]
+    assert err.splitlines() == [
+        f"lambda-wrapper telemetry decode: {path}: batch: entry 1: skipped malformed entry: "
+        "expected a JSON object, got string"
+    ]
+
+
+def test_decode_files_reads_a_single_event_file(tmp_path: Path) -> None:
+    path = tmp_path / "one.json"
+    path.write_text(
+        json.dumps(event("platform.fault", "RequestId: r Process exited before completing request"))
+    )
+    status, lines, _ = run_decode_files(path)
+    assert status == 0
+    assert [line["type"] for line in lines] == ["platform.fault"]
+
+
+def test_module_entry_point_runs_the_command(tmp_path: Path) -> None:
+    path = tmp_path / "batch.json"
+    path.write_text(json.dumps([event("function", "via -m")]))
+    result = subprocess.run(
+        [sys.executable, "-m", "lambda_wrapper.telemetry.command", str(path), str(tmp_path / "nope.json")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert [json.loads(line)["message"] for line in result.stdout.splitlines()] == ["via -m"]
+    assert "nope.json: cannot read" in result.stderr
