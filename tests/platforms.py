@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -31,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
-from lambda_wrapper.sandbox.mounts import lambda_binds, namespace_argv, namespaces_available
+from lambda_wrapper.sandbox.mounts import Bind, lambda_binds, namespace_argv, namespaces_available
 from lambda_wrapper.sandbox.rie import ensure_rie
 from lambda_wrapper.sandbox.runtime_image import ensure_runtime_image
 
@@ -57,6 +59,9 @@ class FunctionUnderTest:
     function_name: str = "function"
     memory_mb: int = 128
     timeout_s: float = 3.0
+    # RIE only: more read-only mounts, target path -> host directory (e.g. our layer
+    # somewhere other than /opt while the function's own layer is at /opt).
+    extra_binds: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,15 +120,24 @@ class Platform(ABC):
     def output(self) -> str:
         """Everything the platform and the function printed (for failure messages)."""
 
+    def clear_observations(self) -> None:
+        (self.tmp_dir / OBSERVATIONS_FILE).unlink(missing_ok=True)
+
     def read_observations(self, timeout_s: float = 5.0) -> dict[str, Any]:
-        """The probe's observations; waits, because a probe may still be writing them."""
+        """The probe's observations, once it marked them complete (it may still be writing)."""
         path = self.tmp_dir / OBSERVATIONS_FILE
         deadline = time.monotonic() + timeout_s
-        while not path.exists():
+        while True:
+            if path.exists():
+                observations: dict[str, Any] = json.loads(path.read_text())
+                if observations.get("complete"):
+                    return observations
             if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}: the probe wrote no observations\n{self.output()[-4000:]}")
+                partial = path.read_text() if path.exists() else "(none)"
+                raise AssertionError(
+                    f"{self.name}: the probe did not finish its observations: {partial}\n{self.output()[-4000:]}"
+                )
             time.sleep(0.01)
-        return json.loads(path.read_text())
 
     def cleanup(self) -> None:
         shutil.rmtree(self._workdir, ignore_errors=True)
@@ -154,6 +168,14 @@ def post_invoke(url: str, payload: bytes, trace_id: str | None, timeout_s: float
             return Invocation(response.status, response.read(), dict(response.headers.items()))
     except urllib.error.HTTPError as error:
         return Invocation(error.code, error.read(), dict(error.headers.items()))
+
+
+def skip_unless_rie_can_run() -> None:
+    """Skip (loudly) only when the RIE cannot run at all; CI is root, so never there."""
+    reason = root_required_reason()
+    if reason:
+        print(f"SKIPPING RIE TEST: {reason}", file=sys.stderr)
+        pytest.skip(reason)
 
 
 def root_required_reason() -> str | None:
@@ -189,6 +211,7 @@ class RiePlatform(Platform):
         empty_dir = self._workdir / "empty"
         empty_dir.mkdir(exist_ok=True)
         binds = lambda_binds(spec.task_root.resolve(), spec.layer_dir, image.runtime_dir, self.tmp_dir, empty_dir)
+        binds += [Bind(source, target) for target, source in spec.extra_binds.items()]
         invoke_port, runtime_port = free_loopback_port(), free_loopback_port()
         command = spec.bootstrap_argv or ["/var/runtime/bootstrap"]
         rie_argv = [
@@ -285,10 +308,13 @@ class SandboxPlatform(Platform):
     def __init__(self) -> None:
         super().__init__()
         self._sandbox: Any = None
+        self._stopped_sandbox: Any = None
 
     def start(self, spec: FunctionUnderTest) -> None:
         from lambda_wrapper.sandbox import FunctionSpec, Sandbox
 
+        if spec.extra_binds:
+            raise NotImplementedError("the sandbox has no extra mounts; use the RIE for this scenario")
         function_spec = FunctionSpec(
             task_root=spec.task_root.resolve(),
             handler=spec.handler,
@@ -313,12 +339,12 @@ class SandboxPlatform(Platform):
     def stop(self) -> None:
         sandbox, self._sandbox = self._sandbox, None
         if sandbox is not None:
+            self._stopped_sandbox = sandbox
             sandbox.shutdown("spindown")
 
     def output(self) -> str:
-        if self._sandbox is None:
-            return ""
-        return str(getattr(self._sandbox, "function_output", ""))
+        sandbox = self._sandbox or self._stopped_sandbox
+        return "" if sandbox is None else str(getattr(sandbox, "function_output", ""))
 
 
 PLATFORMS: dict[str, type[Platform]] = {"rie": RiePlatform, "sandbox": SandboxPlatform}

@@ -52,7 +52,7 @@ def _layer(rest: list[str]) -> int:
         print(f"lambda-wrapper layer: needs a source checkout (no {build_dir})", file=sys.stderr)
         return 2
     sys.path.insert(0, str(build_dir))
-    from layerbuild.cli import main as layer_main  # type: ignore[import-not-found]
+    from layerbuild.cli import main as layer_main
 
     return int(layer_main(rest))
 

@@ -17,7 +17,7 @@ _already_said: set[str] = set()
 
 
 def emit(level: str, event: str, message: str, **fields: object) -> None:
-    line = {"logger": "lambda_wrapper", "level": level, "event": event, "message": message}
+    line: dict[str, object] = {"logger": "lambda_wrapper", "level": level, "event": event, "message": message}
     line.update(fields)
     line["timestamp"] = round(time.time(), 3)
     try:

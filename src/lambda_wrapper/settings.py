@@ -24,17 +24,26 @@ FLUSH_STRATEGIES = ("adaptive", "background")
 
 
 class Problem:
-    __slots__ = ("accepted", "feature", "name", "value")
+    __slots__ = ("accepted", "consequence", "name", "secret", "value")
 
-    def __init__(self, name: str, value: str, accepted: str, feature: str) -> None:
+    def __init__(self, name: str, value: str, accepted: str, consequence: str, secret: bool = False) -> None:
         self.name = name
         self.value = value
         self.accepted = accepted
-        self.feature = feature
+        self.consequence = consequence
+        self.secret = secret
 
-    def describe(self, secret: bool = False) -> str:
-        shown = "<redacted>" if secret else repr(_clip(self.value))
-        return f"{self.name}={shown} is invalid (accepted: {self.accepted}); {self.feature} is disabled"
+    def describe(self) -> str:
+        shown = "<redacted>" if self.secret else repr(_clip(self.value))
+        return f"{self.name}={shown} is invalid (accepted: {self.accepted}); {self.consequence}"
+
+
+class PartialValue(ValueError):
+    """Some of a list value was usable: keep that part and report the rest."""
+
+    def __init__(self, usable: object) -> None:
+        super().__init__(usable)
+        self.usable = usable
 
 
 class Setting:
@@ -42,8 +51,10 @@ class Setting:
 
     __slots__ = ("accepted", "attribute", "default", "description", "feature", "name", "parse", "secret")
 
+    # ``feature`` names what a bad value switches off. ``None`` means the value is
+    # only an override of a safe default, so a bad value falls back to the default.
     def __init__(self, name: str, attribute: str, default: object, accepted: str, description: str,
-                 parse: Callable[[str], object], feature: str, secret: bool = False) -> None:
+                 parse: Callable[[str], object], feature: str | None, secret: bool = False) -> None:
         self.name = name
         self.attribute = attribute
         self.default = default
@@ -86,7 +97,10 @@ def _choices(options: tuple[str, ...]) -> Callable[[str], str]:
 def _subset(options: tuple[str, ...], allow_empty: bool = False) -> Callable[[str], tuple[str, ...]]:
     def parse(raw: str) -> tuple[str, ...]:
         items = tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
-        if (not items and not allow_empty) or any(item not in options for item in items):
+        known = tuple(item for item in items if item in options)
+        if known != items:
+            raise PartialValue(known) if known else ValueError(raw)
+        if not items and not allow_empty:
             raise ValueError(raw)
         return items
 
@@ -109,6 +123,50 @@ def _absolute_tmp_path(raw: str) -> str:
     return path
 
 
+def _url(raw: str) -> str:
+    value = raw.strip()
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest or len(value) > 2048 or " " in value:
+        raise ValueError(raw)
+    return value
+
+
+def _headers(raw: str) -> tuple[tuple[str, str], ...]:
+    # The OTEL_EXPORTER_OTLP_HEADERS format: comma-separated key=value, values URL-encoded.
+    pairs = []
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(c in key for c in " \t:\r\n") or any(c in value for c in "\r\n"):
+            raise ValueError(raw)
+        pairs.append((key, _percent_decode(value.strip())))
+    return tuple(pairs)
+
+
+def _percent_decode(value: str) -> str:
+    if "%" not in value:
+        return value
+    from urllib.parse import unquote  # rare; keep urllib off the common path
+
+    return unquote(value)
+
+
+def _namespace(raw: str) -> str:
+    value = raw.strip()
+    if not 1 <= len(value) <= 255 or any(ord(c) < 32 for c in value) or ":" in value:
+        raise ValueError(raw)
+    return value
+
+
+def _dimension_names(raw: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not names or len(names) > 30 or any(len(n) > 250 or not n.isprintable() for n in names):
+        raise ValueError(raw)
+    return names
+
+
 def _default_file_path() -> str:
     return os.path.join(os.environ.get("TMPDIR") or "/tmp", "lambda-wrapper", "telemetry.ndjson")
 
@@ -119,25 +177,71 @@ SETTINGS: tuple[Setting, ...] = (
             _bool, "the wrapper"),
     Setting("LAMBDA_WRAPPER_STRICT", "strict", False, "true|false",
             "Turn invalid settings into an init error instead of disabling the feature.",
-            _bool, "strict mode"),
+            _bool, None),
     Setting("LAMBDA_WRAPPER_EXTENSION", "extension", True, "true|false",
             "Run the in-process extension (Telemetry API subscription and export).",
             _bool, "the extension"),
     Setting("LAMBDA_WRAPPER_EXPORTERS", "exporters", ("emf",), "comma list of " + "|".join(EXPORTER_NAMES),
             "Where telemetry goes; several at once.", _subset(EXPORTER_NAMES, allow_empty=True),
-            "the extension"),
-    Setting("LAMBDA_WRAPPER_TELEMETRY_TYPES", "telemetry_types", None, "comma list of " + "|".join(TELEMETRY_TYPES),
+            None),
+    Setting("LAMBDA_WRAPPER_TELEMETRY_TYPES", "telemetry_types", None,
+            "comma list of " + "|".join(TELEMETRY_TYPES),
             "Telemetry API types to subscribe to; default: what the enabled exporters use.",
-            _subset(TELEMETRY_TYPES), "the extension"),
+            _subset(TELEMETRY_TYPES), None),
     Setting("LAMBDA_WRAPPER_TELEMETRY_PORT", "telemetry_port", 4271, "1-65535 except 9001",
             "Preferred listener port; an ephemeral port is used when it is taken.",
-            _int_between(1, 65535, forbidden=(9001,)), "the extension"),
+            _int_between(1, 65535, forbidden=(9001,)), None),
     Setting("LAMBDA_WRAPPER_FLUSH", "flush", "adaptive", "|".join(FLUSH_STRATEGIES),
             "adaptive: registers for INVOKE, flushes only when due; background: no per-invoke platform wait.",
-            _choices(FLUSH_STRATEGIES), "the extension"),
+            _choices(FLUSH_STRATEGIES), None),
     Setting("LAMBDA_WRAPPER_FILE_PATH", "file_path", None, "absolute path under /tmp",
             "Where the file exporter appends NDJSON (default /tmp/lambda-wrapper/telemetry.ndjson).",
             _absolute_tmp_path, "the file exporter"),
+    Setting("LAMBDA_WRAPPER_FLUSH_BUDGET_MS", "flush_budget_ms", 100, "1-10000",
+            "Most time one invocation may spend exporting; the rest waits in the spool.",
+            _int_between(1, 10000), None),
+    Setting("LAMBDA_WRAPPER_SPOOL_MAX_BYTES", "spool_max_bytes", 16 * 1024 * 1024, "65536-1073741824",
+            "Cap of the crash-safe spool under /tmp; the oldest records are dropped (and counted) past it.",
+            _int_between(65536, 1024 * 1024 * 1024), None),
+    Setting("LAMBDA_WRAPPER_EMF_NAMESPACE", "emf_namespace", "LambdaWrapper", "1-255 printable chars, no ':'",
+            "CloudWatch namespace of the EMF metrics.", _namespace, None),
+    Setting("LAMBDA_WRAPPER_EMF_DIMENSIONS", "emf_dimensions", ("FunctionName",),
+            "comma list of FunctionName|FunctionVersion|ColdStart or your own names",
+            "Dimension set of the EMF metrics.", _dimension_names, None),
+    Setting("LAMBDA_WRAPPER_HTTP_ENDPOINT", "http_endpoint", None, "http(s) URL",
+            "Where the http exporter POSTs gzipped JSON batches.", _url, "the http exporter"),
+    Setting("LAMBDA_WRAPPER_HTTP_HEADERS", "http_headers", (), "key=value,key2=value2 (values URL-encoded)",
+            "Extra headers of the http exporter (never logged).", _headers, "the http exporter", secret=True),
+    Setting("LAMBDA_WRAPPER_LOGS", "logs", "off", "off|structlog",
+            "structlog: render the function's stdlib logging as JSON with invocation context.",
+            _choices(("off", "structlog")), "structured logs"),
+    Setting("LAMBDA_WRAPPER_PROCESS_METRICS", "process_metrics", False, "true|false",
+            "Per-invocation process metrics with psutil (RSS, CPU, fds, threads, /tmp, GC).",
+            _bool, "process metrics"),
+    Setting("LAMBDA_WRAPPER_TIMEOUT_WARNING_MS", "timeout_warning_ms", 0, "0 (off) or 1-900000",
+            "Warn this long before the deadline, with the handler's stack, then flush.",
+            _int_between(0, 900000), "the timeout warning"),
+    Setting("LAMBDA_WRAPPER_MEMORY_WARNING_PCT", "memory_warning_pct", 0, "0 (off) or 1-100",
+            "Warn when RSS crosses this share of the function's memory size.",
+            _int_between(0, 100), "the memory warning"),
+    Setting("LAMBDA_WRAPPER_IMPORT_PROFILE", "import_profile", 0, "0 (off) or 1-1000",
+            "Report the N slowest imports of the cold start as one record.",
+            _int_between(0, 1000), "the import profile"),
+    # Standard OpenTelemetry variables the otlp exporter honours (declared so that
+    # doctor shows and validates them, and masks the secret ones).
+    Setting("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint", None, "http(s) URL",
+            "OTLP/HTTP base URL; /v1/logs, /v1/metrics and /v1/traces are appended.",
+            _url, "the otlp exporter"),
+    Setting("OTEL_EXPORTER_OTLP_HEADERS", "otlp_headers", (), "key=value,... (values URL-encoded)",
+            "Headers sent with every OTLP request (never logged).",
+            _headers, "the otlp exporter", secret=True),
+    Setting("OTEL_EXPORTER_OTLP_TIMEOUT", "otlp_timeout_ms", 10000, "1-600000 (ms)",
+            "Timeout of one OTLP request, further bounded by the flush budget.",
+            _int_between(1, 600000), None),
+    Setting("OTEL_SERVICE_NAME", "otel_service_name", None, "text",
+            "service.name of the OTLP resource (default: the function name).", _text, None),
+    Setting("OTEL_RESOURCE_ATTRIBUTES", "otel_resource_attributes", (), "key=value,... (values URL-encoded)",
+            "Extra OTLP resource attributes.", _headers, None),
 )
 
 
@@ -152,6 +256,22 @@ class Settings:
     telemetry_port: int
     flush: str
     file_path: str | None
+    flush_budget_ms: int
+    spool_max_bytes: int
+    emf_namespace: str
+    emf_dimensions: tuple[str, ...]
+    http_endpoint: str | None
+    http_headers: tuple[tuple[str, str], ...]
+    logs: str
+    process_metrics: bool
+    timeout_warning_ms: int
+    memory_warning_pct: int
+    import_profile: int
+    otlp_endpoint: str | None
+    otlp_headers: tuple[tuple[str, str], ...]
+    otlp_timeout_ms: int
+    otel_service_name: str | None
+    otel_resource_attributes: tuple[tuple[str, str], ...]
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.problems: list[Problem] = []
@@ -162,12 +282,21 @@ class Settings:
             if raw is not None and raw != "":
                 try:
                     value = setting.parse(raw)
+                except PartialValue as partial:
+                    value = partial.usable
+                    self._reject(setting, raw, "the unknown entries are ignored")
                 except (ValueError, TypeError):
-                    self.problems.append(Problem(setting.name, raw, setting.accepted, setting.feature))
-                    self.disabled_features.add(setting.feature)
+                    if setting.feature is None:
+                        self._reject(setting, raw, f"using the default {_show(setting.default)}")
+                    else:
+                        self._reject(setting, raw, f"{setting.feature} is disabled")
+                        self.disabled_features.add(setting.feature)
             setattr(self, setting.attribute, value)
         if self.file_path is None:
             self.file_path = _default_file_path()
+
+    def _reject(self, setting: Setting, raw: str, consequence: str) -> None:
+        self.problems.append(Problem(setting.name, raw, setting.accepted, consequence, setting.secret))
 
     def feature_enabled(self, feature: str) -> bool:
         return feature not in self.disabled_features
@@ -189,14 +318,19 @@ def render_reference() -> str:
     """The README's environment-variable table, generated from ``SETTINGS``."""
     rows = ["| variable | default | accepted | what it does |", "| --- | --- | --- | --- |"]
     for setting in SETTINGS:
-        default = setting.default
-        if isinstance(default, tuple):
-            default = ",".join(default)
-        shown = "(derived)" if default is None else f"`{str(default).lower() if isinstance(default, bool) else default}`"
+        shown = "(derived)" if setting.default is None else f"`{_show(setting.default)}`"
         accepted = setting.accepted.replace("|", "\\|")
         description = setting.description.replace("|", "\\|")
         rows.append(f"| `{setting.name}` | {shown} | {accepted} | {description} |")
     return "\n".join(rows) + "\n"
+
+
+def _show(value: object) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value) or "(none)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "(derived)" if value is None else str(value)
 
 
 def _clip(value: str, limit: int = 80) -> str:

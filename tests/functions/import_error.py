@@ -1,4 +1,13 @@
-"""Fails while being imported (during Init)."""
+"""Fails while being imported (during Init).
+
+Each attempt is counted in /tmp (which survives a reset), so a test can see that the
+next invoke after the failed Init really initialises again.
+"""
+
+from pathlib import Path
+
+attempts = Path("/tmp/import_error_attempts")
+attempts.write_text(str(int(attempts.read_text()) + 1 if attempts.exists() else 1))
 
 raise RuntimeError("import-time failure")
 

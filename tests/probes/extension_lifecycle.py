@@ -99,8 +99,6 @@ notebook.record("error_wrong_request_id", call("POST", f"{RUNTIME}/invocation/{u
 
 invoke_event_seen.wait(timeout=5)
 notebook.note("extension_saw_invoke_before_response", invoke_event_seen.is_set())
-# Save before answering: the test reads the file once the invoke returns.
-notebook.save()
 notebook.record("response_ok", post_response(request_id, b'{"probe": "extension_lifecycle"}'))
 notebook.record("response_twice", post_response(request_id, b'{"again": true}'))
 notebook.finish()

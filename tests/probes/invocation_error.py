@@ -27,9 +27,8 @@ notebook.record(
     "invocation_error",
     call("POST", f"{RUNTIME}/invocation/{request_id}/error", error_body("ValueError", "boom", request_id), headers),
 )
-notebook.save()
 notebook.record("response_after_error", post_response(request_id, b'{"late": true}'))
-notebook.save()
+notebook.finish()
 
 second = notebook.record("second_next", next_invocation())
 notebook.note("second_next_body", second.body.decode())

@@ -86,12 +86,11 @@ class Notebook:
 
     def finish(self) -> None:
         """Save with the marker the test waits for."""
-        self.note("complete", True)
-        self.save()
+        self.save(complete=True)
 
-    def save(self) -> None:
+    def save(self, complete: bool = False) -> None:
         with self._lock:
-            data = json.dumps(self.steps, indent=1, sort_keys=True)
+            data = json.dumps({**self.steps, "complete": complete}, indent=1, sort_keys=True)
         partial = OBSERVATIONS_PATH + ".partial"
         with open(partial, "w") as handle:
             handle.write(data)
@@ -123,6 +122,6 @@ def error_body(error_type: str, message: str, request_id: str = "") -> dict[str,
 def fail(notebook: Notebook, reason: str) -> None:
     """Record why the probe gave up, then exit like a crashed runtime."""
     notebook.note("probe_failure", reason)
-    notebook.save()
+    notebook.finish()
     print(f"probe failed: {reason}", file=sys.stderr)
     sys.exit(2)

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from ..telemetry.records import TelemetryEvent
@@ -28,7 +28,7 @@ _REPORT_METRICS = (
 class EmfExporter:
     name = "emf"
 
-    def __init__(self, namespace: str = DEFAULT_NAMESPACE, stream: object = None) -> None:
+    def __init__(self, namespace: str = DEFAULT_NAMESPACE, stream: TextIO | None = None) -> None:
         self.namespace = namespace
         self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "unknown")
         self._stream = stream
@@ -44,8 +44,8 @@ class EmfExporter:
                 lines.append(self._report_line(event))
         if lines:
             stream = self._stream or sys.stdout
-            stream.write("".join(line + "\n" for line in lines))  # type: ignore[attr-defined]
-            stream.flush()  # type: ignore[attr-defined]
+            stream.write("".join(line + "\n" for line in lines))
+            stream.flush()
 
     def _report_line(self, event: TelemetryEvent) -> str:
         record = event.record

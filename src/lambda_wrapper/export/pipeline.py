@@ -8,7 +8,7 @@ stops the others.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from .. import diagnostics
@@ -39,8 +39,10 @@ class PipelineStats:
 
 
 class Pipeline:
-    def __init__(self, exporters: Sequence[Exporter]) -> None:
+    def __init__(self, exporters: Sequence[Exporter], emf_namespaces: Collection[str] = ()) -> None:
         self.exporters = list(exporters)
+        # Only our own EMF lines are skipped; the user's EMF metrics are their logs.
+        self.emf_namespaces = set(emf_namespaces)
         self.stats = PipelineStats()
         self._lock = threading.Lock()  # the loop thread and the SIGTERM path may both flush
 
@@ -62,7 +64,7 @@ class Pipeline:
                 continue
             self.stats.malformed_entries += len(batch.malformed)
             for event in batch.events:
-                if is_own_diagnostic(event):
+                if is_own_diagnostic(event, self.emf_namespaces):
                     self.stats.own_lines_skipped += 1
                 else:
                     events.append(event)

@@ -51,5 +51,5 @@ def _build(name: str, settings: Settings) -> Exporter:
     if name == "emf":
         from .emf import EmfExporter
 
-        return EmfExporter()
+        return EmfExporter(settings.emf_namespace)
     raise ValueError(f"exporter {name!r} is not implemented yet")

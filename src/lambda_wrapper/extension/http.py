@@ -140,7 +140,7 @@ class HttpConnection:
         return line
 
     def _read_chunked(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         total = 0
         while True:
             size = int(self._read_line().split(b";")[0].strip() or b"0", 16)

@@ -21,7 +21,7 @@ def working_tree_layer_dir() -> Path:
         raise RuntimeError(f"no layer-build/ next to the package ({build_dir}); pass --layer DIR|ZIP")
     if str(build_dir) not in sys.path:
         sys.path.insert(0, str(build_dir))
-    from layerbuild.api import build_layer_dir  # type: ignore[import-not-found]
+    from layerbuild.api import build_layer_dir
 
     out = cache_root() / "layer-dir"
     return Path(build_layer_dir(out))

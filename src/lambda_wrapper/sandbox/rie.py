@@ -36,7 +36,8 @@ def ensure_rie() -> Path:
             capture_output=True, text=True,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"downloading aws-sam-cli=={AWS_SAM_CLI_VERSION} failed:\n{result.stderr[-2000:]}")
+            raise RuntimeError(
+                f"downloading aws-sam-cli=={AWS_SAM_CLI_VERSION} failed:\n{result.stderr[-2000:]}")
         wheel = next(Path(download_dir).glob("aws_sam_cli-*.whl"))
         member = f"samcli/local/rapid/aws-lambda-rie-{host_arch()}"
         with zipfile.ZipFile(wheel) as archive:

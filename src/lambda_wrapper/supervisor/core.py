@@ -40,7 +40,8 @@ class Supervisor:
             from ..extension.runner import InternalExtension
 
             exporters = build_exporters(self.settings)
-            extension = InternalExtension(self.settings, Pipeline(exporters), telemetry_types(self.settings, exporters))
+            pipeline = Pipeline(exporters, emf_namespaces={self.settings.emf_namespace})
+            extension = InternalExtension(self.settings, pipeline, telemetry_types(self.settings, exporters))
             if not extension.register():
                 return
             shutdown.install(extension.shutdown_flush, extension.listener.watch_fd)

@@ -25,7 +25,7 @@ def load_user_handler(name: str | None) -> Handler:
                      "_HANDLER there)")
     loader = getattr(ric, "_get_handler", None)
     if loader is not None:
-        return loader(name)  # type: ignore[no-any-return]
+        return loader(name)
     return _load_without_awslambdaric(name)
 
 
@@ -40,9 +40,10 @@ def _load_without_awslambdaric(name: str) -> Handler:
     except ImportError as exc:
         raise _fault(None, "IMPORT_MODULE_ERROR", f"Unable to import module '{module_name}': {exc}") from None
     except SyntaxError as exc:
-        raise _fault(None, "USER_CODE_SYNTAX_ERROR", f"Syntax error in module '{module_name}': {exc}") from None
+        message = f"Syntax error in module '{module_name}': {exc}"
+        raise _fault(None, "USER_CODE_SYNTAX_ERROR", message) from None
     try:
-        return getattr(module, function_name)  # type: ignore[no-any-return]
+        return getattr(module, function_name)
     except AttributeError:
         raise _fault(None, "HANDLER_NOT_FOUND",
                      f"Handler '{function_name}' missing on module '{module_name}'") from None
@@ -68,5 +69,5 @@ def _fault(ric: Any, kind: str, message: str) -> Exception:
     fault_module = sys.modules.get("awslambdaric.lambda_runtime_exception")
     fault_class = getattr(fault_module, "FaultException", None)
     if fault_class is not None:
-        return fault_class(getattr(fault_class, kind), message)  # type: ignore[no-any-return]
+        return fault_class(getattr(fault_class, kind), message)
     return HandlerLoadError(_FALLBACK_TYPES[kind], message)

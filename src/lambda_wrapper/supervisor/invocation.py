@@ -17,7 +17,9 @@ Handler = Callable[[Any, Any], Any]
 class InvocationObserver(Protocol):
     def invocation_started(self, request_id: str, deadline_ms: int | None) -> None: ...
 
-    def invocation_finished(self, request_id: str, duration_ms: float, error: BaseException | None) -> None: ...
+    def invocation_finished(
+        self, request_id: str, duration_ms: float, error: BaseException | None
+    ) -> None: ...
 
 
 def wrap_handler(user_handler: Handler, observer: InvocationObserver) -> Handler:

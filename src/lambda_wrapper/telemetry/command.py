@@ -44,14 +44,7 @@ def decode_files(paths: list[str], out: TextIO, err: TextIO) -> int:
         return 2
     status = 0
     for path in paths:
-        document, problem = _load(path)
-        if problem is None:
-            batches = _find_batches(document)
-            if not batches:
-                problem = (
-                    f"holds no telemetry events (expected a JSON array of "
-                    f'{{"time", "type", "record"}} objects, got a JSON {json_kind(document)})'
-                )
+        batches, problem = _read_batches(path)
         if problem is not None:
             err.write(f"{_PROG}: {path}: {problem}\n")
             status = 1
@@ -64,6 +57,20 @@ def decode_files(paths: list[str], out: TextIO, err: TextIO) -> int:
             for event in decoded.events:
                 _write_event(event, out)
     return status
+
+
+def _read_batches(path: str) -> tuple[list[tuple[str, list[object]]], str | None]:
+    """The batches of events in a file, or why there are none."""
+    document, problem = _load(path)
+    if problem is not None:
+        return [], problem
+    batches = _find_batches(document)
+    if not batches:
+        return [], (
+            "holds no telemetry events (expected a JSON array of "
+            f'{{"time", "type", "record"}} objects, got a JSON {json_kind(document)})'
+        )
+    return batches, None
 
 
 def _load(path: str) -> tuple[object, str | None]:
