@@ -45,11 +45,19 @@ class Pipeline:
         self.emf_namespaces = set(emf_namespaces)
         self.stats = PipelineStats()
         self._lock = threading.Lock()  # the loop thread and the SIGTERM path may both flush
+        self._local: list[TelemetryEvent] = []
+
+    def submit(self, event: TelemetryEvent) -> None:
+        """Queue one of the toolkit's own records; it goes out with the next flush."""
+        self._local.append(event)  # list.append is atomic under the GIL
 
     def process(self, bodies: Sequence[bytes]) -> int:
-        """Decode and export ``bodies``; returns how many events were exported."""
+        """Decode ``bodies``, add our queued records, export; returns the event count."""
         with self._lock:
             events = self._decode(bodies)
+            if self._local:
+                local, self._local = self._local, []
+                events.extend(local)
             if events:
                 self._export(events)
             return len(events)

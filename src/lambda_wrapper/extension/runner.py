@@ -27,6 +27,7 @@ from .subscription import CLASSIC_SCHEMA, MANAGED_INSTANCES_SCHEMA, Subscription
 if TYPE_CHECKING:
     from ..export.pipeline import Pipeline
     from ..settings import Settings
+    from ..telemetry.records import TelemetryEvent
 
 MANAGED_INSTANCES = "lambda-managed-instances"
 # How long the shutdown flush waits for the platform's last batches to arrive.
@@ -68,6 +69,8 @@ class InternalExtension:
         self._thread: threading.Thread | None = None
         self._shutdown_lock = threading.Lock()
         self._shut_down = False
+        self._handler_done = threading.Event()
+        self._handler_done.set()
         self.invocations = 0
 
     # -- phase one ----------------------------------------------------------------
@@ -137,10 +140,21 @@ class InternalExtension:
                 self.invocations += 1
                 self.flush()
 
+    # -- in-process signals from the supervisor ---------------------------------------
+    def handler_started(self, request_id: str) -> None:
+        self._handler_done.clear()
+
+    def handler_finished(self, request_id: str) -> None:
+        self._handler_done.set()
+
+    def submit(self, event: TelemetryEvent) -> None:
+        """Queue one of our own records (e.g. ``lambda_wrapper.invocation``) for export."""
+        self.pipeline.submit(event)
+
     # -- flushing -----------------------------------------------------------------
     def flush(self) -> int:
         bodies = [body for _, body in self.listener.take()]
-        return self.pipeline.process(bodies) if bodies else 0
+        return self.pipeline.process(bodies)
 
     def shutdown_flush(self) -> None:
         """Export everything pending; runs once, from whichever path saw SIGTERM first."""

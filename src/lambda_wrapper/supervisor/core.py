@@ -26,12 +26,16 @@ class Supervisor:
         self.extension: InternalExtension | None = None
         self.invocations = 0
 
-    # InvocationObserver
+    # InvocationObserver: instruments hook in here; keep the extension calls last in
+    # `invocation_finished` so everything the instruments submit is in its flush.
     def invocation_started(self, request_id: str, deadline_ms: int | None) -> None:
         self.invocations += 1
+        if self.extension is not None:
+            self.extension.handler_started(request_id)
 
     def invocation_finished(self, request_id: str, duration_ms: float, error: BaseException | None) -> None:
-        pass
+        if self.extension is not None:
+            self.extension.handler_finished(request_id)
 
     def start_extension(self) -> None:
         try:
