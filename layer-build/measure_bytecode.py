@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from layerbuild.architectures import host_architecture  # noqa: E402
-from layerbuild.inputs import LayerInputs  # noqa: E402
-from layerbuild.interpreters import find_interpreters  # noqa: E402
-from layerbuild.progress import SILENT  # noqa: E402
-from layerbuild.tree import assemble_tree  # noqa: E402
+from layerbuild.architectures import host_architecture
+from layerbuild.inputs import LayerInputs
+from layerbuild.interpreters import find_interpreters
+from layerbuild.progress import SILENT
+from layerbuild.tree import assemble_tree
 
 MODULES = ("structlog", "psutil", "lambda_wrapper")
 ZIP_EPOCH_SECONDS = 315532800  # 1980-01-01, the time a deterministic zip gives every file
@@ -58,7 +58,9 @@ def main() -> int:
     parser.add_argument("--python", default="3.12", help="runtime version to measure")
     args = parser.parse_args()
     inputs = LayerInputs.from_repo()
-    interpreter = next(i for i in find_interpreters(inputs.cache_dir / "interpreters.json") if i.version == args.python)
+    interpreter = next(
+        i for i in find_interpreters(inputs.cache_dir / "interpreters.json") if i.version == args.python
+    )
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
         for case, mode in (
@@ -70,7 +72,12 @@ def main() -> int:
         ):
             root = Path(scratch) / f"case{len(results)}"
             tree = assemble_tree(
-                root, host_architecture(), inputs, [interpreter], SILENT, invalidation_mode=mode or "unchecked-hash"
+                root,
+                host_architecture(),
+                inputs,
+                [interpreter],
+                SILENT,
+                invalidation_mode=mode or "unchecked-hash",
             )
             site_dir = tree.root / "python"
             if mode is None:
@@ -80,7 +87,11 @@ def main() -> int:
                 for source in site_dir.rglob("*.py"):
                     os.utime(source, (ZIP_EPOCH_SECONDS, ZIP_EPOCH_SECONDS))
             results[case] = round(_import_seconds(str(interpreter.executable), site_dir, args.runs) * 1000, 1)
-    print(json.dumps({"python": interpreter.full_version, "modules": MODULES, "median_import_ms": results}, indent=2))
+    print(
+        json.dumps(
+            {"python": interpreter.full_version, "modules": MODULES, "median_import_ms": results}, indent=2
+        )
+    )
     return 0
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from platforms import PLATFORMS, TESTS_DIR, Platform, skip_unless_rie_can_run
 
 REPO_ROOT = TESTS_DIR.parent

@@ -134,8 +134,9 @@ class Platform(ABC):
                     return observations
             if time.monotonic() > deadline:
                 partial = path.read_text() if path.exists() else "(none)"
+                output = self.output()[-4000:]
                 raise AssertionError(
-                    f"{self.name}: the probe did not finish its observations: {partial}\n{self.output()[-4000:]}"
+                    f"{self.name}: the probe did not finish its observations: {partial}\n{output}"
                 )
             time.sleep(0.01)
 
@@ -210,7 +211,9 @@ class RiePlatform(Platform):
         image = ensure_runtime_image()
         empty_dir = self._workdir / "empty"
         empty_dir.mkdir(exist_ok=True)
-        binds = lambda_binds(spec.task_root.resolve(), spec.layer_dir, image.runtime_dir, self.tmp_dir, empty_dir)
+        binds = lambda_binds(
+            spec.task_root.resolve(), spec.layer_dir, image.runtime_dir, self.tmp_dir, empty_dir
+        )
         binds += [Bind(source, target) for target, source in spec.extra_binds.items()]
         invoke_port, runtime_port = free_loopback_port(), free_loopback_port()
         command = spec.bootstrap_argv or ["/var/runtime/bootstrap"]
@@ -287,10 +290,24 @@ class RiePlatform(Platform):
             with contextlib.suppress(psutil.Error):
                 child.kill()
         process.wait(timeout=10)
-        psutil.wait_procs(descendants, timeout=5)
+        _wait_until_gone(descendants, timeout_s=5)
 
     def output(self) -> str:
         return self._log_path.read_text(errors="replace") if self._log_path.exists() else ""
+
+
+def _wait_until_gone(processes: list[psutil.Process], timeout_s: float) -> None:
+    # psutil.wait_procs backs off to long sleeps for processes that are not our
+    # children; poll briefly instead (a zombie awaiting its reaper counts as gone).
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        while time.monotonic() < deadline:
+            try:
+                if process.status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.005)
 
 
 def _descendants(pid: int) -> list[psutil.Process]:

@@ -51,7 +51,9 @@ def build(
     """
     inputs = inputs or LayerInputs.from_repo()
     if format == "zip":
-        artifacts = build_zips(resolve_architectures(arch), Path(out or DEFAULT_OUT), inputs=inputs, progress=progress)
+        artifacts = build_zips(
+            resolve_architectures(arch), Path(out or DEFAULT_OUT), inputs=inputs, progress=progress
+        )
         return [artifact.zip_path for artifact in artifacts]
     if format == "dir":
         if arch == "all":

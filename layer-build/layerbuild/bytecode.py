@@ -87,7 +87,15 @@ def compile_tree(
     def run(interpreter: Interpreter) -> None:
         progress.step(f"{label}compiling {mode} bytecode with python {interpreter.full_version}")
         sources = "\n".join(sources_to_compile(site_dir, interpreter.version, restricted))
-        command = [str(interpreter.executable), "-S", "-c", _COMPILER, str(site_dir), RUNTIME_SITE_DIR, mode_name]
+        command = [
+            str(interpreter.executable),
+            "-S",
+            "-c",
+            _COMPILER,
+            str(site_dir),
+            RUNTIME_SITE_DIR,
+            mode_name,
+        ]
         result = subprocess.run(
             command, input=sources, capture_output=True, text=True, env=_compiler_environment(), check=False
         )

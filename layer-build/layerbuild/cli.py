@@ -17,7 +17,9 @@ PROG = "lambda-wrapper layer"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Build and publish the lambda-wrapper Lambda layer.")
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Build and publish the lambda-wrapper Lambda layer."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{build,publish}")
 
     build_cmd = commands.add_parser("build", help="build the layer zip(s) or an unzipped layer tree")
@@ -27,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="Lambda architecture, or all (default: this machine's)",
     )
-    build_cmd.add_argument("--format", choices=FORMATS, default="zip", help="zip per architecture (default) or dir")
+    build_cmd.add_argument(
+        "--format", choices=FORMATS, default="zip", help="zip per architecture (default) or dir"
+    )
     build_cmd.add_argument(
         "--out",
         type=Path,
@@ -36,8 +40,12 @@ def _parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_OUT}/lambda-wrapper-<version>-<arch>/)",
     )
 
-    publish_cmd = commands.add_parser("publish", help="publish a built zip as a new layer version (needs boto3)")
-    publish_cmd.add_argument("--zip", type=Path, required=True, help="a zip from `layer build` (manifest beside it)")
+    publish_cmd = commands.add_parser(
+        "publish", help="publish a built zip as a new layer version (needs boto3)"
+    )
+    publish_cmd.add_argument(
+        "--zip", type=Path, required=True, help="a zip from `layer build` (manifest beside it)"
+    )
     publish_cmd.add_argument("--name", required=True, help="layer name or layer ARN")
     publish_cmd.add_argument("--arch", choices=list(ARCHITECTURES), help="must match the zip's manifest")
     publish_cmd.add_argument("--region", help="AWS region (default: from the AWS configuration)")

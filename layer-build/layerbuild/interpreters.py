@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .wheels import RUNTIME_PYTHONS
 
-_PROBE = "import sys; print(sys.implementation.name, sys.version_info[0], sys.version_info[1], sys.version.split()[0])"
+_PROBE = "import sys; v = sys.version_info; print(sys.implementation.name, v.major, v.minor, v.micro)"
 _ELF_MAGIC = b"\x7fELF"
 
 
@@ -85,7 +85,8 @@ def _probe(candidate: Path, cache: dict[str, list[str]]) -> Interpreter | None:
         fields = result.stdout.split()
         if result.returncode != 0 or len(fields) != 4:
             return None
-        implementation, version, full_version = fields[0], f"{fields[1]}.{fields[2]}", fields[3]
+        implementation, version = fields[0], f"{fields[1]}.{fields[2]}"
+        full_version = f"{version}.{fields[3]}"
         if is_binary:
             cache[key] = [implementation, version, full_version]
     if implementation != "cpython":

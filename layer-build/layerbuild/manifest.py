@@ -11,7 +11,9 @@ from .errors import LayerBuildError
 
 LICENSE = "Apache-2.0"
 COMPATIBLE_RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
-DESCRIPTION = "lambda-wrapper {version} ({arch}): observability for Python functions via AWS_LAMBDA_EXEC_WRAPPER"
+DESCRIPTION = (
+    "lambda-wrapper {version} ({arch}): observability for Python functions via AWS_LAMBDA_EXEC_WRAPPER"
+)
 MANIFEST_SUFFIX = ".manifest.json"
 
 
@@ -36,7 +38,9 @@ def build_manifest(
     bytecode_versions: dict[str, str],
     invalidation_mode: str,
 ) -> dict[str, Any]:
-    missing = [runtime for runtime in COMPATIBLE_RUNTIMES if runtime.removeprefix("python") not in bytecode_versions]
+    missing = [
+        runtime for runtime in COMPATIBLE_RUNTIMES if runtime.removeprefix("python") not in bytecode_versions
+    ]
     return {
         "name": "lambda-wrapper",
         "version": version,
@@ -66,7 +70,9 @@ def read_manifest(zip_path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise LayerBuildError(f"no manifest {path.name} next to {zip_path}; build the zip with `layer build`") from None
+        raise LayerBuildError(
+            f"no manifest {path.name} next to {zip_path}; build the zip with `layer build`"
+        ) from None
     except (OSError, ValueError) as error:
         raise LayerBuildError(f"cannot read manifest {path}: {error}") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("zip"), dict):

@@ -12,7 +12,9 @@ from .errors import LayerBuildError, LayerUsageError
 from .manifest import read_manifest
 
 # PublishLayerVersion's LayerName pattern and length limit (Lambda API reference).
-_LAYER_NAME = re.compile(r"(arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\d{12}:layer:[a-zA-Z0-9-_]+)|[a-zA-Z0-9-_]+")
+_LAYER_NAME = re.compile(
+    r"(arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\d{12}:layer:[a-zA-Z0-9-_]+)|[a-zA-Z0-9-_]+"
+)
 MAX_LAYER_NAME = 140
 MAX_DESCRIPTION = 256
 # Lambda's limit for a zip sent in the request itself (larger ones must go through S3).
@@ -36,7 +38,8 @@ def check_zip(zip_path: Path) -> None:
     size = zip_path.stat().st_size
     if size > MAX_DIRECT_UPLOAD_BYTES:
         raise LayerBuildError(
-            f"{zip_path.name} is {size:,} bytes, over Lambda's {MAX_DIRECT_UPLOAD_BYTES:,}-byte direct upload limit"
+            f"{zip_path.name} is {size:,} bytes, over Lambda's {MAX_DIRECT_UPLOAD_BYTES:,}-byte "
+            "direct upload limit"
         )
 
 
@@ -59,7 +62,9 @@ def publish_layer(
         raise LayerUsageError(f"{zip_path.name} was built for {built_for}, not {arch}")
     description = description if description is not None else str(manifest.get("description", ""))
     if len(description) > MAX_DESCRIPTION:
-        raise LayerUsageError(f"description is {len(description)} characters; Lambda allows {MAX_DESCRIPTION}")
+        raise LayerUsageError(
+            f"description is {len(description)} characters; Lambda allows {MAX_DESCRIPTION}"
+        )
 
     client = _lambda_client(region, endpoint_url)
     request = {

@@ -76,7 +76,7 @@ def assemble_tree(
     packages = {PACKAGE_NAME: inputs.package_version()}
     distributions = []
     restricted: dict[str, tuple[str, ...]] = {}
-    for pin, wheel in zip(pins, fetch_wheels(arch, pins, inputs.wheel_cache, progress)):
+    for pin, wheel in zip(pins, fetch_wheels(arch, pins, inputs.wheel_cache, progress), strict=True):
         progress.step(f"{label}unpacking {wheel.name}")
         distribution = install_wheel(wheel, site_dir)
         if any(file.startswith(f"{PACKAGE_NAME}/") for file in distribution.files):

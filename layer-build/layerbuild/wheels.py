@@ -126,7 +126,9 @@ def _target_path(member: str, wheel: Path) -> PurePosixPath | None:
 
 def _read_distribution(wheel: Path, site_dir: Path, files: tuple[str, ...]) -> InstalledDistribution:
     name = WheelName.parse(wheel.name)
-    dist_info = [p for p in site_dir.glob("*.dist-info") if normalize_name(p.name).startswith(name.distribution)]
+    dist_info = [
+        p for p in site_dir.glob("*.dist-info") if normalize_name(p.name).startswith(name.distribution)
+    ]
     for candidate in dist_info:
         metadata = HeaderParser().parsestr((candidate / "METADATA").read_text(encoding="utf-8"))
         if normalize_name(metadata["Name"]) == name.distribution:

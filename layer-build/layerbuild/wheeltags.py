@@ -66,7 +66,9 @@ class WheelName:
         if self.is_pure():
             return None
         if "abi3" not in self.abi_tags:
-            return f"not pure Python and not abi3 (abi {sorted(self.abi_tags)}): one copy cannot serve 3.10-3.14"
+            return (
+                f"not pure Python and not abi3 (abi {sorted(self.abi_tags)}): one copy cannot serve 3.10-3.14"
+            )
         minors = [int(m.group(1)) for tag in self.python_tags if (m := _CPYTHON.fullmatch(tag))]
         if not minors or min(minors) > OLDEST_RUNTIME_PYTHON[1]:
             return f"abi3 wheel needs a newer CPython than 3.10 (tags {sorted(self.python_tags)})"

@@ -4,9 +4,11 @@ Each attempt is counted in /tmp (which survives a reset), so a test can see that
 next invoke after the failed Init really initialises again.
 """
 
+import os
 from pathlib import Path
 
-attempts = Path("/tmp/import_error_attempts")
+# TMPDIR is unset on Lambda; a local platform without mounts points it at its /tmp.
+attempts = Path(os.environ.get("TMPDIR", "/tmp")) / "import_error_attempts"
 attempts.write_text(str(int(attempts.read_text()) + 1 if attempts.exists() else 1))
 
 raise RuntimeError("import-time failure")

@@ -9,11 +9,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from probe_http import RUNTIME, Notebook, call, error_body
+from probe_http import RUNTIME, TMP_DIR, Notebook, call, error_body
 
 INIT_ERROR_TYPE = "Runtime.ImportModuleError"
 
-starts_file = Path("/tmp/init_starts")
+starts_file = Path(TMP_DIR) / "init_starts"
 starts = int(starts_file.read_text()) + 1 if starts_file.exists() else 1
 starts_file.write_text(str(starts))
 

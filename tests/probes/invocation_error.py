@@ -22,16 +22,26 @@ first = notebook.record("first_next", next_invocation())
 request_id = first.headers.get("lambda-runtime-aws-request-id")
 if not request_id:
     fail(notebook, "runtime next had no request id")
-headers = {"Content-Type": "application/json", "Lambda-Runtime-Function-XRay-Error-Cause": json.dumps(ERROR_CAUSE)}
+headers = {
+    "Content-Type": "application/json",
+    "Lambda-Runtime-Function-XRay-Error-Cause": json.dumps(ERROR_CAUSE),
+}
 notebook.record(
     "invocation_error",
-    call("POST", f"{RUNTIME}/invocation/{request_id}/error", error_body("ValueError", "boom", request_id), headers),
+    call(
+        "POST",
+        f"{RUNTIME}/invocation/{request_id}/error",
+        error_body("ValueError", "boom", request_id),
+        headers,
+    ),
 )
 notebook.record("response_after_error", post_response(request_id, b'{"late": true}'))
 notebook.finish()
 
 second = notebook.record("second_next", next_invocation())
 notebook.note("second_next_body", second.body.decode())
-notebook.record("second_response", post_response(second.headers["lambda-runtime-aws-request-id"], second.body))
+notebook.record(
+    "second_response", post_response(second.headers["lambda-runtime-aws-request-id"], second.body)
+)
 notebook.finish()
 next_invocation()

@@ -15,7 +15,9 @@ import sys
 import threading
 from typing import Any
 
-OBSERVATIONS_PATH = "/tmp/observations.json"
+# /tmp on Lambda; a platform without a mount namespace points TMPDIR at the function's tmp dir.
+TMP_DIR = os.environ.get("TMPDIR", "/tmp")
+OBSERVATIONS_PATH = os.path.join(TMP_DIR, "observations.json")
 RUNTIME = "/2018-06-01/runtime"
 EXTENSION = "/2020-01-01/extension"
 TELEMETRY = "/2022-07-01/telemetry"
@@ -55,6 +57,8 @@ def summarize(exchange: Exchange) -> dict[str, Any]:
         "status": exchange.status,
         "header_names": sorted(exchange.headers),
         "content_type": exchange.headers.get("content-type"),
+        # RAPID writes JSON with Go's json.Encoder, which ends every document in "\n".
+        "trailing_newline": exchange.body.endswith(b"\n"),
     }
     if isinstance(parsed, dict):
         summary["body_keys"] = list(parsed)
@@ -64,7 +68,7 @@ def summarize(exchange: Exchange) -> dict[str, Any]:
         if "status" in parsed:
             summary["body_status"] = parsed["status"]
     else:
-        summary["body"] = exchange.body.decode(errors="replace")
+        summary["body"] = exchange.body.decode(errors="replace").rstrip("\n")
     return summary
 
 

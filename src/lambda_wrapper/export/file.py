@@ -18,7 +18,7 @@ class FileExporter:
         self.path = path
         self.exported = 0
 
-    def export(self, events: Sequence[TelemetryEvent]) -> None:
+    def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
         if not events:
             return
         os.makedirs(os.path.dirname(self.path), exist_ok=True)

@@ -1,89 +1,198 @@
-"""From raw Telemetry API bodies to exporters: decode, filter our own lines, export.
+"""From raw Telemetry API bodies to exporters: spool, decode, filter, export in budget.
 
-Decoding happens here, on the extension's time, never in the listener while the
-handler runs. A malformed batch is counted and skipped; one failing exporter never
-stops the others.
+- ``accept`` (listener thread) and ``submit`` (the supervisor's own records) only
+  append bytes to each exporter's spool and to an in-memory queue: no parsing on the
+  handler's time.
+- ``flush`` (extension thread) decodes each batch once, skips the toolkit's own
+  lines (they come back as ``function`` records), and gives every exporter whose
+  circuit breaker is closed what it has not delivered yet, within one time budget.
+  What does not make it stays in the spool for the next flush or the next Init.
 """
 
 from __future__ import annotations
 
+import collections
+import json
+import os
 import threading
+import time
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from .. import diagnostics
 from ..telemetry.decode import UnreadableBatch, decode_batch, is_own_diagnostic
+from .breaker import CircuitBreaker
+from .errors import ExportError
+from .spool import Spool
 
 if TYPE_CHECKING:
     from ..telemetry.records import TelemetryEvent
+
+MAX_EVENTS_PER_CALL = 5000
 
 
 class Exporter(Protocol):
     name: str
 
-    def export(self, events: Sequence[TelemetryEvent]) -> None: ...
+    def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None: ...
 
 
 class PipelineStats:
-    __slots__ = ("events", "export_failures", "malformed_batches", "malformed_entries", "own_lines_skipped")
+    __slots__ = ("delivered", "events", "export_failures", "malformed_batches", "malformed_entries",
+                 "own_lines_skipped", "rejected_events")
 
     def __init__(self) -> None:
         self.events = 0
+        self.delivered = 0
         self.malformed_batches = 0
         self.malformed_entries = 0
         self.own_lines_skipped = 0
         self.export_failures = 0
+        self.rejected_events = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
+class Channel:
+    """One exporter with its spool, breaker and the decoded batches it still owes."""
+
+    def __init__(self, exporter: Exporter, spool: Spool) -> None:
+        self.exporter = exporter
+        self.spool = spool
+        self.breaker = CircuitBreaker()
+        self.pending: collections.deque[tuple[int, list[TelemetryEvent]]] = collections.deque()
+        self.reported_drops = 0
+
+    @property
+    def name(self) -> str:
+        return self.exporter.name
+
+
 class Pipeline:
-    def __init__(self, exporters: Sequence[Exporter], emf_namespaces: Collection[str] = ()) -> None:
-        self.exporters = list(exporters)
+    def __init__(self, exporters: Sequence[Exporter], spool_root: str, spool_max_bytes: int,
+                 emf_namespaces: Collection[str] = ()) -> None:
+        share = max(64 * 1024, spool_max_bytes // max(1, len(exporters)))
+        self.channels = [Channel(e, Spool(os.path.join(spool_root, e.name), share)) for e in exporters]
+        self.stats = PipelineStats()
         # Only our own EMF lines are skipped; the user's EMF metrics are their logs.
         self.emf_namespaces = set(emf_namespaces)
-        self.stats = PipelineStats()
-        self._lock = threading.Lock()  # the loop thread and the SIGTERM path may both flush
-        self._local: list[TelemetryEvent] = []
+        self._incoming: collections.deque[tuple[bytes, list[int]]] = collections.deque()
+        self._flush_lock = threading.Lock()  # the loop thread and the SIGTERM path may both flush
+
+    # -- producers ------------------------------------------------------------------
+    def accept(self, body: bytes) -> None:
+        """Store one acknowledged batch durably; called on the listener thread."""
+        seqs = [channel.spool.append(body) for channel in self.channels]
+        self._incoming.append((body, seqs))
 
     def submit(self, event: TelemetryEvent) -> None:
         """Queue one of the toolkit's own records; it goes out with the next flush."""
-        self._local.append(event)  # list.append is atomic under the GIL
+        self.accept(json.dumps([event.to_output()], separators=(",", ":"), default=str).encode())
 
-    def process(self, bodies: Sequence[bytes]) -> int:
-        """Decode ``bodies``, add our queued records, export; returns the event count."""
-        with self._lock:
-            events = self._decode(bodies)
-            if self._local:
-                local, self._local = self._local, []
-                events.extend(local)
-            if events:
-                self._export(events)
-            return len(events)
+    def recover(self) -> int:
+        """Take over what dead processes left in the spool; returns the batch count."""
+        count = 0
+        for channel in self.channels:
+            for seq, body in channel.spool.recover_orphans():
+                channel.pending.append((seq, self._decode(body)))
+                count += 1
+        return count
 
-    def _decode(self, bodies: Sequence[bytes]) -> list[TelemetryEvent]:
-        events: list[TelemetryEvent] = []
-        for body in bodies:
-            try:
-                batch = decode_batch(body)
-            except UnreadableBatch:
-                self.stats.malformed_batches += 1
-                continue
-            self.stats.malformed_entries += len(batch.malformed)
-            for event in batch.events:
-                if is_own_diagnostic(event, self.emf_namespaces):
-                    self.stats.own_lines_skipped += 1
-                else:
-                    events.append(event)
+    @property
+    def pending_batches(self) -> int:
+        return len(self._incoming) + max((len(c.pending) for c in self.channels), default=0)
+
+    # -- the flush ------------------------------------------------------------------
+    def flush(self, budget_s: float) -> int:
+        """Export what is pending within ``budget_s``; returns events delivered."""
+        deadline = time.monotonic() + budget_s
+        with self._flush_lock:
+            self._distribute()
+            delivered = 0
+            for channel in self.channels:
+                if time.monotonic() >= deadline:
+                    break
+                delivered += self._flush_channel(channel, deadline)
+            self._report_drops()
+            return delivered
+
+    def _distribute(self) -> None:
+        while self._incoming:
+            body, seqs = self._incoming.popleft()
+            events = self._decode(body)
+            for channel, seq in zip(self.channels, seqs, strict=True):
+                channel.pending.append((seq, events))
+
+    def _decode(self, body: bytes) -> list[TelemetryEvent]:
+        try:
+            batch = decode_batch(body)
+        except UnreadableBatch:
+            self.stats.malformed_batches += 1
+            return []
+        self.stats.malformed_entries += len(batch.malformed)
+        events = []
+        for event in batch.events:
+            if is_own_diagnostic(event, self.emf_namespaces):
+                self.stats.own_lines_skipped += 1
+            else:
+                events.append(event)
         self.stats.events += len(events)
         return events
 
-    def _export(self, events: list[TelemetryEvent]) -> None:
-        for exporter in self.exporters:
+    def _flush_channel(self, channel: Channel, deadline: float) -> int:
+        # Batches the spool dropped on overflow are already counted there.
+        while channel.pending and channel.pending[0][0] <= channel.spool.cursor:
+            channel.pending.popleft()
+        delivered = 0
+        while channel.pending and channel.breaker.allows() and time.monotonic() < deadline:
+            take: list[tuple[int, list[TelemetryEvent]]] = []
+            count = 0
+            while channel.pending and (not take or count + len(channel.pending[0][1]) <= MAX_EVENTS_PER_CALL):
+                take.append(channel.pending.popleft())
+                count += len(take[-1][1])
+            events = [event for _, batch in take for event in batch]
             try:
-                exporter.export(events)
-            except Exception as exc:  # never let an exporter take the function down
-                self.stats.export_failures += 1
-                diagnostics.emit("warning", "export_failed", f"{exporter.name} exporter failed: {exc}",
-                                 exporter=exporter.name)
+                if events:
+                    channel.exporter.export(events, deadline)
+            except ExportError as error:
+                self._failed(channel, take, error)
+                break
+            except Exception as error:  # a bug in an exporter must not lose the batch silently
+                self._failed(channel, take, ExportError(f"{type(error).__name__}: {error}", retryable=False))
+                break
+            channel.breaker.succeeded()
+            channel.spool.delivered(take[-1][0])
+            delivered += len(events)
+        self.stats.delivered += delivered
+        return delivered
+
+    def _failed(self, channel: Channel, take: list[tuple[int, list[TelemetryEvent]]],
+                error: ExportError) -> None:
+        self.stats.export_failures += 1
+        if error.retryable:
+            channel.pending.extendleft(reversed(take))
+            cooldown = channel.breaker.failed(error.retry_after_s)
+            diagnostics.emit("warning", "export_failed",
+                             f"{channel.name} export failed, retrying in {cooldown:.1f}s: {error}",
+                             exporter=channel.name, retryable=True)
+        else:
+            rejected = sum(len(batch) for _, batch in take)
+            self.stats.rejected_events += rejected
+            channel.spool.delivered(take[-1][0])
+            diagnostics.emit("warning", "export_rejected",
+                             f"{channel.name} export failed permanently, {rejected} events dropped: {error}",
+                             exporter=channel.name, retryable=False, dropped=rejected)
+
+    def _report_drops(self) -> None:
+        for channel in self.channels:
+            spool = channel.spool
+            if spool.dropped_records != channel.reported_drops:
+                channel.reported_drops = spool.dropped_records
+                diagnostics.emit("warning", "spool_overflow",
+                                 f"{channel.name} spool is full: dropped the oldest batches",
+                                 exporter=channel.name, droppedRecords=spool.dropped_records,
+                                 droppedBatches=spool.dropped_batches)
+
+    def dropped_records(self) -> int:
+        return sum(channel.spool.dropped_records for channel in self.channels)

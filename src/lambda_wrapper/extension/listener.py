@@ -63,7 +63,11 @@ class TelemetryListener:
     """Receives Telemetry API POSTs; ``take()`` hands over the raw bodies in order."""
 
     def __init__(self, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-                 max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES) -> None:
+                 max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+                 sink: Callable[[bytes], None] | None = None) -> None:
+        # With a sink, each acknowledged body goes there (the crash-safe spool)
+        # instead of the in-memory queue.
+        self.sink = sink
         self.max_body_bytes = max_body_bytes
         self.max_pending_bytes = max_pending_bytes
         self.stats = ListenerStats()
@@ -119,10 +123,11 @@ class TelemetryListener:
         return items
 
     def wait_for_data(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for another batch; True if one arrived."""
         with self._arrival:
-            if not self._pending:
-                self._arrival.wait(timeout)
-            return bool(self._pending)
+            before = self.stats.batches
+            self._arrival.wait(timeout)
+            return self.stats.batches > before
 
     @property
     def pending(self) -> int:
@@ -234,8 +239,16 @@ class TelemetryListener:
                 # (platform.logsDropped) instead of us losing it silently.
                 self.stats.refused_full += 1
                 return _BUSY
-            self._pending.append((time.time(), body))
-            self._pending_bytes += len(body)
+            if self.sink is not None:
+                try:
+                    self.sink(body)
+                except OSError:
+                    # /tmp full or gone: refuse, so the platform counts the loss.
+                    self.stats.refused_full += 1
+                    return _BUSY
+            else:
+                self._pending.append((time.time(), body))
+                self._pending_bytes += len(body)
             self.stats.batches += 1
             self.stats.bytes += len(body)
             self._arrival.notify_all()

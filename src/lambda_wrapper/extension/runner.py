@@ -15,10 +15,13 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .. import diagnostics
+from ..export.policy import FlushPolicy
 from .errors import PlatformError
+from .events import PlatformEvent
 from .http import HttpConnection
 from .lifecycle import Registration, next_event, register
 from .listener import TelemetryListener
@@ -30,8 +33,10 @@ if TYPE_CHECKING:
     from ..telemetry.records import TelemetryEvent
 
 MANAGED_INSTANCES = "lambda-managed-instances"
-# How long the shutdown flush waits for the platform's last batches to arrive.
-SHUTDOWN_GRACE_S = 0.1
+# Lambda allows 500 ms between SIGTERM and SIGKILL with an internal extension.
+SHUTDOWN_BUDGET_S = 0.4
+# How long the shutdown flush waits for more of the platform's last batches.
+SHUTDOWN_GRACE_S = 0.05
 
 
 def managed_instances() -> bool:
@@ -63,15 +68,18 @@ class InternalExtension:
         self.pipeline = pipeline
         self.types = types
         self.registration: Registration | None = None
-        self.listener = TelemetryListener()
+        self.listener = TelemetryListener(sink=pipeline.accept)
         self.subscription: SubscriptionOutcome | None = None
+        self.policy = FlushPolicy()
+        self.background = managed_instances() or settings.flush == "background"
+        self.invocations = 0
         self._api = os.environ.get("AWS_LAMBDA_RUNTIME_API", "")
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._shutdown_lock = threading.Lock()
         self._shut_down = False
         self._handler_done = threading.Event()
         self._handler_done.set()
-        self.invocations = 0
+        self._work = threading.Event()  # wakes the background flusher
 
     # -- phase one ----------------------------------------------------------------
     def register(self) -> bool:
@@ -81,7 +89,7 @@ class InternalExtension:
             return False
         # Managed Instances only allow internal extensions with no events; the
         # background strategy chooses the same to avoid any per-invoke platform wait.
-        events = [] if managed_instances() or self.settings.flush == "background" else ["INVOKE"]
+        events = [] if self.background else ["INVOKE"]
         name = f"lambda-wrapper.{os.getpid()}"
         connection = HttpConnection(self._api)
         try:
@@ -96,8 +104,14 @@ class InternalExtension:
 
     # -- phase two ----------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="lambda-wrapper-extension", daemon=True)
-        self._thread.start()
+        self._spawn(self._run, "lambda-wrapper-extension")
+        if self.background:
+            self._spawn(self._background_flusher, "lambda-wrapper-flusher")
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def _run(self) -> None:
         assert self.registration is not None
@@ -105,6 +119,11 @@ class InternalExtension:
             self._subscribe()
         except Exception as exc:
             diagnostics.emit("warning", "telemetry_subscribe_failed", f"telemetry subscription failed: {exc}")
+        try:
+            if self.pipeline.recover():
+                self._work.set()
+        except Exception as exc:
+            diagnostics.emit("warning", "spool_recovery_failed", f"could not read the previous spool: {exc}")
         self._event_loop()
 
     def _subscribe(self) -> None:
@@ -137,24 +156,59 @@ class InternalExtension:
                 continue
             failures = 0
             if event.is_invoke:
-                self.invocations += 1
+                self._on_invoke(event)
+
+    def _on_invoke(self, event: PlatformEvent) -> None:
+        """Decide now whether this invocation ends with a flush; if not, return at once.
+
+        Returning to ``/event/next`` straight away means the platform never waits for
+        us. When a flush is due we wait for the in-process "handler done" signal (not
+        for ``platform.runtimeDone``), export within the budget, then return.
+        """
+        self.invocations += 1
+        self.policy.invocation_started()
+        if not self.policy.due(self.pipeline.pending_batches):
+            return
+        wait_s = 900.0
+        if event.deadline_ms is not None:
+            wait_s = max(0.0, event.deadline_ms / 1000.0 - time.time())
+        self._handler_done.wait(wait_s)
+        self.flush()
+
+    def _background_flusher(self) -> None:
+        # Registered for no events: export while the environment is thawed, i.e.
+        # during later invocations and at shutdown; the spool covers the gaps.
+        while True:
+            self._work.wait()
+            self._work.clear()
+            if self.pipeline.pending_batches:
                 self.flush()
 
     # -- in-process signals from the supervisor ---------------------------------------
     def handler_started(self, request_id: str) -> None:
         self._handler_done.clear()
+        if self.background:
+            self.policy.invocation_started()
 
     def handler_finished(self, request_id: str) -> None:
         self._handler_done.set()
+        if self.background and self.policy.due(self.pipeline.pending_batches):
+            self._work.set()
 
     def submit(self, event: TelemetryEvent) -> None:
         """Queue one of our own records (e.g. ``lambda_wrapper.invocation``) for export."""
         self.pipeline.submit(event)
 
     # -- flushing -----------------------------------------------------------------
-    def flush(self) -> int:
-        bodies = [body for _, body in self.listener.take()]
-        return self.pipeline.process(bodies)
+    def flush(self, budget_s: float | None = None) -> int:
+        budget = self.settings.flush_budget_ms / 1000.0 if budget_s is None else budget_s
+        try:
+            return self.pipeline.flush(budget)
+        except Exception as exc:  # never let a flush bug escape into the event loop
+            diagnostics.emit("warning", "flush_failed", f"flush failed: {exc!r}")
+            return 0
+        finally:
+            self.policy.flushed()
 
     def shutdown_flush(self) -> None:
         """Export everything pending; runs once, from whichever path saw SIGTERM first."""
@@ -163,12 +217,12 @@ class InternalExtension:
                 return
             self._shut_down = True
             # The platform may still be delivering the last invocation's batches.
-            self.listener.wait_for_data(SHUTDOWN_GRACE_S)
-            deadline = time.monotonic() + SHUTDOWN_GRACE_S
-            while time.monotonic() < deadline and self.listener.wait_for_data(0.02):
-                self.flush()
-            self.flush()
+            deadline = time.monotonic() + SHUTDOWN_BUDGET_S
+            while time.monotonic() < deadline - SHUTDOWN_GRACE_S:
+                if not self.listener.wait_for_data(SHUTDOWN_GRACE_S):
+                    break
+            self.flush(max(0.05, deadline - time.monotonic()))
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return bool(self._threads) and all(thread.is_alive() for thread in self._threads)

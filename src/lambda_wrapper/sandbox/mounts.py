@@ -40,27 +40,38 @@ def lambda_binds(task_root: Path, layer_dir: Path | None, runtime_dir: Path, tmp
     ]
 
 
+def mount_script(binds: Sequence[Bind]) -> list[str]:
+    """Shell lines that apply ``binds`` in the current (private) mount namespace.
+
+    A bind whose source is a file (e.g. an ``/etc/hosts``) is mounted over a file.
+    """
+    # Sources may live under /var or /tmp, which get covered: pin each one to a
+    # staging mount first, then bind from there.
+    lines = ["set -e", "src_base=$(mktemp -d /dev/shm/lambda-sandbox.XXXXXX)"]
+    for index, bind in enumerate(binds):
+        make = "touch" if os.path.isfile(bind.source) else "mkdir -p"
+        lines.append(f"{make} \"$src_base/{index}\"")
+        lines.append(f"mount --bind {shlex.quote(bind.source)} \"$src_base/{index}\"")
+    lines.append("mount -t tmpfs -o mode=0755 lambda-var /var")
+    for index, bind in enumerate(binds):
+        target = shlex.quote(bind.target)
+        make = "touch" if os.path.isfile(bind.source) else "mkdir -p"
+        lines.append(f"[ -e {target} ] || {make} {target}")
+        lines.append(f"mount --bind \"$src_base/{index}\" {target}")
+        if bind.readonly:
+            lines.append(f"mount -o remount,ro,bind {target}")
+        lines.append(f"umount \"$src_base/{index}\"")
+    lines.append("rm -rf \"$src_base\"")
+    return lines
+
+
 def namespace_argv(binds: Sequence[Bind], argv: Sequence[str], cwd: str = "/var/task") -> list[str]:
     """Command line that runs ``argv`` inside a fresh namespace with ``binds`` applied.
 
     ``unshare`` and ``sh`` both ``exec`` onwards, so ``argv`` ends up with the PID the
     caller started, which is what the platform signals and freezes.
     """
-    # Sources may live under /var or /tmp, which get covered: pin each one to a
-    # staging mount first, then bind from there.
-    lines = ["set -e", "src_base=$(mktemp -d /dev/shm/lambda-sandbox.XXXXXX)"]
-    for index, bind in enumerate(binds):
-        lines.append(f"mkdir -p \"$src_base/{index}\"")
-        lines.append(f"mount --bind {shlex.quote(bind.source)} \"$src_base/{index}\"")
-    lines.append("mount -t tmpfs -o mode=0755 lambda-var /var")
-    for index, bind in enumerate(binds):
-        target = shlex.quote(bind.target)
-        lines.append(f"mkdir -p {target}")
-        lines.append(f"mount --bind \"$src_base/{index}\" {target}")
-        if bind.readonly:
-            lines.append(f"mount -o remount,ro,bind {target}")
-        lines.append(f"umount \"$src_base/{index}\"")
-    lines.append("rm -rf \"$src_base\"")
+    lines = mount_script(binds)
     lines.append(f"cd {shlex.quote(cwd)}")
     lines.append('exec "$@"')
     script = "\n".join(lines)

@@ -44,7 +44,9 @@ class Supervisor:
             from ..extension.runner import InternalExtension
 
             exporters = build_exporters(self.settings)
-            pipeline = Pipeline(exporters, emf_namespaces={self.settings.emf_namespace})
+            spool_root = os.path.join(os.environ.get("TMPDIR") or "/tmp", "lambda-wrapper", "spool")
+            pipeline = Pipeline(exporters, spool_root, self.settings.spool_max_bytes,
+                                emf_namespaces={self.settings.emf_namespace})
             extension = InternalExtension(self.settings, pipeline, telemetry_types(self.settings, exporters))
             if not extension.register():
                 return

@@ -1,0 +1,178 @@
+"""The processes of an execution environment: spawn, output lines, signals, memory.
+
+Every process (the runtime, each external extension) is started in its own
+session, so it leads a process group; signals go to the whole group, as RAPID's
+supervisor does (contract 4.2). Freezing is SIGSTOP to the group and thawing is
+SIGCONT, which stops every thread, like Lambda's freezer.
+
+Output: stdout and stderr share one pipe (they share one log stream on Lambda),
+split into lines that keep their ``\\n``. ``drain`` reads whatever is already in the
+pipe, so the platform can publish a function's log lines before the
+``platform.runtimeDone`` that follows them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import select
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+MAX_LINE_BYTES = 256 * 1024
+
+LineSink = Callable[[str], None]
+ExitSink = Callable[["ManagedProcess", int], None]
+
+
+class OutputReader:
+    def __init__(self, fd: int, on_line: LineSink, name: str) -> None:
+        self._fd = fd
+        self._on_line = on_line
+        self._lock = threading.Lock()
+        self._partial = b""
+        self._eof = False
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+        self.finished = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"output-{name}", daemon=True)
+        self._thread.start()
+
+    def drain(self) -> None:
+        with self._lock:
+            self._read_available()
+
+    def _run(self) -> None:
+        try:
+            while not self._eof:
+                try:
+                    select.select([self._fd], [], [], 0.5)
+                except (OSError, ValueError):
+                    break
+                with self._lock:
+                    self._read_available()
+        finally:
+            with self._lock:
+                if self._partial:
+                    self._emit(self._partial)
+                    self._partial = b""
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+            self.finished.set()
+
+    def _read_available(self) -> None:
+        while not self._eof:
+            try:
+                chunk = os.read(self._fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError as error:
+                if error.errno == errno.EINTR:
+                    continue
+                self._eof = True
+                return
+            if not chunk:
+                self._eof = True
+                return
+            self._split(chunk)
+
+    def _split(self, chunk: bytes) -> None:
+        data = self._partial + chunk
+        *lines, rest = data.split(b"\n")
+        for line in lines:
+            self._emit(line + b"\n")
+        while len(rest) > MAX_LINE_BYTES:
+            self._emit(rest[:MAX_LINE_BYTES])
+            rest = rest[MAX_LINE_BYTES:]
+        self._partial = rest
+
+    def _emit(self, line: bytes) -> None:
+        self._on_line(line.decode("utf-8", errors="replace"))
+
+
+class ManagedProcess:
+    def __init__(self, name: str, argv: Sequence[str], env: dict[str, str], cwd: str | None,
+                 on_line: LineSink, on_exit: ExitSink) -> None:
+        self.name = name
+        read_fd, write_fd = os.pipe()
+        try:
+            self._popen = subprocess.Popen(
+                list(argv), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=write_fd,
+                stderr=write_fd, start_new_session=True, close_fds=True)
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        self.pid = self._popen.pid
+        self.output = OutputReader(read_fd, on_line, name)
+        self._on_exit = on_exit
+        self._waiter = threading.Thread(target=self._wait, name=f"wait-{name}", daemon=True)
+        self._waiter.start()
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.returncode
+
+    def _wait(self) -> None:
+        code = self._popen.wait()
+        self._on_exit(self, code)
+
+    def signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signum)
+
+    def freeze(self) -> None:
+        self.signal_group(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.signal_group(signal.SIGCONT)
+
+    def kill(self) -> None:
+        # A stopped process would not die of SIGKILL any later, but SIGCONT first
+        # lets the kernel reap it at once.
+        self.signal_group(signal.SIGKILL)
+        self.signal_group(signal.SIGCONT)
+
+    def wait_exit(self, timeout: float) -> bool:
+        self._waiter.join(timeout)
+        return not self._waiter.is_alive()
+
+
+def describe_exit(code: int) -> str:
+    """The wording of Go's ``ProcessState.String()``, which RAPID puts in its errors."""
+    if code >= 0:
+        return f"exit status {code}"
+    names = {signal.SIGKILL: "killed", signal.SIGTERM: "terminated", signal.SIGSEGV: "segmentation fault",
+             signal.SIGABRT: "aborted", signal.SIGINT: "interrupt", signal.SIGBUS: "bus error"}
+    return f"signal: {names.get(signal.Signals(-code), signal.Signals(-code).name)}"
+
+
+def peak_memory_kib(process_groups: Sequence[int]) -> int:
+    """Sum of the peak resident set (VmHWM) of every live process in the groups.
+
+    Lambda reports the environment's peak memory; summing each process's own peak
+    is the closest thing /proc offers without a cgroup per sandbox.
+    """
+    wanted = set(process_groups)
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            # Fields after the parenthesised command: state ppid pgrp ...
+            pgrp = int(stat.rsplit(")", 1)[1].split()[2])
+            if pgrp not in wanted:
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+                    break
+        except (OSError, ValueError, IndexError):
+            continue
+    return total

@@ -1,0 +1,131 @@
+"""What the platform knows about one execution environment, shared by the API
+handlers (server threads) and the lifecycle (the invoking thread).
+
+All fields are guarded by ``EnvironmentState.cond``. Waiting code uses
+``cond.wait_for`` with a predicate, and everything that changes state notifies,
+so there is exactly one lock and no ordering to get wrong. When an environment is
+torn down its state is ``closed``; API calls still blocked in it then return
+without answering (their processes are being killed).
+
+Runtime and extension state names are RAPID's, because they appear in the error
+messages the APIs return (``State transition from X to Y failed ...``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+MAX_EXTENSIONS = 10
+
+
+class RuntimeStates:
+    STARTED = "Started"
+    INIT_ERROR = "InitError"
+    READY = "Ready"
+    RUNNING = "Running"
+    INVOCATION_RESPONSE = "InvocationResponse"
+    INVOCATION_ERROR_RESPONSE = "InvocationErrorResponse"
+    RESPONSE_SENT = "RuntimeResponseSentState"
+
+
+class AgentStates:
+    STARTED = "Started"
+    REGISTERED = "Registered"
+    READY = "Ready"
+    RUNNING = "Running"
+    INIT_ERROR = "InitError"
+    EXIT_ERROR = "ExitError"
+    EXITED = "Exited"
+    LAUNCH_ERROR = "LaunchError"
+
+
+@dataclass
+class AgentEvent:
+    body: bytes
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    content_type: str = "application/json"
+
+
+@dataclass
+class Agent:
+    name: str
+    external: bool
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    state: str = AgentStates.STARTED
+    events: list[str] = field(default_factory=list)
+    inbox: AgentEvent | None = None
+    error_type: str | None = None
+    subscribed_api: str | None = None  # "telemetry" or "logs"
+    exited: bool = False
+
+    @property
+    def waiting_idle(self) -> bool:
+        """Called /next and has nothing left to pick up."""
+        return self.state == AgentStates.READY and self.inbox is None
+
+
+@dataclass
+class Invocation:
+    request_id: str
+    payload: bytes
+    deadline_ms: int
+    trace_id: str | None
+    client_context: str | None
+    started_wall: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.monotonic)
+    delivered: bool = False
+    # Filled in by the runtime's answer:
+    outcome: str | None = None  # "response" | "error"
+    body: bytes = b""
+    error_type: str | None = None
+    response_arrived: float | None = None  # monotonic, /response request received
+    response_arrived_wall: float | None = None
+    response_read: float | None = None  # monotonic, body fully read
+
+
+@dataclass
+class InitFailure:
+    error_type: str
+    body: bytes
+
+
+class EnvironmentState:
+    def __init__(self, function_name: str, handler: str, external_names: list[str]) -> None:
+        self.cond = threading.Condition()
+        self.function_name = function_name
+        self.handler = handler
+        self.closed = False
+        self.registration_open = True
+        self.subscriptions_open = True
+        self.agents: list[Agent] = [Agent(name, external=True) for name in external_names]
+        self.runtime_state = RuntimeStates.STARTED
+        self.runtime_exit_code: int | None = None
+        self.runtime_started = False
+        self.init_error: InitFailure | None = None
+        self.invocation: Invocation | None = None
+        self.crashed_extension: str | None = None
+
+    # Lookups (call with cond held) ------------------------------------------------
+
+    def agent_by_id(self, agent_id: str) -> Agent | None:
+        return next((agent for agent in self.agents if agent.id == agent_id and agent.state != AgentStates.STARTED),
+                    None)
+
+    def external_agent(self, name: str) -> Agent | None:
+        return next((agent for agent in self.agents if agent.external and agent.name == name), None)
+
+    def registered_agents(self) -> list[Agent]:
+        return [agent for agent in self.agents if agent.state != AgentStates.STARTED]
+
+    def agent_failure(self) -> Agent | None:
+        return next((agent for agent in self.agents
+                     if agent.state in (AgentStates.INIT_ERROR, AgentStates.EXIT_ERROR, AgentStates.LAUNCH_ERROR)
+                     or (agent.external and agent.exited)), None)
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()

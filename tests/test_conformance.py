@@ -1,0 +1,446 @@
+"""The sandbox must answer the Runtime and Extensions APIs the way the official RIE does.
+
+Each scenario is a probe runtime (``tests/probes/``) plus what we expect it to observe,
+round by round (one round per invoke). Every scenario runs once per platform and
+module; then
+
+- each observed step must match the expectation written here (so a change in the
+  pinned RIE shows up too), and
+- the two platforms must agree with each other on every step, except where a
+  difference is intended; each such difference is listed in INTENDED_DIFFERENCES
+  with the reason.
+
+What is compared is what a client can observe: status codes, ``errorType`` and
+``errorMessage`` (ids masked), JSON body keys in order, and the names of the
+``Lambda-*`` headers plus ``Content-Type``. Transport headers (Date, Server,
+Content-Length, Connection) belong to the HTTP library and are not compared.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from platforms import PLATFORMS, Invocation, Platform, probe_function, skip_unless_rie_can_run
+
+TRACE_ID = "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+FUNCTION_NAME = "conformance-probe"
+
+ERROR_KEYS = ["errorMessage", "errorType"]
+JSON = "application/json"
+ACCEPTED = {"status": 202, "body_keys": ["status"], "body_status": "OK", "content_type": JSON}
+RUNTIME_NEXT_HEADERS = [
+    "lambda-runtime-aws-request-id",
+    "lambda-runtime-deadline-ms",
+    "lambda-runtime-invoked-function-arn",
+]
+
+
+def api_error(status: int, error_type: str, message: str) -> dict[str, Any]:
+    return {
+        "status": status,
+        "body_keys": ERROR_KEYS,
+        "errorType": error_type,
+        "errorMessage": message,
+        "content_type": JSON,
+        "lambda_headers": [],
+    }
+
+
+def invalid_state(from_state: str, to_state: str) -> dict[str, Any]:
+    message = (
+        f"State transition from {from_state} to {to_state} failed for runtime. "
+        "Error: State transition is not allowed"
+    )
+    return api_error(403, "InvalidStateTransition", message)
+
+
+@dataclass(frozen=True)
+class Round:
+    """One invoke: what the invoking client gets, and what the probe saw meanwhile."""
+
+    invocation: dict[str, Any]
+    steps: dict[str, Any]
+    payload: bytes = b'{"x": 1}'
+
+
+@dataclass(frozen=True)
+class Scenario:
+    probe: str
+    rounds: tuple[Round, ...]
+    timeout_s: float = 3.0
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IntendedDifference:
+    """A step where the sandbox deliberately differs from the RIE (and why)."""
+
+    reason: str
+    expected: dict[str, Any]  # platform name -> expected step
+
+
+@dataclass
+class RoundResult:
+    invocation: Invocation
+    observations: dict[str, Any]
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "extension_lifecycle": Scenario(
+        probe="extension_lifecycle.py",
+        rounds=(
+            Round(
+                invocation={"status_code": 200, "body": '{"probe": "extension_lifecycle"}'},
+                steps={
+                    # Register response keys are the same whatever the feature header:
+                    # the RIE knows no account id, so "accountId" is omitted (omitempty).
+                    "register_ok": {
+                        "status": 200,
+                        "body_keys": ["functionName", "functionVersion", "handler"],
+                        "content_type": JSON,
+                        "lambda_headers": ["lambda-extension-identifier"],
+                    },
+                    "register_ok_body": {
+                        "functionName": FUNCTION_NAME,
+                        "functionVersion": "$LATEST",
+                        "handler": "app.handler",
+                    },
+                    "register_no_events": {"status": 200, "lambda_headers": ["lambda-extension-identifier"]},
+                    "register_internal_shutdown": api_error(
+                        403,
+                        "Extension.InvalidEventType",
+                        "SHUTDOWN: ShutdownEventNotSupportedForInternalExtension",
+                    ),
+                    "register_missing_name": api_error(
+                        403, "Extension.InvalidExtensionName", "Empty extension name"
+                    ),
+                    "register_duplicate_name": api_error(
+                        403, "Extension.InvalidExtensionState", "Extension with this name already registered"
+                    ),
+                    "register_after_next": api_error(
+                        403, "Extension.RegistrationClosed", "Extension registration closed already"
+                    ),
+                    "event_next_missing_identifier": api_error(
+                        403,
+                        "Extension.MissingExtensionIdentifier",
+                        "Missing Lambda-Extension-Identifier header",
+                    ),
+                    "event_next_invalid_identifier": api_error(
+                        403, "Extension.InvalidExtensionIdentifier", "Invalid Lambda-Extension-Identifier"
+                    ),
+                    "event_next_unknown_identifier": api_error(
+                        403, "Extension.UnknownExtensionIdentifier", "Unknown extension <id>"
+                    ),
+                    "extension_invoke_event": {
+                        "status": 200,
+                        "body_keys": [
+                            "eventType",
+                            "deadlineMs",
+                            "requestId",
+                            "invokedFunctionArn",
+                            "tracing",
+                        ],
+                        "tracing_keys": ["type", "value"],
+                        "content_type": JSON,
+                        "lambda_headers": ["lambda-extension-event-identifier"],
+                    },
+                    "extension_invoke_event_tracing": {"type": "X-Amzn-Trace-Id", "value": TRACE_ID},
+                    "extension_saw_invoke_before_response": True,
+                    "extension_and_runtime_request_ids_match": True,
+                    "runtime_next": {"status": 200, "body_keys": ["x"], "content_type": JSON},
+                    "runtime_next_body": '{"x": 1}',
+                    "response_wrong_request_id": api_error(400, "InvalidRequestID", "Invalid request ID"),
+                    "error_wrong_request_id": api_error(400, "InvalidRequestID", "Invalid request ID"),
+                    "response_ok": {**ACCEPTED, "lambda_headers": []},
+                    "response_twice": invalid_state("RuntimeResponseSentState", "InvocationResponse"),
+                },
+            ),
+        ),
+    ),
+    "echo_runtime": Scenario(
+        probe="echo_runtime.py",
+        env={"PROBE_TIMEOUT_MS": "3000"},
+        rounds=tuple(
+            Round(
+                payload=f'{{"round": {number}}}'.encode(),
+                invocation={"status_code": 200, "body": f'{{"round": {number}}}'},
+                steps={
+                    f"round{number}_next": {"status": 200, "body_keys": ["round"], "content_type": JSON},
+                    f"round{number}_values": {
+                        "deadline_within_timeout": True,
+                        "arn_function_name": FUNCTION_NAME,
+                    },
+                    f"round{number}_response": {**ACCEPTED, "lambda_headers": []},
+                },
+            )
+            for number in (1, 2)
+        ),
+    ),
+    "invocation_error": Scenario(
+        probe="invocation_error.py",
+        rounds=(
+            Round(
+                # The invoker gets the error document exactly as the runtime posted it.
+                invocation={
+                    "status_code": 200,
+                    "json": {
+                        "errorMessage": "boom",
+                        "errorType": "ValueError",
+                        "requestId": "<id>",
+                        "stackTrace": [],
+                    },
+                },
+                steps={
+                    "invocation_error": {**ACCEPTED, "lambda_headers": []},
+                    "response_after_error": invalid_state("RuntimeResponseSentState", "InvocationResponse"),
+                },
+            ),
+            Round(
+                payload=b'{"again": true}',
+                invocation={"status_code": 200, "body": '{"again": true}'},
+                steps={
+                    "second_next": {"status": 200, "body_keys": ["again"]},
+                    "second_response": {**ACCEPTED, "lambda_headers": []},
+                },
+            ),
+        ),
+    ),
+    "init_error": Scenario(
+        probe="init_error.py",
+        rounds=tuple(
+            Round(
+                # 502, with the init error document as the runtime posted it; the next
+                # invoke starts the runtime again and gets the same answer.
+                invocation={
+                    "status_code": 502,
+                    "json": {
+                        "errorMessage": "Unable to import module 'nope': No module named 'nope'",
+                        "errorType": "Runtime.ImportModuleError",
+                        "requestId": "",
+                        "stackTrace": [],
+                    },
+                },
+                steps={
+                    "init_starts": starts,
+                    "init_error": {**ACCEPTED, "lambda_headers": []},
+                    "init_error_twice": invalid_state("InitError", "InitError"),
+                },
+            )
+            for starts in (1, 2)
+        ),
+    ),
+    "never_responds": Scenario(
+        probe="never_responds.py",
+        timeout_s=1.0,
+        rounds=(
+            Round(
+                invocation={"status_code": 200, "body_contains": "Task timed out after 1.00 seconds"},
+                steps={"next": {"status": 200}},
+            ),
+        ),
+    ),
+}
+
+INTENDED_DIFFERENCES: dict[tuple[str, str], IntendedDifference] = {
+    ("extension_lifecycle", "telemetry_subscribe"): IntendedDifference(
+        reason="the classic RIE stubs the Telemetry API (202 Telemetry.NotSupported); the sandbox "
+        'implements it and answers like Lambda: 200 with the JSON string "OK"',
+        expected={
+            "rie": {**api_error(202, "Telemetry.NotSupported", "Telemetry API is not supported")},
+            "sandbox": {"status": 200, "body": '"OK"'},
+        },
+    ),
+    ("extension_lifecycle", "telemetry_subscribe_missing_identifier"): IntendedDifference(
+        reason="the RIE stub answers before looking at the identifier; Lambda (and the sandbox) "
+        "reject a subscription without one",
+        expected={
+            "rie": {**api_error(202, "Telemetry.NotSupported", "Telemetry API is not supported")},
+            "sandbox": api_error(
+                403, "Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header"
+            ),
+        },
+    ),
+    ("extension_lifecycle", "runtime_next"): IntendedDifference(
+        reason="the RIE sends Lambda-Runtime-Trace-Id only for active tracing (its customer trace id), "
+        "Lambda sends the invoke's trace header on every next, and awslambdaric copies it to "
+        "_X_AMZN_TRACE_ID; the sandbox follows Lambda",
+        expected={
+            "rie": {"lambda_headers": RUNTIME_NEXT_HEADERS},
+            "sandbox": {"lambda_headers": sorted([*RUNTIME_NEXT_HEADERS, "lambda-runtime-trace-id"])},
+        },
+    ),
+    ("extension_lifecycle", "runtime_next_trace_id"): IntendedDifference(
+        reason="see runtime_next",
+        expected={"rie": None, "sandbox": TRACE_ID},
+    ),
+}
+for _number in (1, 2):
+    INTENDED_DIFFERENCES[("echo_runtime", f"round{_number}_next")] = INTENDED_DIFFERENCES[
+        ("extension_lifecycle", "runtime_next")
+    ]
+    INTENDED_DIFFERENCES[("echo_runtime", f"round{_number}_values")] = IntendedDifference(
+        reason="see extension_lifecycle runtime_next (the trace header)",
+        expected={"rie": {"trace_id": None}, "sandbox": {"trace_id": TRACE_ID}},
+    )
+
+
+# -- running ---------------------------------------------------------------------------
+
+_results: dict[tuple[str, str], list[RoundResult]] = {}
+
+
+def scenario_results(platform_name: str, scenario_name: str) -> list[RoundResult]:
+    """Run a scenario once per platform and module; later tests reuse the result."""
+    if platform_name == "rie":
+        skip_unless_rie_can_run()
+    key = (platform_name, scenario_name)
+    if key not in _results:
+        _results[key] = run_scenario(PLATFORMS[platform_name](), SCENARIOS[scenario_name])
+    return _results[key]
+
+
+def run_scenario(platform: Platform, scenario: Scenario) -> list[RoundResult]:
+    spec = probe_function(
+        scenario.probe, function_name=FUNCTION_NAME, timeout_s=scenario.timeout_s, env=dict(scenario.env)
+    )
+    results = []
+    with platform:
+        platform.start(spec)
+        for round_ in scenario.rounds:
+            platform.clear_observations()
+            invocation = platform.invoke(round_.payload, trace_id=TRACE_ID)
+            results.append(RoundResult(invocation, derive(platform.read_observations())))
+    return results
+
+
+def derive(observations: dict[str, Any]) -> dict[str, Any]:
+    """Add the comparable views of each answer: Lambda headers, ids masked."""
+    derived: dict[str, Any] = {}
+    for step, value in observations.items():
+        if isinstance(value, dict) and "header_names" in value:
+            value = {**value, "lambda_headers": [n for n in value["header_names"] if n.startswith("lambda-")]}
+            if "errorMessage" in value:
+                value["errorMessage"] = mask_ids(value["errorMessage"])
+        derived[step] = value
+    if "runtime_next_request_id" in observations:
+        derived["extension_and_runtime_request_ids_match"] = observations.get(
+            "extension_invoke_event_request_id"
+        ) == observations.get("runtime_next_request_id")
+    return derived
+
+
+def mask_ids(text: Any) -> Any:
+    return UUID.sub("<id>", text) if isinstance(text, str) else text
+
+
+def project(observed: Any, expected: Any) -> Any:
+    """The part of an observation that an expectation talks about."""
+    if isinstance(expected, dict) and isinstance(observed, dict):
+        return {key: observed.get(key, "<missing>") for key in expected}
+    return observed
+
+
+def comparable(observed: Any) -> Any:
+    """A step as compared across platforms: no transport headers, no run-specific ids."""
+    if isinstance(observed, dict):
+        view = {k: v for k, v in observed.items() if k != "header_names"}
+        return {k: mask_ids(v) for k, v in view.items()}
+    return mask_ids(observed)
+
+
+def invocation_view(invocation: Invocation, expected: dict[str, Any]) -> dict[str, Any]:
+    view: dict[str, Any] = {"status_code": invocation.status_code}
+    text = invocation.body.decode(errors="replace")
+    if "body" in expected:
+        view["body"] = text
+    if "json" in expected:
+        parsed = invocation.json
+        view["json"] = {k: mask_ids(v) for k, v in parsed.items()} if isinstance(parsed, dict) else parsed
+    if "body_contains" in expected:
+        view["body_contains"] = expected["body_contains"] if expected["body_contains"] in text else text
+    return view
+
+
+# -- tests -----------------------------------------------------------------------------
+
+
+def step_cases() -> list[Any]:
+    cases = []
+    for scenario_name, scenario in SCENARIOS.items():
+        named_in_rounds = {step for round_ in scenario.rounds for step in round_.steps}
+        only_intended = [
+            step
+            for (name, step) in INTENDED_DIFFERENCES
+            if name == scenario_name and step not in named_in_rounds
+        ]
+        for index, round_ in enumerate(scenario.rounds):
+            steps = [*round_.steps, *(only_intended if index == 0 else [])]
+            for step in steps:
+                cases.append(pytest.param(scenario_name, index, step, id=f"{scenario_name}-{index}-{step}"))
+    return cases
+
+
+def expected_step(platform_name: str, scenario_name: str, round_index: int, step: str) -> Any:
+    expected = SCENARIOS[scenario_name].rounds[round_index].steps.get(step)
+    difference = INTENDED_DIFFERENCES.get((scenario_name, step))
+    if difference is None:
+        return expected
+    specific = difference.expected[platform_name]
+    if isinstance(expected, dict) and isinstance(specific, dict):
+        return {**expected, **specific}
+    return specific
+
+
+@pytest.mark.parametrize("platform_name", list(PLATFORMS))
+@pytest.mark.parametrize(("scenario_name", "round_index", "step"), step_cases())
+def test_step_matches_expectation(
+    platform_name: str, scenario_name: str, round_index: int, step: str
+) -> None:
+    results = scenario_results(platform_name, scenario_name)
+    observed = results[round_index].observations.get(step, "<not observed>")
+    expected = expected_step(platform_name, scenario_name, round_index, step)
+    assert project(observed, expected) == expected, f"{platform_name}: full observation {observed}"
+
+
+@pytest.mark.parametrize("platform_name", list(PLATFORMS))
+@pytest.mark.parametrize(
+    ("scenario_name", "round_index"),
+    [
+        pytest.param(name, index, id=f"{name}-{index}")
+        for name, scenario in SCENARIOS.items()
+        for index in range(len(scenario.rounds))
+    ],
+)
+def test_invoker_sees_expected_result(platform_name: str, scenario_name: str, round_index: int) -> None:
+    results = scenario_results(platform_name, scenario_name)
+    expected = SCENARIOS[scenario_name].rounds[round_index].invocation
+    invocation = results[round_index].invocation
+    assert invocation_view(invocation, expected) == expected
+
+
+@pytest.mark.parametrize("scenario_name", list(SCENARIOS))
+def test_platforms_agree(scenario_name: str) -> None:
+    """Everything observed, not just what the expectations name, is the same on both."""
+    reference = scenario_results("rie", scenario_name)
+    candidate = scenario_results("sandbox", scenario_name)
+    mismatches = {}
+    for index, (rie_round, sandbox_round) in enumerate(zip(reference, candidate, strict=True)):
+        steps = set(rie_round.observations) | set(sandbox_round.observations)
+        for step in sorted(steps):
+            if (scenario_name, step) in INTENDED_DIFFERENCES:
+                continue
+            rie_view = comparable(rie_round.observations.get(step, "<not observed>"))
+            sandbox_view = comparable(sandbox_round.observations.get(step, "<not observed>"))
+            if rie_view != sandbox_view:
+                mismatches[f"round {index} {step}"] = {"rie": rie_view, "sandbox": sandbox_view}
+        if rie_round.invocation.status_code != sandbox_round.invocation.status_code:
+            mismatches[f"round {index} invoke status"] = {
+                "rie": rie_round.invocation.status_code,
+                "sandbox": sandbox_round.invocation.status_code,
+            }
+    assert not mismatches, mismatches

@@ -1,0 +1,187 @@
+"""A function's caller sees the same results with and without our wrapper, on both platforms.
+
+For every sample function in ``tests/functions`` (healthy and broken) the reference
+is the official RIE running the function *without* the wrapper. Each other
+combination — RIE with the wrapper, sandbox without, sandbox with — must give the
+invoking client the same HTTP status, ``errorType`` and ``errorMessage`` (request
+ids masked), and for successes the same body, on two consecutive invokes (the
+second one after an init error re-initialises and must fail the same way).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from platforms import PLATFORMS, FunctionUnderTest, Invocation, Platform, skip_unless_rie_can_run
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+FUNCTION_NAME = "equivalence"
+PAYLOAD = b'{"x": 1}'
+INVOKES = 2
+WRAPPER_FAIL_OPEN = "wrapper_fail_open"
+
+
+@dataclass(frozen=True)
+class Expected:
+    status_code: int
+    error_type: str | None = None
+    # None: not pinned here (it is still compared with the reference).
+    error_message: str | None = None
+
+
+# What the reference (RIE, no wrapper, awslambdaric 4.2.2) returns. Init failures are
+# 502 with awslambdaric's init error document; function errors are 200.
+EXPECTED: dict[str, Expected] = {
+    "healthy.handler": Expected(200),
+    "logs.handler": Expected(200),
+    "sub/mod.handler": Expected(200),
+    "nope.handler": Expected(
+        502, "Runtime.ImportModuleError", "Unable to import module 'nope': No module named 'nope'"
+    ),
+    "syntax_error.handler": Expected(502, "Runtime.UserCodeSyntaxError"),
+    "import_error.handler": Expected(502, "RuntimeError", "import-time failure"),
+    "healthy.missing": Expected(
+        502, "Runtime.HandlerNotFound", "Handler 'missing' missing on module 'healthy'"
+    ),
+    "healthy": Expected(
+        502,
+        "Runtime.MalformedHandlerName",
+        "Bad handler 'healthy': not enough values to unpack (expected 2, got 1)",
+    ),
+    "function_error.handler": Expected(200, "ValidationFailed", "bad input in <id>"),
+    "exits.handler": Expected(
+        502, "Runtime.ExitError", "RequestId: <id> Error: Runtime exited with error: exit status 3"
+    ),
+    "unserializable.handler": Expected(
+        200, "Runtime.MarshalError", "Unable to marshal response: Object of type set is not JSON serializable"
+    ),
+}
+INIT_FAILURES = [handler for handler, expected in EXPECTED.items() if expected.status_code == 502]
+COMBINATIONS = [("rie", True), ("sandbox", False), ("sandbox", True)]
+
+
+@dataclass(frozen=True)
+class CallerView:
+    """What the invoking client can rely on; request ids masked."""
+
+    status_code: int
+    error_type: str | None
+    error_message: str | None
+    body: Any  # the JSON of a success; None for errors
+
+    @classmethod
+    def of(cls, invocation: Invocation) -> CallerView:
+        try:
+            document = invocation.json
+        except ValueError:
+            document = invocation.body.decode(errors="replace")
+        if isinstance(document, dict) and "errorType" in document:
+            return cls(
+                invocation.status_code, document["errorType"], mask(document.get("errorMessage")), None
+            )
+        return cls(invocation.status_code, None, None, document)
+
+
+@dataclass
+class Run:
+    views: list[CallerView]
+    output: str
+    import_attempts: int | None
+
+
+def mask(text: Any) -> Any:
+    return UUID.sub("<id>", text) if isinstance(text, str) else text
+
+
+_runs: dict[tuple[str, bool, str], Run] = {}
+
+
+@pytest.fixture
+def run_function(functions_task_root: Path, layer_dir: Path):
+    """Run a handler on a platform (once per module) and return what the caller saw."""
+
+    def run(platform_name: str, wrapped: bool, handler: str) -> Run:
+        if platform_name == "rie":
+            skip_unless_rie_can_run()
+        key = (platform_name, wrapped, handler)
+        if key not in _runs:
+            spec = FunctionUnderTest(
+                task_root=functions_task_root,
+                handler=handler,
+                layer_dir=layer_dir if wrapped else None,
+                use_wrapper=wrapped,
+                function_name=FUNCTION_NAME,
+            )
+            _runs[key] = invoke_repeatedly(PLATFORMS[platform_name](), spec)
+        return _runs[key]
+
+    return run
+
+
+def invoke_repeatedly(platform: Platform, spec: FunctionUnderTest) -> Run:
+    with platform:
+        platform.start(spec)
+        views = [CallerView.of(platform.invoke(PAYLOAD)) for _ in range(INVOKES)]
+        attempts_file = platform.tmp_dir / "import_error_attempts"
+        attempts = int(attempts_file.read_text()) if attempts_file.exists() else None
+        platform.stop()
+        return Run(views, platform.output(), attempts)
+
+
+@pytest.mark.parametrize("handler", list(EXPECTED))
+def test_reference_is_what_we_expect(run_function, handler: str) -> None:
+    """Pins the reference itself, so a change in the RIE or awslambdaric is noticed."""
+    expected = EXPECTED[handler]
+    for view in run_function("rie", False, handler).views:
+        assert view.status_code == expected.status_code
+        assert view.error_type == expected.error_type
+        if expected.error_message is not None:
+            assert view.error_message == expected.error_message
+
+
+@pytest.mark.parametrize("handler", list(EXPECTED))
+@pytest.mark.parametrize(
+    ("platform_name", "wrapped"),
+    [
+        pytest.param(name, wrapped, id=f"{name}-{'wrapped' if wrapped else 'bare'}")
+        for name, wrapped in COMBINATIONS
+    ],
+)
+def test_caller_sees_the_reference_result(
+    run_function, platform_name: str, wrapped: bool, handler: str
+) -> None:
+    reference = run_function("rie", False, handler)
+    candidate = run_function(platform_name, wrapped, handler)
+    assert candidate.views == reference.views, candidate.output[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("platform_name", "wrapped"),
+    [
+        pytest.param(name, wrapped, id=f"{name}-{'wrapped' if wrapped else 'bare'}")
+        for name, wrapped in COMBINATIONS
+    ]
+    + [pytest.param("rie", False, id="rie-bare")],
+)
+def test_next_invoke_after_init_error_initialises_again(
+    run_function, platform_name: str, wrapped: bool
+) -> None:
+    run = run_function(platform_name, wrapped, "import_error.handler")
+    # The module ran once per invoke: the failed Init was retried, not remembered.
+    assert run.import_attempts == INVOKES, run.output[-3000:]
+    assert run.views[0] == run.views[1]
+
+
+@pytest.mark.parametrize("platform_name", list(PLATFORMS))
+def test_wrapper_really_ran(run_function, platform_name: str) -> None:
+    """Without this, the equivalence above could hold because the wrapper failed open."""
+    bare = run_function(platform_name, False, "wrapper_state.handler")
+    wrapped = run_function(platform_name, True, "wrapper_state.handler")
+    assert bare.views[0].body == {"entry_loaded": False}
+    assert wrapped.views[0].body == {"entry_loaded": True}, wrapped.output[-3000:]
+    assert WRAPPER_FAIL_OPEN not in wrapped.output

@@ -1,0 +1,400 @@
+"""`lambda-wrapper layer build`: contents, determinism, size gate and bytecode of the layer zips."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import stat
+import struct
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# The same path set-up `lambda-wrapper layer ...` does.
+sys.path.insert(0, str(REPO_ROOT / "layer-build"))
+
+from layerbuild.api import MAX_ZIP_BYTES, LayerBuildError, build, build_layer_dir, build_zips  # noqa: E402
+from layerbuild.architectures import ARCHITECTURES, resolve_architectures  # noqa: E402
+from layerbuild.build import enforce_size_limit  # noqa: E402
+from layerbuild.bytecode import NEVER_IMPORTED_ON_LAMBDA  # noqa: E402
+from layerbuild.cli import main  # noqa: E402
+from layerbuild.inputs import LayerInputs  # noqa: E402
+from layerbuild.interpreters import find_interpreters  # noqa: E402
+from layerbuild.pins import PINS, Pin  # noqa: E402
+from layerbuild.progress import SILENT  # noqa: E402
+from layerbuild.wheels import InstalledDistribution, check_dependencies_pinned  # noqa: E402
+from layerbuild.wheeltags import WheelName  # noqa: E402
+from layerbuild.zipper import write_zip  # noqa: E402
+
+VERSION = LayerInputs.from_repo().package_version()
+REAL_INPUTS = LayerInputs.from_repo()
+INTERPRETERS = find_interpreters(REAL_INPUTS.cache_dir / "interpreters.json")
+ELF_MACHINE = {"x86_64": 62, "arm64": 183}
+UNCHECKED_HASH_FLAGS = 0b01  # PEP 552: hash-based, check_source off
+
+
+@pytest.fixture(scope="session")
+def layer_inputs(tmp_path_factory: pytest.TempPathFactory) -> LayerInputs:
+    """The repository's inputs; a stand-in wrapper only while the real script does not exist yet."""
+    if REAL_INPUTS.wrapper_script.is_file():
+        return REAL_INPUTS
+    stand_in = tmp_path_factory.mktemp("wrapper") / "lambda-wrapper"
+    stand_in.write_text('#!/bin/sh\nexec "$@"\n')
+    stand_in.chmod(0o755)
+    return dataclasses.replace(REAL_INPUTS, wrapper_script=stand_in)
+
+
+@pytest.fixture(scope="session")
+def dist_dir(tmp_path_factory: pytest.TempPathFactory, layer_inputs: LayerInputs) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    build_zips(resolve_architectures("all"), out, inputs=layer_inputs, progress=SILENT)
+    return out
+
+
+def zip_path(dist: Path, arch: str) -> Path:
+    return dist / f"lambda-wrapper-{VERSION}-{arch}.zip"
+
+
+def manifest_of(dist: Path, arch: str) -> dict:
+    return json.loads((dist / f"lambda-wrapper-{VERSION}-{arch}.manifest.json").read_text())
+
+
+def test_one_zip_and_one_manifest_per_architecture(dist_dir: Path) -> None:
+    names = sorted(path.name for path in dist_dir.iterdir())
+    expected = sorted(
+        f"lambda-wrapper-{VERSION}-{arch}.{suffix}"
+        for arch in ARCHITECTURES
+        for suffix in ("zip", "manifest.json")
+    )
+    assert names == expected
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_zip_layout(dist_dir: Path, arch: str) -> None:
+    path = zip_path(dist_dir, arch)
+    assert path.stat().st_size <= MAX_ZIP_BYTES
+    with zipfile.ZipFile(path) as archive:
+        infos = {info.filename: info for info in archive.infolist()}
+    wrapper = infos["lambda-wrapper"]
+    assert wrapper.external_attr >> 16 == stat.S_IFREG | 0o755, "wrapper must keep its exec bit"
+    assert "python/lambda_wrapper/__init__.py" in infos
+    assert not [name for name in infos if name.startswith("python/lambda_wrapper/sandbox")]
+    for top_level in ("structlog/__init__.py", "psutil/__init__.py", "typing_extensions.py"):
+        assert f"python/{top_level}" in infos
+    dist_infos = [name for name in infos if ".dist-info/" in name]
+    assert any(name.endswith("structlog-26.1.0.dist-info/METADATA") for name in dist_infos)
+    assert not [name for name in dist_infos if name.endswith("/RECORD")]
+    assert {name.split("/", 1)[0] for name in infos} <= {"lambda-wrapper", "python"}
+    # Fixed metadata: every entry has the same timestamp and only 0644/0755 permissions.
+    assert {info.date_time for info in infos.values()} == {(1980, 1, 1, 0, 0, 0)}
+    modes = {info.external_attr >> 16 & 0o7777 for info in infos.values()}
+    assert modes <= {0o644, 0o755}
+    assert list(infos) == sorted(infos), "entries are written in sorted order"
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_psutil_extension_matches_architecture(dist_dir: Path, arch: str) -> None:
+    with zipfile.ZipFile(zip_path(dist_dir, arch)) as archive:
+        extensions = [
+            name for name in archive.namelist() if name.startswith("python/psutil/") and ".so" in name
+        ]
+        assert extensions, "psutil's C extension is missing"
+        for name in extensions:
+            header = archive.read(name)[:20]
+            assert header[:4] == b"\x7fELF"
+            byte_order = "<" if header[5] == 1 else ">"
+            (machine,) = struct.unpack_from(f"{byte_order}H", header, 18)
+            assert machine == ELF_MACHINE[arch], f"{name} is for e_machine {machine}, not {arch}"
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_bytecode_is_unchecked_hash_for_every_build_interpreter(dist_dir: Path, arch: str) -> None:
+    manifest = manifest_of(dist_dir, arch)
+    versions = sorted(manifest["bytecode"]["python_versions"])
+    assert versions == [interpreter.version for interpreter in INTERPRETERS]
+    with zipfile.ZipFile(zip_path(dist_dir, arch)) as archive:
+        names = set(archive.namelist())
+        pycs = [name for name in names if name.endswith(".pyc")]
+        for name in pycs:
+            flags = struct.unpack_from("<I", archive.read(name), 4)[0]
+            assert flags == UNCHECKED_HASH_FLAGS, f"{name} is not an unchecked-hash pyc"
+    for source in ("lambda_wrapper/__init__.py", "structlog/_config.py", "psutil/_pslinux.py"):
+        folder, _, module = f"python/{source}".rpartition("/")
+        for version in versions:
+            tag = "cpython-" + version.replace(".", "")
+            assert f"{folder}/__pycache__/{module.removesuffix('.py')}.{tag}.pyc" in names
+    # Modules no Lambda runtime imports ship as source only, to stay under the size gate.
+    assert not [name for name in pycs if "/_psosx." in name or "/_pswindows." in name]
+    assert not [name for name in pycs if "typing_extensions.cpython-31" in name and "-310." not in name]
+    assert "psutil/_pswindows.py" in NEVER_IMPORTED_ON_LAMBDA
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_manifest_describes_the_zip(dist_dir: Path, arch: str) -> None:
+    manifest = manifest_of(dist_dir, arch)
+    path = zip_path(dist_dir, arch)
+    assert manifest["architecture"] == arch
+    assert manifest["license"] == "Apache-2.0"
+    assert manifest["compatible_runtimes"] == [f"python3.{minor}" for minor in range(10, 15)]
+    assert manifest["zip"]["size"] == path.stat().st_size
+    import hashlib
+
+    assert manifest["zip"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert manifest["packages"] == {
+        "lambda_wrapper": VERSION,
+        **{pin.name: pin.version for pin in PINS},
+    }
+    assert manifest["description"]
+
+
+def test_two_builds_give_identical_zips(
+    dist_dir: Path, tmp_path: Path, layer_inputs: LayerInputs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A different umask must not change the bytes either.
+    previous = os.umask(0o002)
+    try:
+        build_zips(resolve_architectures("all"), tmp_path, inputs=layer_inputs, progress=SILENT)
+    finally:
+        os.umask(previous)
+    for arch in ARCHITECTURES:
+        first, second = zip_path(dist_dir, arch), zip_path(tmp_path, arch)
+        assert first.read_bytes() == second.read_bytes(), f"{arch} zip is not reproducible"
+        assert manifest_of(dist_dir, arch) == manifest_of(tmp_path, arch)
+
+
+def test_zip_bytes_ignore_mtimes_and_umask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trees = []
+    for index, mode in enumerate((0o644, 0o664)):
+        tree = tmp_path / f"tree{index}"
+        (tree / "python").mkdir(parents=True)
+        (tree / "python" / "b.py").write_text("b = 1\n")
+        (tree / "python" / "a.py").write_text("a = 1\n")
+        (tree / "lambda-wrapper").write_text("#!/bin/sh\n")
+        (tree / "python" / "a.py").chmod(mode)
+        (tree / "lambda-wrapper").chmod(0o755 if index else 0o700)
+        os.utime(tree / "python" / "a.py", (index * 1e9, index * 1e9))
+        trees.append(tree)
+    write_zip(trees[0], tmp_path / "0.zip")
+    write_zip(trees[1], tmp_path / "1.zip")
+    assert (tmp_path / "0.zip").read_bytes() == (tmp_path / "1.zip").read_bytes()
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # 2023-11-14 22:13:20 UTC
+    write_zip(trees[0], tmp_path / "epoch.zip")
+    with zipfile.ZipFile(tmp_path / "epoch.zip") as archive:
+        assert {info.date_time for info in archive.infolist()} == {(2023, 11, 14, 22, 13, 20)}
+
+
+def test_size_gate_fails_with_a_clear_message(tmp_path: Path) -> None:
+    big = tmp_path / "layer.zip"
+    big.write_bytes(b"\0" * 2048)
+    enforce_size_limit(big, big.name, max_zip_bytes=2048)
+    with pytest.raises(LayerBuildError, match=r"2,048 bytes, over the 1,024-byte size gate"):
+        enforce_size_limit(big, big.name, max_zip_bytes=1024)
+    assert MAX_ZIP_BYTES == 1_572_864
+
+
+def test_size_gate_failure_leaves_no_zip(tmp_path: Path, layer_inputs: LayerInputs) -> None:
+    with pytest.raises(LayerBuildError, match="size gate"):
+        build_zips(
+            resolve_architectures("x86_64"),
+            tmp_path,
+            inputs=layer_inputs,
+            progress=SILENT,
+            max_zip_bytes=1000,
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_wrapper_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = dataclasses.replace(REAL_INPUTS, wrapper_script=tmp_path / "absent" / "lambda-wrapper")
+    with pytest.raises(LayerBuildError, match=r"wrapper script .* is missing"):
+        build(arch="x86_64", out=tmp_path / "dist", inputs=broken, progress=SILENT)
+    monkeypatch.setattr(LayerInputs, "from_repo", classmethod(lambda cls: broken))
+    assert main(["build", "--out", str(tmp_path / "dist")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert "is missing" in error
+    assert not (tmp_path / "dist").exists()
+
+
+def test_crlf_wrapper_is_refused(tmp_path: Path) -> None:
+    script = tmp_path / "lambda-wrapper"
+    script.write_bytes(b'#!/bin/sh\r\nexec "$@"\r\n')
+    with pytest.raises(LayerBuildError, match="CRLF"):
+        dataclasses.replace(REAL_INPUTS, wrapper_script=script).check()
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["build", "--arch", "sparc"]) == 2
+    assert main(["build", "--format", "dir", "--arch", "all", "--out", str(tmp_path)]) == 2
+    assert "one architecture" in capsys.readouterr().err
+
+
+def test_wheel_tags_decide_what_one_layer_can_carry() -> None:
+    x86, arm = ARCHITECTURES["x86_64"], ARCHITECTURES["arm64"]
+    psutil_x86 = WheelName.parse(
+        "psutil-7.2.2-cp36-abi3-manylinux2010_x86_64.manylinux_2_12_x86_64.manylinux_2_28_x86_64.whl"
+    )
+    assert psutil_x86.unusable_reason(x86) is None
+    assert "no manylinux tag for aarch64" in str(psutil_x86.unusable_reason(arm))
+    assert WheelName.parse("structlog-26.1.0-py3-none-any.whl").unusable_reason(arm) is None
+    per_version = WheelName.parse("x-1.0-cp312-cp312-manylinux_2_17_x86_64.whl")
+    assert "not abi3" in str(per_version.unusable_reason(x86))
+    too_new_glibc = WheelName.parse("x-1.0-cp38-abi3-manylinux_2_34_x86_64.whl")
+    assert "glibc 2.34" in str(too_new_glibc.unusable_reason(x86))
+    too_new_python = WheelName.parse("x-1.0-cp311-abi3-manylinux_2_17_x86_64.whl")
+    assert "newer CPython" in str(too_new_python.unusable_reason(x86))
+
+
+def test_unshipped_dependencies_are_caught() -> None:
+    pins = (Pin("typing_extensions", "4.16.0", "test"),)
+
+    def dist(*requires: str) -> InstalledDistribution:
+        return InstalledDistribution("structlog", "26.1.0", requires, ())
+
+    check_dependencies_pinned([dist("typing-extensions; python_version < '3.11'")], pins)
+    check_dependencies_pinned([dist("importlib-metadata; python_version < '3.8'")], pins)
+    check_dependencies_pinned([dist("twisted; extra == 'twisted'")], pins)
+    with pytest.raises(LayerBuildError, match="requires 'rich'"):
+        check_dependencies_pinned([dist("rich")], pins)
+
+
+# --- importing from a read-only /opt compiles nothing --------------------------------------------------
+
+_IMPORT_PROBE = """
+import json, os, sys
+site = sys.argv[1]
+sys.path.insert(0, site)
+import lambda_wrapper, structlog, structlog.stdlib, structlog.processors, psutil
+psutil.Process().memory_info()
+try:
+    open(os.path.join(site, "probe-write"), "w").close()
+    writable = True
+except OSError:
+    writable = False
+modules = {}
+for name, module in list(sys.modules.items()):
+    path = getattr(module, "__file__", None) or ""
+    if path.startswith(site + os.sep):
+        modules[name] = {"file": path, "cached": getattr(module, "__cached__", None),
+                         "loader": type(module.__loader__).__name__}
+print(json.dumps({"writable": writable, "modules": modules}))
+"""
+
+
+def _read_only_mount_available() -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "true"], capture_output=True, check=False
+    )
+    return probe.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def extracted_x86_64_site(dist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("opt")
+    with zipfile.ZipFile(zip_path(dist_dir, "x86_64")) as archive:
+        archive.extractall(root)
+    return root / "python"
+
+
+@pytest.mark.skipif(ARCHITECTURES["x86_64"] not in resolve_architectures(None), reason="x86_64 host needed")
+@pytest.mark.parametrize("interpreter", INTERPRETERS, ids=[i.version for i in INTERPRETERS])
+def test_import_from_read_only_layer_compiles_nothing(extracted_x86_64_site: Path, interpreter) -> None:
+    site = str(extracted_x86_64_site)
+    command = [str(interpreter.executable), "-I", "-v", "-c", _IMPORT_PROBE, site]
+    read_only = _read_only_mount_available()
+    if read_only:
+        # Like Lambda's /opt: a read-only bind mount, which stops root too (chmod would not).
+        mount = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && exec "$@"'
+        command = ["unshare", "-m", "--propagation", "private", "sh", "-c", mount, site, *command]
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, check=False, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    if read_only:
+        assert report["writable"] is False
+    modules = report["modules"]
+    assert {"lambda_wrapper", "structlog", "psutil", "psutil._psutil_linux"} <= set(modules)
+    if interpreter.version == "3.10":
+        assert "typing_extensions" in modules
+    tag = "cpython-" + interpreter.version.replace(".", "")
+    for name, module in modules.items():
+        if module["file"].endswith(".so"):
+            assert module["loader"] == "ExtensionFileLoader"
+            continue
+        source = Path(module["file"])
+        cached = Path(module["cached"])
+        assert cached == source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc", name
+        assert cached.is_file(), f"{name}: no shipped bytecode"
+        assert f"# {cached} matches {source}" in result.stderr, f"{name} did not use its shipped .pyc"
+    # python -v says "code object from <source>.py" for every source it had to compile.
+    compiled = [
+        line
+        for line in result.stderr.splitlines()
+        if "code object from" in line and site in line and ".pyc" not in line
+    ]
+    assert compiled == []
+
+
+# --- the dir format ----------------------------------------------------------------------------------
+
+
+def test_layer_dir_tree_is_the_unzipped_layer(tmp_path: Path, layer_inputs: LayerInputs) -> None:
+    out = tmp_path / "opt"
+    assert build(format="dir", out=out, inputs=layer_inputs, progress=SILENT) == [out]
+    wrapper = out / "lambda-wrapper"
+    assert os.access(wrapper, os.X_OK)
+    assert wrapper.read_bytes() == layer_inputs.wrapper_script.read_bytes()
+    assert (out / "python" / "lambda_wrapper" / "__init__.py").is_file()
+    assert not (out / "python" / "lambda_wrapper" / "sandbox").exists()
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+         "import lambda_wrapper, structlog, psutil; print(lambda_wrapper.__file__)", str(out / "python")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert result.stdout.strip() == str(out / "python" / "lambda_wrapper" / "__init__.py")
+
+
+def test_layer_dir_is_reused_until_something_changes(tmp_path: Path, layer_inputs: LayerInputs) -> None:
+    out = tmp_path / "layer"
+    build_layer_dir(out, "x86_64", inputs=layer_inputs)
+    marker = out / "python" / "structlog" / "__init__.py"
+    first_inode = marker.stat().st_ino
+
+    started = time.perf_counter()
+    assert build_layer_dir(out, "x86_64", inputs=layer_inputs) == out.absolute()
+    assert time.perf_counter() - started < 1.0, "an unchanged tree must not be rebuilt"
+    assert marker.stat().st_ino == first_inode
+
+    marker.unlink()  # someone damaged the tree: the next call repairs it
+    build_layer_dir(out, "x86_64", inputs=layer_inputs)
+    assert marker.is_file()
+
+
+def test_layer_dir_refuses_to_replace_other_directories(tmp_path: Path, layer_inputs: LayerInputs) -> None:
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(LayerBuildError, match="refusing to replace"):
+        build_layer_dir(tmp_path, "x86_64", inputs=layer_inputs)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.skipif(not REAL_INPUTS.wrapper_script.is_file(), reason="the CLI builds from the real wrapper")
+def test_cli_builds_the_dir_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "tree"
+    assert main(["build", "--format", "dir", "--arch", "arm64", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(out.absolute())
+    assert "building layer tree" in captured.err  # progress on stderr, one line per step
+    extension = next((out / "python" / "psutil").glob("_psutil_linux*.so"))
+    assert struct.unpack_from("<H", extension.read_bytes(), 18)[0] == ELF_MACHINE["arm64"]

@@ -1,0 +1,110 @@
+"""Pipeline: decode once, skip our own lines, export in budget, breaker, spool."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from lambda_wrapper.export.errors import ExportError
+from lambda_wrapper.export.pipeline import Pipeline
+from lambda_wrapper.telemetry.records import TelemetryEvent
+
+
+class Recorder:
+    def __init__(self, name: str = "rec", fail: ExportError | None = None, delay: float = 0.0) -> None:
+        self.name = name
+        self.fail = fail
+        self.delay = delay
+        self.calls: list[list[TelemetryEvent]] = []
+
+    def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
+        if self.delay:
+            time.sleep(min(self.delay, max(0.0, deadline - time.monotonic())))
+        if self.fail is not None:
+            raise self.fail
+        self.calls.append(list(events))
+
+    @property
+    def records(self) -> list[object]:
+        return [event.record for call in self.calls for event in call]
+
+
+def body(*records: object, kind: str = "function") -> bytes:
+    return json.dumps([{"time": "2024-05-01T10:00:00.000Z", "type": kind, "record": r} for r in records]).encode()
+
+
+def test_own_lines_are_skipped_user_emf_kept(tmp_path: Path) -> None:
+    exporter = Recorder()
+    pipeline = Pipeline([exporter], str(tmp_path), 1 << 20, emf_namespaces={"LambdaWrapper"})
+    ours = json.dumps({"logger": "lambda_wrapper", "event": "x"})
+    our_emf = json.dumps({"_aws": {"CloudWatchMetrics": [{"Namespace": "LambdaWrapper"}]}})
+    user_emf = json.dumps({"_aws": {"CloudWatchMetrics": [{"Namespace": "Shop"}]}})
+    pipeline.accept(body("hello\n", ours + "\n", our_emf + "\n", user_emf + "\n"))
+    assert pipeline.flush(1.0) == 2
+    assert exporter.records == ["hello\n", user_emf + "\n"]
+    assert pipeline.stats.own_lines_skipped == 2
+
+
+def test_malformed_batch_counted_and_skipped(tmp_path: Path) -> None:
+    exporter = Recorder()
+    pipeline = Pipeline([exporter], str(tmp_path), 1 << 20)
+    pipeline.accept(b"{not json")
+    pipeline.accept(b'[{"time": "t"}, 5]')
+    pipeline.accept(body("ok"))
+    pipeline.flush(1.0)
+    assert exporter.records == ["ok"]
+    assert pipeline.stats.malformed_batches == 1 and pipeline.stats.malformed_entries == 2
+
+
+def test_retryable_failure_keeps_data_opens_breaker_then_delivers(tmp_path: Path) -> None:
+    failing = Recorder("net", fail=ExportError("connection refused", retryable=True))
+    healthy = Recorder("file")
+    pipeline = Pipeline([healthy, failing], str(tmp_path), 1 << 20)
+    pipeline.accept(body("a"))
+    pipeline.flush(1.0)
+    assert healthy.records == ["a"] and failing.calls == []
+    channel = pipeline.channels[1]
+    assert channel.breaker.is_open
+    pipeline.accept(body("b"))
+    pipeline.flush(1.0)  # breaker open: not even tried
+    assert healthy.records == ["a", "b"]
+    failing.fail = None
+    channel.breaker.open_until = 0.0
+    pipeline.flush(1.0)
+    assert failing.records == ["a", "b"]  # spooled while down, delivered in order after recovery
+    assert healthy.records == ["a", "b"]  # never re-sent to the healthy exporter
+
+
+def test_permanent_failure_is_counted_not_retried(tmp_path: Path) -> None:
+    rejecting = Recorder("net", fail=ExportError("HTTP 400", retryable=False))
+    pipeline = Pipeline([rejecting], str(tmp_path), 1 << 20)
+    pipeline.accept(body("a", "b"))
+    pipeline.flush(1.0)
+    assert pipeline.stats.rejected_events == 2
+    rejecting.fail = None
+    pipeline.flush(1.0)
+    assert rejecting.calls == []
+
+
+def test_flush_respects_budget(tmp_path: Path) -> None:
+    slow = Recorder("slow", delay=5.0, fail=ExportError("timed out", retryable=True))
+    pipeline = Pipeline([slow], str(tmp_path), 1 << 20)
+    pipeline.accept(body("a"))
+    started = time.monotonic()
+    pipeline.flush(0.1)
+    assert time.monotonic() - started < 0.3
+
+
+def test_submitted_records_and_recovery_after_crash(tmp_path: Path) -> None:
+    first = Pipeline([Recorder("file")], str(tmp_path), 1 << 20)
+    first.submit(TelemetryEvent("2024-05-01T10:00:00.000Z", "lambda_wrapper.invocation", {"requestId": "r1"}))
+    # Simulate a dead previous process: its spool directory is renamed to a dead pid.
+    spool_dir = Path(first.channels[0].spool.directory)
+    spool_dir.rename(spool_dir.with_name("999999-1"))
+    exporter = Recorder("file")
+    second = Pipeline([exporter], str(tmp_path), 1 << 20)
+    assert second.recover() == 1
+    second.flush(1.0)
+    assert exporter.records == [{"requestId": "r1"}]
