@@ -45,13 +45,6 @@ if failures:
 """
 
 
-# psutil's backends for other systems: psutil/__init__.py imports only the one for the running OS,
-# and Lambda is Linux. Their sources stay (the wheel as published); compiling them is dead weight.
-NEVER_IMPORTED_ON_LAMBDA = frozenset(
-    f"psutil/_ps{system}.py" for system in ("aix", "bsd", "osx", "sunos", "windows")
-)
-
-
 def python_sources(site_dir: Path) -> list[str]:
     """Every .py file under `site_dir`, as sorted POSIX paths relative to it."""
     return sorted(path.relative_to(site_dir).as_posix() for path in site_dir.rglob("*.py"))
@@ -65,11 +58,7 @@ def sources_to_compile(
     `restricted` maps a source to the only runtime versions that import it.
     """
     restricted = restricted or {}
-    return [
-        source
-        for source in python_sources(site_dir)
-        if source not in NEVER_IMPORTED_ON_LAMBDA and version in restricted.get(source, (version,))
-    ]
+    return [source for source in python_sources(site_dir) if version in restricted.get(source, (version,))]
 
 
 def compile_tree(

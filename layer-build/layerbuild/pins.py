@@ -17,6 +17,8 @@ class Pin:
     reason: str
     # Runtimes that import it at all; bytecode for the others would be dead weight in the zip.
     bytecode_pythons: tuple[str, ...] | None = None
+    # Files of the wheel that no Lambda runtime can import, left out to stay under the size gate.
+    unshipped_files: frozenset[str] = frozenset()
 
     @property
     def requirement(self) -> str:
@@ -25,7 +27,15 @@ class Pin:
 
 PINS: tuple[Pin, ...] = (
     Pin("structlog", "26.1.0", "runtime dependency of lambda_wrapper"),
-    Pin("psutil", "7.2.2", "runtime dependency of lambda_wrapper (abi3 C extension)"),
+    Pin(
+        "psutil",
+        "7.2.2",
+        "runtime dependency of lambda_wrapper (abi3 C extension)",
+        # Backends for other systems: psutil/__init__.py imports only the running OS's, and Lambda is Linux.
+        unshipped_files=frozenset(
+            f"psutil/_ps{system}.py" for system in ("aix", "bsd", "osx", "sunos", "windows")
+        ),
+    ),
     # structlog declares `typing-extensions; python_version < '3.11'`; one layer serves python3.10 too.
     # structlog imports it only under `if sys.version_info < (3, 11)`, hence bytecode for 3.10 only.
     Pin("typing_extensions", "4.16.0", "needed by structlog on python3.10", bytecode_pythons=("3.10",)),

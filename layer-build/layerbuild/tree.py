@@ -19,8 +19,9 @@ from .wheels import check_dependencies_pinned, fetch_wheels, install_wheel
 WRAPPER_NAME = "lambda-wrapper"  # lands at /opt/lambda-wrapper, the AWS_LAMBDA_EXEC_WRAPPER value
 SITE_DIR_NAME = "python"  # /opt/python is on sys.path for every Python runtime
 LAYER_TOP_LEVEL = frozenset({WRAPPER_NAME, SITE_DIR_NAME})
-# The local Lambda emulator lives in the package for development but must never reach a real /opt.
-LOCAL_ONLY_SUBPACKAGES = frozenset({"sandbox"})
+# Package paths (relative to lambda_wrapper/, a file or a whole folder) that serve local development
+# only and never ship: the local Lambda emulator must never reach a real /opt.
+LOCAL_ONLY_PATHS = frozenset({"sandbox"})
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ def package_files(package_dir: Path) -> list[PurePosixPath]:
     shipped = []
     for path in package_dir.rglob("*"):
         relative = PurePosixPath(path.relative_to(package_dir).as_posix())
-        if path.is_dir() or relative.parts[0] in LOCAL_ONLY_SUBPACKAGES:
+        if path.is_dir() or _is_local_only(relative):
             continue
         # Developer bytecode is for whatever interpreter ran the tests, in timestamp mode; the
         # build compiles its own. Dotfiles are editor and OS droppings.
@@ -46,6 +47,13 @@ def package_files(package_dir: Path) -> list[PurePosixPath]:
             continue
         shipped.append(relative)
     return sorted(shipped)
+
+
+def _is_local_only(relative: PurePosixPath) -> bool:
+    return any(
+        relative.parts[: len(PurePosixPath(local).parts)] == PurePosixPath(local).parts
+        for local in LOCAL_ONLY_PATHS
+    )
 
 
 def assemble_tree(
@@ -67,7 +75,7 @@ def assemble_tree(
     os.chmod(wrapper, 0o755)
 
     site_dir = root / SITE_DIR_NAME
-    progress.step(f"{label}copying {PACKAGE_NAME} (without {', '.join(sorted(LOCAL_ONLY_SUBPACKAGES))}/)")
+    progress.step(f"{label}copying {PACKAGE_NAME} (without {', '.join(sorted(LOCAL_ONLY_PATHS))})")
     for relative in package_files(inputs.package_dir):
         target = site_dir / PACKAGE_NAME / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +86,7 @@ def assemble_tree(
     restricted: dict[str, tuple[str, ...]] = {}
     for pin, wheel in zip(pins, fetch_wheels(arch, pins, inputs.wheel_cache, progress), strict=True):
         progress.step(f"{label}unpacking {wheel.name}")
-        distribution = install_wheel(wheel, site_dir)
+        distribution = install_wheel(wheel, site_dir, pin.unshipped_files)
         if any(file.startswith(f"{PACKAGE_NAME}/") for file in distribution.files):
             raise LayerBuildError(f"{wheel.name} would overwrite our own package")
         distributions.append(distribution)

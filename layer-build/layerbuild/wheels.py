@@ -91,15 +91,20 @@ def _download(pins: list[Pin], arch: Architecture, arch_cache: Path) -> None:
             os.replace(wheel, arch_cache / wheel.name)
 
 
-def install_wheel(wheel: Path, site_dir: Path) -> InstalledDistribution:
-    """Unpack `wheel` into `site_dir` the way pip lays out purelib/platlib, minus install records."""
+def install_wheel(
+    wheel: Path, site_dir: Path, unshipped: frozenset[str] = frozenset()
+) -> InstalledDistribution:
+    """Unpack `wheel` into `site_dir` the way pip lays out purelib/platlib, minus install records.
+
+    `unshipped` names files (site-relative POSIX paths) to leave out.
+    """
     files = []
     with zipfile.ZipFile(wheel) as archive:
         for member in archive.infolist():
             if member.is_dir():
                 continue
             relative = _target_path(member.filename, wheel)
-            if relative is None:
+            if relative is None or relative.as_posix() in unshipped:
                 continue
             files.append(relative.as_posix())
             target = site_dir.joinpath(*relative.parts)
