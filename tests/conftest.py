@@ -13,7 +13,6 @@ import pytest
 
 from platforms import PLATFORMS, TESTS_DIR, Platform, skip_unless_rie_can_run
 
-REPO_ROOT = TESTS_DIR.parent
 FUNCTIONS_DIR = TESTS_DIR / "functions"
 # Sources that linters must never see (a syntax error is the point) carry this suffix
 # and lose it when the task root is assembled.
@@ -21,34 +20,11 @@ BROKEN_SUFFIX = ".broken"
 
 
 @pytest.fixture(scope="session")
-def layer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The unzipped layer built from this checkout, as it would sit at /opt."""
-    if (REPO_ROOT / "layer-build" / "layerbuild" / "api.py").exists():
-        from lambda_wrapper.sandbox.layer_source import working_tree_layer_dir
+def layer_dir() -> Path:
+    """The unzipped layer built from this checkout (``layer-build``), as it sits at /opt."""
+    from lambda_wrapper.sandbox.layer_source import working_tree_layer_dir
 
-        return working_tree_layer_dir()
-    return build_temporary_layer(tmp_path_factory.mktemp("temporary-layer"))
-
-
-def build_temporary_layer(target: Path) -> Path:
-    """TEMPORARY stand-in until ``layer-build`` provides ``build_layer_dir``.
-
-    The same layout as the real layer: the wrapper at the root, our package (minus the
-    sandbox, which never ships) and its pure-Python dependencies under ``python/``.
-    """
-    shutil.copy2(REPO_ROOT / "wrapper" / "lambda-wrapper", target / "lambda-wrapper")
-    (target / "lambda-wrapper").chmod(0o755)
-    python_dir = target / "python"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(
-        REPO_ROOT / "src" / "lambda_wrapper",
-        python_dir / "lambda_wrapper",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "sandbox"),
-    )
-    site_packages = next((REPO_ROOT / ".venv" / "lib").glob("python3.*/site-packages"))
-    for package in ("structlog", "psutil"):
-        shutil.copytree(site_packages / package, python_dir / package, ignore=ignore)
-    return target
+    return working_tree_layer_dir()
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -23,7 +24,6 @@ sys.path.insert(0, str(REPO_ROOT / "layer-build"))
 from layerbuild.api import MAX_ZIP_BYTES, LayerBuildError, build, build_layer_dir, build_zips  # noqa: E402
 from layerbuild.architectures import ARCHITECTURES, resolve_architectures  # noqa: E402
 from layerbuild.build import enforce_size_limit  # noqa: E402
-from layerbuild.bytecode import NEVER_IMPORTED_ON_LAMBDA  # noqa: E402
 from layerbuild.cli import main  # noqa: E402
 from layerbuild.inputs import LayerInputs  # noqa: E402
 from layerbuild.interpreters import find_interpreters  # noqa: E402
@@ -33,8 +33,9 @@ from layerbuild.wheels import InstalledDistribution, check_dependencies_pinned  
 from layerbuild.wheeltags import WheelName  # noqa: E402
 from layerbuild.zipper import write_zip  # noqa: E402
 
-VERSION = LayerInputs.from_repo().package_version()
 REAL_INPUTS = LayerInputs.from_repo()
+VERSION = REAL_INPUTS.package_version()
+PINNED = {pin.name: pin.version for pin in PINS}
 INTERPRETERS = find_interpreters(REAL_INPUTS.cache_dir / "interpreters.json")
 ELF_MACHINE = {"x86_64": 62, "arm64": 183}
 UNCHECKED_HASH_FLAGS = 0b01  # PEP 552: hash-based, check_source off
@@ -42,19 +43,36 @@ UNCHECKED_HASH_FLAGS = 0b01  # PEP 552: hash-based, check_source off
 
 @pytest.fixture(scope="session")
 def layer_inputs(tmp_path_factory: pytest.TempPathFactory) -> LayerInputs:
-    """The repository's inputs; a stand-in wrapper only while the real script does not exist yet."""
+    """A snapshot of the repository's wrapper and package, so that every build in this session sees
+    the same sources even while they are being edited. The wheel cache is the repository's.
+    A stand-in wrapper is used only while the real script does not exist yet."""
+    snapshot = tmp_path_factory.mktemp("inputs")
+    package = snapshot / "lambda_wrapper"
+    shutil.copytree(REAL_INPUTS.package_dir, package, ignore=shutil.ignore_patterns("__pycache__"))
+    wrapper = snapshot / "lambda-wrapper"
     if REAL_INPUTS.wrapper_script.is_file():
-        return REAL_INPUTS
-    stand_in = tmp_path_factory.mktemp("wrapper") / "lambda-wrapper"
-    stand_in.write_text('#!/bin/sh\nexec "$@"\n')
-    stand_in.chmod(0o755)
-    return dataclasses.replace(REAL_INPUTS, wrapper_script=stand_in)
+        shutil.copy2(REAL_INPUTS.wrapper_script, wrapper)
+    else:
+        wrapper.write_text('#!/bin/sh\nexec "$@"\n')
+        wrapper.chmod(0o755)
+    return LayerInputs(wrapper_script=wrapper, package_dir=package, cache_dir=REAL_INPUTS.cache_dir)
+
+
+@pytest.fixture
+def cli_inputs(layer_inputs: LayerInputs, monkeypatch: pytest.MonkeyPatch) -> LayerInputs:
+    """Make the CLI (which always builds from the repository) build from the session's snapshot."""
+    monkeypatch.setattr(LayerInputs, "from_repo", classmethod(lambda cls: layer_inputs))
+    return layer_inputs
 
 
 @pytest.fixture(scope="session")
 def dist_dir(tmp_path_factory: pytest.TempPathFactory, layer_inputs: LayerInputs) -> Path:
+    """Both zips, built without the size gate so that each property below is reported on its own;
+    test_zips_fit_the_size_gate and test_cli_build_all check the gate."""
     out = tmp_path_factory.mktemp("dist")
-    build_zips(resolve_architectures("all"), out, inputs=layer_inputs, progress=SILENT)
+    build_zips(
+        resolve_architectures("all"), out, inputs=layer_inputs, progress=SILENT, max_zip_bytes=sys.maxsize
+    )
     return out
 
 
@@ -77,19 +95,54 @@ def test_one_zip_and_one_manifest_per_architecture(dist_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_zips_fit_the_size_gate(dist_dir: Path, arch: str) -> None:
+    path = zip_path(dist_dir, arch)
+    enforce_size_limit(path, path.name)  # raises with the size and the largest packages
+    assert path.stat().st_size <= MAX_ZIP_BYTES == 1_572_864
+
+
+def test_cli_build_all(
+    dist_dir: Path, cli_inputs: LayerInputs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI writes what the API writes, byte for byte, and applies the size gate."""
+    fits = all(zip_path(dist_dir, arch).stat().st_size <= MAX_ZIP_BYTES for arch in ARCHITECTURES)
+    code = main(["build", "--arch", "all", "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    progress = captured.err.splitlines()
+    assert any("compiling unchecked-hash bytecode" in line for line in progress)
+    if not fits:
+        assert code == 1
+        assert "size gate" in progress[-1]
+        return
+    assert code == 0, captured.err
+    assert captured.out.split() == [str(zip_path(tmp_path, arch)) for arch in ARCHITECTURES]
+    for arch in ARCHITECTURES:
+        assert zip_path(tmp_path, arch).read_bytes() == zip_path(dist_dir, arch).read_bytes()
+        assert manifest_of(tmp_path, arch) == manifest_of(dist_dir, arch)
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
 def test_zip_layout(dist_dir: Path, arch: str) -> None:
     path = zip_path(dist_dir, arch)
-    assert path.stat().st_size <= MAX_ZIP_BYTES
     with zipfile.ZipFile(path) as archive:
         infos = {info.filename: info for info in archive.infolist()}
     wrapper = infos["lambda-wrapper"]
     assert wrapper.external_attr >> 16 == stat.S_IFREG | 0o755, "wrapper must keep its exec bit"
     assert "python/lambda_wrapper/__init__.py" in infos
     assert not [name for name in infos if name.startswith("python/lambda_wrapper/sandbox")]
-    for top_level in ("structlog/__init__.py", "psutil/__init__.py", "typing_extensions.py"):
+    for top_level in (
+        "structlog/__init__.py",
+        "psutil/__init__.py",
+        "psutil/_pslinux.py",
+        "typing_extensions.py",
+    ):
         assert f"python/{top_level}" in infos
+    # psutil's backends for other systems cannot be imported on Lambda (Linux) and are left out.
+    assert not [
+        name for name in infos if name.startswith(("python/psutil/_psosx", "python/psutil/_pswindows"))
+    ]
     dist_infos = [name for name in infos if ".dist-info/" in name]
-    assert any(name.endswith("structlog-26.1.0.dist-info/METADATA") for name in dist_infos)
+    assert f"python/structlog-{PINNED['structlog']}.dist-info/METADATA" in dist_infos
     assert not [name for name in dist_infos if name.endswith("/RECORD")]
     assert {name.split("/", 1)[0] for name in infos} <= {"lambda-wrapper", "python"}
     # Fixed metadata: every entry has the same timestamp and only 0644/0755 permissions.
@@ -130,10 +183,8 @@ def test_bytecode_is_unchecked_hash_for_every_build_interpreter(dist_dir: Path, 
         for version in versions:
             tag = "cpython-" + version.replace(".", "")
             assert f"{folder}/__pycache__/{module.removesuffix('.py')}.{tag}.pyc" in names
-    # Modules no Lambda runtime imports ship as source only, to stay under the size gate.
-    assert not [name for name in pycs if "/_psosx." in name or "/_pswindows." in name]
+    # Only python3.10 imports typing_extensions (structlog's fallback), so only it gets bytecode.
     assert not [name for name in pycs if "typing_extensions.cpython-31" in name and "-310." not in name]
-    assert "psutil/_pswindows.py" in NEVER_IMPORTED_ON_LAMBDA
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
@@ -144,29 +195,39 @@ def test_manifest_describes_the_zip(dist_dir: Path, arch: str) -> None:
     assert manifest["license"] == "Apache-2.0"
     assert manifest["compatible_runtimes"] == [f"python3.{minor}" for minor in range(10, 15)]
     assert manifest["zip"]["size"] == path.stat().st_size
-    import hashlib
-
     assert manifest["zip"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert manifest["packages"] == {
-        "lambda_wrapper": VERSION,
-        **{pin.name: pin.version for pin in PINS},
-    }
+    assert manifest["packages"] == {"lambda_wrapper": VERSION, **PINNED}
     assert manifest["description"]
 
 
-def test_two_builds_give_identical_zips(
-    dist_dir: Path, tmp_path: Path, layer_inputs: LayerInputs, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A different umask must not change the bytes either.
-    previous = os.umask(0o002)
-    try:
-        build_zips(resolve_architectures("all"), tmp_path, inputs=layer_inputs, progress=SILENT)
-    finally:
-        os.umask(previous)
+def test_two_builds_give_identical_zips(dist_dir: Path, tmp_path: Path, layer_inputs: LayerInputs) -> None:
+    # Built again in another process, with another string-hash seed and another umask.
+    again = (
+        "import os, sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; os.umask(0o002); "
+        "from layerbuild.api import build_zips; from layerbuild.architectures import resolve_architectures; "
+        "from layerbuild.inputs import LayerInputs; from layerbuild.progress import SILENT; "
+        "inputs = LayerInputs(Path(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5])); "
+        "build_zips(resolve_architectures('all'), Path(sys.argv[2]), inputs=inputs, progress=SILENT, "
+        "max_zip_bytes=sys.maxsize)"
+    )
+    arguments = [str(REPO_ROOT / "layer-build"), str(tmp_path), *map(str, dataclasses.astuple(layer_inputs))]
+    environment = {**os.environ, "PYTHONHASHSEED": "12345"}
+    subprocess.run([sys.executable, "-c", again, *arguments], check=True, env=environment)
     for arch in ARCHITECTURES:
         first, second = zip_path(dist_dir, arch), zip_path(tmp_path, arch)
-        assert first.read_bytes() == second.read_bytes(), f"{arch} zip is not reproducible"
+        if first.read_bytes() != second.read_bytes():
+            pytest.fail(
+                f"{arch} zip is not reproducible; differing entries: {_differing_entries(first, second)}"
+            )
         assert manifest_of(dist_dir, arch) == manifest_of(tmp_path, arch)
+
+
+def _differing_entries(first: Path, second: Path) -> list[str]:
+    with zipfile.ZipFile(first) as one, zipfile.ZipFile(second) as other:
+        entries = [{info.filename: (info.external_attr, info.date_time, info.CRC) for info in z.infolist()}
+                   for z in (one, other)]  # fmt: skip
+    names = sorted(set(entries[0]) | set(entries[1]))
+    return [name for name in names if entries[0].get(name) != entries[1].get(name)][:10]
 
 
 def test_zip_bytes_ignore_mtimes_and_umask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -193,11 +254,14 @@ def test_zip_bytes_ignore_mtimes_and_umask(tmp_path: Path, monkeypatch: pytest.M
 
 def test_size_gate_fails_with_a_clear_message(tmp_path: Path) -> None:
     big = tmp_path / "layer.zip"
-    big.write_bytes(b"\0" * 2048)
-    enforce_size_limit(big, big.name, max_zip_bytes=2048)
-    with pytest.raises(LayerBuildError, match=r"2,048 bytes, over the 1,024-byte size gate"):
+    with zipfile.ZipFile(big, "w") as archive:
+        archive.writestr("python/structlog/__init__.py", os.urandom(3000))
+    size = big.stat().st_size
+    enforce_size_limit(big, big.name, max_zip_bytes=size)
+    with pytest.raises(
+        LayerBuildError, match=rf"{size:,} bytes, over the 1,024-byte size gate \(largest: structlog"
+    ):
         enforce_size_limit(big, big.name, max_zip_bytes=1024)
-    assert MAX_ZIP_BYTES == 1_572_864
 
 
 def test_size_gate_failure_leaves_no_zip(tmp_path: Path, layer_inputs: LayerInputs) -> None:
@@ -275,7 +339,9 @@ import json, os, sys
 site = sys.argv[1]
 sys.path.insert(0, site)
 import lambda_wrapper, structlog, structlog.stdlib, structlog.processors, psutil
+import importlib.metadata
 psutil.Process().memory_info()
+versions = {name: importlib.metadata.version(name) for name in ("structlog", "psutil")}
 try:
     open(os.path.join(site, "probe-write"), "w").close()
     writable = True
@@ -287,7 +353,7 @@ for name, module in list(sys.modules.items()):
     if path.startswith(site + os.sep):
         modules[name] = {"file": path, "cached": getattr(module, "__cached__", None),
                          "loader": type(module.__loader__).__name__}
-print(json.dumps({"writable": writable, "modules": modules}))
+print(json.dumps({"writable": writable, "modules": modules, "versions": versions}))
 """
 
 
@@ -326,6 +392,8 @@ def test_import_from_read_only_layer_compiles_nothing(extracted_x86_64_site: Pat
         assert report["writable"] is False
     modules = report["modules"]
     assert {"lambda_wrapper", "structlog", "psutil", "psutil._psutil_linux"} <= set(modules)
+    # The shipped METADATA keeps versions discoverable.
+    assert report["versions"] == {"structlog": PINNED["structlog"], "psutil": PINNED["psutil"]}
     if interpreter.version == "3.10":
         assert "typing_extensions" in modules
     tag = "cpython-" + interpreter.version.replace(".", "")
@@ -377,6 +445,19 @@ def test_layer_dir_is_reused_until_something_changes(tmp_path: Path, layer_input
     assert time.perf_counter() - started < 1.0, "an unchanged tree must not be rebuilt"
     assert marker.stat().st_ino == first_inode
 
+    # `lambda-wrapper run` calls it from a new process each time, with another string-hash seed.
+    again = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; "
+        "from layerbuild.api import build_layer_dir; from layerbuild.inputs import LayerInputs; "
+        "inputs = LayerInputs(Path(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5])); "
+        "build_layer_dir(Path(sys.argv[2]), 'x86_64', inputs=inputs)"
+    )
+    arguments = [str(REPO_ROOT / "layer-build"), str(out), *map(str, dataclasses.astuple(layer_inputs))]
+    for seed in ("1", "2"):
+        environment = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", again, *arguments], check=True, env=environment)
+    assert marker.stat().st_ino == first_inode, "a fresh process rebuilt an unchanged tree"
+
     marker.unlink()  # someone damaged the tree: the next call repairs it
     build_layer_dir(out, "x86_64", inputs=layer_inputs)
     assert marker.is_file()
@@ -389,8 +470,9 @@ def test_layer_dir_refuses_to_replace_other_directories(tmp_path: Path, layer_in
     assert (tmp_path / "notes.txt").read_text() == "keep me"
 
 
-@pytest.mark.skipif(not REAL_INPUTS.wrapper_script.is_file(), reason="the CLI builds from the real wrapper")
-def test_cli_builds_the_dir_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_builds_the_dir_format(
+    cli_inputs: LayerInputs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "tree"
     assert main(["build", "--format", "dir", "--arch", "arm64", "--out", str(out)]) == 0
     captured = capsys.readouterr()

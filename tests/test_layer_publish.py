@@ -95,7 +95,10 @@ def layer_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not inputs.wrapper_script.is_file():
         pytest.skip("the real wrapper script is needed to build a layer")
     out = tmp_path_factory.mktemp("dist")
-    (artifact,) = build_zips(resolve_architectures("x86_64"), out, inputs=inputs, progress=SILENT)
+    # The size gate has its own test; publishing is tested whatever the zip's size.
+    (artifact,) = build_zips(
+        resolve_architectures("x86_64"), out, inputs=inputs, progress=SILENT, max_zip_bytes=sys.maxsize
+    )
     return artifact.zip_path
 
 
@@ -237,3 +240,26 @@ def test_redact_removes_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
     text = redact(f"key AKIAIOSFODNN7EXAMPLE secret {FAKE_SECRET}")
     assert "AKIA" not in text and FAKE_SECRET not in text
+
+
+# --- the SAM example that deploys the same zip ------------------------------------------------------
+
+TEMPLATE = REPO_ROOT / "examples" / "deploy" / "template.yaml"
+
+
+def test_deploy_template_points_at_the_built_zip() -> None:
+    version = LayerInputs.from_repo().package_version()
+    text = TEMPLATE.read_text()
+    assert f"ContentUri: ../../dist/lambda-wrapper-{version}-x86_64.zip" in text
+    assert "AWS_LAMBDA_EXEC_WRAPPER: /opt/lambda-wrapper" in text
+    assert (TEMPLATE.parent / "../hello/app.py").resolve().is_file()
+
+
+def test_deploy_template_passes_cfn_lint() -> None:
+    cfn_lint = shutil.which("cfn-lint", path=str(Path(sys.executable).parent)) or shutil.which("cfn-lint")
+    if cfn_lint is None:
+        pytest.skip("cfn-lint is not installed (dev extra)")
+    result = subprocess.run(
+        [cfn_lint, str(TEMPLATE)], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import tempfile
+import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +120,17 @@ def enforce_size_limit(zip_path: Path, display_name: str, max_zip_bytes: int = M
     size = zip_path.stat().st_size
     if size > max_zip_bytes:
         raise LayerBuildError(
-            f"{display_name} is {size:,} bytes, over the {max_zip_bytes:,}-byte size gate; "
-            "find what grew (unzip -l) before raising the gate in layer-build/layerbuild/build.py"
+            f"{display_name} is {size:,} bytes, over the {max_zip_bytes:,}-byte size gate "
+            f"(largest: {_largest_parts(zip_path)}); see 'Size gate' in layer-build/README.md"
         )
+
+
+def _largest_parts(zip_path: Path, count: int = 3) -> str:
+    """The top-level packages that take the most room in the zip, to say where to look."""
+    sizes: Counter[str] = Counter()
+    with zipfile.ZipFile(zip_path) as archive:
+        for info in archive.infolist():
+            parts = info.filename.split("/")
+            part = parts[1] if parts[0] == "python" and len(parts) > 2 else parts[-1] or parts[0]
+            sizes[part] += info.compress_size
+    return ", ".join(f"{name} {size // 1024:,} KiB" for name, size in sizes.most_common(count))

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .wheels import RUNTIME_PYTHONS
+from .runtimes import RUNTIME_PYTHONS
 
 _PROBE = "import sys; v = sys.version_info; print(sys.implementation.name, v.major, v.minor, v.micro)"
 _ELF_MAGIC = b"\x7fELF"
@@ -50,15 +50,21 @@ def _candidates() -> list[Path]:
     candidates: list[Path] = []
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     for version in RUNTIME_PYTHONS:
-        # Newest patch release first; the glob is sorted so the choice is stable between builds.
-        installs = sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"), reverse=True)
-        candidates.extend(installs)
+        # Newest patch release first (3.12.10 before 3.12.9; suffixed builds such as 3.13.0t last),
+        # so the choice is stable between builds.
+        installs = pyenv_root.glob(f"versions/{version}.*/bin/python{version}")
+        candidates.extend(sorted(installs, key=_release_order, reverse=True))
     for version in RUNTIME_PYTHONS:
         on_path = shutil.which(f"python{version}")
         if on_path:
             candidates.append(Path(on_path))
     candidates.append(Path(sys.executable))
     return candidates
+
+
+def _release_order(executable: Path) -> tuple[int, ...]:
+    release = executable.parent.parent.name  # versions/<release>/bin/pythonX.Y
+    return tuple(int(part) if part.isdigit() else -1 for part in release.split("."))
 
 
 def _version_from_name(path: Path) -> str | None:

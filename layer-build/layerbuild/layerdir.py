@@ -1,7 +1,7 @@
 """The unzipped layer tree at a chosen directory, rebuilt only when one of its inputs changed.
 
 `lambda-wrapper run` and the tests ask for the tree on every call, so an unchanged tree must cost
-milliseconds: the inputs (wrapper, package files, pins, interpreters, this builder's own code) are
+milliseconds: the inputs (wrapper, package files, interpreters, this builder's own code and pins) are
 hashed, and the finished tree's file listing is recorded, in a stamp under the repo's .cache/.
 Any difference in either, including someone editing the tree by hand, triggers a clean rebuild.
 """
@@ -21,7 +21,6 @@ from .architectures import Architecture, resolve_architecture
 from .errors import LayerBuildError
 from .inputs import LayerInputs
 from .interpreters import Interpreter, find_interpreters
-from .pins import PINS
 from .progress import SILENT, Progress
 from .tree import assemble_tree, is_layer_tree_dir, package_files
 
@@ -76,7 +75,8 @@ def _input_fingerprint(inputs: LayerInputs, arch: Architecture, interpreters: li
         digest.update(data)
 
     add("arch", arch.name.encode())
-    add("pins", repr(PINS).encode())
+    # The builder's own sources include pins.py, so a changed pin changes the fingerprint too.
+    # (Not repr(PINS): frozenset reprs are ordered by the per-process string hash.)
     for source in sorted(_BUILDER_DIR.glob("*.py")):
         add(f"builder/{source.name}", source.read_bytes())
     add("wrapper", inputs.wrapper_script.read_bytes())

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LayerBuildError
+from .runtimes import COMPATIBLE_RUNTIMES
 
 LICENSE = "Apache-2.0"
-COMPATIBLE_RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
 DESCRIPTION = (
     "lambda-wrapper {version} ({arch}): observability for Python functions via AWS_LAMBDA_EXEC_WRAPPER"
 )
@@ -75,7 +75,14 @@ def read_manifest(zip_path: Path) -> dict[str, Any]:
         ) from None
     except (OSError, ValueError) as error:
         raise LayerBuildError(f"cannot read manifest {path}: {error}") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("zip"), dict):
+    required = {
+        "zip": dict,
+        "architecture": str,
+        "compatible_runtimes": list,
+        "license": str,
+        "description": str,
+    }
+    if not isinstance(manifest, dict) or any(not isinstance(manifest.get(k), t) for k, t in required.items()):
         raise LayerBuildError(f"manifest {path} is not a lambda-wrapper layer manifest")
     expected = manifest["zip"].get("sha256")
     actual = sha256_of(zip_path)

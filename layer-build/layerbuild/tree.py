@@ -50,10 +50,8 @@ def package_files(package_dir: Path) -> list[PurePosixPath]:
 
 
 def _is_local_only(relative: PurePosixPath) -> bool:
-    return any(
-        relative.parts[: len(PurePosixPath(local).parts)] == PurePosixPath(local).parts
-        for local in LOCAL_ONLY_PATHS
-    )
+    local_paths = (PurePosixPath(local) for local in LOCAL_ONLY_PATHS)
+    return any(relative == local or local in relative.parents for local in local_paths)
 
 
 def assemble_tree(

@@ -18,9 +18,8 @@ from .architectures import Architecture
 from .errors import LayerBuildError
 from .pins import Pin
 from .progress import Progress
-from .wheeltags import OLDEST_RUNTIME_PYTHON, WheelName, normalize_name
-
-RUNTIME_PYTHONS = ("3.10", "3.11", "3.12", "3.13", "3.14")
+from .runtimes import OLDEST_RUNTIME_PYTHON, RUNTIME_PYTHONS
+from .wheeltags import WheelName, normalize_name
 
 # RECORD lists hashes of the wheel's files only (our .pyc files would make it wrong) and
 # INSTALLER/REQUESTED/direct_url.json describe a pip install that did not happen.

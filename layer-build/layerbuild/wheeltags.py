@@ -11,10 +11,7 @@ import re
 from dataclasses import dataclass
 
 from .architectures import Architecture
-
-OLDEST_RUNTIME_PYTHON = (3, 10)
-# Amazon Linux 2 is the oldest OS under a supported Python runtime (python3.10 and 3.11).
-OLDEST_RUNTIME_GLIBC = (2, 26)
+from .runtimes import OLDEST_RUNTIME_GLIBC, OLDEST_RUNTIME_PYTHON
 
 _LEGACY_MANYLINUX_GLIBC = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 _PEP600 = re.compile(r"manylinux_(\d+)_(\d+)_(\w+)")

@@ -242,6 +242,23 @@ SETTINGS: tuple[Setting, ...] = (
             "service.name of the OTLP resource (default: the function name).", _text, None),
     Setting("OTEL_RESOURCE_ATTRIBUTES", "otel_resource_attributes", (), "key=value,... (values URL-encoded)",
             "Extra OTLP resource attributes.", _headers, None),
+    # Environment tweaks. The wrapper script applies them (reading these switches
+    # itself, with the same defaults) before Python starts; they are declared here so
+    # that a bad value is reported, doctor shows them and the README lists them. Each
+    # default comes from a measurement in docs/tweaks.md. None overrides a variable the
+    # user set.
+    Setting("LAMBDA_WRAPPER_TWEAK_FAULTHANDLER", "tweak_faulthandler", True, "true|false",
+            "Set PYTHONFAULTHANDLER=1: a crash (SIGSEGV, SIGABRT...) prints every thread's Python stack.",
+            _bool, None),
+    Setting("LAMBDA_WRAPPER_TWEAK_DONT_WRITE_BYTECODE", "tweak_dont_write_bytecode", True, "true|false",
+            "Set PYTHONDONTWRITEBYTECODE=1: no futile .pyc writes into the read-only code dirs.",
+            _bool, None),
+    Setting("LAMBDA_WRAPPER_TWEAK_MALLOC_ARENA_MAX", "tweak_malloc_arena_max", False, "true|false",
+            "Set MALLOC_ARENA_MAX=2: fewer glibc malloc arenas for the extra threads.",
+            _bool, None),
+    Setting("LAMBDA_WRAPPER_TWEAK_NO_DEBUG_RANGES", "tweak_no_debug_ranges", False, "true|false",
+            "Set PYTHONNODEBUGRANGES=1 (3.11+): smaller code objects, tracebacks without ^^^ markers.",
+            _bool, None),
 )
 
 
@@ -272,6 +289,10 @@ class Settings:
     otlp_timeout_ms: int
     otel_service_name: str | None
     otel_resource_attributes: tuple[tuple[str, str], ...]
+    tweak_faulthandler: bool
+    tweak_dont_write_bytecode: bool
+    tweak_malloc_arena_max: bool
+    tweak_no_debug_ranges: bool
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.problems: list[Problem] = []

@@ -1,17 +1,21 @@
 """Probe: a runtime whose Init fails, the way awslambdaric reports a broken handler.
 
-It counts its own starts in /tmp (which survives a reset), reports the init error
-twice (the second must be refused), and exits 1 like awslambdaric.
+It counts its own starts in /tmp (which survives a reset), reports the init error,
+lingers briefly the way a runtime flushing its logs or telemetry would, reports the
+error again (which must be refused), and exits 1 like awslambdaric. On the RIE the
+Init ends when the runtime exits, not when the error is posted.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from probe_http import RUNTIME, TMP_DIR, Notebook, call, error_body
 
 INIT_ERROR_TYPE = "Runtime.ImportModuleError"
+LINGER_S = 0.2
 
 starts_file = Path(TMP_DIR) / "init_starts"
 starts = int(starts_file.read_text()) + 1 if starts_file.exists() else 1
@@ -22,6 +26,9 @@ notebook.note("init_starts", starts)
 headers = {"Lambda-Runtime-Function-Error-Type": INIT_ERROR_TYPE, "Content-Type": "application/json"}
 body = error_body(INIT_ERROR_TYPE, "Unable to import module 'nope': No module named 'nope'")
 notebook.record("init_error", call("POST", f"{RUNTIME}/init/error", body, headers))
+notebook.save()
+time.sleep(LINGER_S)
+notebook.note("alive_after_init_error", True)
 notebook.record("init_error_twice", call("POST", f"{RUNTIME}/init/error", body, headers))
 notebook.finish()
 sys.exit(1)

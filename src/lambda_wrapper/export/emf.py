@@ -1,90 +1,328 @@
 """The ``emf`` exporter: per-invocation metrics in CloudWatch Embedded Metric Format.
 
-One JSON line per ``platform.report`` on stdout; CloudWatch Logs turns it into
-metrics with no API call and no extra latency. The line comes back to us as a
-``function`` record; the pipeline recognises it (``_aws`` key) and skips it.
+Each document is one JSON line written to the runtime's stdout with a single write;
+CloudWatch Logs turns it into metrics with no API call and no network on our side.
+The line comes back to us as a ``function`` record, and the pipeline skips it by its
+namespace.
+
+Documents, each emitted when the event that completes it arrives:
+
+- ``platform.report``: Duration, BilledDuration, MaxMemoryUsed, MemoryUtilization,
+  InitDuration and RestoreDuration (when present), and the 0/1 counts ColdStarts,
+  Errors, Timeouts, OutOfMemory. Status and error type from the invocation's
+  ``platform.runtimeDone`` fill in what the report lacks (old reports have no status).
+- ``lambda_wrapper.invocation``: WrapperOverhead, HandlerDuration, ListenerLag and the
+  process metrics when present.
+- ``lambda_wrapper.init``: WrapperInit, ExtensionInit, HandlerImport.
+- ``platform.logsDropped``: LogsDropped (records) and LogsDroppedBytes, when the
+  platform reports them rather than at the next report, so a shutdown cannot lose them.
+- ``lambda_wrapper.warning``: TimeoutWarnings or MemoryWarnings (1 each).
+
+Metric names are plural counts where they would otherwise clash with the ColdStart
+dimension. A ``ColdStart`` dimension is only part of documents that know the answer
+(report, invocation, init); the others use the configured set without it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+import time
 
+from .. import diagnostics
+from .errors import ExportError
+from .function_metadata import FunctionMetadata
+
+TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import TextIO
+
     from ..telemetry.records import TelemetryEvent
 
+    Metric = tuple[str, str, float]
+
 DEFAULT_NAMESPACE = "LambdaWrapper"
+UNKNOWN = "unknown"
+_MAX_REMEMBERED = 64  # invocations whose runtimeDone/cold start wait for their report
+_MAX_DIMENSION_VALUE = 1024
+
+# (record key, metric name, unit) for platform.report metrics that are copied as they are.
 _REPORT_METRICS = (
     ("durationMs", "Duration", "Milliseconds"),
     ("billedDurationMs", "BilledDuration", "Milliseconds"),
     ("maxMemoryUsedMB", "MaxMemoryUsed", "Megabytes"),
     ("initDurationMs", "InitDuration", "Milliseconds"),
+    ("restoreDurationMs", "RestoreDuration", "Milliseconds"),
 )
+_INVOCATION_METRICS = (
+    ("wrapperOverheadMs", "WrapperOverhead", "Milliseconds"),
+    ("handlerDurationMs", "HandlerDuration", "Milliseconds"),
+    ("listenerLagMs", "ListenerLag", "Milliseconds"),
+)
+_PROCESS_METRICS = (
+    ("rssMB", "ProcessRss", "Megabytes"),
+    ("peakRssMB", "ProcessPeakRss", "Megabytes"),
+    ("cpuUserMs", "CpuUserTime", "Milliseconds"),
+    ("cpuSystemMs", "CpuSystemTime", "Milliseconds"),
+    ("openFds", "OpenFds", "Count"),
+    ("threads", "Threads", "Count"),
+    ("tmpUsedMB", "TmpUsed", "Megabytes"),
+    ("gcCollections", "GcCollections", "Count"),
+    ("gcPauseMs", "GcPause", "Milliseconds"),
+)
+_INIT_METRICS = (
+    ("wrapperInitMs", "WrapperInit", "Milliseconds"),
+    ("extensionInitMs", "ExtensionInit", "Milliseconds"),
+    ("handlerImportMs", "HandlerImport", "Milliseconds"),
+)
+_WARNING_METRICS = {"timeout_warning": "TimeoutWarnings", "memory_warning": "MemoryWarnings"}
+_PROPERTIES = ("requestId", "status", "errorType", "warning")
+# Root members a dimension must not take: a dimension's value is a string, a metric's a number.
+_RESERVED_NAMES = frozenset(
+    (
+        "_aws",
+        "MemoryUtilization",
+        "ColdStarts",
+        "Errors",
+        "Timeouts",
+        "OutOfMemory",
+        "LogsDropped",
+        "LogsDroppedBytes",
+        *_PROPERTIES,
+        *_WARNING_METRICS.values(),
+    )
+) | {
+    name
+    for table in (_REPORT_METRICS, _INVOCATION_METRICS, _PROCESS_METRICS, _INIT_METRICS)
+    for _, name, _ in table
+}
 
 
 class EmfExporter:
     name = "emf"
 
-    def __init__(self, namespace: str = DEFAULT_NAMESPACE, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        namespace: str = DEFAULT_NAMESPACE,
+        dimensions: Sequence[str] = ("FunctionName",),
+        stream: TextIO | None = None,
+        metadata: FunctionMetadata | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        env = os.environ if environ is None else environ
+        metadata = metadata or FunctionMetadata(env)
         self.namespace = namespace
-        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "unknown")
+        self.dimensions = tuple(name for name in dict.fromkeys(dimensions) if name not in _RESERVED_NAMES)
+        for name in dict.fromkeys(dimensions):
+            if name in _RESERVED_NAMES:
+                diagnostics.emit(
+                    "warning",
+                    "emf_dimension_ignored",
+                    f"EMF dimension {name!r} is ignored: the name is taken by a metric or field",
+                    dimension=name,
+                )
+        known = {"FunctionName": metadata.name, "FunctionVersion": metadata.version}
+        self._dimension_values = {
+            name: _dimension_value(known[name] if name in known else env.get(name))
+            for name in self.dimensions
+            if name != "ColdStart"
+        }
         self._stream = stream
-        self._logs_dropped = 0
+        self._cold_starts: dict[str, bool] = {}
+        self._runtime_done: dict[str, tuple[str | None, str | None]] = {}
+        self.documents_written = 0
 
-    def export(self, events: Sequence[TelemetryEvent]) -> None:
+    def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
         lines = []
         for event in events:
-            if event.type == "platform.logsDropped" and isinstance(event.record, dict):
-                dropped = event.record.get("droppedRecords")
-                self._logs_dropped += dropped if isinstance(dropped, int) else 0
-            elif event.type == "platform.report" and isinstance(event.record, dict):
-                lines.append(self._report_line(event))
-        if lines:
-            stream = self._stream or sys.stdout
-            stream.write("".join(line + "\n" for line in lines))
-            stream.flush()
+            kind = event.type
+            if kind == "platform.report":
+                line = self._report(event)
+            elif kind == "platform.runtimeDone":
+                if event.request_id is not None:
+                    _remember(self._runtime_done, event.request_id, (event.status, event.error_type))
+                continue
+            elif kind == "lambda_wrapper.invocation":
+                line = self._invocation(event)
+            elif kind == "platform.logsDropped":
+                line = self._logs_dropped(event)
+            elif kind == "lambda_wrapper.init":
+                line = self._init(event)
+            elif kind == "lambda_wrapper.warning":
+                line = self._warning(event)
+            else:
+                continue
+            if line is not None:
+                lines.append(line)
+        for line in lines:
+            self._write(line + "\n")
+            self.documents_written += 1
 
-    def _report_line(self, event: TelemetryEvent) -> str:
+    # -- documents -----------------------------------------------------------------
+
+    def _report(self, event: TelemetryEvent) -> str | None:
         record = event.record
-        assert isinstance(record, dict)
-        metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
-        assert isinstance(metrics, dict)
-        values: dict[str, float] = {}
-        units: list[dict[str, str]] = []
-        for key, name, unit in _REPORT_METRICS:
-            value = metrics.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                values[name] = value
-                units.append({"Name": name, "Unit": unit})
-        status = str(record.get("status", ""))
-        error_type = str(record.get("errorType", ""))
-        memory_size = metrics.get("memorySizeMB")
-        out_of_memory = error_type == "Runtime.OutOfMemory" or (
-            isinstance(memory_size, (int, float)) and metrics.get("maxMemoryUsedMB") == memory_size)
-        flags = {
-            "ColdStart": 1 if "initDurationMs" in metrics else 0,
-            "Error": 1 if status not in ("success", "") else 0,
-            "Timeout": 1 if status == "timeout" else 0,
-            "OutOfMemory": 1 if out_of_memory else 0,
-            "LogsDropped": self._logs_dropped,
+        if not isinstance(record, dict):
+            return None
+        values = event.metrics or {}
+        request_id = event.request_id
+        done = self._runtime_done.pop(request_id, None) if request_id else None
+        status = event.status or (done[0] if done else None)
+        error_type = event.error_type or (done[1] if done else None)
+        metrics = _copy_metrics(values, _REPORT_METRICS)
+        memory_size = _number(values.get("memorySizeMB"))
+        max_used = _number(values.get("maxMemoryUsedMB"))
+        if memory_size and max_used is not None:
+            metrics.append(("MemoryUtilization", "Percent", round(100.0 * max_used / memory_size, 2)))
+        timed_out = status == "timeout" or (done is not None and done[0] == "timeout")
+        out_of_memory = "Runtime.OutOfMemory" in (error_type, done[1] if done else None) or bool(
+            memory_size and max_used is not None and max_used >= memory_size
+        )
+        failed = bool(error_type) or (status is not None and status != "success")
+        cold_start = self._cold_starts.pop(request_id, None) if request_id else None
+        if cold_start is None:
+            cold_start = "initDurationMs" in values
+        metrics += [
+            ("ColdStarts", "Count", int(cold_start)),
+            ("Errors", "Count", int(failed or timed_out or out_of_memory)),
+            ("Timeouts", "Count", int(timed_out)),
+            ("OutOfMemory", "Count", int(out_of_memory)),
+        ]
+        properties = {"requestId": request_id, "status": status, "errorType": error_type}
+        return self._document(event, metrics, properties, cold_start)
+
+    def _invocation(self, event: TelemetryEvent) -> str | None:
+        record = event.record
+        if not isinstance(record, dict):
+            return None
+        cold_start = record.get("coldStart")
+        cold_start = cold_start if isinstance(cold_start, bool) else None
+        if event.request_id is not None and cold_start is not None:
+            _remember(self._cold_starts, event.request_id, cold_start)
+        metrics = _copy_metrics(record, _INVOCATION_METRICS)
+        process = record.get("process")
+        if isinstance(process, dict):
+            metrics += _copy_metrics(process, _PROCESS_METRICS)
+        error_type = record.get("errorType")
+        properties = {
+            "requestId": event.request_id,
+            "errorType": error_type if isinstance(error_type, str) else None,
         }
-        self._logs_dropped = 0
-        for name, value in flags.items():
-            values[name] = value
-            units.append({"Name": name, "Unit": "Count"})
-        timestamp = int(event.epoch_ms) if event.epoch_ms is not None else 0
+        return self._document(event, metrics, properties, cold_start)
+
+    def _init(self, event: TelemetryEvent) -> str | None:
+        record = event.record
+        if not isinstance(record, dict):
+            return None
+        cold_start = record.get("coldStart")
+        return self._document(
+            event,
+            _copy_metrics(record, _INIT_METRICS),
+            {},
+            cold_start if isinstance(cold_start, bool) else None,
+        )
+
+    def _logs_dropped(self, event: TelemetryEvent) -> str | None:
+        record = event.record
+        if not isinstance(record, dict):
+            return None
+        metrics = _copy_metrics(
+            record,
+            (("droppedRecords", "LogsDropped", "Count"), ("droppedBytes", "LogsDroppedBytes", "Bytes")),
+        )
+        return self._document(event, metrics, {}, None)
+
+    def _warning(self, event: TelemetryEvent) -> str | None:
+        record = event.record
+        kind = record.get("kind") if isinstance(record, dict) else None
+        name = _WARNING_METRICS.get(kind) if isinstance(kind, str) else None
+        if name is None:
+            return None
+        properties = {"requestId": event.request_id, "warning": kind}
+        return self._document(event, [(name, "Count", 1)], properties, None)
+
+    def _document(
+        self,
+        event: TelemetryEvent,
+        metrics: list[Metric],
+        properties: Mapping[str, object],
+        cold_start: bool | None,
+    ) -> str | None:
+        if not metrics:
+            return None
+        dimensions = dict(self._dimension_values)
+        names = list(self.dimensions)
+        if "ColdStart" in names:
+            if cold_start is None:
+                names.remove("ColdStart")
+            else:
+                dimensions["ColdStart"] = "true" if cold_start else "false"
+        timestamp = int(event.epoch_ms) if event.epoch_ms is not None else int(time.time() * 1000)
         document: dict[str, object] = {
             "_aws": {
                 "Timestamp": timestamp,
-                "CloudWatchMetrics": [{"Namespace": self.namespace, "Dimensions": [["FunctionName"]],
-                                       "Metrics": units}],
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": self.namespace,
+                        "Dimensions": [names],
+                        "Metrics": [{"Name": name, "Unit": unit} for name, unit, _ in metrics],
+                    }
+                ],
             },
-            "FunctionName": self.function_name,
-            "requestId": event.request_id or "",
-            "status": status,
         }
-        document.update(values)
+        document.update(dimensions)
+        document.update((name, value) for name, _, value in metrics)
+        document.update((key, value) for key, value in properties.items() if value is not None)
         return json.dumps(document, separators=(",", ":"))
+
+    # -- output --------------------------------------------------------------------
+
+    def _write(self, line: str) -> None:
+        try:
+            if self._stream is not None:
+                self._stream.write(line)
+                self._stream.flush()
+                return
+            # fd 1 itself, not sys.stdout: the user's code may have replaced or buffered
+            # sys.stdout, and one write keeps the line whole among other threads' output.
+            data = line.encode("utf-8")
+            while data:
+                written = os.write(1, data)
+                data = data[written:]
+        except (OSError, ValueError) as error:  # ValueError: a closed stream
+            message = f"could not write EMF to stdout ({type(error).__name__})"
+            raise ExportError(message, retryable=False) from None
+
+
+def _copy_metrics(source: Mapping[str, object], table: tuple[tuple[str, str, str], ...]) -> list[Metric]:
+    metrics = []
+    for key, name, unit in table:
+        value = _number(source.get(key))
+        if value is not None:
+            metrics.append((name, unit, value))
+    return metrics
+
+
+def _number(value: object) -> float | None:
+    """A finite JSON number; booleans and NaN/infinity (which json.loads accepts) are not metrics."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if value != value or value in (float("inf"), float("-inf")):
+        return None
+    return value
+
+
+def _dimension_value(value: str | None) -> str:
+    # CloudWatch dimension values: ASCII, no control characters, at most 1024, not blank.
+    if not value:
+        return UNKNOWN
+    text = "".join(c if " " <= c <= "~" else "?" for c in value)[:_MAX_DIMENSION_VALUE]
+    return text if text.strip() else UNKNOWN
+
+
+def _remember(memory: dict, key: str, value: object) -> None:
+    memory.pop(key, None)
+    memory[key] = value
+    while len(memory) > _MAX_REMEMBERED:
+        del memory[next(iter(memory))]

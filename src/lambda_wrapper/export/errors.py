@@ -1,12 +1,29 @@
-"""What an exporter raises when a delivery fails."""
+"""What an exporter raises when a delivery fails, and what the pipeline does with it.
+
+``retryable`` decides the fate of the events: True keeps them in the spool for a later
+attempt (the backend may come back: refused or reset connections, timeouts, DNS
+failures, 408, 429, 5xx); False counts and drops them (a retry would fail the same
+way: a rejected payload, a redirect we do not follow, an untrusted TLS certificate).
+
+Messages must never contain header values or credentials: they name an endpoint as
+``scheme://host:port`` only, since paths, query strings and user info can carry tokens.
+"""
 
 from __future__ import annotations
 
 
 class ExportError(Exception):
-    """A failed delivery. Messages must never contain header values or credentials."""
+    """A failed delivery; ``retryable`` says whether the same events may succeed later."""
 
     def __init__(self, message: str, retryable: bool, retry_after_s: float | None = None) -> None:
         super().__init__(message)
+        self.message = message
         self.retryable = retryable
+        # The backend's own wish (Retry-After) in seconds from now; None when it gave none.
         self.retry_after_s = retry_after_s
+
+    def __repr__(self) -> str:
+        return (
+            f"ExportError({self.message!r}, retryable={self.retryable!r}, "
+            f"retry_after_s={self.retry_after_s!r})"
+        )

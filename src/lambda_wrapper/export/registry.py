@@ -41,7 +41,12 @@ def telemetry_types(settings: Settings, exporters: list[Exporter]) -> list[str]:
     return list(wanted) or ["platform"]
 
 
-def _build(name: str, settings: Settings) -> Exporter:
+def _build(name: str, settings: Settings) -> Exporter | None:
+    """The exporter ``name`` configured from ``settings``; None when one of its settings
+    was invalid (``Settings`` switched it off and already said so in one line).
+    Raises ValueError when the exporter cannot work, with a message fit to print."""
+    if not settings.feature_enabled(f"the {name} exporter"):
+        return None
     if name == "file":
         from .file import FileExporter
 
@@ -50,5 +55,18 @@ def _build(name: str, settings: Settings) -> Exporter:
     if name == "emf":
         from .emf import EmfExporter
 
-        return EmfExporter(settings.emf_namespace)
+        return EmfExporter(settings.emf_namespace, settings.emf_dimensions)
+    if name == "http":
+        if settings.http_endpoint is None:
+            raise ValueError("LAMBDA_WRAPPER_HTTP_ENDPOINT is not set")
+        from .http_json import HttpJsonExporter
+
+        return HttpJsonExporter(settings.http_endpoint, settings.http_headers)
+    if name == "otlp":
+        from .otlp import OtlpExporter
+
+        otlp = OtlpExporter.from_settings(settings)
+        if not otlp.signals:
+            raise ValueError("every OTLP signal was switched off by an invalid setting (see above)")
+        return otlp
     raise ValueError(f"exporter {name!r} is not implemented yet")

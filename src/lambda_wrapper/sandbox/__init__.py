@@ -1,1 +1,5 @@
 """A local, Lambda-faithful platform for running functions (never shipped in the layer)."""
+
+from .platform import FunctionSpec, InvocationSummary, InvokeResult, Sandbox
+
+__all__ = ["FunctionSpec", "InvocationSummary", "InvokeResult", "Sandbox"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from . import records
 from .records import Event
@@ -55,7 +56,7 @@ class Emitter:
     def logs_dropped(self, dropped_bytes: int, dropped_records: int, reason: str) -> None:
         self.emit(records.logs_dropped(dropped_bytes, dropped_records, reason))
 
-    def _record(self, line: str) -> object:
+    def _record(self, line: str) -> dict[str, Any] | str:
         if not self.json_logs:
             return line
         try:
@@ -63,5 +64,5 @@ class Emitter:
         except ValueError:
             parsed = None
         if isinstance(parsed, dict):
-            return parsed
+            return dict(parsed)
         return {"timestamp": records.iso_time(), "level": "INFO", "message": line.rstrip("\n")}

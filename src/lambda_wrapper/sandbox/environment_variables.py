@@ -21,9 +21,16 @@ FAKE_CREDENTIALS = {
 }
 # Runtime-only variables that external extensions do not get (contract 2.4).
 EXTENSION_EXCLUDED = {
-    "AWS_EXECUTION_ENV", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_XRAY_CONTEXT_MISSING",
-    "AWS_XRAY_DAEMON_ADDRESS", "LAMBDA_RUNTIME_DIR", "LAMBDA_TASK_ROOT", "_AWS_XRAY_DAEMON_ADDRESS",
-    "_AWS_XRAY_DAEMON_PORT", "_HANDLER",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_XRAY_CONTEXT_MISSING",
+    "AWS_XRAY_DAEMON_ADDRESS",
+    "LAMBDA_RUNTIME_DIR",
+    "LAMBDA_TASK_ROOT",
+    "_AWS_XRAY_DAEMON_ADDRESS",
+    "_AWS_XRAY_DAEMON_PORT",
+    "_HANDLER",
 }
 
 
@@ -32,9 +39,19 @@ def log_stream_name() -> str:
     return time.strftime("%Y/%m/%d/", time.gmtime()) + "[$LATEST]" + secrets.token_hex(16)
 
 
-def runtime_environment(*, function_name: str, memory_mb: int, handler: str, runtime_api: str, paths: Paths,
-                        interpreter_bin: str, log_stream: str, wrapper: str | None,
-                        extra: Mapping[str, str], host_mode: bool) -> dict[str, str]:
+def runtime_environment(
+    *,
+    function_name: str,
+    memory_mb: int,
+    handler: str,
+    runtime_api: str,
+    paths: Paths,
+    interpreter_bin: str,
+    log_stream: str,
+    wrapper: str | None,
+    extra: Mapping[str, str],
+    host_mode: bool,
+) -> dict[str, str]:
     opt = paths.opt_dir
     env = {
         "AWS_LAMBDA_FUNCTION_NAME": function_name,
@@ -58,8 +75,10 @@ def runtime_environment(*, function_name: str, memory_mb: int, handler: str, run
         "LANG": "en_US.UTF-8",
         # /var/lang/bin is where the image's interpreter lives.
         "PATH": f"{interpreter_bin}:/usr/local/bin:/usr/bin/:/bin:{opt}/bin",
-        "LD_LIBRARY_PATH": (f"/lib64:/usr/lib64:{paths.runtime_dir}:{paths.runtime_dir}/lib:"
-                            f"{paths.task_root}:{paths.task_root}/lib:{opt}/lib"),
+        "LD_LIBRARY_PATH": (
+            f"/lib64:/usr/lib64:{paths.runtime_dir}:{paths.runtime_dir}/lib:"
+            f"{paths.task_root}:{paths.task_root}/lib:{opt}/lib"
+        ),
         **FAKE_CREDENTIALS,
     }
     if wrapper:
@@ -74,5 +93,8 @@ def runtime_environment(*, function_name: str, memory_mb: int, handler: str, run
 
 
 def extension_environment(runtime_env: Mapping[str, str]) -> dict[str, str]:
-    return {key: value for key, value in runtime_env.items()
-            if key not in EXTENSION_EXCLUDED and not key.startswith("_")}
+    return {
+        key: value
+        for key, value in runtime_env.items()
+        if key not in EXTENSION_EXCLUDED and not key.startswith("_")
+    }

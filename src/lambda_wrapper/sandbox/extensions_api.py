@@ -17,11 +17,15 @@ from .state import MAX_EXTENSIONS, Agent, AgentStates, EnvironmentState
 
 PREFIX = "/2020-01-01/extension"
 ACCOUNT_ID = "012345678912"
-TRANSITION_FAILED = "State transition from {0} to {1} failed for extension {2}. Error: State transition is not allowed"
+TRANSITION_FAILED = (
+    "State transition from {0} to {1} failed for extension {2}. Error: State transition is not allowed"
+)
 
 
 class ExtensionsApi:
-    def __init__(self, current_env: Callable[[], EnvironmentState], on_registered: Callable[[Agent], None]) -> None:
+    def __init__(
+        self, current_env: Callable[[], EnvironmentState], on_registered: Callable[[Agent], None]
+    ) -> None:
         self._env = current_env
         self._on_registered = on_registered
 
@@ -40,11 +44,15 @@ class ExtensionsApi:
         except ValueError as error:
             return error_response(403, "InvalidRequestFormat", str(error))
         if not isinstance(parsed, dict):
-            return error_response(403, "InvalidRequestFormat", "json: cannot unmarshal the body into a register "
-                                                               "request")
+            return error_response(
+                403, "InvalidRequestFormat", "json: cannot unmarshal the body into a register request"
+            )
         if parsed.get("configurationKeys"):
-            return error_response(403, "InvalidRequestFormat",
-                                  "configurationKeys are deprecated; use environment variables instead")
+            return error_response(
+                403,
+                "InvalidRequestFormat",
+                "configurationKeys are deprecated; use environment variables instead",
+            )
         events = parsed.get("events") or []
         if not isinstance(events, list) or not all(isinstance(item, str) for item in events):
             return error_response(403, "InvalidRequestFormat", "events should be a list of strings")
@@ -66,23 +74,35 @@ class ExtensionsApi:
         agent = env.external_agent(name)
         for event_name in events:
             if event_name not in ("INVOKE", "SHUTDOWN"):
-                return error_response(403, "Extension.InvalidEventType", f"{event_name}: ErrorInvalidEventType")
+                return error_response(
+                    403, "Extension.InvalidEventType", f"{event_name}: ErrorInvalidEventType"
+                )
             if agent is None and event_name == "SHUTDOWN":
-                return error_response(403, "Extension.InvalidEventType",
-                                      "SHUTDOWN: ShutdownEventNotSupportedForInternalExtension")
+                return error_response(
+                    403,
+                    "Extension.InvalidEventType",
+                    "SHUTDOWN: ShutdownEventNotSupportedForInternalExtension",
+                )
         if agent is not None:
             if agent.state != AgentStates.STARTED:
-                return error_response(403, "Extension.InvalidExtensionState",
-                                      TRANSITION_FAILED.format(agent.state, AgentStates.REGISTERED, name))
+                return error_response(
+                    403,
+                    "Extension.InvalidExtensionState",
+                    TRANSITION_FAILED.format(agent.state, AgentStates.REGISTERED, name),
+                )
         else:
             if not env.registration_open:
-                return error_response(403, "Extension.RegistrationClosed", "Extension registration closed already")
+                return error_response(
+                    403, "Extension.RegistrationClosed", "Extension registration closed already"
+                )
             if any(not existing.external and existing.name == name for existing in env.agents):
-                return error_response(403, "Extension.InvalidExtensionState",
-                                      "Extension with this name already registered")
+                return error_response(
+                    403, "Extension.InvalidExtensionState", "Extension with this name already registered"
+                )
             if len(env.agents) >= MAX_EXTENSIONS:
-                return error_response(403, "Extension.TooManyExtensions",
-                                      f"Extension limit ({MAX_EXTENSIONS}) reached")
+                return error_response(
+                    403, "Extension.TooManyExtensions", f"Extension limit ({MAX_EXTENSIONS}) reached"
+                )
             agent = Agent(name, external=False)
             env.agents.append(agent)
         agent.events = list(dict.fromkeys(events))
@@ -97,8 +117,11 @@ class ExtensionsApi:
         agent = agent_or_error
         with env.cond:
             if agent.state not in (AgentStates.REGISTERED, AgentStates.RUNNING, AgentStates.READY):
-                return error_response(403, "Extension.InvalidExtensionState",
-                                      TRANSITION_FAILED.format(agent.state, AgentStates.READY, agent.id))
+                return error_response(
+                    403,
+                    "Extension.InvalidExtensionState",
+                    TRANSITION_FAILED.format(agent.state, AgentStates.READY, agent.id),
+                )
             agent.state = AgentStates.READY
             env.cond.notify_all()
             env.cond.wait_for(lambda: env.closed or agent.inbox is not None)
@@ -108,8 +131,11 @@ class ExtensionsApi:
             agent.inbox = None
             agent.state = AgentStates.RUNNING
             env.cond.notify_all()
-        return Response(200, event.body, {"Lambda-Extension-Event-Identifier": event.event_id,
-                                          "Content-Type": event.content_type})
+        return Response(
+            200,
+            event.body,
+            {"Lambda-Extension-Event-Identifier": event.event_id, "Content-Type": event.content_type},
+        )
 
     def _report_error(self, request: Request, phase: str) -> Response:
         env = self._env()
@@ -119,16 +145,24 @@ class ExtensionsApi:
         agent = agent_or_error
         error_type = request.header("Lambda-Extension-Function-Error-Type")
         if not error_type:
-            return error_response(403, "Extension.MissingHeader", "Lambda-Extension-Function-Error-Type not found")
+            return error_response(
+                403, "Extension.MissingHeader", "Lambda-Extension-Function-Error-Type not found"
+            )
         target = AgentStates.INIT_ERROR if phase == "init" else AgentStates.EXIT_ERROR
-        allowed = (AgentStates.REGISTERED,) if phase == "init" else \
-            (AgentStates.REGISTERED, AgentStates.READY, AgentStates.RUNNING)
+        allowed = (
+            (AgentStates.REGISTERED,)
+            if phase == "init"
+            else (AgentStates.REGISTERED, AgentStates.READY, AgentStates.RUNNING)
+        )
         with env.cond:
             if agent.state == target:
                 return json_response(202, {"status": "OK"})  # only the first error counts
             if agent.state not in allowed:
-                return error_response(403, "Extension.InvalidExtensionState",
-                                      TRANSITION_FAILED.format(agent.state, target, agent.id))
+                return error_response(
+                    403,
+                    "Extension.InvalidExtensionState",
+                    TRANSITION_FAILED.format(agent.state, target, agent.id),
+                )
             agent.state = target
             agent.error_type = error_type
             env.cond.notify_all()
@@ -139,12 +173,15 @@ def identify(env: EnvironmentState, request: Request) -> Agent | Response:
     """RAPID's identifier middleware, shared with the Telemetry and Logs APIs."""
     raw = request.header("Lambda-Extension-Identifier")
     if not raw:
-        return error_response(403, "Extension.MissingExtensionIdentifier",
-                              "Missing Lambda-Extension-Identifier header")
+        return error_response(
+            403, "Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header"
+        )
     try:
         agent_id = str(uuid.UUID(raw))
     except ValueError:
-        return error_response(403, "Extension.InvalidExtensionIdentifier", "Invalid Lambda-Extension-Identifier")
+        return error_response(
+            403, "Extension.InvalidExtensionIdentifier", "Invalid Lambda-Extension-Identifier"
+        )
     with env.cond:
         agent = env.agent_by_id(agent_id)
     if agent is None:

@@ -40,5 +40,7 @@ class FreezeClock:
         """Monotonic seconds, not counting time spent frozen."""
         with self._lock:
             now = time.monotonic()
-            frozen = self._frozen_total + (now - self._frozen_since if self._frozen_since is not None else 0.0)
+            frozen = self._frozen_total + (
+                now - self._frozen_since if self._frozen_since is not None else 0.0
+            )
             return now - frozen

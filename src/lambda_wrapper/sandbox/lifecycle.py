@@ -90,9 +90,15 @@ class InvokeOutcome:
 
 
 class Lifecycle:
-    def __init__(self, config: EnvironmentConfig, emitter: Emitter, clock: FreezeClock, bus: TelemetryBus,
-                 on_agent_registered: Callable[[Agent], None],
-                 on_subscribed: Callable[[Agent, SubscriptionRequest], None]) -> None:
+    def __init__(
+        self,
+        config: EnvironmentConfig,
+        emitter: Emitter,
+        clock: FreezeClock,
+        bus: TelemetryBus,
+        on_agent_registered: Callable[[Agent], None],
+        on_subscribed: Callable[[Agent, SubscriptionRequest], None],
+    ) -> None:
         self.config = config
         self._emitter = emitter
         self._clock = clock
@@ -131,8 +137,11 @@ class Lifecycle:
     def subscribe(self, agent: Agent, request: SubscriptionRequest) -> None:
         self._bus.subscribe(agent.name, request, view_for(request))
         types = list(request.types)
-        self._emitter.emit(records.telemetry_subscription(agent.name, types) if request.api == "telemetry"
-                           else records.logs_subscription(agent.name, types))
+        self._emitter.emit(
+            records.telemetry_subscription(agent.name, types)
+            if request.api == "telemetry"
+            else records.logs_subscription(agent.name, types)
+        )
         self._on_subscribed(agent, request)
 
     # -- public operations ---------------------------------------------------------------
@@ -158,8 +167,15 @@ class Lifecycle:
             if invoke_init.status != "success":
                 return self._failed_init(request_id, trace_id, started, cold_init, invoke_init)
         self._thaw()
-        invocation = Invocation(request_id, payload, deadline_ms, trace_id, client_context,
-                                started_wall=started_wall, started=started)
+        invocation = Invocation(
+            request_id,
+            payload,
+            deadline_ms,
+            trace_id,
+            client_context,
+            started_wall=started_wall,
+            started=started,
+        )
         return self._run_invocation(invocation, deadline, cold_init, invoke_init)
 
     def shutdown(self, reason: str) -> None:
@@ -171,21 +187,36 @@ class Lifecycle:
     def _init(self, phase: str, deadline: float) -> InitOutcome:
         self._inits += 1
         config = self.config
-        env = EnvironmentState(config.function_name, config.handler, [name for name, _, _ in config.extensions])
+        env = EnvironmentState(
+            config.function_name, config.handler, [name for name, _, _ in config.extensions]
+        )
         self._env = env
         started = time.monotonic()
-        self._emitter.emit(records.init_start(phase, config.function_name, "$LATEST", config.instance_id,
-                                              config.memory_mb, config.runtime_version))
+        self._emitter.emit(
+            records.init_start(
+                phase,
+                config.function_name,
+                "$LATEST",
+                config.instance_id,
+                config.memory_mb,
+                config.runtime_version,
+            )
+        )
         failure = self._launch_extensions(env)
         if failure is None:
-            failure = self._wait(env, deadline, lambda: all(
-                agent.state != AgentStates.STARTED for agent in env.agents if agent.external))
+            failure = self._wait(
+                env,
+                deadline,
+                lambda: all(agent.state != AgentStates.STARTED for agent in env.agents if agent.external),
+            )
         if failure is None:
             failure = self._start_runtime(env)
         if failure is None:
             failure = self._wait(env, deadline, lambda: env.runtime_state == RuntimeStates.READY)
         if failure is None:
-            failure = self._wait(env, deadline, lambda: all(agent.waiting_idle for agent in env.registered_agents()))
+            failure = self._wait(
+                env, deadline, lambda: all(agent.waiting_idle for agent in env.registered_agents())
+            )
         with env.cond:
             env.subscriptions_open = False
             registered = env.registered_agents()
@@ -198,8 +229,13 @@ class Lifecycle:
         for agent in registered:
             self._emitter.emit(records.extension(agent.name, agent.state, agent.events, agent.error_type))
         self._emitter.emit(records.init_report(phase, status, duration, error_type))
-        log.info("init done", phase=phase, status=status, error_type=error_type,
-                 duration_ms=records.milliseconds(duration))
+        log.info(
+            "init done",
+            phase=phase,
+            status=status,
+            error_type=error_type,
+            duration_ms=records.milliseconds(duration),
+        )
         self._initialized = status == "success"
         return InitOutcome(phase, status, error_type, duration, init_error.body if init_error else b"")
 
@@ -213,8 +249,13 @@ class Lifecycle:
                 return agent.error_type
             try:
                 self._extensions[name] = ManagedProcess(
-                    f"extension-{name}", layout.argv([path]), self.config.extension_env, layout.cwd,
-                    self._emitter.extension_line, functools.partial(self._extension_exited, env, name))
+                    f"extension-{name}",
+                    layout.argv([path]),
+                    self.config.extension_env,
+                    layout.cwd,
+                    self._emitter.extension_line,
+                    functools.partial(self._extension_exited, env, name),
+                )
             except OSError as error:
                 log.warning("extension launch failed", name=name, error=str(error))
                 agent.state, agent.error_type = AgentStates.LAUNCH_ERROR, "Extension.LaunchError"
@@ -224,9 +265,14 @@ class Lifecycle:
     def _start_runtime(self, env: EnvironmentState) -> str | None:
         layout = self.config.layout
         try:
-            self._runtime = ManagedProcess("runtime", layout.argv(self.config.runtime_argv), self.config.runtime_env,
-                                           layout.cwd, self._emitter.function_line,
-                                           functools.partial(self._runtime_exited, env))
+            self._runtime = ManagedProcess(
+                "runtime",
+                layout.argv(self.config.runtime_argv),
+                self.config.runtime_env,
+                layout.cwd,
+                self._emitter.function_line,
+                functools.partial(self._runtime_exited, env),
+            )
         except OSError as error:
             log.warning("runtime launch failed", error=str(error))
             return "Runtime.InvalidEntrypoint"
@@ -263,8 +309,13 @@ class Lifecycle:
 
     # -- Invoke -----------------------------------------------------------------------------
 
-    def _run_invocation(self, invocation: Invocation, deadline: float, cold_init: InitOutcome | None,
-                        invoke_init: InitOutcome | None) -> InvokeOutcome:
+    def _run_invocation(
+        self,
+        invocation: Invocation,
+        deadline: float,
+        cold_init: InitOutcome | None,
+        invoke_init: InitOutcome | None,
+    ) -> InvokeOutcome:
         env = self._env
         arn = FUNCTION_ARN_PREFIX + self.config.function_name
         self._emitter.emit(records.start(invocation.request_id, arn, invocation.trace_id))
@@ -280,8 +331,14 @@ class Lifecycle:
             status = "success" if invocation.outcome == "response" else "error"
             error_type = invocation.error_type
             self._emit_runtime_done(invocation, status, error_type)
-            after = self._wait(env, deadline, lambda: env.runtime_state == RuntimeStates.READY
-                               and all(agent.waiting_idle for agent in subscribed))
+            after = self._wait(
+                env,
+                deadline,
+                lambda: (
+                    env.runtime_state == RuntimeStates.READY
+                    and all(agent.waiting_idle for agent in subscribed)
+                ),
+            )
             if after is not None:
                 status, error_type = (TIMED_OUT, None) if after == TIMED_OUT else ("error", after)
             failure = after
@@ -291,39 +348,49 @@ class Lifecycle:
         finished = time.monotonic()
         duration = self.config.timeout_s if status == TIMED_OUT else finished - invocation.started
         spans = []
-        if subscribed and invocation.response_read is not None and invocation.response_arrived_wall is not None:
-            read_wall = invocation.response_arrived_wall + (invocation.response_read - invocation.response_arrived)
-            spans.append(records.span("extensionOverhead", read_wall, max(0.0, finished - invocation.response_read)))
+        timing = invocation.timing
+        if subscribed and timing is not None:
+            overhead = max(0.0, finished - timing.read)
+            spans.append(records.span("extensionOverhead", timing.read_wall, overhead))
         report = self._emit_report(invocation, status, error_type, duration, cold_init, spans)
         status_code, body = self._caller_answer(invocation, status, error_type, failure)
         if failure is not None:
             self._reset(TIMED_OUT if failure == TIMED_OUT else "failure")
         else:
             self._freeze()
-        return InvokeOutcome(invocation.request_id, status, error_type, status_code, body, report, cold_init,
-                             invoke_init)
+        return InvokeOutcome(
+            invocation.request_id, status, error_type, status_code, body, report, cold_init, invoke_init
+        )
 
     def _emit_runtime_done(self, invocation: Invocation, status: str, error_type: str | None) -> None:
         spans = []
         duration: float | None = None
         produced: int | None = None
-        if invocation.response_arrived is not None and invocation.response_read is not None:
-            assert invocation.response_arrived_wall is not None
+        timing = invocation.timing
+        if timing is not None:
             spans = [
-                records.span("responseLatency", invocation.started_wall,
-                             invocation.response_arrived - invocation.started),
-                records.span("responseDuration", invocation.response_arrived_wall,
-                             invocation.response_read - invocation.response_arrived),
+                records.span("responseLatency", invocation.started_wall, timing.arrived - invocation.started),
+                records.span("responseDuration", timing.arrived_wall, timing.read - timing.arrived),
             ]
-            duration = invocation.response_read - invocation.started
+            duration = timing.read - invocation.started
             produced = len(invocation.body)
         elif status == TIMED_OUT:
             duration = self.config.timeout_s
-        self._emitter.emit(records.runtime_done(invocation.request_id, status, error_type, duration, produced,
-                                                spans, invocation.trace_id))
+        self._emitter.emit(
+            records.runtime_done(
+                invocation.request_id, status, error_type, duration, produced, spans, invocation.trace_id
+            )
+        )
 
-    def _emit_report(self, invocation: Invocation, status: str, error_type: str | None, duration: float,
-                     cold_init: InitOutcome | None, spans: list[dict]) -> dict:
+    def _emit_report(
+        self,
+        invocation: Invocation,
+        status: str,
+        error_type: str | None,
+        duration: float,
+        cold_init: InitOutcome | None,
+        spans: list[dict],
+    ) -> dict:
         duration_ms = records.milliseconds(duration)
         init_ms = records.milliseconds(cold_init.duration_s) if cold_init is not None else None
         metrics: dict = {
@@ -339,8 +406,9 @@ class Lifecycle:
         self._emitter.emit(event)
         return event["record"]
 
-    def _caller_answer(self, invocation: Invocation, status: str, error_type: str | None,
-                       failure: str | None) -> tuple[int, bytes]:
+    def _caller_answer(
+        self, invocation: Invocation, status: str, error_type: str | None, failure: str | None
+    ) -> tuple[int, bytes]:
         """What the RIE's invoke endpoint answers (observed on the RIE, see README)."""
         if status == TIMED_OUT:
             if invocation.outcome is not None:
@@ -349,28 +417,48 @@ class Lifecycle:
         if failure is not None and invocation.outcome is None:
             with self._env.cond:
                 code = self._env.runtime_exit_code
-            reason = (f"Runtime exited with error: {describe_exit(code)}" if code is not None
-                      and error_type == "Runtime.ExitError" else f"{error_type}")
+            reason = (
+                f"Runtime exited with error: {describe_exit(code)}"
+                if code is not None and error_type == "Runtime.ExitError"
+                else f"{error_type}"
+            )
             message = f"RequestId: {invocation.request_id} Error: {reason}"
-            return 502, json.dumps({"errorType": error_type, "errorMessage": message},
-                                   separators=(",", ":")).encode()
+            return 502, json.dumps(
+                {"errorType": error_type, "errorMessage": message}, separators=(",", ":")
+            ).encode()
         return 200, invocation.body
 
-    def _failed_init(self, request_id: str, trace_id: str | None, started: float,
-                     cold_init: InitOutcome | None, invoke_init: InitOutcome) -> InvokeOutcome:
+    def _failed_init(
+        self,
+        request_id: str,
+        trace_id: str | None,
+        started: float,
+        cold_init: InitOutcome | None,
+        invoke_init: InitOutcome,
+    ) -> InvokeOutcome:
         arn = FUNCTION_ARN_PREFIX + self.config.function_name
         self._emitter.emit(records.start(request_id, arn, trace_id))
         invocation = Invocation(request_id, b"", 0, trace_id, None, started=started)
         timed_out = invoke_init.status == TIMED_OUT
         duration = self.config.timeout_s if timed_out else time.monotonic() - started
-        report = self._emit_report(invocation, invoke_init.status, invoke_init.error_type, duration, cold_init, [])
+        report = self._emit_report(
+            invocation, invoke_init.status, invoke_init.error_type, duration, cold_init, []
+        )
         self._reset(TIMED_OUT if timed_out else "failure")
         if timed_out:
             status_code, body = 200, f"Task timed out after {self.config.timeout_s:.2f} seconds".encode()
         else:
             status_code, body = 502, invoke_init.error_body
-        return InvokeOutcome(request_id, invoke_init.status, invoke_init.error_type, status_code, body, report,
-                             cold_init, invoke_init)
+        return InvokeOutcome(
+            request_id,
+            invoke_init.status,
+            invoke_init.error_type,
+            status_code,
+            body,
+            report,
+            cold_init,
+            invoke_init,
+        )
 
     # -- freeze, thaw, reset ---------------------------------------------------------------
 
@@ -427,8 +515,12 @@ def _failure(env: EnvironmentState) -> str | None:
 
 def _invoke_event(invocation: Invocation, arn: str) -> bytes:
     """RAPID's INVOKE event, key order and all; ``json.Marshal`` adds no newline."""
-    event: dict = {"eventType": "INVOKE", "deadlineMs": invocation.deadline_ms,
-                   "requestId": invocation.request_id, "invokedFunctionArn": arn}
+    event: dict = {
+        "eventType": "INVOKE",
+        "deadlineMs": invocation.deadline_ms,
+        "requestId": invocation.request_id,
+        "invokedFunctionArn": arn,
+    }
     if invocation.trace_id:
         event["tracing"] = {"type": "X-Amzn-Trace-Id", "value": invocation.trace_id}
     return json.dumps(event, separators=(",", ":")).encode()

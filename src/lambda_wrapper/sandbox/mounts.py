@@ -24,6 +24,13 @@ class Bind:
         self.readonly = readonly
 
 
+class Tmpfs:
+    """An empty directory, read-only once everything is mounted into it (a composed ``/opt``)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+
 def namespaces_available() -> bool:
     """True when we can build the read-only layout (root and util-linux ``unshare``)."""
     return os.geteuid() == 0 and shutil.which("unshare") is not None and shutil.which("mount") is not None
@@ -40,7 +47,22 @@ def lambda_binds(task_root: Path, layer_dir: Path | None, runtime_dir: Path, tmp
     ]
 
 
-def mount_script(binds: Sequence[Bind]) -> list[str]:
+def composed_opt(layer_dir: Path | None, extensions_dir: Path) -> list[Bind | Tmpfs]:
+    """``/opt`` as the layer's entries plus a given ``extensions`` dir, all read-only.
+
+    Used when the extensions come from elsewhere than the layer: a read-only layer
+    bind has no mount point for them, so ``/opt`` becomes a tmpfs holding one bind per
+    layer entry, made read-only after the last one.
+    """
+    items: list[Bind | Tmpfs] = [Tmpfs("/opt")]
+    if layer_dir is not None:
+        items += [Bind(entry, f"/opt/{entry.name}") for entry in sorted(layer_dir.iterdir())
+                  if entry.name != "extensions"]
+    items.append(Bind(extensions_dir, "/opt/extensions"))
+    return items
+
+
+def mount_script(binds: Sequence[Bind | Tmpfs]) -> list[str]:
     """Shell lines that apply ``binds`` in the current (private) mount namespace.
 
     A bind whose source is a file (e.g. an ``/etc/hosts``) is mounted over a file.
@@ -49,18 +71,27 @@ def mount_script(binds: Sequence[Bind]) -> list[str]:
     # staging mount first, then bind from there.
     lines = ["set -e", "src_base=$(mktemp -d /dev/shm/lambda-sandbox.XXXXXX)"]
     for index, bind in enumerate(binds):
+        if isinstance(bind, Tmpfs):
+            continue
         make = "touch" if os.path.isfile(bind.source) else "mkdir -p"
         lines.append(f"{make} \"$src_base/{index}\"")
         lines.append(f"mount --bind {shlex.quote(bind.source)} \"$src_base/{index}\"")
     lines.append("mount -t tmpfs -o mode=0755 lambda-var /var")
+    read_only_later: list[str] = []
     for index, bind in enumerate(binds):
         target = shlex.quote(bind.target)
+        if isinstance(bind, Tmpfs):
+            lines.append(f"mkdir -p {target}")
+            lines.append(f"mount -t tmpfs -o mode=0755 lambda-tmpfs {target}")
+            read_only_later.append(f"mount -o remount,ro {target}")
+            continue
         make = "touch" if os.path.isfile(bind.source) else "mkdir -p"
         lines.append(f"[ -e {target} ] || {make} {target}")
         lines.append(f"mount --bind \"$src_base/{index}\" {target}")
         if bind.readonly:
             lines.append(f"mount -o remount,ro,bind {target}")
         lines.append(f"umount \"$src_base/{index}\"")
+    lines += read_only_later
     lines.append("rm -rf \"$src_base\"")
     return lines
 

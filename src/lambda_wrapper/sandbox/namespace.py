@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .mounts import Bind, mount_script
+from .mounts import Bind, Tmpfs, mount_script
 
 HOSTS_FILE = "127.0.0.1\tlocalhost sandbox.localdomain sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
@@ -57,23 +57,29 @@ class HostLayout:
 class NamespaceLayout:
     namespace_mode = True
 
-    def __init__(self, binds: Sequence[Bind], state_dir: Path) -> None:
+    def __init__(self, binds: Sequence[Bind | Tmpfs], state_dir: Path) -> None:
         self.paths = Paths("/var/task", "/opt", "/var/runtime", "/tmp")
         hosts = state_dir / "hosts"
         hosts.write_text(HOSTS_FILE)
         script = [*mount_script([*binds, Bind(hosts, "/etc/hosts")]), "echo ready", "read _unused || true"]
         self._holder = subprocess.Popen(
             ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", "\n".join(script)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         assert self._holder.stdout is not None
         first_line = self._holder.stdout.readline()
         if first_line.strip() != b"ready":
             _, errors = self._holder.communicate(timeout=5)
-            raise RuntimeError(f"could not lay out the sandbox's mount namespace: {errors.decode(errors='replace')}")
+            raise RuntimeError(
+                f"could not lay out the sandbox's mount namespace: {errors.decode(errors='replace')}"
+            )
         self._nsenter = shutil.which("nsenter") or "nsenter"
 
     def argv(self, argv: Sequence[str]) -> list[str]:
-        return [self._nsenter, "-t", str(self._holder.pid), "-m", "--wdns", "/var/task", "--", *argv]
+        return [self._nsenter, "-t", str(self._holder.pid), "-m", "--wdns=/var/task", "--", *argv]
 
     @property
     def cwd(self) -> str | None:

@@ -22,7 +22,6 @@ import signal
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 MAX_LINE_BYTES = 256 * 1024
 
@@ -95,14 +94,28 @@ class OutputReader:
 
 
 class ManagedProcess:
-    def __init__(self, name: str, argv: Sequence[str], env: dict[str, str], cwd: str | None,
-                 on_line: LineSink, on_exit: ExitSink) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: dict[str, str],
+        cwd: str | None,
+        on_line: LineSink,
+        on_exit: ExitSink,
+    ) -> None:
         self.name = name
         read_fd, write_fd = os.pipe()
         try:
             self._popen = subprocess.Popen(
-                list(argv), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=write_fd,
-                stderr=write_fd, start_new_session=True, close_fds=True)
+                list(argv),
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                start_new_session=True,
+                close_fds=True,
+            )
         except BaseException:
             os.close(read_fd)
             raise
@@ -147,32 +160,59 @@ def describe_exit(code: int) -> str:
     """The wording of Go's ``ProcessState.String()``, which RAPID puts in its errors."""
     if code >= 0:
         return f"exit status {code}"
-    names = {signal.SIGKILL: "killed", signal.SIGTERM: "terminated", signal.SIGSEGV: "segmentation fault",
-             signal.SIGABRT: "aborted", signal.SIGINT: "interrupt", signal.SIGBUS: "bus error"}
+    names = {
+        signal.SIGKILL: "killed",
+        signal.SIGTERM: "terminated",
+        signal.SIGSEGV: "segmentation fault",
+        signal.SIGABRT: "aborted",
+        signal.SIGINT: "interrupt",
+        signal.SIGBUS: "bus error",
+    }
     return f"signal: {names.get(signal.Signals(-code), signal.Signals(-code).name)}"
 
 
-def peak_memory_kib(process_groups: Sequence[int]) -> int:
-    """Sum of the peak resident set (VmHWM) of every live process in the groups.
+def peak_memory_kib(root_pids: Sequence[int]) -> int:
+    """Sum of the peak resident set (VmHWM) of every live process in the trees.
 
     Lambda reports the environment's peak memory; summing each process's own peak
-    is the closest thing /proc offers without a cgroup per sandbox.
+    over the runtime's and the extensions' process trees is the closest thing /proc
+    offers without a cgroup per sandbox. Walking ``children`` files is much cheaper
+    than scanning all of /proc on every report.
     """
-    wanted = set(process_groups)
     total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    pending = list(root_pids)
+    seen: set[int] = set()
+    while pending:
+        pid = pending.pop()
+        if pid in seen:
             continue
-        try:
-            stat = (entry / "stat").read_text()
-            # Fields after the parenthesised command: state ppid pgrp ...
-            pgrp = int(stat.rsplit(")", 1)[1].split()[2])
-            if pgrp not in wanted:
-                continue
-            for line in (entry / "status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
-                    break
-        except (OSError, ValueError, IndexError):
-            continue
+        seen.add(pid)
+        total += _vm_hwm_kib(pid)
+        pending.extend(_children(pid))
     return total
+
+
+def _vm_hwm_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/children") as children:
+                found.extend(int(child) for child in children.read().split())
+        except (OSError, ValueError):
+            continue
+    return found

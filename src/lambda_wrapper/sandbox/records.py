@@ -41,17 +41,26 @@ def _with_optional(record: Record, **optional: Any) -> Record:
     return record
 
 
-def init_start(phase: str, function_name: str, function_version: str, instance_id: str,
-               memory_mb: int, runtime_version: str) -> Event:
-    return event("platform.initStart", {
-        "initializationType": "on-demand",
-        "phase": phase,
-        "runtimeVersion": runtime_version,
-        "functionName": function_name,
-        "functionVersion": function_version,
-        "instanceId": instance_id,
-        "instanceMaxMemory": memory_mb * 1024 * 1024,
-    })
+def init_start(
+    phase: str,
+    function_name: str,
+    function_version: str,
+    instance_id: str,
+    memory_mb: int,
+    runtime_version: str,
+) -> Event:
+    return event(
+        "platform.initStart",
+        {
+            "initializationType": "on-demand",
+            "phase": phase,
+            "runtimeVersion": runtime_version,
+            "functionName": function_name,
+            "functionVersion": function_version,
+            "instanceId": instance_id,
+            "instanceMaxMemory": memory_mb * 1024 * 1024,
+        },
+    )
 
 
 def init_runtime_done(phase: str, status: str, error_type: str | None) -> Event:
@@ -60,14 +69,20 @@ def init_runtime_done(phase: str, status: str, error_type: str | None) -> Event:
 
 
 def init_report(phase: str, status: str, duration_s: float, error_type: str | None) -> Event:
-    record: Record = {"initializationType": "on-demand", "phase": phase, "status": status,
-                      "metrics": {"durationMs": milliseconds(duration_s)}}
+    record: Record = {
+        "initializationType": "on-demand",
+        "phase": phase,
+        "status": status,
+        "metrics": {"durationMs": milliseconds(duration_s)},
+    }
     return event("platform.initReport", _with_optional(record, errorType=error_type))
 
 
 def extension(name: str, state: str, events: list[str], error_type: str | None) -> Event:
-    return event("platform.extension",
-                 _with_optional({"name": name, "state": state, "events": events}, errorType=error_type))
+    return event(
+        "platform.extension",
+        _with_optional({"name": name, "state": state, "events": events}, errorType=error_type),
+    )
 
 
 def telemetry_subscription(name: str, types: list[str]) -> Event:
@@ -83,8 +98,15 @@ def start(request_id: str, function_arn: str, trace_id: str | None) -> Event:
     return event("platform.start", _with_optional(record, tracing=tracing(trace_id)))
 
 
-def runtime_done(request_id: str, status: str, error_type: str | None, duration_s: float | None,
-                 produced_bytes: int | None, spans: list[Record], trace_id: str | None) -> Event:
+def runtime_done(
+    request_id: str,
+    status: str,
+    error_type: str | None,
+    duration_s: float | None,
+    produced_bytes: int | None,
+    spans: list[Record],
+    trace_id: str | None,
+) -> Event:
     record: Record = {"requestId": request_id, "status": status}
     if duration_s is not None:
         metrics: Record = {"durationMs": milliseconds(duration_s)}
@@ -93,11 +115,19 @@ def runtime_done(request_id: str, status: str, error_type: str | None, duration_
         record["metrics"] = metrics
     if spans:
         record["spans"] = spans
-    return event("platform.runtimeDone", _with_optional(record, errorType=error_type, tracing=tracing(trace_id)))
+    return event(
+        "platform.runtimeDone", _with_optional(record, errorType=error_type, tracing=tracing(trace_id))
+    )
 
 
-def report(request_id: str, status: str, error_type: str | None, metrics: Record, spans: list[Record],
-           trace_id: str | None) -> Event:
+def report(
+    request_id: str,
+    status: str,
+    error_type: str | None,
+    metrics: Record,
+    spans: list[Record],
+    trace_id: str | None,
+) -> Event:
     record: Record = {"requestId": request_id, "status": status, "metrics": metrics}
     if spans:
         record["spans"] = spans
@@ -105,5 +135,7 @@ def report(request_id: str, status: str, error_type: str | None, metrics: Record
 
 
 def logs_dropped(dropped_bytes: int, dropped_records: int, reason: str) -> Event:
-    return event("platform.logsDropped",
-                 {"droppedBytes": dropped_bytes, "droppedRecords": dropped_records, "reason": reason})
+    return event(
+        "platform.logsDropped",
+        {"droppedBytes": dropped_bytes, "droppedRecords": dropped_records, "reason": reason},
+    )

@@ -34,21 +34,26 @@ class InvokeResult:
 
 @dataclass
 class InvocationSummary:
-    requestId: str  # noqa: N815 - the Telemetry API's names, so JSON output is a plain dump
+    requestId: str
     status: str
-    durationMs: float  # noqa: N815
-    billedDurationMs: int  # noqa: N815
-    maxMemoryUsedMB: int  # noqa: N815
-    initDurationMs: float | None  # noqa: N815
-    coldStart: bool  # noqa: N815
+    durationMs: float
+    billedDurationMs: int
+    maxMemoryUsedMB: int
+    initDurationMs: float | None
+    coldStart: bool
     response: Any
-    errorType: str | None = None  # noqa: N815
+    errorType: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "requestId": self.requestId, "status": self.status, "durationMs": self.durationMs,
-            "billedDurationMs": self.billedDurationMs, "maxMemoryUsedMB": self.maxMemoryUsedMB,
-            "initDurationMs": self.initDurationMs, "coldStart": self.coldStart, "response": self.response,
+            "requestId": self.requestId,
+            "status": self.status,
+            "durationMs": self.durationMs,
+            "billedDurationMs": self.billedDurationMs,
+            "maxMemoryUsedMB": self.maxMemoryUsedMB,
+            "initDurationMs": self.initDurationMs,
+            "coldStart": self.coldStart,
+            "response": self.response,
             "errorType": self.errorType,
         }
 

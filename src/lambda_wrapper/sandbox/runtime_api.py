@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from .server import DropConnection, Request, Response, Router, error_response, json_response
-from .state import EnvironmentState, InitFailure, Invocation, RuntimeStates
+from .state import EnvironmentState, InitFailure, Invocation, ResponseTiming, RuntimeStates
 
 PREFIX = "/2018-06-01"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024 + 100
@@ -85,8 +85,11 @@ class RuntimeApi:
     def _answer(self, request: Request, outcome: str) -> Response:
         arrived, arrived_wall = time.monotonic(), time.time()
         env = self._env()
-        target = RuntimeStates.INVOCATION_RESPONSE if outcome == "response" else \
-            RuntimeStates.INVOCATION_ERROR_RESPONSE
+        target = (
+            RuntimeStates.INVOCATION_RESPONSE
+            if outcome == "response"
+            else RuntimeStates.INVOCATION_ERROR_RESPONSE
+        )
         with env.cond:
             invocation = env.invocation
             if invocation is None or invocation.request_id != request.params["request_id"]:
@@ -98,10 +101,13 @@ class RuntimeApi:
         read_done = time.monotonic()
         too_large = len(body) > MAX_PAYLOAD_BYTES
         if too_large:
-            body = json.dumps({
-                "errorMessage": f"Response payload size ({len(body)} bytes) exceeded maximum allowed payload "
-                                f"size ({MAX_PAYLOAD_BYTES} bytes).",
-                "errorType": "Function.ResponseSizeTooLarge"}).encode()
+            body = json.dumps(
+                {
+                    "errorMessage": f"Response payload size ({len(body)} bytes) exceeded maximum allowed "
+                    f"payload size ({MAX_PAYLOAD_BYTES} bytes).",
+                    "errorType": "Function.ResponseSizeTooLarge",
+                }
+            ).encode()
             outcome = "error"
         error_type = _error_type(request, body) if outcome == "error" else None
         self._hooks.before_runtime_done()
@@ -109,13 +115,15 @@ class RuntimeApi:
             invocation.outcome = outcome
             invocation.body = body
             invocation.error_type = error_type
-            invocation.response_arrived, invocation.response_arrived_wall = arrived, arrived_wall
-            invocation.response_read = read_done
+            invocation.timing = ResponseTiming(arrived, arrived_wall, read_done)
             env.runtime_state = RuntimeStates.RESPONSE_SENT
             env.cond.notify_all()
         if too_large:
-            return error_response(413, "RequestEntityTooLarge",
-                                  f"Exceeded maximum allowed payload size ({MAX_PAYLOAD_BYTES} bytes).")
+            return error_response(
+                413,
+                "RequestEntityTooLarge",
+                f"Exceeded maximum allowed payload size ({MAX_PAYLOAD_BYTES} bytes).",
+            )
         return json_response(202, {"status": "OK"})
 
     def init_error(self, request: Request) -> Response:

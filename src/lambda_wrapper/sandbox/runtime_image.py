@@ -55,10 +55,14 @@ def host_python_version() -> str:
 def find_interpreter(python_version: str) -> str:
     if python_version == host_python_version():
         return sys.executable
+    # pyenv shims answer only for the active versions, so look at installed ones too.
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    for candidate in sorted(pyenv_root.glob(f"{python_version}.*/bin/python{python_version}"), reverse=True):
+        return str(candidate)
     found = shutil.which(f"python{python_version}")
-    if not found:
-        raise RuntimeError(f"python{python_version} is not on PATH; cannot build a runtime image for it")
-    return found
+    if found and subprocess.run([found, "-c", ""], capture_output=True).returncode == 0:
+        return found
+    raise RuntimeError(f"no working python{python_version} found; cannot build a runtime image for it")
 
 
 def ensure_runtime_image(python_version: str | None = None) -> RuntimeImage:

@@ -26,12 +26,17 @@ RUNTIME_SHARE_WITH_BOTH_S = 0.5
 
 
 def shutdown_event(deadline_ms: int, reason: str) -> bytes:
-    return json.dumps({"eventType": "SHUTDOWN", "deadlineMs": deadline_ms, "shutdownReason": reason},
-                      separators=(",", ":")).encode()
+    return json.dumps(
+        {"eventType": "SHUTDOWN", "deadlineMs": deadline_ms, "shutdownReason": reason}, separators=(",", ":")
+    ).encode()
 
 
-def shut_down(env: EnvironmentState, runtime: ManagedProcess | None,
-              extensions: Mapping[str, ManagedProcess], reason: str) -> None:
+def shut_down(
+    env: EnvironmentState,
+    runtime: ManagedProcess | None,
+    extensions: Mapping[str, ManagedProcess],
+    reason: str,
+) -> None:
     started, started_wall = time.monotonic(), time.time()
     with env.cond:
         registered = env.registered_agents()
@@ -42,8 +47,11 @@ def shut_down(env: EnvironmentState, runtime: ManagedProcess | None,
             runtime.kill()
         else:
             runtime.signal_group(signal.SIGTERM)
-            grace = (RUNTIME_SHARE_WITH_BOTH_S if has_internal else RUNTIME_SHARE_WITH_EXTERNAL_S) \
-                if has_external else INTERNAL_ONLY_BUDGET_S
+            grace = (
+                (RUNTIME_SHARE_WITH_BOTH_S if has_internal else RUNTIME_SHARE_WITH_EXTERNAL_S)
+                if has_external
+                else INTERNAL_ONLY_BUDGET_S
+            )
             if not runtime.wait_exit(grace):
                 runtime.kill()
     body = shutdown_event(int((started_wall + TOTAL_BUDGET_S) * 1000), reason)
@@ -52,8 +60,11 @@ def shut_down(env: EnvironmentState, runtime: ManagedProcess | None,
             process = extensions.get(agent.name) if agent.external else None
             if process is None or process.returncode is not None:
                 continue
-            if "SHUTDOWN" in agent.events and agent.state in (AgentStates.READY, AgentStates.RUNNING,
-                                                             AgentStates.REGISTERED):
+            if "SHUTDOWN" in agent.events and agent.state in (
+                AgentStates.READY,
+                AgentStates.RUNNING,
+                AgentStates.REGISTERED,
+            ):
                 agent.inbox = AgentEvent(body)
             else:
                 process.kill()

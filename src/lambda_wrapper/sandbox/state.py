@@ -67,6 +67,17 @@ class Agent:
         return self.state == AgentStates.READY and self.inbox is None
 
 
+@dataclass(frozen=True)
+class ResponseTiming:
+    arrived: float  # monotonic: the runtime's /response (or /error) request came in
+    arrived_wall: float
+    read: float  # monotonic: its body was fully read
+
+    @property
+    def read_wall(self) -> float:
+        return self.arrived_wall + (self.read - self.arrived)
+
+
 @dataclass
 class Invocation:
     request_id: str
@@ -81,9 +92,7 @@ class Invocation:
     outcome: str | None = None  # "response" | "error"
     body: bytes = b""
     error_type: str | None = None
-    response_arrived: float | None = None  # monotonic, /response request received
-    response_arrived_wall: float | None = None
-    response_read: float | None = None  # monotonic, body fully read
+    timing: ResponseTiming | None = None
 
 
 @dataclass
@@ -111,8 +120,10 @@ class EnvironmentState:
     # Lookups (call with cond held) ------------------------------------------------
 
     def agent_by_id(self, agent_id: str) -> Agent | None:
-        return next((agent for agent in self.agents if agent.id == agent_id and agent.state != AgentStates.STARTED),
-                    None)
+        return next(
+            (agent for agent in self.agents if agent.id == agent_id and agent.state != AgentStates.STARTED),
+            None,
+        )
 
     def external_agent(self, name: str) -> Agent | None:
         return next((agent for agent in self.agents if agent.external and agent.name == name), None)
@@ -121,9 +132,15 @@ class EnvironmentState:
         return [agent for agent in self.agents if agent.state != AgentStates.STARTED]
 
     def agent_failure(self) -> Agent | None:
-        return next((agent for agent in self.agents
-                     if agent.state in (AgentStates.INIT_ERROR, AgentStates.EXIT_ERROR, AgentStates.LAUNCH_ERROR)
-                     or (agent.external and agent.exited)), None)
+        return next(
+            (
+                agent
+                for agent in self.agents
+                if agent.state in (AgentStates.INIT_ERROR, AgentStates.EXIT_ERROR, AgentStates.LAUNCH_ERROR)
+                or (agent.external and agent.exited)
+            ),
+            None,
+        )
 
     def close(self) -> None:
         with self.cond:

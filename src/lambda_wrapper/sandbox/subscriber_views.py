@@ -29,9 +29,15 @@ class StoredEvent:
 
 View = Callable[[StoredEvent], list[Event]]
 
-TELEMETRY_ONLY = {"platform.initStart", "platform.initRuntimeDone", "platform.initReport",
-                  "platform.telemetrySubscription", "platform.restoreStart",
-                  "platform.restoreRuntimeDone", "platform.restoreReport"}
+TELEMETRY_ONLY = {
+    "platform.initStart",
+    "platform.initRuntimeDone",
+    "platform.initReport",
+    "platform.telemetrySubscription",
+    "platform.restoreStart",
+    "platform.restoreRuntimeDone",
+    "platform.restoreReport",
+}
 
 
 def view_for(request: SubscriptionRequest) -> View:
@@ -58,10 +64,16 @@ def view_for(request: SubscriptionRequest) -> View:
             return [{**stored.event, "record": stored.raw_line}]
         if kind == "platform.runtimeDone":
             record = stored.event["record"]
-            end = {"time": stored.event["time"], "type": "platform.end",
-                   "record": {"requestId": record["requestId"]}}
-            short = {"time": stored.event["time"], "type": kind,
-                     "record": {"requestId": record["requestId"], "status": record["status"]}}
+            end = {
+                "time": stored.event["time"],
+                "type": "platform.end",
+                "record": {"requestId": record["requestId"]},
+            }
+            short = {
+                "time": stored.event["time"],
+                "type": kind,
+                "record": {"requestId": record["requestId"], "status": record["status"]},
+            }
             return [short, end] if with_runtime_done else [end]
         return [stored.event]
 

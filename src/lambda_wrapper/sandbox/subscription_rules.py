@@ -54,10 +54,11 @@ def parse_subscription(api: str, body: Any) -> SubscriptionRequest:
     if not isinstance(body, dict):
         raise SubscriptionInvalid("request body should be a JSON object")
     problems: list[str] = []
-    schema = _schema_version(api, body.get("schemaVersion"), problems)
-    types = _types(body.get("types"), problems)
-    buffering = _buffering(body.get("buffering"), problems)
+    # Destination first, then types: the order of the developer guide's example.
     destination = _destination(api, body.get("destination"), problems)
+    types = _types(body.get("types"), problems)
+    schema = _schema_version(api, body.get("schemaVersion"), problems)
+    buffering = _buffering(body.get("buffering"), problems)
     if problems or destination is None:
         raise SubscriptionInvalid("; ".join(problems))
     return SubscriptionRequest(api, schema, types, buffering, destination)

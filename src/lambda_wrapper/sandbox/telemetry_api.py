@@ -56,9 +56,12 @@ class TelemetryApi:
                 return error_response(403, *CLOSED[api])
             if agent.subscribed_api not in (None, api):
                 other = API_NAMES[agent.subscribed_api or ""]
-                return error_response(400, "ValidationError",
-                                      f"extension {agent.name} is already subscribed to the {other}; the Logs API "
-                                      "and the Telemetry API cannot be used together")
+                return error_response(
+                    400,
+                    "ValidationError",
+                    f"extension {agent.name} is already subscribed to the {other}; the Logs API "
+                    "and the Telemetry API cannot be used together",
+                )
             agent.subscribed_api = api
         self._subscribe(agent, subscription)
         return json_response(200, "OK")

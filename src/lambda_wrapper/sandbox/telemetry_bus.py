@@ -29,7 +29,9 @@ from .subscriber_views import StoredEvent, View
 from .subscription_rules import SubscriptionRequest
 from .telemetry_delivery import BatchSender, DeliveryFailed
 
-SLOW_CONSUMER = "Some logs were dropped because the downstream consumer is slower than the logs production rate"
+SLOW_CONSUMER = (
+    "Some logs were dropped because the downstream consumer is slower than the logs production rate"
+)
 
 DropReporter = Callable[[int, int, str], None]
 
@@ -91,7 +93,9 @@ class TelemetryBus:
         self._init_events: list[StoredEvent] | None = []
         self._flush_everything = False
         self._closed = False
-        self._scheduler = threading.Thread(target=self._schedule_loop, name="telemetry-scheduler", daemon=True)
+        self._scheduler = threading.Thread(
+            target=self._schedule_loop, name="telemetry-scheduler", daemon=True
+        )
         self._scheduler.start()
 
     # -- producers -----------------------------------------------------------------
@@ -114,7 +118,9 @@ class TelemetryBus:
                 subscriber.add(view(stored))
             self._subscribers.append(subscriber)
             self._cond.notify_all()
-        threading.Thread(target=self._send_loop, args=(subscriber,), name=f"telemetry-{name}", daemon=True).start()
+        threading.Thread(
+            target=self._send_loop, args=(subscriber,), name=f"telemetry-{name}", daemon=True
+        ).start()
 
     def close_subscriptions(self) -> None:
         """Init is over: later events are no longer kept for replay."""
@@ -125,8 +131,10 @@ class TelemetryBus:
 
     def deliver_due(self, max_wait_s: float) -> None:
         """Before a freeze: let ready batches go out and wait for POSTs in flight."""
-        self._wait_until(lambda: not any(s.in_flight or s.due_at() == 0.0 or self._past_due(s)
-                                         for s in self._subscribers), max_wait_s)
+        self._wait_until(
+            lambda: not any(s.in_flight or s.due_at() == 0.0 or self._past_due(s) for s in self._subscribers),
+            max_wait_s,
+        )
 
     def flush_all(self, max_wait_s: float) -> None:
         """Before shutdown: send everything buffered, never dropping."""

@@ -48,9 +48,11 @@ class BatchSender:
     def _send_http(self, body: bytes) -> None:
         dest = self.destination
         sequence_id = base64.b64encode(hashlib.sha256(body).digest()).decode()
-        head = (f"{dest.method} {dest.path} HTTP/1.1\r\nHost: sandbox.localdomain:{dest.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                f"Sequence-Id: {sequence_id}\r\nConnection: close\r\n\r\n").encode()
+        head = (
+            f"{dest.method} {dest.path} HTTP/1.1\r\nHost: sandbox.localdomain:{dest.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Sequence-Id: {sequence_id}\r\nConnection: close\r\n\r\n"
+        ).encode()
         deadline = self._clock() + SEND_TIMEOUT_S
         with self._connect() as sock:
             self._send_all(sock, head + body, deadline)
@@ -78,7 +80,9 @@ class BatchSender:
 
     def _wait(self, sock: socket.socket, writing: bool, deadline: float) -> None:
         while True:
-            readable, writable, _ = select.select([] if writing else [sock], [sock] if writing else [], [], 0.05)
+            readable, writable, _ = select.select(
+                [] if writing else [sock], [sock] if writing else [], [], 0.05
+            )
             if readable or writable:
                 return
             if self._clock() > deadline:
@@ -111,8 +115,10 @@ class BatchSender:
             status = int(status_line[1])
         except (IndexError, ValueError) as error:
             raise DeliveryFailed(f"malformed answer {status_line!r}") from error
-        headers = {key.strip().lower(): value.strip() for key, _, value in
-                   (line.partition(b":") for line in lines[1:])}
+        headers = {
+            key.strip().lower(): value.strip()
+            for key, _, value in (line.partition(b":") for line in lines[1:])
+        }
         if b"content-length" in headers:
             missing = int(headers[b"content-length"] or 0) - len(body)
             while missing > 0:

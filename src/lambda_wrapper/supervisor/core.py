@@ -1,19 +1,46 @@
-"""Wire settings, extension and handler together; never let any of it break Init."""
+"""Wire settings, extension, instruments and handler together; never let any of it break Init.
+
+The supervisor is the ``InvocationObserver`` of the wrapped handler. Around each
+invocation it runs the instruments that are switched on, submits the toolkit's own
+records to the extension and, last, tells the extension the handler is done, so
+everything the instruments submitted is in that invocation's flush.
+
+Only small modules are imported on the default path; structlog, psutil and the
+other optional instruments are imported by ``start_instruments`` when their feature
+is on. An instrument that fails is switched off with one diagnostic line; the
+function keeps running.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
-from typing import TYPE_CHECKING, Any
 
 from .. import diagnostics
+from ..instruments import procfs
+from ..instruments.coldstart import ColdStartTracker, InitTimeline
+from ..instruments.context import CURRENT as invocation_context
+from ..instruments.overhead import HandlerPathClock, listener_lag_ms
+from ..instruments.records import IMPORT_PROFILE, INIT, INVOCATION, WARNING, mib, own_event
 from ..settings import Settings
 from . import shutdown
 from .handler_loader import load_user_handler
-from .invocation import Handler, wrap_handler
+from .invocation import wrap_handler
 
+TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import CodeType
+    from typing import TypeVar
+
     from ..extension.runner import InternalExtension
+    from ..instruments.import_profile import ImportProfile
+    from ..instruments.process import ProcessMetrics
+    from ..instruments.watchdog import Watchdog
+    from .invocation import Handler
+
+    T = TypeVar("T")
 
 
 class InvalidSettingsError(ValueError):
@@ -21,22 +48,122 @@ class InvalidSettingsError(ValueError):
 
 
 class Supervisor:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, timeline: InitTimeline | None = None) -> None:
         self.settings = settings
+        self.timeline = timeline or InitTimeline(time.perf_counter())
         self.extension: InternalExtension | None = None
         self.invocations = 0
+        self.cold_start = ColdStartTracker(self.timeline)
+        self.clock = HandlerPathClock()
+        self.process_metrics: ProcessMetrics | None = None
+        self.watchdog: Watchdog | None = None
+        self.import_profile: ImportProfile | None = None
+        self.memory_limit_bytes: int | None = None
+        # Our handler wrapper's code: stacks in warnings start below it.
+        self.handler_code: CodeType | None = None
+        self._track_peak = False
 
-    # InvocationObserver: instruments hook in here; keep the extension calls last in
-    # `invocation_finished` so everything the instruments submit is in its flush.
+    # -- InvocationObserver -------------------------------------------------------------
     def invocation_started(self, request_id: str, deadline_ms: int | None) -> None:
+        self.clock.begin()
         self.invocations += 1
+        self.cold_start.invocation_starts(time.time())
+        invocation_context.invocation_starts(request_id, self.cold_start.cold_start)
+        if self.cold_start.first and self.extension is not None:
+            # At the start, not the end: a first invocation that times out still reports its Init.
+            self._submit_init_record(self.extension, request_id)
+        if self._track_peak:
+            procfs.reset_peak_rss()
+        if self.process_metrics is not None:
+            self._guarded("process metrics", self.process_metrics.invocation_starts)
+        if self.watchdog is not None:
+            self.watchdog.arm(request_id, deadline_ms, threading.get_ident())
         if self.extension is not None:
             self.extension.handler_started(request_id)
+        self.clock.pause()
 
     def invocation_finished(self, request_id: str, duration_ms: float, error: BaseException | None) -> None:
+        self.clock.resume()
+        if self.watchdog is not None:
+            armed = self.watchdog.disarm()
+            if armed is not None and not armed.memory_fired:
+                self._memory_check_after_the_fact(request_id)
         if self.extension is not None:
+            try:
+                self._submit_records(self.extension, request_id, duration_ms, error)
+            except Exception as exc:
+                diagnostics.emit_once(
+                    "warning", "records_failed", f"could not build our own records: {exc!r}"
+                )
+            # Last: the extension may flush as soon as it hears the handler is done.
             self.extension.handler_finished(request_id)
 
+    # -- records ------------------------------------------------------------------------
+    def _submit_records(
+        self, extension: InternalExtension, request_id: str, duration_ms: float, error: BaseException | None
+    ) -> None:
+        record: dict[str, object] = {
+            "requestId": request_id,
+            "coldStart": self.cold_start.cold_start,
+            "proactiveInit": self.cold_start.proactive_init,
+            "handlerDurationMs": round(duration_ms, 3),
+            "wrapperOverheadMs": None,
+            "errorType": type(error).__name__ if error is not None else None,
+        }
+        if self.process_metrics is not None:
+            process = self._guarded("process metrics", self.process_metrics.snapshot)
+            if process is not None:
+                record["process"] = process
+        lag = listener_lag_ms(extension)
+        if lag is not None:
+            record["listenerLagMs"] = lag
+        if self.import_profile is not None:
+            self.import_profile.uninstall()
+            extension.submit(own_event(IMPORT_PROFILE, self.import_profile.record(), request_id))
+            self.import_profile = None
+        record["wrapperOverheadMs"] = self.clock.total_ms()
+        extension.submit(own_event(INVOCATION, record, request_id))
+
+    def _submit_init_record(self, extension: InternalExtension, request_id: str) -> None:
+        try:
+            init = self.timeline.record(self.cold_start.cold_start, self.cold_start.proactive_init)
+            extension.submit(own_event(INIT, init, request_id))
+        except Exception as exc:
+            diagnostics.emit_once("warning", "records_failed", f"could not build our own records: {exc!r}")
+
+    # -- warnings (called on the watchdog thread) --------------------------------------------
+    def on_timeout_warning(self, request_id: str, thread_id: int, left_ms: float) -> None:
+        from ..instruments.stacks import thread_stack
+
+        stack = thread_stack(thread_id, self.handler_code)
+        message = f"the handler is still running {left_ms:.0f} ms before its deadline"
+        self._warn("timeout", request_id, message, stack=stack, remainingMs=round(left_ms))
+
+    def on_memory_warning(self, request_id: str, rss: int, limit: int) -> None:
+        message = (
+            f"RSS {mib(rss)} MB crossed {self.settings.memory_warning_pct}% of the function's memory "
+            f"({mib(limit)} MB)"
+        )
+        self._warn("memory", request_id, message, rssMB=mib(rss), limitMB=mib(limit))
+
+    def _memory_check_after_the_fact(self, request_id: str) -> None:
+        # A spike between two samples still shows in the peak, reset at the start.
+        limit = self.memory_limit_bytes
+        peak = procfs.peak_rss_bytes() if self._track_peak else procfs.rss_bytes()
+        if limit is not None and peak is not None and peak >= limit:
+            self.on_memory_warning(request_id, peak, limit)
+
+    def _warn(self, kind: str, request_id: str, message: str, **fields: object) -> None:
+        diagnostics.emit("warning", f"{kind}_warning", message, requestId=request_id, **fields)
+        extension = self.extension
+        if extension is None:
+            return
+        record: dict[str, object] = {"kind": kind, "requestId": request_id, "message": message, **fields}
+        extension.submit(own_event(WARNING, record, request_id))
+        # Export now: if the platform kills the runtime next, this is what survives.
+        extension.flush()
+
+    # -- start-up -------------------------------------------------------------------------
     def start_extension(self) -> None:
         try:
             from ..export.pipeline import Pipeline
@@ -45,8 +172,12 @@ class Supervisor:
 
             exporters = build_exporters(self.settings)
             spool_root = os.path.join(os.environ.get("TMPDIR") or "/tmp", "lambda-wrapper", "spool")
-            pipeline = Pipeline(exporters, spool_root, self.settings.spool_max_bytes,
-                                emf_namespaces={self.settings.emf_namespace})
+            pipeline = Pipeline(
+                exporters,
+                spool_root,
+                self.settings.spool_max_bytes,
+                emf_namespaces={self.settings.emf_namespace},
+            )
             extension = InternalExtension(self.settings, pipeline, telemetry_types(self.settings, exporters))
             if not extension.register():
                 return
@@ -56,17 +187,108 @@ class Supervisor:
         except Exception as exc:
             diagnostics.emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
 
+    def start_import_profile(self) -> None:
+        """Before everything else we import, so our own cost shows in the profile too."""
+        settings = self.settings
+        if settings.import_profile and settings.feature_enabled("the import profile"):
+            self._start("the import profile", self._import_profile)
+
+    def start_instruments(self) -> None:
+        """Switch on what the settings ask for, before the user's handler is imported."""
+        settings = self.settings
+        if settings.logs == "structlog" and settings.feature_enabled("structured logs"):
+            self._start("structured logs", self._structured_logs)
+        if settings.process_metrics and settings.feature_enabled("process metrics"):
+            self._start("process metrics", self._process_metrics)
+        self._start("the watchdog", self._watchdog)
+
+    def _start(self, feature: str, start: Callable[[], None]) -> None:
+        try:
+            start()
+        except Exception as exc:
+            diagnostics.emit(
+                "warning",
+                "instrument_failed",
+                f"{feature} could not start and is off: {exc!r}",
+                feature=feature,
+            )
+
+    def _import_profile(self) -> None:
+        from ..instruments.import_profile import ImportProfile
+
+        profile = ImportProfile(self.settings.import_profile)
+        if profile.install():
+            self.import_profile = profile
+        else:
+            message = "the import profile is off: this Python has no importlib._bootstrap._find_and_load"
+            diagnostics.emit("warning", "instrument_failed", message, feature="the import profile")
+
+    def _structured_logs(self) -> None:
+        from ..instruments import logs
+
+        json_format = os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
+        logs.install(json_format, os.environ.get("AWS_LAMBDA_LOG_LEVEL"))
+
+    def _process_metrics(self) -> None:
+        from ..instruments.process import ProcessMetrics
+
+        self.process_metrics = ProcessMetrics()
+        self._track_peak = procfs.reset_peak_rss()
+
+    def _watchdog(self) -> None:
+        settings = self.settings
+        warning_ms = settings.timeout_warning_ms if settings.feature_enabled("the timeout warning") else 0
+        pct = settings.memory_warning_pct if settings.feature_enabled("the memory warning") else 0
+        if pct:
+            self.memory_limit_bytes = memory_limit_bytes(pct)
+        if not warning_ms and self.memory_limit_bytes is None:
+            return
+        from ..instruments.watchdog import Watchdog
+
+        if self.memory_limit_bytes is not None:
+            self._track_peak = procfs.reset_peak_rss()
+        self.watchdog = Watchdog(
+            warning_ms, self.memory_limit_bytes, self.on_timeout_warning, self.on_memory_warning
+        )
+
+    def _guarded(self, feature: str, call: Callable[[], T]) -> T | None:
+        try:
+            return call()
+        except Exception as exc:
+            diagnostics.emit_once(
+                "warning", f"{feature}_failed", f"{feature} failed: {exc!r}", feature=feature
+            )
+            return None
+
+
+def memory_limit_bytes(pct: int) -> int | None:
+    raw = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+    try:
+        size_mb = int(raw)
+    except ValueError:
+        message = f"the memory warning is off: AWS_LAMBDA_FUNCTION_MEMORY_SIZE={raw!r} is not a number"
+        diagnostics.emit("warning", "instrument_failed", message, feature="the memory warning")
+        return None
+    return size_mb * 1024 * 1024 * pct // 100
+
 
 def start(started_at: float) -> Handler:
+    timeline = InitTimeline(started_at, os.environ, os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"))
     settings = Settings(os.environ)
     for problem in settings.problems:
         diagnostics.emit("warning", "invalid_setting", problem.describe(), variable=problem.name)
     if settings.strict and settings.problems:
         names = ", ".join(problem.name for problem in settings.problems)
         raise InvalidSettingsError(f"invalid lambda-wrapper settings (LAMBDA_WRAPPER_STRICT=true): {names}")
-    supervisor = Supervisor(settings)
+    supervisor = Supervisor(settings, timeline)
+    supervisor.start_import_profile()
     if settings.extension_enabled:
         supervisor.start_extension()
-    user_handler: Any = load_user_handler(os.environ.get("LAMBDA_WRAPPER_HANDLER"))
-    _ = time.perf_counter() - started_at
-    return wrap_handler(user_handler, supervisor)
+    supervisor.start_instruments()
+    timeline.handler_import_starts()
+    user_handler = load_user_handler(os.environ.get("LAMBDA_WRAPPER_HANDLER"))
+    timeline.handler_import_ends()
+    handler = wrap_handler(user_handler, supervisor)
+    supervisor.handler_code = getattr(handler, "__code__", None)
+    timeline.init_ends()
+    return handler

@@ -1,0 +1,192 @@
+"""The Markdown table (printed, and written to docs/benchmarks.md) and the JSON file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .budgets import format_amount
+from .machine import short_description
+from .summary import BASELINE
+
+PLATFORM_TITLES = {
+    "sandbox": "the local sandbox (lambda_wrapper.sandbox, Telemetry API included)",
+    "rie": "AWS's Runtime Interface Emulator (official binary; no Telemetry API)",
+}
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    config = results["config"]
+    lines = [
+        f"Measured {results['date']} on {short_description(results['machine'])}, "
+        f"Python {results['python']['version']}, awslambdaric {results['software']['awslambdaric']}, "
+        f"RIE from aws-sam-cli {results['software']['aws_sam_cli']}"
+        + (" (quick run: too few trials to trust)." if config.get("quick") else "."),
+        f"{config['trials']} fresh environments per variant and platform, interleaved "
+        f"({', '.join(v['name'] for v in results['variants'])}, then again), "
+        f"{config['warm_invocations']} warm invocations each; medians; ratios are against bare from "
+        "the same run.",
+        "",
+        "| variant | how it was run | versions |",
+        "| --- | --- | --- |",
+    ]
+    for variant in results["variants"]:
+        versions = ", ".join(f"{name} {version}" for name, version in variant["versions"].items()) or "-"
+        lines.append(f"| {variant['title']} | {_cell(variant['how'])} | {versions} |")
+    for platform, by_variant in results["results"].items():
+        lines += ["", f"### Cold start and warm invocations: {PLATFORM_TITLES.get(platform, platform)}", ""]
+        lines += _cold_warm_table(results["variants"], by_variant, platform)
+    for platform, by_variant in results.get("throughput", {}).items():
+        lines += ["", f"### Telemetry throughput: {PLATFORM_TITLES.get(platform, platform)}", ""]
+        lines += _throughput_table(results["variants"], by_variant, config)
+    if results.get("budgets"):
+        lines += [
+            "",
+            "### Budgets",
+            "",
+            "| budget | platform | measured | limit | verdict |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for verdict in results["budgets"]:
+            shown = format_amount(verdict["value"], verdict["unit"])
+            word = "pass" if verdict["ok"] else "**MISS**"
+            lines.append(
+                f"| {verdict['budget']} | {verdict['platform']} | {shown} | "
+                f"{format_amount(verdict['limit'], verdict['unit'])} | {word} |"
+            )
+    notes = _notes(results)
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {note}" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+def _cold_warm_table(variants: list[dict[str, Any]], by_variant: dict[str, Any], platform: str) -> list[str]:
+    overhead_title = (
+        "post-runtime extension time, ms (`extensionOverhead`)"
+        if platform == "sandbox"
+        else "post-runtime time, ms (REPORT minus RTDONE duration)"
+    )
+    lines = [
+        "| variant | cold: process start to first /next, ms | first invoke, caller, ms | warm p50, ms "
+        f"| warm p99, ms | {overhead_title} | peak RSS, MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for variant in variants:
+        summary = by_variant.get(variant["name"])
+        if summary is None:
+            continue
+        if summary["failed"] == summary["trials"]:
+            lines.append(
+                f"| {variant['title']} | failed: {_cell(str(summary['first_error']))[:120]} | | | | | |"
+            )
+            continue
+        ratio = summary["ratio"]
+        rss = _number(summary["rss_mb"], 1)
+        if variant["name"] != BASELINE and summary.get("rss_added_mb") is not None:
+            rss += f" ({summary['rss_added_mb']:+.1f})"
+        failed = f" ({summary['failed']} of {summary['trials']} failed)" if summary["failed"] else ""
+        lines.append(
+            f"| {variant['title']}{failed} "
+            f"| {_with_ratio(summary['init_ms'], ratio['init_ms'], 1)} "
+            f"| {_with_ratio(summary['first_invoke_ms'], ratio['first_invoke_ms'], 1)} "
+            f"| {_with_ratio(summary['warm_p50_ms'], ratio['warm_p50_ms'], 2)} "
+            f"| {_with_ratio(summary['warm_p99_ms'], ratio['warm_p99_ms'], 2)} "
+            f"| {_number(summary['extension_overhead_ms'], 2)} | {rss} |"
+        )
+    return lines
+
+
+def _throughput_table(
+    variants: list[dict[str, Any]], by_variant: dict[str, Any], config: dict[str, Any]
+) -> list[str]:
+    lines = [
+        "| variant | `platform.logsDropped` first at, lines per invocation | records dropped at 10,000 lines "
+        "| handler at 10,000 lines, ms | slowdown vs bare |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for variant in variants:
+        summary = by_variant.get(variant["name"])
+        if summary is None:
+            continue
+        first = summary["first_drop_lines"]
+        first_shown = f"{first:,}" if first is not None else f"none up to {summary['max_lines_tried']:,}"
+        slowdown = summary.get("slowdown_pct")
+        slowdown_shown = "-" if variant["name"] == BASELINE or slowdown is None else f"{slowdown:+.1f} %"
+        failed = f" ({summary['failed_steps']} steps failed)" if summary["failed_steps"] else ""
+        dropped = f"{summary['dropped_records_at_budget']:,}"
+        lines.append(
+            f"| {variant['title']}{failed} | {first_shown} | {dropped} "
+            f"| {_number(summary['runtime_at_budget_ms'], 1)} | {slowdown_shown} |"
+        )
+    lines += [
+        "",
+        f"Ladder: {', '.join(f'{n:,}' for n in config['ladder'])} lines per invocation "
+        f"({config['throughput_trials']} fresh environments per variant; a variant stops climbing "
+        "after its first drop once 10,000 is done). Handler time is the platform's runtime duration "
+        "(`platform.runtimeDone`).",
+    ]
+    return lines
+
+
+def _notes(results: dict[str, Any]) -> list[str]:
+    notes = []
+    for platform, by_variant in results["results"].items():
+        for name, summary in by_variant.items():
+            for line in summary.get("diagnostics", [])[:3]:
+                notes.append(f"{name} on {platform} said: `{_cell(line)[:200]}`")
+            if summary.get("sink_requests"):
+                requests = sorted(summary["sink_requests"].items())
+                sent = ", ".join(f"{path} x{count}" for path, count in requests)
+                notes.append(f"{name} on {platform} sent to the local sink: {sent}")
+    return notes
+
+
+def _with_ratio(value: float | None, ratio: float | None, digits: int) -> str:
+    if value is None:
+        return "-"
+    return _number(value, digits) + ("" if ratio is None else f" ({ratio:.2f}x)")
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def write_json(results: dict[str, Any], directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = results["date"].replace(":", "").replace("-", "")
+    path = directory / f"{stamp}.json"
+    path.write_text(json.dumps(results, indent=1, sort_keys=False) + "\n")
+    return path
+
+
+DOC_HEADER = """# Benchmarks
+
+What the wrapper costs a Python function, next to the bare runtime and to the tools
+users would pick instead. Generated by `make bench` (the harness is in `bench/`, see
+`bench/README.md`); the raw numbers of this run are in the JSON file named below.
+Reproduce with:
+
+```
+make bench          # about {minutes} minutes here; `.venv/bin/python -m bench run --quick` for a smoke run
+make bench-check    # the budgets; exits non-zero when one is missed
+```
+
+"""
+
+
+def write_docs(results: dict[str, Any], markdown: str, json_path: Path, target: Path) -> None:
+    minutes = max(1, round(results.get("duration_s", 0) / 60))
+    header = DOC_HEADER.replace("{minutes}", str(minutes))
+    try:
+        shown_json = json_path.relative_to(target.parent.parent)
+    except ValueError:
+        shown_json = json_path
+    target.write_text(
+        header + "## Latest results\n\n" + markdown + f"\nRaw results: `{shown_json}` "
+        "(not committed; `bench/results/` is ignored).\n"
+    )

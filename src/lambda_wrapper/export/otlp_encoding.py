@@ -1,0 +1,115 @@
+"""OTLP/JSON building blocks shared by the logs, metrics and traces encoders.
+
+OTLP/JSON is the protobuf JSON mapping with two OTLP-specific rules: trace and span
+ids are lowercase hex (not base64), and enum fields are integers. 64-bit integers
+(``intValue``, ``timeUnixNano``, ``asInt``) are JSON strings. No OpenTelemetry SDK is
+involved: the layer ships none, and these dicts are all the protocol needs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from .. import __version__
+
+TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .function_metadata import FunctionMetadata
+
+SCOPE = {"name": "lambda-wrapper", "version": __version__}
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+_MAX_DEPTH = 32  # deeper JSON records are rare; past this a value is sent as its text
+_MIB = 1024 * 1024
+
+
+def any_value(value: object, depth: int = 0) -> dict[str, object]:
+    """The AnyValue for a decoded JSON value (null is the empty AnyValue)."""
+    if value is None:
+        return {}
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return {"intValue": str(value)}
+        return {"stringValue": str(value)}
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return {"stringValue": str(value)}
+        return {"doubleValue": value}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if depth >= _MAX_DEPTH:
+        return {"stringValue": repr(value)[:4096]}
+    if isinstance(value, (list, tuple)):
+        return {"arrayValue": {"values": [any_value(item, depth + 1) for item in value]}}
+    if isinstance(value, dict):
+        return {
+            "kvlistValue": {
+                "values": [
+                    {"key": str(key), "value": any_value(item, depth + 1)} for key, item in value.items()
+                ]
+            }
+        }
+    return {"stringValue": str(value)}
+
+
+def attributes(pairs: Iterable[tuple[str, object]]) -> list[dict[str, object]]:
+    """KeyValue list; None values are left out (an absent attribute, not an empty one)."""
+    return [{"key": key, "value": any_value(value)} for key, value in pairs if value is not None]
+
+
+def unix_nanos(epoch_ms: float) -> str:
+    # Split before scaling: a float holds ~16 digits, an epoch in ns has 19. The inputs
+    # have millisecond (at best microsecond) precision, so round to the microsecond.
+    whole = int(epoch_ms)
+    return str(whole * 1_000_000 + round((epoch_ms - whole) * 1_000) * 1_000)
+
+
+def now_nanos() -> str:
+    return str(time.time_ns())
+
+
+def new_trace_id() -> str:
+    return _random_hex(16)
+
+
+def new_span_id() -> str:
+    return _random_hex(8)
+
+
+def _random_hex(size: int) -> str:
+    while True:
+        value = os.urandom(size).hex()
+        if value.strip("0"):  # all-zero ids are invalid in OTLP
+            return value
+
+
+def resource_attributes(
+    metadata: FunctionMetadata, service_name: str | None, extra: Iterable[tuple[str, str]] = ()
+) -> list[dict[str, object]]:
+    """Resource attributes per the FaaS and cloud semantic conventions.
+
+    Precedence as in the OpenTelemetry SDKs: ``OTEL_RESOURCE_ATTRIBUTES`` overrides what
+    we detect, and ``OTEL_SERVICE_NAME`` overrides both for ``service.name``.
+    """
+    detected: dict[str, object] = {
+        "service.name": metadata.name or "unknown_service",
+        "cloud.provider": "aws",
+        "cloud.platform": "aws_lambda",
+        "cloud.region": metadata.region,
+        "faas.name": metadata.name,
+        "faas.version": metadata.version,
+        "faas.instance": metadata.log_stream,
+        "faas.max_memory": metadata.memory_mb * _MIB if metadata.memory_mb is not None else None,
+        "aws.log.group.names": [metadata.log_group] if metadata.log_group else None,
+        "telemetry.distro.name": "lambda-wrapper",
+        "telemetry.distro.version": __version__,
+    }
+    detected.update(extra)
+    if service_name:
+        detected["service.name"] = service_name
+    return attributes(detected.items())

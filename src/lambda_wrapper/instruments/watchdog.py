@@ -1,0 +1,121 @@
+"""One watchdog thread for the process: the timeout warning and the memory warning.
+
+The supervisor arms it when an invocation starts (with the deadline from the
+runtime's deadline header and the handler's thread) and disarms it when the handler
+returns. While armed it sleeps until the warning time, or samples RSS every
+``SAMPLE_INTERVAL_S`` when the memory warning is on; while disarmed it waits on a
+condition and costs nothing. Each warning fires at most once per invocation.
+
+Callbacks run on this thread, outside the lock, so a slow flush after a warning
+never holds up the handler's ``disarm``.
+
+Limit: a handler stuck in C code that holds the GIL keeps this thread from running
+(the same limit as any Python-level watchdog); the platform's timeout report still
+says what happened.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from . import procfs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    TimeoutCallback = Callable[[str, int, float], None]  # request id, thread id, ms left
+    MemoryCallback = Callable[[str, int, int], None]  # request id, rss, limit
+
+SAMPLE_INTERVAL_S = 0.05
+
+
+class Armed:
+    """One invocation under watch; ``*_fired`` tell which warnings went out."""
+
+    __slots__ = ("deadline_s", "memory_fired", "request_id", "thread_id", "timeout_fired", "warn_at")
+
+    def __init__(self, request_id: str, thread_id: int, deadline_s: float, warn_at: float | None) -> None:
+        self.request_id = request_id
+        self.thread_id = thread_id
+        self.deadline_s = deadline_s
+        self.warn_at = warn_at
+        self.timeout_fired = False
+        self.memory_fired = False
+
+
+class Watchdog:
+    def __init__(
+        self,
+        warning_ms: int,
+        memory_limit_bytes: int | None,
+        on_timeout: TimeoutCallback,
+        on_memory: MemoryCallback,
+    ) -> None:
+        self.warning_s = warning_ms / 1000.0
+        self.memory_limit_bytes = memory_limit_bytes
+        self.on_timeout = on_timeout
+        self.on_memory = on_memory
+        self._armed: Armed | None = None
+        self._condition = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="lambda-wrapper-watchdog", daemon=True)
+        self._thread.start()
+
+    def arm(self, request_id: str, deadline_epoch_ms: int | None, thread_id: int) -> None:
+        deadline_s = warn_at = None
+        if self.warning_s > 0 and deadline_epoch_ms is not None:
+            deadline_s = deadline_epoch_ms / 1000.0
+            now = time.time()
+            remaining = deadline_s - now
+            # A warning larger than the whole timeout would fire as the handler
+            # starts, on every invocation; warn halfway instead.
+            warn_at = deadline_s - self.warning_s if self.warning_s < remaining else now + remaining / 2
+        with self._condition:
+            self._armed = Armed(request_id, thread_id, deadline_s or 0.0, warn_at)
+            self._condition.notify()
+
+    def disarm(self) -> Armed | None:
+        """Stop watching; returns what was armed, to see which warnings fired."""
+        with self._condition:
+            armed, self._armed = self._armed, None
+        return armed
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                fire = self._due()
+                if fire is None:
+                    self._condition.wait(self._sleep_s())
+                    continue
+            try:
+                fire()
+            except Exception:
+                pass  # a failing warning must never kill the watchdog
+
+    def _due(self) -> Callable[[], None] | None:
+        armed = self._armed
+        if armed is None:
+            return None
+        if not armed.timeout_fired and armed.warn_at is not None and time.time() >= armed.warn_at:
+            armed.timeout_fired = True
+            left_ms = (armed.deadline_s - time.time()) * 1000.0
+            return lambda: self.on_timeout(armed.request_id, armed.thread_id, left_ms)
+        if self.memory_limit_bytes is not None and not armed.memory_fired:
+            rss = procfs.rss_bytes()
+            if rss is not None and rss >= self.memory_limit_bytes:
+                armed.memory_fired = True
+                limit = self.memory_limit_bytes
+                return lambda: self.on_memory(armed.request_id, rss, limit)
+        return None
+
+    def _sleep_s(self) -> float | None:
+        armed = self._armed
+        if armed is None:
+            return None
+        sleeps = []
+        if not armed.timeout_fired and armed.warn_at is not None:
+            sleeps.append(max(0.0, armed.warn_at - time.time()))
+        if self.memory_limit_bytes is not None and not armed.memory_fired:
+            sleeps.append(SAMPLE_INTERVAL_S)
+        return min(sleeps) if sleeps else None

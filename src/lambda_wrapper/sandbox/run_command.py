@@ -1,0 +1,278 @@
+"""``lambda-wrapper run``: invoke a function in the local sandbox and show what Lambda would.
+
+    lambda-wrapper run --task-root DIR --handler MOD.FN [--layer DIR|ZIP] [--no-wrapper]
+        [--event JSON|@FILE] [--invokes N] [--env K=V]... [--memory MB] [--timeout S]
+        [--tmp DIR] [--output text|json]
+
+Without ``--layer`` the layer is built from the working tree. ``--tmp DIR`` is the
+function's ``/tmp`` (default: a fresh temporary directory, named in the output), so
+what the function and the extension leave there can be read afterwards. The
+per-invocation table comes from the platform's ``platform.report`` telemetry.
+
+Exit status: 0 when every invoke succeeded, 1 when one did not (or the sandbox
+failed), 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+
+from .layer_source import working_tree_layer_dir
+from .platform import FunctionSpec, Sandbox
+from .results import InvokeResult
+
+log = structlog.get_logger("lambda_wrapper.sandbox.run")
+
+TELEMETRY_FILE = Path("lambda-wrapper") / "telemetry.ndjson"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lambda-wrapper run", description="Invoke a function in the local Lambda sandbox."
+    )
+    parser.add_argument(
+        "--task-root", required=True, type=Path, help="the function's code directory (/var/task)"
+    )
+    parser.add_argument(
+        "--handler", required=True, help="MODULE.FUNCTION, as in the function's configuration"
+    )
+    parser.add_argument(
+        "--layer", type=Path, help="layer directory or zip (default: built from the working tree)"
+    )
+    parser.add_argument("--no-wrapper", action="store_true", help="do not set AWS_LAMBDA_EXEC_WRAPPER")
+    parser.add_argument("--event", default="{}", help="event JSON, or @FILE to read it from a file")
+    parser.add_argument("--invokes", type=int, default=1, help="how many times to invoke (default 1)")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="K=V", help="function environment variable"
+    )
+    parser.add_argument("--memory", type=int, default=128, metavar="MB", help="memory size (default 128)")
+    parser.add_argument(
+        "--timeout", type=float, default=3.0, metavar="S", help="function timeout (default 3)"
+    )
+    parser.add_argument(
+        "--tmp", type=Path, metavar="DIR", help="directory that serves as the function's /tmp"
+    )
+    parser.add_argument("--output", choices=("text", "json"), default="text")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        event = read_event(args.event)
+        env = parse_env(args.env)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.invokes < 1:
+        parser.error("--invokes must be at least 1")
+    with tempfile.TemporaryDirectory(prefix="lambda-wrapper-layer-") as scratch:
+        try:
+            layer_dir = resolve_layer(args.layer, Path(scratch), required=not args.no_wrapper)
+        except (OSError, RuntimeError, zipfile.BadZipFile) as error:
+            log.error("no layer", error=str(error))
+            return 1
+        spec = FunctionSpec(
+            task_root=args.task_root,
+            handler=args.handler,
+            layer_dir=layer_dir,
+            use_wrapper=not args.no_wrapper,
+            env=env,
+            memory_mb=args.memory,
+            timeout_s=args.timeout,
+            tmp_dir=args.tmp,
+        )
+        return run(spec, event, args.invokes, args.output, sys.stdout)
+
+
+def run(spec: FunctionSpec, event: bytes, invokes: int, output: str, out: TextIO) -> int:
+    sandbox = Sandbox(spec, keep_tmp=True)
+    results: list[InvokeResult] = []
+    log_slices: list[list[str]] = []
+    try:
+        sandbox.start()
+        if output == "text":
+            describe_sandbox(sandbox, spec, out)
+        for _ in range(invokes):
+            seen, seen_extension = len(sandbox.function_output), len(sandbox.extension_output)
+            results.append(sandbox.invoke(event))
+            log_slices.append(
+                [f"log | {line}" for line in sandbox.function_output[seen:]]
+                + [f"ext | {line}" for line in sandbox.extension_output[seen_extension:]]
+            )
+            if output == "text":
+                print_invoke(len(results), invokes, results[-1], log_slices[-1], out)
+    except (OSError, RuntimeError, ValueError) as error:
+        log.error("sandbox failed", error=str(error))
+        sandbox.shutdown()
+        return 1
+    sandbox.shutdown()
+    report = extension_report(sandbox)
+    if output == "json":
+        json.dump(json_document(sandbox, report), out, indent=2)
+        out.write("\n")
+    else:
+        print_table(sandbox, out)
+        print_extension(report, sandbox, out)
+    return 0 if all(result.status == "success" for result in results) else 1
+
+
+def configure_logging() -> None:
+    """Readable console lines on stderr (stdout carries the results), colours only on a tty."""
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="%H:%M:%S"),
+            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+        ],
+        # Looked up per logger, not bound once: sys.stderr may be replaced later.
+        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
+    )
+
+
+def read_event(value: str) -> bytes:
+    raw = Path(value[1:]).read_bytes() if value.startswith("@") else value.encode()
+    try:
+        json.loads(raw)
+    except ValueError as error:
+        raise ValueError(f"the event is not valid JSON: {error}") from error
+    return raw
+
+
+def parse_env(pairs: Sequence[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise ValueError(f"--env takes KEY=VALUE, got {pair!r}")
+        env[key] = value
+    return env
+
+
+def resolve_layer(layer: Path | None, scratch: Path, required: bool) -> Path | None:
+    if layer is None:
+        try:
+            return working_tree_layer_dir()
+        except (RuntimeError, OSError, ImportError) as error:
+            if required:
+                raise RuntimeError(f"cannot build the layer from the working tree: {error}") from error
+            log.warning("running without a layer", reason=str(error))
+            return None
+    if layer.is_dir():
+        return layer
+    return extract_zip(layer, scratch / "layer")
+
+
+def extract_zip(archive: Path, target: Path) -> Path:
+    """Extract a layer zip keeping Unix modes (zipfile drops them; the wrapper must stay 755)."""
+    with zipfile.ZipFile(archive) as bundle:
+        for member in bundle.infolist():
+            extracted = Path(bundle.extract(member, target))
+            mode = (member.external_attr >> 16) & 0o7777
+            if mode:
+                extracted.chmod(mode)
+    return target
+
+
+def describe_sandbox(sandbox: Sandbox, spec: FunctionSpec, out: TextIO) -> None:
+    if sandbox.namespace_mode:
+        mode = "mount namespace: /var/task and /opt read-only, as on Lambda"
+    else:
+        mode = (
+            "host mode (no root): /var/task and /opt are not read-only here; writes to them are detected "
+            "after each invoke and reported as warnings"
+        )
+    out.write(f"sandbox: {mode}\n")
+    out.write(f"function /tmp: {sandbox.tmp_dir}\n")
+    wrapper = "off (--no-wrapper)" if not spec.use_wrapper else "AWS_LAMBDA_EXEC_WRAPPER=/opt/lambda-wrapper"
+    out.write(f"layer: {spec.layer_dir or 'none'}; wrapper {wrapper}\n\n")
+
+
+def print_invoke(number: int, total: int, result: InvokeResult, lines: list[str], out: TextIO) -> None:
+    out.write(
+        f"--- invoke {number}/{total}  {result.request_id}  {result.status}"
+        f"{'  ' + result.error_type if result.error_type else ''}\n"
+    )
+    for line in lines:
+        out.write(f"  {line}\n")
+    out.write(f"  response ({result.status_code}): {result.text()}\n")
+    for warning in result.warnings:
+        out.write(f"  WARNING: {warning}\n")
+
+
+def print_table(sandbox: Sandbox, out: TextIO) -> None:
+    header = ("REQUEST ID", "STATUS", "DURATION", "BILLED", "MAX MEM", "INIT", "COLD")
+    rows = [header]
+    for item in sandbox.invocations:
+        rows.append(
+            (
+                item.requestId,
+                item.status,
+                f"{item.durationMs:.2f} ms",
+                f"{item.billedDurationMs} ms",
+                f"{item.maxMemoryUsedMB} MB",
+                "-" if item.initDurationMs is None else f"{item.initDurationMs:.2f} ms",
+                "yes" if item.coldStart else "no",
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    out.write("\n")
+    for row in rows:
+        out.write(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n"
+        )
+
+
+def extension_report(sandbox: Sandbox) -> dict[str, Any]:
+    telemetry_file = sandbox.tmp_dir / TELEMETRY_FILE
+    records = 0
+    if telemetry_file.is_file():
+        with telemetry_file.open("rb") as stream:
+            records = sum(1 for line in stream if line.strip())
+    return {
+        "registered": any(not item["external"] for item in sandbox.registered_extensions),
+        "subscribed": any(item["api"] == "telemetry" for item in sandbox.subscriptions),
+        "records": records,
+        "file": telemetry_file,
+    }
+
+
+def print_extension(report: dict[str, Any], sandbox: Sandbox, out: TextIO) -> None:
+    out.write(
+        f"\nextension: registered {'yes' if report['registered'] else 'no'}, "
+        f"subscribed {'yes' if report['subscribed'] else 'no'}, "
+        f"{report['records']} telemetry records in {report['file']}\n"
+    )
+    for warning in sandbox.warnings:
+        out.write(f"WARNING: {warning}\n")
+
+
+def json_document(sandbox: Sandbox, report: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "requestId",
+        "status",
+        "durationMs",
+        "billedDurationMs",
+        "maxMemoryUsedMB",
+        "initDurationMs",
+        "coldStart",
+        "response",
+    )
+    return {
+        "invocations": [{key: item.to_json()[key] for key in keys} for item in sandbox.invocations],
+        "extension": {key: report[key] for key in ("registered", "subscribed", "records")},
+        "telemetryFile": str(report["file"]),
+        "warnings": list(sandbox.warnings),
+    }

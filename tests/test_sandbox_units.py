@@ -1,0 +1,241 @@
+"""Unit tests of the sandbox's pieces that need no runtime process."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from lambda_wrapper.sandbox import records
+from lambda_wrapper.sandbox.freeze_clock import FreezeClock
+from lambda_wrapper.sandbox.runtime_api import normalise_error_type
+from lambda_wrapper.sandbox.server import PlatformServer, Router, json_response
+from lambda_wrapper.sandbox.subscriber_views import StoredEvent, view_for
+from lambda_wrapper.sandbox.subscription_rules import (
+    Buffering,
+    Destination,
+    SubscriptionInvalid,
+    SubscriptionRequest,
+    parse_subscription,
+)
+from lambda_wrapper.sandbox.telemetry_bus import TelemetryBus
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Listener:
+    """A telemetry listener on 127.0.0.1 that can be told to hold its answers."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[dict]] = []
+        self.release = threading.Event()
+        self.release.set()
+        listener = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                listener.release.wait(10)
+                listener.batches.append(json.loads(body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.batches) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    server = Listener()
+    yield server
+    server.release.set()
+    server.server.shutdown()
+
+
+def bus_with(
+    listener: Listener, *, max_items: int = 1000, max_bytes: int = 262144, timeout_ms: int = 25
+) -> tuple[TelemetryBus, FreezeClock, list[tuple[int, int, str]]]:
+    clock = FreezeClock()
+    drops: list[tuple[int, int, str]] = []
+    bus = TelemetryBus(clock, lambda *drop: drops.append(drop))
+    request = SubscriptionRequest(
+        "telemetry",
+        "2022-12-13",
+        ("platform", "function"),
+        Buffering(max_items, max_bytes, timeout_ms),
+        Destination("HTTP", listener.port),
+    )
+    bus.subscribe("ext", request, view_for(request))
+    return bus, clock, drops
+
+
+def line(text: str) -> StoredEvent:
+    return StoredEvent(records.event("function", text), text)
+
+
+def test_json_answers_end_with_a_newline() -> None:
+    response = json_response(202, {"status": "OK"})
+    assert response.body == b'{"status":"OK"}\n'
+    assert response.headers["Content-Type"] == "application/json"
+
+
+def test_unknown_paths_answer_like_chi() -> None:
+    router = Router()
+    router.add("GET", "/known/{id}", lambda request: json_response(200, request.params))
+    server = PlatformServer(router)
+    server.start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        connection.request("GET", "/known/abc")
+        known = connection.getresponse()
+        assert (known.status, known.read()) == (200, b'{"id":"abc"}\n')
+        connection.request("GET", "/unknown")
+        unknown = connection.getresponse()
+        assert (unknown.status, unknown.read()) == (404, b"404 page not found\n")
+        connection.request("POST", "/known/abc")
+        wrong_method = connection.getresponse()
+        assert wrong_method.status == 405
+        wrong_method.read()
+    finally:
+        server.close()
+
+
+def test_error_types_are_normalised_like_rapid() -> None:
+    assert normalise_error_type("Runtime.ImportModuleError") == "Runtime.ImportModuleError"
+    assert normalise_error_type("Function.bad") == "Function.Unknown"
+    assert normalise_error_type("whatever") == "Runtime.Unknown"
+
+
+def test_subscription_defaults_and_limits() -> None:
+    parsed = parse_subscription(
+        "telemetry",
+        {
+            "schemaVersion": "2025-01-29",
+            "types": ["function"],
+            "destination": {"protocol": "TCP", "port": 4000},
+        },
+    )
+    assert parsed.buffering == Buffering(10000, 262144, 1000)
+    assert parsed.destination.protocol == "TCP" and parsed.destination.port == 4000
+    logs = parse_subscription(
+        "logs", {"types": ["platform"], "destination": {"protocol": "HTTP", "URI": "http://sandbox:9/x?y=1"}}
+    )
+    assert logs.schema_version == "2020-08-15" and logs.destination.path == "/x?y=1"
+    with pytest.raises(SubscriptionInvalid, match="types should not be empty"):
+        parse_subscription(
+            "telemetry",
+            {
+                "schemaVersion": "2022-07-01",
+                "types": [],
+                "destination": {"protocol": "HTTP", "URI": "http://sandbox:9"},
+            },
+        )
+
+
+def test_batches_are_cut_at_max_items(listener: Listener) -> None:
+    bus, _, drops = bus_with(listener, max_items=3)
+    for index in range(3):
+        bus.publish(line(f"a{index}\n"))
+    listener.wait_for(1)
+    for index in range(4):
+        bus.publish(line(f"b{index}\n"))
+    listener.wait_for(3)
+    bus.close()
+    assert [len(batch) for batch in listener.batches] == [3, 3, 1]  # the last one by timeoutMs
+    assert [event["record"] for event in listener.batches[0]] == ["a0\n", "a1\n", "a2\n"]
+    assert drops == []
+
+
+def test_batches_are_cut_at_max_bytes(listener: Listener) -> None:
+    bus, _, drops = bus_with(listener, max_bytes=262144, timeout_ms=30000)
+    big = "x" * 100_000 + "\n"
+    for _ in range(3):
+        bus.publish(line(big))
+    listener.wait_for(1)
+    bus.flush_all(5)
+    bus.close()
+    assert [len(batch) for batch in listener.batches] == [2, 1]
+    assert drops == []
+
+
+def test_a_batch_ready_while_one_is_in_flight_is_dropped(listener: Listener) -> None:
+    bus, _, drops = bus_with(listener)
+    listener.release.clear()
+    bus.publish(line("first\n"))
+    time.sleep(0.1)  # first batch is now in flight, its listener stuck
+    bus.publish(line("second\n"))
+    bus.publish(line("third\n"))
+    time.sleep(0.1)
+    listener.release.set()
+    listener.wait_for(1)
+    bus.close()
+    assert drops and drops[0][1] == 2 and "slower" in drops[0][2]
+    assert [event["record"] for event in listener.batches[0]] == ["first\n"]
+
+
+def test_a_post_in_flight_across_a_freeze_is_waited_for(listener: Listener) -> None:
+    bus, clock, drops = bus_with(listener)
+    listener.release.clear()
+    bus.publish(line("before freeze\n"))
+    time.sleep(0.1)
+    clock.freeze()
+    time.sleep(0.05)
+    clock.thaw()
+    bus.thawed()
+    bus.publish(line("after thaw\n"))
+    time.sleep(0.1)  # ready while the pre-freeze POST is still in flight
+    listener.release.set()
+    listener.wait_for(2)
+    bus.close()
+    assert drops == []
+    assert [[event["record"] for event in batch] for batch in listener.batches] == [
+        ["before freeze\n"],
+        ["after thaw\n"],
+    ]
+
+
+def test_nothing_is_sent_while_frozen(listener: Listener) -> None:
+    bus, clock, drops = bus_with(listener)
+    clock.freeze()
+    bus.publish(line("held\n"))
+    time.sleep(0.15)
+    assert listener.batches == []
+    clock.thaw()
+    bus.thawed()
+    listener.wait_for(1)
+    bus.close()
+    assert [event["record"] for event in listener.batches[0]] == ["held\n"]
+
+
+def test_failed_posts_are_dropped_and_reported() -> None:
+    clock = FreezeClock()
+    drops: list[tuple[int, int, str]] = []
+    bus = TelemetryBus(clock, lambda *drop: drops.append(drop))
+    request = SubscriptionRequest(
+        "telemetry", "2022-12-13", ("function",), Buffering(1000, 262144, 25), Destination("HTTP", 1)
+    )  # nothing listens on port 1
+    bus.subscribe("ext", request, view_for(request))
+    bus.publish(line("lost\n"))
+    deadline = time.monotonic() + 3
+    while not drops and time.monotonic() < deadline:
+        time.sleep(0.01)
+    bus.close()
+    assert drops and drops[0][1] == 1 and drops[0][2].startswith("could not send events: ")
