@@ -11,12 +11,13 @@ cold start.
 from __future__ import annotations
 
 import compileall
+import hashlib
 import json
 import re
 import shutil
-import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,16 +97,26 @@ def build_third_party_layer(recipe: LayerRecipe, log: Log) -> BuiltLayer:
 
 
 def task_root() -> Path:
-    """The bench functions, copied and byte-compiled like the layers (``/var/task`` is read-only)."""
-    target = bench_cache() / "task-root"
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    for source in sorted(FUNCTIONS_DIR.glob("*.py")):
-        shutil.copyfile(source, target / source.name)
-    compile_bytecode(target)
-    for path in target.rglob("*"):
-        path.chmod(path.stat().st_mode | stat.S_IROTH | stat.S_IRGRP)
+    """The bench functions, byte-compiled like the layers (``/var/task`` is read-only at run time).
+
+    Named after a hash of the sources and built under a temporary name, so concurrent
+    runs (a benchmark and the smoke test) never see each other's half-built directory.
+    """
+    sources = sorted(FUNCTIONS_DIR.glob("*.py"))
+    digest = hashlib.sha256(b"".join(source.name.encode() + source.read_bytes() for source in sources))
+    target = bench_cache() / "task-roots" / digest.hexdigest()[:16]
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+    for source in sources:
+        shutil.copyfile(source, staging / source.name)
+    compile_bytecode(staging)
+    staging.chmod(0o755)
+    try:
+        staging.rename(target)
+    except OSError:  # a concurrent run finished first: use its copy
+        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

@@ -129,8 +129,8 @@ def throughput_step(
     return step
 
 
-def import_profile_lines(platform: str, spec: EnvironmentSpec) -> list[str]:
-    """``-X importtime`` of the whole cold path (bootstrap, runtime, wrapper, handler), as run."""
+def import_profile(platform: str, spec: EnvironmentSpec) -> list[str]:
+    """``-X importtime`` lines of one real cold start (bootstrap, runtime, wrapper, handler)."""
     profiled = EnvironmentSpec(
         spec.task_root, spec.handler, spec.layer_dir, {**spec.env, "PYTHONPROFILEIMPORTTIME": "1"}
     )

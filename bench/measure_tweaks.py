@@ -3,9 +3,10 @@
 Each trial starts a fresh sandbox (read-only /var/task and /opt, like Lambda), runs a
 function through the wrapper that imports boto3 from source without .pyc files (a zip
 deployed without bytecode) and creates an S3 client, invokes it three times, and
-records: the platform's init duration, the function's own import time, and the
-process RSS and peak RSS after the third invoke. Variants are interleaved so that
-machine noise spreads over all of them.
+records: the platform's init duration, the function's own import time (wall and
+CPU), and the process RSS and peak RSS after the third invoke, each of which runs
+four threads that allocate and free malloc-sized buffers. Variants (all tweaks off,
+then each one alone) are interleaved so that machine noise spreads over all of them.
 
     .venv/bin/python bench/measure_tweaks.py --trials 9
 """
@@ -21,33 +22,40 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
 TWEAKS = ("FAULTHANDLER", "DONT_WRITE_BYTECODE", "MALLOC_ARENA_MAX", "NO_DEBUG_RANGES")
 PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
 
 FUNCTION = """
+import resource
 import time
-_t = time.perf_counter()
+_t, _cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
 import boto3
 CLIENT = boto3.client("s3", region_name="us-east-1")
 IMPORT_MS = (time.perf_counter() - _t) * 1000
-import json, threading
+_end = resource.getrusage(resource.RUSAGE_SELF)
+IMPORT_CPU_MS = (_end.ru_utime + _end.ru_stime - _cpu.ru_utime - _cpu.ru_stime) * 1000
+import random
+import threading
 
-def _work():
-    # Allocation-heavy work on several threads, where malloc arenas matter.
-    for _ in range(200):
-        json.loads(json.dumps([{"k": "v" * 100, "n": list(range(50))} for _ in range(100)]))
+def _work(seed):
+    # Threads allocating and freeing malloc-sized buffers (pymalloc serves only
+    # objects up to 512 bytes): where glibc's per-thread arenas show in RSS.
+    rng = random.Random(seed)
+    kept = []
+    for _ in range(4000):
+        kept.append(bytes(rng.randrange(1024, 64 * 1024)))
+        if len(kept) > 200:
+            del kept[rng.randrange(len(kept))]
 
 def handler(event, context):
-    threads = [threading.Thread(target=_work) for _ in range(4)]
+    threads = [threading.Thread(target=_work, args=(n,)) for n in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
-    return {"importMs": IMPORT_MS, "rssKB": int(status["VmRSS"].split()[0]),
-            "hwmKB": int(status["VmHWM"].split()[0])}
+    return {"importMs": IMPORT_MS, "importCpuMs": IMPORT_CPU_MS,
+            "rssKB": int(status["VmRSS"].split()[0]), "hwmKB": int(status["VmHWM"].split()[0])}
 """
 
 
@@ -79,6 +87,7 @@ def run_trial(task_root: Path, layer: Path, on: str | None) -> dict[str, float]:
     return {
         "initMs": init["record"]["metrics"]["durationMs"],
         "importMs": body["importMs"],
+        "importCpuMs": body["importCpuMs"],
         "rssMB": body["rssKB"] / 1024,
         "peakRssMB": body["hwmKB"] / 1024,
     }
@@ -88,11 +97,11 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=9)
     args = parser.parse_args()
-    from conftest import build_temporary_layer
+    from lambda_wrapper.sandbox.layer_source import working_tree_layer_dir
 
     work = Path(tempfile.mkdtemp(prefix="measure-tweaks-"))
     try:
-        layer = build_temporary_layer(_mkdir(work / "layer"))
+        layer = working_tree_layer_dir()
         task_root = build_task_root(_mkdir(work / "task"))
         variants: list[str | None] = [None, *TWEAKS]
         results: dict[str, list[dict[str, float]]] = {str(v): [] for v in variants}

@@ -22,7 +22,7 @@ from typing import Any
 from . import budgets, importtime, report
 from .layers import BuiltLayer, build_own_layer, build_third_party_layer, stderr_log, task_root
 from .machine import machine_info, python_info
-from .measure import ColdWarmTrial, ThroughputStep, cold_warm_trial, import_profile_lines, throughput_step
+from .measure import ColdWarmTrial, ThroughputStep, cold_warm_trial, import_profile, throughput_step
 from .platforms import EnvironmentSpec, rie_unavailable_reason
 from .sink import SinkProcess
 from .summary import THROUGHPUT_LINES, summarize_cold_warm, summarize_throughput
@@ -32,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 DOCS_FILE = REPO_ROOT / "docs" / "benchmarks.md"
 THROUGHPUT_PLATFORM = "sandbox"  # the only one with a Telemetry API (and so with logsDropped)
+PROFILE_PLATFORM = "sandbox"
 
 
 @dataclass(frozen=True)
@@ -188,31 +189,44 @@ def _check(results: dict[str, Any], args: argparse.Namespace) -> int:
         print("All budgets pass.")
         return 0
     print(f"{len(misses)} budget(s) missed.")
-    _explain(sorted({verdict.variant for verdict in misses}), args)
+    _explain(sorted({verdict.variant for verdict in misses}), results, args)
     return 1
 
 
-def _explain(variant_names: list[str], args: argparse.Namespace) -> None:
-    """Import-time breakdown of the cold path for each variant that missed a budget."""
+def _explain(variant_names: list[str], results: dict[str, Any], args: argparse.Namespace) -> None:
+    """An import-time breakdown for each variant that missed a budget (see ``importtime``)."""
+    from lambda_wrapper.sandbox.runtime_image import ensure_runtime_image
+
     variants = select(",".join(variant_names))
     layers, skipped = _build_layers(variants)
     root = task_root()
-    platform = "sandbox"
-    repeats = max(1, args.profile_repeats)
+    image = ensure_runtime_image()
+    measured = results.get("results", {}).get(PROFILE_PLATFORM, {})
     with SinkProcess() as sink:
         specs = {v.name: _spec(v, layers, root, sink.url) for v in variants if v.name not in skipped}
-        profiles = {
-            name: importtime.merge_runs(
-                [importtime.parse(import_profile_lines(platform, spec)) for _ in range(repeats)]
-            )
-            for name, spec in specs.items()
+        cold_paths = {
+            name: importtime.parse(import_profile(PROFILE_PLATFORM, spec)) for name, spec in specs.items()
         }
-    baseline = profiles.get("bare", {})
+    baseline_modules = {record.module for record in cold_paths.get("bare", [])} | set(importtime.PRELUDE)
     for name in variant_names:
-        if name == "bare" or name not in profiles:
+        if name == "bare" or name not in specs:
             continue
+        spec = specs[name]
+        roots = importtime.added_roots(cold_paths[name], baseline_modules)
+        python_paths = [spec.layer_dir / "python"] if spec.layer_dir else []
+        environment = {"PATH": "/usr/bin:/bin", "LAMBDA_TASK_ROOT": str(spec.task_root), **spec.env}
+        runs = [
+            importtime.standalone_profile(
+                image.interpreter, [*python_paths, image.runtime_dir], roots, environment
+            )
+            for _ in range(max(1, args.profile_repeats))
+        ]
+        result = importtime.breakdown(importtime.merge_runs(runs), baseline_modules)
+        summary = measured.get(name, {})
         print()
-        print(importtime.render(name, importtime.breakdown(profiles[name], baseline)))
+        print(
+            importtime.render(name, result, summary.get("init_ms"), measured.get("bare", {}).get("init_ms"))
+        )
 
 
 def _build_layers(variants: Sequence[Variant]) -> tuple[dict[str, BuiltLayer], dict[str, str]]:
@@ -341,7 +355,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--profile-repeats",
         type=int,
-        default=3,
+        default=5,
         help="profiled cold starts per variant for the import-time breakdown (default 3)",
     )
     run.add_argument("--update-docs", action="store_true", help="write docs/benchmarks.md (full runs only)")

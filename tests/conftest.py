@@ -5,6 +5,7 @@ Keep this file small and generic; scenario-specific fixtures live in the test mo
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,14 +18,27 @@ FUNCTIONS_DIR = TESTS_DIR / "functions"
 # Sources that linters must never see (a syntax error is the point) carry this suffix
 # and lose it when the task root is assembled.
 BROKEN_SUFFIX = ".broken"
+LAYER_ENTRY = "python/lambda_wrapper/supervisor/entry.py"
 
 
 @pytest.fixture(scope="session")
-def layer_dir() -> Path:
-    """The unzipped layer built from this checkout (``layer-build``), as it sits at /opt."""
+def layer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The layer built from this checkout (``layer-build``), as it sits at /opt.
+
+    A private snapshot: the shared build in .cache is swapped out (and the old tree
+    deleted) whenever anyone rebuilds it after an edit, which would pull the files
+    from under a platform of ours that has it mounted.
+    """
     from lambda_wrapper.sandbox.layer_source import working_tree_layer_dir
 
-    return working_tree_layer_dir()
+    snapshot = tmp_path_factory.mktemp("layer") / "opt"
+    for _attempt in range(3):
+        shutil.rmtree(snapshot, ignore_errors=True)
+        with contextlib.suppress(OSError, shutil.Error):
+            shutil.copytree(working_tree_layer_dir(), snapshot, symlinks=True)
+        if (snapshot / "lambda-wrapper").is_file() and (snapshot / LAYER_ENTRY).is_file():
+            return snapshot
+    raise RuntimeError(f"could not take a complete snapshot of the layer at {working_tree_layer_dir()}")
 
 
 @pytest.fixture(scope="session")

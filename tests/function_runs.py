@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ class FunctionRun:
     output: list[str]
     events: list[dict[str, Any]]
     exported: list[dict[str, Any]]
-    during: list[Any] = field(default_factory=list)
 
     def records(self, record_type: str) -> list[dict[str, Any]]:
         """The ``record`` of each exported event of ``record_type``, in export order."""
@@ -70,12 +68,11 @@ def run_function(
     payloads: list[bytes] | None = None,
     timeout_s: float = 3.0,
     memory_mb: int = 128,
-    while_running: Callable[[Sandbox, Path], Any] | None = None,
+    use_namespace: bool | None = None,
 ) -> FunctionRun:
     """Start the function, invoke it once per payload, shut it down, collect everything.
 
-    ``while_running(sandbox, exported_file)`` runs after the last invoke, before the
-    shutdown (which flushes the extension); what it returns is in ``run.during``.
+    The shutdown (SIGTERM) makes the extension flush, so the export is complete.
     """
     task_root = write_sources(work_dir / "task", sources)
     tmp_dir = work_dir / "tmp"
@@ -92,20 +89,10 @@ def run_function(
         timeout_s=timeout_s,
         tmp_dir=tmp_dir,
     )
-    results: list[InvokeResult] = []
-    during: list[Any] = []
-    with Sandbox(spec) as sandbox:
-        for payload in payloads or [b"{}"]:
-            results.append(sandbox.invoke(payload))
-        if while_running is not None:
-            during.append(while_running(sandbox, tmp_dir / EXPORTED_FILE))
-    return FunctionRun(
-        results,
-        list(sandbox.function_output),
-        list(sandbox.telemetry_events),
-        read_exported(tmp_dir / EXPORTED_FILE),
-        during,
-    )
+    with Sandbox(spec, use_namespace=use_namespace) as sandbox:
+        results = [sandbox.invoke(payload) for payload in payloads or [b"{}"]]
+    events, exported = list(sandbox.telemetry_events), read_exported(tmp_dir / EXPORTED_FILE)
+    return FunctionRun(results, list(sandbox.function_output), events, exported)
 
 
 def read_exported(path: Path) -> list[dict[str, Any]]:

@@ -22,8 +22,13 @@ class Request:
 
 
 class Reply:
-    def __init__(self, status: int = 200, body: bytes = b"{}", headers: dict[str, str] | None = None,
-                 delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        status: int = 200,
+        body: bytes = b"{}",
+        headers: dict[str, str] | None = None,
+        delay: float = 0.0,
+    ) -> None:
         self.status = status
         self.body = body
         self.headers = headers or {}
@@ -63,7 +68,7 @@ class Receiver:
         if tls is not None:
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.scheme = "https" if tls is not None else "http"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     @property

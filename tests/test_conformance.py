@@ -92,6 +92,7 @@ class IntendedDifference:
 class RoundResult:
     invocation: Invocation
     observations: dict[str, Any]
+    platform_output: str = ""
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -322,17 +323,23 @@ for _number in (1, 2):
 
 # -- running ---------------------------------------------------------------------------
 
-_results: dict[tuple[str, str], list[RoundResult]] = {}
+_results: dict[tuple[str, str], list[RoundResult] | Exception] = {}
 
 
 def scenario_results(platform_name: str, scenario_name: str) -> list[RoundResult]:
-    """Run a scenario once per platform and module; later tests reuse the result."""
+    """Run a scenario once per platform and module; later tests reuse the result (or error)."""
     if platform_name == "rie":
         skip_unless_rie_can_run()
     key = (platform_name, scenario_name)
     if key not in _results:
-        _results[key] = run_scenario(PLATFORMS[platform_name](), SCENARIOS[scenario_name])
-    return _results[key]
+        try:
+            _results[key] = run_scenario(PLATFORMS[platform_name](), SCENARIOS[scenario_name])
+        except Exception as error:
+            _results[key] = error
+    result = _results[key]
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def run_scenario(platform: Platform, scenario: Scenario) -> list[RoundResult]:
@@ -345,7 +352,8 @@ def run_scenario(platform: Platform, scenario: Scenario) -> list[RoundResult]:
         for round_ in scenario.rounds:
             platform.clear_observations()
             invocation = platform.invoke(round_.payload, trace_id=TRACE_ID)
-            results.append(RoundResult(invocation, derive(platform.read_observations())))
+            observations = derive(platform.read_observations())
+            results.append(RoundResult(invocation, observations, platform.output()[-3000:]))
     return results
 
 
@@ -440,10 +448,12 @@ def expected_step(platform_name: str, scenario_name: str, round_index: int, step
 def test_step_matches_expectation(
     platform_name: str, scenario_name: str, round_index: int, step: str
 ) -> None:
-    results = scenario_results(platform_name, scenario_name)
-    observed = results[round_index].observations.get(step, "<not observed>")
+    result = scenario_results(platform_name, scenario_name)[round_index]
+    observed = result.observations.get(step, "<not observed>")
     expected = expected_step(platform_name, scenario_name, round_index, step)
-    assert project(observed, expected) == expected, f"{platform_name}: full observation {observed}"
+    assert project(observed, expected) == expected, (
+        f"{platform_name}: full observation {observed}\nplatform output:\n{result.platform_output}"
+    )
 
 
 @pytest.mark.parametrize("platform_name", list(PLATFORMS))

@@ -6,6 +6,7 @@ import io
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -77,9 +78,15 @@ def _reject_constant(name: str) -> float:
     raise AssertionError(f"{name} is not JSON")
 
 
-def exporter(stream: Lines, dimensions: tuple[str, ...] = ("FunctionName",), **kwargs: object) -> EmfExporter:
-    return EmfExporter("LambdaWrapper", dimensions, stream=stream, metadata=FunctionMetadata(ENV),  # type: ignore[arg-type]
-                       environ=ENV, **kwargs)
+def exporter(stream: Lines, dimensions: tuple[str, ...] = ("FunctionName",), **kwargs: Any) -> EmfExporter:
+    return EmfExporter(
+        "LambdaWrapper",
+        dimensions,
+        stream=stream,
+        metadata=FunctionMetadata(ENV),
+        environ=ENV,
+        **kwargs,
+    )
 
 
 def event(type_: str, record: object, time: str = "2024-05-01T10:00:00.000Z") -> TelemetryEvent:
@@ -100,41 +107,117 @@ def invocation_sequence() -> list[list[TelemetryEvent]]:
     """Three invocations as they reach the exporter: a cold one, a timeout, an OOM,
     with our own records, a warning and dropped logs; each report one batch late."""
     first, second, third = "req-1", "req-2", "req-3"
-    process = {"rssMB": 61.5, "peakRssMB": 70.25, "cpuUserMs": 12, "cpuSystemMs": 3, "openFds": 9, "threads": 4,
-               "tmpUsedMB": 0.5, "gcCollections": 2, "gcPauseMs": 0.8}
+    process = {
+        "rssMB": 61.5,
+        "peakRssMB": 70.25,
+        "cpuUserMs": 12,
+        "cpuSystemMs": 3,
+        "openFds": 9,
+        "threads": 4,
+        "tmpUsedMB": 0.5,
+        "gcCollections": 2,
+        "gcPauseMs": 0.8,
+    }
     return [
         [
             event("platform.initStart", {"initializationType": "on-demand", "phase": "init"}),
-            event("lambda_wrapper.init", {"wrapperInitMs": 6.2, "extensionInitMs": 3.1, "handlerImportMs": 41.0,
-                                          "coldStart": True, "proactiveInit": False}),
+            event(
+                "lambda_wrapper.init",
+                {
+                    "wrapperInitMs": 6.2,
+                    "extensionInitMs": 3.1,
+                    "handlerImportMs": 41.0,
+                    "coldStart": True,
+                    "proactiveInit": False,
+                },
+            ),
             event("platform.start", {"requestId": first}),
             event("platform.runtimeDone", {"requestId": first, "status": "success"}),
-            event("lambda_wrapper.invocation", {"requestId": first, "coldStart": True, "proactiveInit": False,
-                                                "handlerDurationMs": 12.5, "wrapperOverheadMs": 0.4,
-                                                "errorType": None, "process": process, "listenerLagMs": 1.5}),
+            event(
+                "lambda_wrapper.invocation",
+                {
+                    "requestId": first,
+                    "coldStart": True,
+                    "proactiveInit": False,
+                    "handlerDurationMs": 12.5,
+                    "wrapperOverheadMs": 0.4,
+                    "errorType": None,
+                    "process": process,
+                    "listenerLagMs": 1.5,
+                },
+            ),
         ],
         [
-            event("platform.report", {"requestId": first, "status": "success", "metrics": {
-                "durationMs": 15.2, "billedDurationMs": 16, "memorySizeMB": 128, "maxMemoryUsedMB": 71,
-                "initDurationMs": 210.5}}),
+            event(
+                "platform.report",
+                {
+                    "requestId": first,
+                    "status": "success",
+                    "metrics": {
+                        "durationMs": 15.2,
+                        "billedDurationMs": 16,
+                        "memorySizeMB": 128,
+                        "maxMemoryUsedMB": 71,
+                        "initDurationMs": 210.5,
+                    },
+                },
+            ),
             event("platform.start", {"requestId": second}),
-            event("lambda_wrapper.warning", {"kind": "timeout_warning", "requestId": second,
-                                             "message": "1000 ms left", "stack": ["a.py:1"]}),
+            event(
+                "lambda_wrapper.warning",
+                {
+                    "kind": "timeout_warning",
+                    "requestId": second,
+                    "message": "1000 ms left",
+                    "stack": ["a.py:1"],
+                },
+            ),
             event("platform.runtimeDone", {"requestId": second, "status": "timeout"}),
-            event("lambda_wrapper.invocation", {"requestId": second, "coldStart": False, "proactiveInit": False,
-                                                "handlerDurationMs": 3000.0, "wrapperOverheadMs": 0.3,
-                                                "errorType": "Sandbox.Timedout"}),
+            event(
+                "lambda_wrapper.invocation",
+                {
+                    "requestId": second,
+                    "coldStart": False,
+                    "proactiveInit": False,
+                    "handlerDurationMs": 3000.0,
+                    "wrapperOverheadMs": 0.3,
+                    "errorType": "Sandbox.Timedout",
+                },
+            ),
         ],
         [
             # An old-style report without status: the runtimeDone says it timed out.
-            event("platform.report", {"requestId": second, "metrics": {
-                "durationMs": 3000.0, "billedDurationMs": 3000, "memorySizeMB": 128, "maxMemoryUsedMB": 80}}),
+            event(
+                "platform.report",
+                {
+                    "requestId": second,
+                    "metrics": {
+                        "durationMs": 3000.0,
+                        "billedDurationMs": 3000,
+                        "memorySizeMB": 128,
+                        "maxMemoryUsedMB": 80,
+                    },
+                },
+            ),
             event("platform.logsDropped", {"droppedBytes": 4096, "droppedRecords": 12, "reason": "slow"}),
             event("platform.start", {"requestId": third}),
-            event("platform.runtimeDone", {"requestId": third, "status": "error",
-                                           "errorType": "Runtime.OutOfMemory"}),
-            event("platform.report", {"requestId": third, "status": "error", "metrics": {
-                "durationMs": 50.0, "billedDurationMs": 50, "memorySizeMB": 128, "maxMemoryUsedMB": 128}}),
+            event(
+                "platform.runtimeDone",
+                {"requestId": third, "status": "error", "errorType": "Runtime.OutOfMemory"},
+            ),
+            event(
+                "platform.report",
+                {
+                    "requestId": third,
+                    "status": "error",
+                    "metrics": {
+                        "durationMs": 50.0,
+                        "billedDurationMs": 50,
+                        "memorySizeMB": 128,
+                        "maxMemoryUsedMB": 128,
+                    },
+                },
+            ),
         ],
     ]
 
@@ -146,8 +229,10 @@ def test_every_line_from_the_fixtures_is_valid_emf() -> None:
     documents = stream.documents
     reports = [d for d in documents if "Duration" in d]
     assert len(reports) == sum(e.type == "platform.report" for e in events) == 3
-    assert {d["requestId"] for d in reports} >= {"6d68ca91-49c9-448d-89b8-7ca3e6dc66aa",
-                                                 "459921b5-681c-4a96-beb0-81e0aa586026"}
+    assert {d["requestId"] for d in reports} >= {
+        "6d68ca91-49c9-448d-89b8-7ca3e6dc66aa",
+        "459921b5-681c-4a96-beb0-81e0aa586026",
+    }
     assert any(d.get("LogsDropped") == 123 for d in documents)
 
 
@@ -169,7 +254,11 @@ def test_a_realistic_sequence_gives_the_expected_metrics() -> None:
 
     overhead = [d for d in documents if "WrapperOverhead" in d]
     assert [d["requestId"] for d in overhead] == ["req-1", "req-2"]
-    assert overhead[0]["ProcessRss"] == 61.5 and overhead[0]["GcPause"] == 0.8 and overhead[0]["ListenerLag"] == 1.5
+    assert (
+        overhead[0]["ProcessRss"] == 61.5
+        and overhead[0]["GcPause"] == 0.8
+        and overhead[0]["ListenerLag"] == 1.5
+    )
     assert "ProcessRss" not in overhead[1]
     init = next(d for d in documents if "HandlerImport" in d)
     assert init["WrapperInit"] == 6.2 and init["ColdStart"] == "true"
@@ -185,7 +274,9 @@ def test_a_realistic_sequence_gives_the_expected_metrics() -> None:
 
 def test_timestamp_is_the_event_time_in_ms() -> None:
     stream = Lines()
-    report = event("platform.report", {"requestId": "r", "metrics": {"durationMs": 1}}, "2024-05-01T10:00:00.123Z")
+    report = event(
+        "platform.report", {"requestId": "r", "metrics": {"durationMs": 1}}, "2024-05-01T10:00:00.123Z"
+    )
     exporter(stream).export([report], 0.0)
     assert stream.documents[0]["_aws"]["Timestamp"] == 1714557600123
 
@@ -198,8 +289,13 @@ def test_dimensions_from_the_environment_and_reserved_names(capsys: pytest.Captu
     emf.export([event("platform.report", {"requestId": "r", "metrics": {"durationMs": 2.0}})], 0.0)
     document = stream.documents[0]
     assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
-        ["FunctionName", "FunctionVersion", "STAGE", "Missing"]]
-    assert (document["FunctionVersion"], document["STAGE"], document["Missing"]) == ("$LATEST", "prod", "unknown")
+        ["FunctionName", "FunctionVersion", "STAGE", "Missing"]
+    ]
+    assert (document["FunctionVersion"], document["STAGE"], document["Missing"]) == (
+        "$LATEST",
+        "prod",
+        "unknown",
+    )
     assert document["Duration"] == 2.0
 
 
@@ -237,7 +333,9 @@ def test_a_broken_stdout_is_a_permanent_error() -> None:
 
 
 def test_registry_builds_emf_from_settings() -> None:
-    settings = load({"LAMBDA_WRAPPER_EMF_NAMESPACE": "Shop", "LAMBDA_WRAPPER_EMF_DIMENSIONS": "FunctionName,ColdStart"})
+    settings = load(
+        {"LAMBDA_WRAPPER_EMF_NAMESPACE": "Shop", "LAMBDA_WRAPPER_EMF_DIMENSIONS": "FunctionName,ColdStart"}
+    )
     built = _build("emf", settings)
     assert isinstance(built, EmfExporter)
     assert built.namespace == "Shop" and built.dimensions == ("FunctionName", "ColdStart")
@@ -247,19 +345,44 @@ json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), s
 
 
 @settings(max_examples=150, deadline=None)
-@given(metrics=st.dictionaries(st.sampled_from(["durationMs", "billedDurationMs", "memorySizeMB",
-                                                "maxMemoryUsedMB", "initDurationMs", "restoreDurationMs"]),
-                               json_scalars),
-       status=st.one_of(st.none(), st.sampled_from(["success", "error", "timeout", "failure"]), st.integers()),
-       process=st.dictionaries(st.sampled_from(["rssMB", "threads", "gcPauseMs"]), json_scalars))
+@given(
+    metrics=st.dictionaries(
+        st.sampled_from(
+            [
+                "durationMs",
+                "billedDurationMs",
+                "memorySizeMB",
+                "maxMemoryUsedMB",
+                "initDurationMs",
+                "restoreDurationMs",
+            ]
+        ),
+        json_scalars,
+    ),
+    status=st.one_of(st.none(), st.sampled_from(["success", "error", "timeout", "failure"]), st.integers()),
+    process=st.dictionaries(st.sampled_from(["rssMB", "threads", "gcPauseMs"]), json_scalars),
+)
 def test_any_values_still_give_valid_emf(metrics: dict, status: object, process: dict) -> None:
     stream = Lines()
     emf = exporter(stream, ("FunctionName", "ColdStart"))
-    emf.export([
-        event("lambda_wrapper.invocation", {"requestId": "r", "coldStart": status == "error",
-                                            "wrapperOverheadMs": metrics.get("durationMs"), "process": process}),
-        event("platform.report", {"requestId": "r", "status": status, "metrics": metrics}),
-        event("platform.logsDropped", {"droppedRecords": metrics.get("billedDurationMs"), "droppedBytes": "x"}),
-    ], 0.0)
+    emf.export(
+        [
+            event(
+                "lambda_wrapper.invocation",
+                {
+                    "requestId": "r",
+                    "coldStart": status == "error",
+                    "wrapperOverheadMs": metrics.get("durationMs"),
+                    "process": process,
+                },
+            ),
+            event("platform.report", {"requestId": "r", "status": status, "metrics": metrics}),
+            event(
+                "platform.logsDropped",
+                {"droppedRecords": metrics.get("billedDurationMs"), "droppedBytes": "x"},
+            ),
+        ],
+        0.0,
+    )
     for document in stream.documents:
         assert document["_aws"]["CloudWatchMetrics"][0]["Metrics"]

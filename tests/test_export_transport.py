@@ -10,18 +10,19 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from http_receiver import Receiver, Reply
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from http_receiver import Receiver, Reply
 from lambda_wrapper.export import transport as transport_module
 from lambda_wrapper.export.errors import ExportError
 from lambda_wrapper.export.transport import (
     Endpoint,
+    HttpResponse,
     Transport,
     check_status,
     gzip_body,
@@ -34,9 +35,23 @@ SLACK_S = 0.05
 SECRET = "tok-9f8e7d6c5b4a"
 
 
-def post(transport: Transport, url: str, deadline_s: float = 2.0, **kwargs: object) -> object:
-    return transport.post(Endpoint(url), b'{"a":1}', "application/json", time.monotonic() + deadline_s,
-                          **kwargs)  # type: ignore[arg-type]
+def post(
+    transport: Transport,
+    url: str,
+    deadline_s: float = 2.0,
+    headers: Sequence[tuple[str, str]] = (),
+    content_encoding: str | None = None,
+    timeout_s: float | None = None,
+) -> HttpResponse:
+    return transport.post(
+        Endpoint(url),
+        b'{"a":1}',
+        "application/json",
+        time.monotonic() + deadline_s,
+        headers=headers,
+        content_encoding=content_encoding,
+        timeout_s=timeout_s,
+    )
 
 
 def timed_failure(call: Callable[[], object]) -> tuple[ExportError, float]:
@@ -84,8 +99,11 @@ class RawServer:
                 return b""
             data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
-        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length:"))
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
         while len(body) < length:
             body += connection.recv(65536)
         self.requests += 1
@@ -127,9 +145,10 @@ def receiver() -> Iterator[Receiver]:
 def test_post_sends_body_and_headers_and_reuses_the_connection(receiver: Receiver) -> None:
     transport = Transport()
     for _ in range(3):
-        response = post(transport, receiver.url("/v1/logs?x=1"), headers=[("X-Api-Key", SECRET)],
-                        content_encoding="gzip")
-        assert response.status == 200  # type: ignore[attr-defined]
+        response = post(
+            transport, receiver.url("/v1/logs?x=1"), headers=[("X-Api-Key", SECRET)], content_encoding="gzip"
+        )
+        assert response.status == 200
     assert transport.connections_opened == 1
     assert len({request.connection for request in receiver.requests}) == 1
     request = receiver.requests[0]
@@ -143,7 +162,11 @@ def test_post_sends_body_and_headers_and_reuses_the_connection(receiver: Receive
 def test_user_headers_cannot_replace_the_framing(receiver: Receiver) -> None:
     post(Transport(), receiver.url(), headers=[("Content-Length", "999"), ("Host", "evil"), ("X-Ok", "1")])
     headers = receiver.requests[0].headers
-    assert headers["content-length"] == "7" and headers["host"].startswith("127.0.0.1:") and headers["x-ok"] == "1"
+    assert (
+        headers["content-length"] == "7"
+        and headers["host"].startswith("127.0.0.1:")
+        and headers["x-ok"] == "1"
+    )
 
 
 def test_user_info_in_the_url_becomes_basic_auth_and_never_shows(receiver: Receiver) -> None:
@@ -186,7 +209,7 @@ def test_a_request_lost_on_a_stale_connection_is_sent_once_more_on_a_fresh_one()
     with raw_server(die_on_second_request) as server:
         transport = Transport()
         post(transport, server.url())
-        assert post(transport, server.url()).status == 200  # type: ignore[attr-defined]
+        assert post(transport, server.url()).status == 200
         assert server.accepted == 2 and server.requests == 3
 
 
@@ -250,7 +273,7 @@ def test_the_configured_timeout_shortens_the_deadline(receiver: Receiver) -> Non
 
 def test_a_slow_answer_within_the_deadline_succeeds(receiver: Receiver) -> None:
     receiver.reply(Reply(delay=0.2))
-    assert post(Transport(), receiver.url(), deadline_s=1.0).status == 200  # type: ignore[attr-defined]
+    assert post(Transport(), receiver.url(), deadline_s=1.0).status == 200
 
 
 def test_no_time_left_fails_at_once(receiver: Receiver) -> None:
@@ -289,25 +312,37 @@ def test_an_http_server_that_is_not_http_is_a_permanent_error() -> None:
 def test_interim_and_chunked_responses_are_read() -> None:
     def chunked(server: RawServer, connection: socket.socket, index: int) -> None:
         while server.read_request(connection):
-            connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n"
-                               b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n"
-                               b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: x\r\n\r\n")
+            connection.sendall(
+                b"HTTP/1.1 100 Continue\r\n\r\n"
+                b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: x\r\n\r\n"
+            )
 
     with raw_server(chunked) as server:
         transport = Transport()
         first = post(transport, server.url())
         second = post(transport, server.url())
-        assert (first.status, first.body) == (202, b"abcde")  # type: ignore[attr-defined]
-        assert second.body == b"abcde" and server.accepted == 1  # type: ignore[attr-defined]
+        assert (first.status, first.body) == (202, b"abcde")
+        assert second.body == b"abcde" and server.accepted == 1
 
 
 # -- statuses --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("status", "retryable"), [
-    (500, True), (503, True), (429, True), (408, True), (400, False), (401, False), (404, False),
-    (413, False), (301, False),
-])
+@pytest.mark.parametrize(
+    ("status", "retryable"),
+    [
+        (500, True),
+        (503, True),
+        (429, True),
+        (408, True),
+        (400, False),
+        (401, False),
+        (404, False),
+        (413, False),
+        (301, False),
+    ],
+)
 def test_status_classification(receiver: Receiver, status: int, retryable: bool) -> None:
     receiver.reply(Reply(status=status, body=b"nope", headers={"Retry-After": "7"}))
     endpoint = Endpoint(receiver.url())
@@ -330,12 +365,20 @@ def test_retry_after_as_an_http_date(receiver: Receiver) -> None:
     assert caught.value.retry_after_s == pytest.approx(30, abs=1.5)
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("120", 120.0), (" 0 ", 0.0), ("1.5", 1.5), ("", None), ("soon", None), ("-5", None),
-    ("Sun, 06 Nov 1994 08:49:37 GMT", 0.0),  # in the past: retry now
-    ("Sunday, 06-Nov-94 08:49:37 GMT", 0.0),
-    ("Sun Nov  6 08:49:37 1994", 0.0),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("120", 120.0),
+        (" 0 ", 0.0),
+        ("1.5", 1.5),
+        ("", None),
+        ("soon", None),
+        ("-5", None),
+        ("Sun, 06 Nov 1994 08:49:37 GMT", 0.0),  # in the past: retry now
+        ("Sunday, 06-Nov-94 08:49:37 GMT", 0.0),
+        ("Sun Nov  6 08:49:37 1994", 0.0),
+    ],
+)
 def test_parse_retry_after(value: str, expected: float | None) -> None:
     assert parse_retry_after(value) == expected
 
@@ -357,10 +400,30 @@ def test_http_dates_in_all_three_formats_parse_to_the_same_instant(epoch: int) -
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     directory = tmp_path_factory.mktemp("tls")
     cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -373,8 +436,9 @@ def tls_receiver(certificate: tuple[Path, Path]) -> Iterator[Receiver]:
 
 
 def test_an_untrusted_certificate_is_a_permanent_error(tls_receiver: Receiver) -> None:
-    error, _ = timed_failure(lambda: post(Transport(), tls_receiver.url("/v1/traces"),
-                                          headers=[("Authorization", SECRET)]))
+    error, _ = timed_failure(
+        lambda: post(Transport(), tls_receiver.url("/v1/traces"), headers=[("Authorization", SECRET)])
+    )
     assert not error.retryable and "not trusted" in error.message
     assert SECRET not in error.message and not tls_receiver.requests
 
@@ -384,20 +448,24 @@ def test_a_trusted_certificate_works_and_the_hostname_is_checked(
 ) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))  # read by OpenSSL's default verify paths
     transport = Transport()
-    assert post(transport, tls_receiver.url()).status == 200  # type: ignore[attr-defined]
-    assert post(transport, tls_receiver.url()).status == 200  # type: ignore[attr-defined]
+    assert post(transport, tls_receiver.url()).status == 200
+    assert post(transport, tls_receiver.url()).status == 200
     assert transport.connections_opened == 1  # the TLS connection was kept alive too
     wrong_name = tls_receiver.url().replace("127.0.0.1", "localhost.localdomain.invalid")
     monkeypatch.setattr(transport_module, "_is_ip_literal", lambda host: False)
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [
-        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", tls_receiver.port))])
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", tls_receiver.port))],
+    )
     error, _ = timed_failure(lambda: post(Transport(), wrong_name))
     assert not error.retryable and "not trusted" in error.message
 
 
 def test_tls_to_a_plain_http_port_fails_retryably_without_hanging(receiver: Receiver) -> None:
-    error, elapsed = timed_failure(lambda: post(Transport(), receiver.url().replace("http:", "https:"),
-                                                deadline_s=1.0))
+    error, elapsed = timed_failure(
+        lambda: post(Transport(), receiver.url().replace("http:", "https:"), deadline_s=1.0)
+    )
     assert error.retryable and elapsed <= 1.0 + SLACK_S
 
 
@@ -408,8 +476,9 @@ def test_secrets_never_appear_in_error_messages(receiver: Receiver) -> None:
     receiver.reply(Reply(status=401, body=f'{{"error":"invalid key {SECRET}"}}'.encode()))
     url = receiver.url("/v1/logs/" + SECRET).replace("://", f"://user:{SECRET}@") + f"?api_key={SECRET}"
     endpoint = Endpoint(url)
-    response = Transport().post(endpoint, b"{}", "application/json", time.monotonic() + 2,
-                                headers=[("X-Api-Key", SECRET)])
+    response = Transport().post(
+        endpoint, b"{}", "application/json", time.monotonic() + 2, headers=[("X-Api-Key", SECRET)]
+    )
     messages = []
     with pytest.raises(ExportError) as caught:
         check_status(response, endpoint, "test", secrets=[SECRET])
@@ -418,8 +487,15 @@ def test_secrets_never_appear_in_error_messages(receiver: Receiver) -> None:
     with socket.create_server(("127.0.0.1", 0)) as probe:
         closed = probe.getsockname()[1]
     for failing in (url.replace(str(receiver.port), str(closed)), url.replace("http:", "https:")):
-        error, _ = timed_failure(lambda failing=failing: Transport().post(  # type: ignore[misc]
-            Endpoint(failing), b"{}", "application/json", time.monotonic() + 1, headers=[("X-Api-Key", SECRET)]))
+        error, _ = timed_failure(
+            lambda failing=failing: Transport().post(  # type: ignore[misc]
+                Endpoint(failing),
+                b"{}",
+                "application/json",
+                time.monotonic() + 1,
+                headers=[("X-Api-Key", SECRET)],
+            )
+        )
         messages.append(error.message)
         messages.append(repr(error))
     for message in messages:
@@ -432,7 +508,12 @@ def test_secrets_never_appear_in_error_messages(receiver: Receiver) -> None:
 
 def test_endpoint_parsing() -> None:
     endpoint = Endpoint("HTTPS://[::1]:8443/a/b?c=d#frag")
-    assert (endpoint.scheme, endpoint.host, endpoint.port, endpoint.target) == ("https", "::1", 8443, "/a/b?c=d")
+    assert (endpoint.scheme, endpoint.host, endpoint.port, endpoint.target) == (
+        "https",
+        "::1",
+        8443,
+        "/a/b?c=d",
+    )
     assert endpoint.host_header == "[::1]:8443" and endpoint.origin == "https://[::1]:8443"
     assert Endpoint("http://collector").target == "/" and Endpoint("http://collector").port == 80
     assert Endpoint("http://collector?x=1").target == "/?x=1"
@@ -458,8 +539,12 @@ def test_json_and_gzip_bodies() -> None:
 
 
 def test_the_module_imports_nothing_heavy() -> None:
-    code = ("import sys; import lambda_wrapper.export.transport; "
-            "print(','.join(m for m in ('ssl', 'http.client', 'gzip', 'zlib', 'socket', 'email', 'typing') "
-            "if m in sys.modules))")
-    result = subprocess.run([__import__("sys").executable, "-c", code], capture_output=True, text=True, check=True)
+    code = (
+        "import sys; import lambda_wrapper.export.transport; "
+        "print(','.join(m for m in ('ssl', 'http.client', 'gzip', 'zlib', 'socket', 'email', 'typing') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [__import__("sys").executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == ""

@@ -6,7 +6,6 @@ import gc
 from pathlib import Path
 
 from function_runs import run_function
-
 from lambda_wrapper.instruments import procfs
 from lambda_wrapper.instruments.process import GcWatch, ProcessMetrics
 from lambda_wrapper.instruments.records import INVOCATION

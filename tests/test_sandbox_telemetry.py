@@ -167,8 +167,9 @@ def test_slow_listener_gets_batches_dropped(tmp_path: Path, task_root: Path, ext
     with Sandbox(make_spec(tmp_path, task_root, env=env, extensions_dir=extension_dir)) as sandbox:
         for _ in range(3):
             sandbox.invoke({"lines": 2, "sleep": 0.1})
-    drops = [e["record"] for e in sandbox.telemetry_events if e["type"] == "platform.logsDropped"]
-    assert drops, "the slow listener should have lost batches"
+    all_drops = [e["record"] for e in sandbox.telemetry_events if e["type"] == "platform.logsDropped"]
+    drops = [drop for drop in all_drops if not drop["reason"].startswith("could not send")]  # not at shutdown
+    assert drops, f"the slow listener should have lost batches: {all_drops}"
     assert drops[0]["reason"] == (
         "Some logs were dropped because the downstream consumer is slower than the logs production rate"
     )

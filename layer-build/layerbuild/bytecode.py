@@ -3,6 +3,13 @@
 /opt is read-only on Lambda, so bytecode the runtime compiles at import is thrown away and paid
 again on every cold start. Shipping .pyc files removes that cost, but only if the interpreter
 accepts them as they are: see layer-build/README.md for why the mode is `unchecked-hash`.
+
+To fit the size gate the shipped bytecode is also slimmed, without touching the sources or any line
+number (see "Bytecode size" in the README):
+- docstrings are left out of the compiled code (`__doc__` is None; `help()` shows no text);
+- on 3.11+, the column tables are left out (`-X no_debug_ranges`): tracebacks keep file, line and
+  source text and lose only the `^^^^` markers under it.
+Asserts stay (optimize=0), and the pycs sit at the plain `cpython-3XY.pyc` path the runtime reads.
 """
 
 from __future__ import annotations
@@ -19,26 +26,63 @@ from .progress import Progress
 
 INVALIDATION_MODE = "unchecked-hash"
 INVALIDATION_MODES = ("timestamp", "checked-hash", "unchecked-hash")
+# The first version whose code objects carry column positions (PEP 657), and so honour no_debug_ranges.
+_DEBUG_RANGES_SINCE = (3, 11)
 
 # Where the tree's files sit at run time; recorded as co_filename so the .pyc bytes do not depend
 # on the temporary directory the build happened in. (Import rewrites co_filename to the real
 # source path anyway, so tracebacks point at the shipped sources.)
 RUNTIME_SITE_DIR = "/opt/python"
 
-# Runs inside each target interpreter: compiles the relative paths given on stdin.
+# Runs inside each target interpreter: compiles the relative paths given on stdin. It is
+# py_compile.compile (same pyc header, same path, same atomic write) with an AST step in between.
 _COMPILER = """
-import py_compile, sys
-root, runtime_dir, mode_name = sys.argv[1:4]
-mode = py_compile.PycInvalidationMode[mode_name]
+import ast, os, sys
+import importlib.util
+from importlib import _bootstrap_external as external
+
+root, runtime_dir, mode, strip = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+def is_string_statement(node):
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(
+        node.value.value, str
+    )
+
+def strip_docstrings(tree):
+    # Every other node keeps its own lineno, so no line number moves. A bare string left first
+    # would become the docstring in turn, so those go too; an emptied body gets a `pass` where
+    # the docstring was.
+    for node in ast.walk(tree):
+        if isinstance(node, OWNERS) and node.body and is_string_statement(node.body[0]):
+            docstring = node.body[0]
+            while node.body and is_string_statement(node.body[0]):
+                del node.body[0]
+            if not node.body:
+                node.body.append(ast.copy_location(ast.Pass(), docstring))
+
 failures = []
 for relative in sys.stdin.read().splitlines():
+    path, dfile = root + "/" + relative, runtime_dir + "/" + relative
     try:
-        py_compile.compile(
-            root + "/" + relative, dfile=runtime_dir + "/" + relative,
-            doraise=True, optimize=0, invalidation_mode=mode,
-        )
-    except py_compile.PyCompileError as error:
-        failures.append(error.msg.strip().splitlines()[-1] + " in " + relative)
+        with open(path, "rb") as stream:
+            source = stream.read()
+        tree = ast.parse(source, dfile)
+        if strip:
+            strip_docstrings(tree)
+        code = compile(tree, dfile, "exec", dont_inherit=True, optimize=0)
+    except (SyntaxError, ValueError) as error:
+        failures.append(type(error).__name__ + ": " + str(error) + " in " + relative)
+        continue
+    if mode == "timestamp":
+        stat = os.stat(path)
+        data = external._code_to_timestamp_pyc(code, stat.st_mtime, stat.st_size)
+    else:
+        checked = mode == "checked-hash"
+        data = external._code_to_hash_pyc(code, importlib.util.source_hash(source), checked)
+    cached = importlib.util.cache_from_source(path)
+    os.makedirs(os.path.dirname(cached), exist_ok=True)
+    external._write_atomic(cached, data, external._calc_mode(path))
 if failures:
     sys.stderr.write("\\n".join(failures) + "\\n")
     sys.exit(1)
@@ -61,6 +105,18 @@ def sources_to_compile(
     return [source for source in python_sources(site_dir) if version in restricted.get(source, (version,))]
 
 
+def compiler_command(
+    interpreter: Interpreter, site_dir: Path, mode: str, *, strip_docstrings: bool, debug_ranges: bool
+) -> list[str]:
+    """The command that compiles the sources listed on its stdin with `interpreter`."""
+    command = [str(interpreter.executable), "-S"]
+    version = tuple(int(part) for part in interpreter.version.split("."))
+    if not debug_ranges and version >= _DEBUG_RANGES_SINCE:
+        # Applies to everything this process compiles; 3.10 has no column tables to drop.
+        command += ["-X", "no_debug_ranges"]
+    return [*command, "-c", _COMPILER, str(site_dir), RUNTIME_SITE_DIR, mode, "1" if strip_docstrings else "0"]
+
+
 def compile_tree(
     site_dir: Path,
     interpreters: list[Interpreter],
@@ -68,23 +124,19 @@ def compile_tree(
     mode: str = INVALIDATION_MODE,
     label: str = "",
     restricted: Mapping[str, tuple[str, ...]] | None = None,
+    *,
+    strip_docstrings: bool = True,
+    debug_ranges: bool = False,
 ) -> None:
     if mode not in INVALIDATION_MODES:
         raise LayerBuildError(f"unknown bytecode invalidation mode {mode!r}")
-    mode_name = mode.replace("-", "_").upper()
 
     def run(interpreter: Interpreter) -> None:
         progress.step(f"{label}compiling {mode} bytecode with python {interpreter.full_version}")
         sources = "\n".join(sources_to_compile(site_dir, interpreter.version, restricted))
-        command = [
-            str(interpreter.executable),
-            "-S",
-            "-c",
-            _COMPILER,
-            str(site_dir),
-            RUNTIME_SITE_DIR,
-            mode_name,
-        ]
+        command = compiler_command(
+            interpreter, site_dir, mode, strip_docstrings=strip_docstrings, debug_ranges=debug_ranges
+        )
         result = subprocess.run(
             command, input=sources, capture_output=True, text=True, env=_compiler_environment(), check=False
         )
@@ -100,7 +152,8 @@ def compile_tree(
 
 def _compiler_environment() -> dict[str, str]:
     # A fixed hash seed makes frozenset constants marshal in the same order in every build;
-    # any other PYTHON* variable from the caller's shell could change what gets compiled.
+    # any other PYTHON* variable from the caller's shell could change what gets compiled
+    # (PYTHONNODEBUGRANGES, PYTHONOPTIMIZE, ...): what is compiled is decided by the command alone.
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
     environment["PYTHONHASHSEED"] = "0"
     return environment

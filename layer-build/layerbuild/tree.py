@@ -20,8 +20,19 @@ WRAPPER_NAME = "lambda-wrapper"  # lands at /opt/lambda-wrapper, the AWS_LAMBDA_
 SITE_DIR_NAME = "python"  # /opt/python is on sys.path for every Python runtime
 LAYER_TOP_LEVEL = frozenset({WRAPPER_NAME, SITE_DIR_NAME})
 # Package paths (relative to lambda_wrapper/, a file or a whole folder) that serve local development
-# only and never ship: the local Lambda emulator must never reach a real /opt.
-LOCAL_ONLY_PATHS = frozenset({"sandbox"})
+# only and never ship. This is the one list: the build and the tests read it from here.
+LOCAL_ONLY_PATHS = frozenset(
+    {
+        # The local Lambda emulator (`lambda-wrapper run`): it must never reach a real /opt.
+        "sandbox",
+        # The `lambda-wrapper` console script and `python -m lambda_wrapper`: local tooling (run, layer,
+        # telemetry decode) that nothing on Lambda imports. `python -m lambda_wrapper.doctor` still ships.
+        "cli.py",
+        "__main__.py",
+        # `lambda-wrapper telemetry decode FILE...`; the decoder it drives (telemetry/decode.py) ships.
+        "telemetry/command.py",
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ DEFAULT_NAMESPACE = "LambdaWrapper"
 UNKNOWN = "unknown"
 _MAX_REMEMBERED = 64  # invocations whose runtimeDone/cold start wait for their report
 _MAX_DIMENSION_VALUE = 1024
+_MAX_METRIC_VALUE = 2.0**360
 
 # (record key, metric name, unit) for platform.report metrics that are copied as they are.
 _REPORT_METRICS = (
@@ -305,12 +306,16 @@ def _copy_metrics(source: Mapping[str, object], table: tuple[tuple[str, str, str
 
 
 def _number(value: object) -> float | None:
-    """A finite JSON number; booleans and NaN/infinity (which json.loads accepts) are not metrics."""
+    """A metric value: a JSON number CloudWatch accepts. Booleans are not numbers here;
+    NaN, infinities (json.loads accepts them) and magnitudes past 2**360 (CloudWatch's
+    limit; an int that big cannot even become a float) are dropped."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if value != value or value in (float("inf"), float("-inf")):
+    try:
+        magnitude = abs(float(value))
+    except OverflowError:
         return None
-    return value
+    return value if magnitude <= _MAX_METRIC_VALUE else None  # NaN fails the comparison too
 
 
 def _dimension_value(value: str | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 
@@ -13,8 +14,15 @@ if TYPE_CHECKING:
     from ..telemetry.records import TelemetryEvent
 
 
+# One encoder for every line: json.dumps builds a new encoder per call when given
+# options, which doubled the cost of exporting 10,000-line invocations.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+CHUNK = 1000
+
+
 class FileExporter:
     name = "file"
+    local = True  # exempt from the flush budget (see export.pipeline)
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -24,7 +32,10 @@ class FileExporter:
         if not events:
             return
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        lines = [json.dumps(event.to_output(), separators=(",", ":"), default=str) + "\n" for event in events]
+        encode = _ENCODER.encode
         with open(self.path, "a", encoding="utf-8") as handle:
-            handle.writelines(lines)
-        self.exported += len(lines)
+            for start in range(0, len(events), CHUNK):
+                handle.writelines([encode(event.to_output()) + "\n" for event in events[start:start + CHUNK]])
+                # Let the listener thread in: it shares the GIL with this loop.
+                time.sleep(0)
+        self.exported += len(events)

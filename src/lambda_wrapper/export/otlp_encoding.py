@@ -24,6 +24,7 @@ _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _MAX_DEPTH = 32  # deeper JSON records are rare; past this a value is sent as its text
 _MIB = 1024 * 1024
+_MAX_EPOCH_MS = (2**64 - 1) // 1_000_000  # year 2554
 
 
 def any_value(value: object, depth: int = 0) -> dict[str, object]:
@@ -63,6 +64,10 @@ def attributes(pairs: Iterable[tuple[str, object]]) -> list[dict[str, object]]:
 
 
 def unix_nanos(epoch_ms: float) -> str:
+    """A fixed64 timestamp: clamped to what the field holds (the lenient decoder reads
+    years 1 to 9999, and a record's duration can be anything)."""
+    if not 0 <= epoch_ms < _MAX_EPOCH_MS:  # also False for NaN
+        epoch_ms = 0.0 if not epoch_ms > 0 else _MAX_EPOCH_MS - 1
     # Split before scaling: a float holds ~16 digits, an epoch in ns has 19. The inputs
     # have millisecond (at best microsecond) precision, so round to the microsecond.
     whole = int(epoch_ms)

@@ -74,7 +74,7 @@ class LogEncoder:
         if isinstance(record, (dict, list)):
             body = any_value(record)
         else:
-            body = {"stringValue": event.message if event.message is not None else str(record)}
+            body = {"stringValue": _text_message(event)}
         log = _log_record(
             event,
             observed,
@@ -135,3 +135,16 @@ def _log_record(
         if number is not None:
             log["severityNumber"] = number
     return log
+
+
+def _text_message(event: TelemetryEvent) -> str:
+    """The message of a text line: awslambdaric's ``[LEVEL]\t<time>\t<request id>\t``
+    prefix is dropped once the decoder read level and request id from it (they become
+    severity and attributes); any other line is kept whole."""
+    text = event.message if event.message is not None else str(event.record)
+    if event.level is None or event.request_id is None or not text.startswith("["):
+        return text
+    parts = text.split("\t", 3)
+    if len(parts) == 4 and parts[0] == f"[{event.level}]" and parts[2] == event.request_id:
+        return parts[3]
+    return text

@@ -114,7 +114,11 @@ class MetricEncoder:
         if sums and times:
             end = max(times)
             start = min(self._interval_end_ms, end) if self._interval_end_ms is not None else min(times)
-            items += [_sum(name, _SUMS[name], value, start, end) for name, value in sums.items()]
+            items += [
+                _sum(name, _SUMS[name], value, start, end)
+                for name, value in sums.items()
+                if _number(value) is not None  # floats near the limit can add up to infinity
+            ]
             interval_end = end
         return MetricBatch(items, interval_end)
 
@@ -147,16 +151,20 @@ class MetricEncoder:
 
 
 def _number(value: object) -> float | int | None:
+    """A JSON number that is a finite double: booleans, NaN, infinities and ints too big
+    for a double (json.loads accepts all of them) are not measurements."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if value != value or value in (float("inf"), float("-inf")):
+    try:
+        as_float = float(value)
+    except OverflowError:
         return None
-    return value
+    return value if as_float - as_float == 0.0 else None  # False for NaN and infinities
 
 
 def _count(sums: dict[str, float], name: str, value: object) -> None:
     number = _number(value)
-    if number is not None:
+    if number is not None and number >= 0:  # the sums are monotonic
         sums[name] = sums.get(name, 0) + number
 
 
@@ -169,14 +177,14 @@ def _gauges(
 ) -> None:
     for key, name, unit, scale in table:
         value = _number(source.get(key))
-        if value is not None:
-            gauges.setdefault(name, (unit, []))[1].append((when, value * scale, cold))
+        if value is not None and _number(float(value) * scale) is not None:
+            gauges.setdefault(name, (unit, []))[1].append((when, float(value) * scale, cold))
 
 
 def _data_point(value: float | int) -> dict[str, object]:
-    if isinstance(value, int) or value.is_integer():
-        return {"asInt": str(int(value))}
-    return {"asDouble": value}
+    if isinstance(value, int) and -(2**63) <= value < 2**63:
+        return {"asInt": str(value)}  # int64, a JSON string
+    return {"asDouble": float(value)}
 
 
 def _gauge(name: str, unit: str, points: list[Point]) -> dict[str, object]:

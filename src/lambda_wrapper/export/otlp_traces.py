@@ -26,6 +26,7 @@ SPAN_KIND_SERVER = 2
 STATUS_CODE_ERROR = 2
 _MAX_CONTEXTS = 256
 _MAX_OPEN = 64
+_MAX_DURATION_MS = 86_400_000.0
 _PHASES = {
     # event type -> (phase, role)
     "platform.initStart": ("init", "start"),
@@ -291,8 +292,7 @@ class _Phase:
 
 def _span_bounds(event: TelemetryEvent, start_ms: float | None) -> tuple[float | None, float]:
     """(end, start) in epoch ms: start + durationMs when both are known, else the event's time."""
-    duration = (event.metrics or {}).get("durationMs")
-    duration = duration if isinstance(duration, (int, float)) and not isinstance(duration, bool) else None
+    duration = _duration((event.metrics or {}).get("durationMs"))
     end_ms = event.epoch_ms
     if start_ms is not None and duration is not None:
         end_ms = start_ms + duration
@@ -304,14 +304,21 @@ def _span_bounds(event: TelemetryEvent, start_ms: float | None) -> tuple[float |
     return max(end_ms, start), start
 
 
+def _duration(value: object) -> float | None:
+    """A plausible duration in ms (a Lambda phase lasts at most 15 minutes; allow a day)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if 0 <= value <= _MAX_DURATION_MS else None  # False for NaN
+
+
 def _platform_spans(record: dict, trace_id: str, parent_span_id: str) -> list[dict[str, object]]:
     spans = []
     for item in record.get("spans") or ():
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             continue
         start_ms = parse_time_ms(item.get("start"))  # lenient: the docs' "12:01:23:521Z" parses too
-        duration = item.get("durationMs")
-        if start_ms is None or isinstance(duration, bool) or not isinstance(duration, (int, float)):
+        duration = _duration(item.get("durationMs"))
+        if start_ms is None or duration is None:
             continue
         spans.append(
             _span(
@@ -321,7 +328,7 @@ def _platform_spans(record: dict, trace_id: str, parent_span_id: str) -> list[di
                 item["name"],
                 SPAN_KIND_INTERNAL,
                 start_ms,
-                start_ms + max(0.0, duration),
+                start_ms + duration,
                 [],
             )
         )

@@ -14,7 +14,9 @@ import time
 
 DENSE_GAP_S = 1.0  # invocations closer than this are "dense"
 DENSE_FLUSH_INTERVAL_S = 5.0
-MAX_PENDING_EVENTS = 5000
+# Past this much unexported telemetry, flush even when dense: a large backlog would
+# not fit in the 500 ms Lambda gives at shutdown (10,000 log lines are ~0.5 MB).
+MAX_UNFLUSHED_BYTES = 256 * 1024
 
 
 class FlushPolicy:
@@ -29,13 +31,13 @@ class FlushPolicy:
             self.dense = now - self.last_invocation < DENSE_GAP_S
         self.last_invocation = now
 
-    def due(self, pending_batches: int, now: float | None = None) -> bool:
+    def due(self, pending_batches: int, unflushed_bytes: int = 0, now: float | None = None) -> bool:
         """Should this invocation end with a flush? ``pending_batches`` counts what waits."""
         now = time.monotonic() if now is None else now
         if not self.dense:
             return True
         return pending_batches > 0 and (
-            now - self.last_flush >= DENSE_FLUSH_INTERVAL_S or pending_batches >= MAX_PENDING_EVENTS // 100
+            now - self.last_flush >= DENSE_FLUSH_INTERVAL_S or unflushed_bytes >= MAX_UNFLUSHED_BYTES
         )
 
     def flushed(self, now: float | None = None) -> None:

@@ -92,14 +92,25 @@ def _write_runtime_files(image: RuntimeImage) -> None:
     bootstrap = (bootstrap.replace("@PYTHON@", str(image.interpreter))
                  .replace("@RUNTIME_DIR@", "/var/runtime")
                  .replace("@PYVER@", image.python_version))
-    image.bootstrap.write_text(bootstrap)
-    image.bootstrap.chmod(0o755)
+    _replace_if_changed(image.bootstrap, bootstrap, 0o755)
     # The non-root fallback cannot mount /var/runtime, so it gets a twin that names
     # the image's own directory.
     local = bootstrap.replace("/var/runtime", str(image.runtime_dir))
-    (image.runtime_dir / "bootstrap-local").write_text(local)
-    (image.runtime_dir / "bootstrap-local").chmod(0o755)
-    shutil.copyfile(RUNTIME_FILES / "bootstrap.py", image.runtime_dir / "bootstrap.py")
+    _replace_if_changed(image.runtime_dir / "bootstrap-local", local, 0o755)
+    bootstrap_py = (RUNTIME_FILES / "bootstrap.py").read_text()
+    _replace_if_changed(image.runtime_dir / "bootstrap.py", bootstrap_py, 0o644)
+
+
+def _replace_if_changed(path: Path, text: str, mode: int) -> None:
+    # Other sandboxes and RIEs may be exec'ing these files right now (tests run in
+    # parallel sessions): rewriting in place fails their exec with ETXTBSY. Leave an
+    # unchanged file alone, and swap a changed one in with a rename (a new inode).
+    if path.exists() and path.read_text() == text:
+        return
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(text)
+    partial.chmod(mode)
+    os.replace(partial, path)
 
 
 def _run(argv: list[str]) -> None:

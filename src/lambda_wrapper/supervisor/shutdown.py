@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
@@ -40,7 +41,9 @@ def install(flush: Callable[[], None], watch_fd: Callable[[int, Callable[[], Non
         os.close(read_fd)
         os.close(write_fd)
     else:
-        watch_fd(read_fd, flush)
+        # Not on the listener's own thread: the platform may still be delivering the
+        # last batches, and only the listener can receive them.
+        watch_fd(read_fd, lambda: threading.Thread(target=flush, name="lambda-wrapper-shutdown").start())
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         flush()

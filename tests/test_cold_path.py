@@ -1,0 +1,96 @@
+"""The cold path stays light: with every feature off, nothing heavy is imported.
+
+"With every feature off (the defaults apart from the extension), neither structlog nor
+psutil is imported during init": checked in a real function run (its ``sys.modules``
+at import time and after an invocation) and with ``python -X importtime`` on the
+supervisor's entry module, where each feature must import only what it needs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from function_runs import run_function, write_sources
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("structlog", "psutil", "http.server", "http.client", "dataclasses", "asyncio", "urllib.request")
+MODULES_SEEN = {
+    "app.py": """
+        import sys
+
+        AT_INIT = sorted(sys.modules)
+
+        def handler(event, context):
+            return {"init": AT_INIT, "invoke": sorted(sys.modules)}
+    """
+}
+
+
+def imported(modules: list[str], prefixes: tuple[str, ...]) -> list[str]:
+    return [m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes)]
+
+
+def importtime(env: dict[str, str], tmp_path: Path) -> dict[str, int]:
+    """Modules imported by the supervisor's entry module, with their cumulative µs."""
+    task = write_sources(tmp_path / "task", {"app.py": "def handler(event, context):\n    return 1\n"})
+    environ = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": f"{REPO_ROOT / 'src'}:{task}",
+        "LAMBDA_WRAPPER_HANDLER": "app.handler",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+        **env,
+    }
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", "import lambda_wrapper.supervisor.entry"],
+                            env=environ, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    modules = {}
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line and "cumulative" not in line:
+            _, cumulative, name = line.split("|")
+            modules[name.strip()] = int(cumulative)
+    return modules
+
+
+def test_default_function_imports_nothing_heavy(layer_dir: Path, tmp_path: Path) -> None:
+    run = run_function(layer_dir, tmp_path, MODULES_SEEN)
+    result = run.results[0]
+    assert result.status == "success", run.text()
+    seen = result.json()
+    assert "lambda_wrapper.supervisor.entry" in seen["init"]  # the wrapper did run
+    assert "lambda_wrapper.extension.runner" in seen["init"]  # with the extension on
+    assert imported(seen["init"], HEAVY) == []
+    assert imported(seen["invoke"], HEAVY) == []
+    assert imported(seen["invoke"], ("lambda_wrapper.instruments.logs", "lambda_wrapper.instruments.process")) == []
+
+
+def test_entry_module_default_path(tmp_path: Path) -> None:
+    # No AWS_LAMBDA_RUNTIME_API: the extension says so and stays off, the rest runs.
+    modules = importtime({}, tmp_path)
+    assert "lambda_wrapper.supervisor.core" in modules
+    assert imported(list(modules), HEAVY) == []
+    assert "typing" not in modules  # ~4 ms: only under TYPE_CHECKING in our modules
+
+
+@pytest.mark.parametrize(
+    ("env", "wanted", "still_absent"),
+    [
+        ({"LAMBDA_WRAPPER_LOGS": "structlog"}, ("structlog",), ("psutil",)),
+        ({"LAMBDA_WRAPPER_PROCESS_METRICS": "true"}, ("psutil",), ("structlog",)),
+        ({"LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "100", "LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "90"},
+         ("lambda_wrapper.instruments.watchdog",), ("structlog", "psutil")),
+        ({"LAMBDA_WRAPPER_IMPORT_PROFILE": "5"}, ("lambda_wrapper.instruments.import_profile",),
+         ("structlog", "psutil")),
+    ],
+)
+def test_each_feature_imports_only_what_it_needs(
+    tmp_path: Path, env: dict[str, str], wanted: tuple[str, ...], still_absent: tuple[str, ...]
+) -> None:
+    modules = importtime(env, tmp_path)
+    for name in wanted:
+        assert name in modules
+    assert imported(list(modules), still_absent) == []
+    assert imported(list(modules), ("http.server", "http.client")) == []

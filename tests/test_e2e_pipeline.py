@@ -1,0 +1,120 @@
+"""End to end: a function through the wrapper in the sandbox, checking what got exported.
+
+These drive the real chain (sandbox → bootstrap → wrapper → awslambdaric → our
+extension) and read what the ``file`` exporter wrote into the function's /tmp.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from lambda_wrapper.sandbox import FunctionSpec, Sandbox
+
+FUNCTION = textwrap.dedent(
+    """
+    import os, signal, sys, time
+
+    def handler(event, context):
+        for index in range(int(event.get("lines", 0))):
+            print(f"line {index}")
+        if event.get("sleep"):
+            time.sleep(float(event["sleep"]))
+        if event.get("kill"):
+            sys.stdout.flush()
+            time.sleep(0.3)  # let the platform deliver the lines before we die
+            os.kill(os.getpid(), signal.SIGKILL)
+        return {"ok": True, "marker": event.get("marker")}
+    """
+)
+
+
+@pytest.fixture()
+def task_root(tmp_path: Path) -> Path:
+    root = tmp_path / "task"
+    root.mkdir()
+    (root / "app.py").write_text(FUNCTION)
+    return root
+
+
+def exported(tmp_dir: Path) -> list[dict]:
+    path = tmp_dir / "lambda-wrapper" / "telemetry.ndjson"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def spec(task_root: Path, layer_dir: Path, tmp_dir: Path, **env: str) -> FunctionSpec:
+    return FunctionSpec(task_root=task_root, handler="app.handler", layer_dir=layer_dir, tmp_dir=tmp_dir,
+                        env={"LAMBDA_WRAPPER_EXPORTERS": "file", **env}, timeout_s=20)
+
+
+def test_ten_thousand_lines_per_invocation_are_all_exported(task_root: Path, layer_dir: Path,
+                                                           tmp_path: Path) -> None:
+    tmp_dir = tmp_path / "fn-tmp"
+    tmp_dir.mkdir()
+    with Sandbox(spec(task_root, layer_dir, tmp_dir)) as sandbox:
+        for _ in range(3):
+            assert sandbox.invoke({"lines": 10000}).json() == {"ok": True, "marker": None}
+        platform_drops = [e for e in sandbox.telemetry_events if e["type"] == "platform.logsDropped"]
+    records = exported(tmp_dir)
+    lines = [r for r in records if r["type"] == "function" and str(r["record"]).startswith("line ")]
+    assert len(lines) == 30000
+    assert platform_drops == []
+    assert not [r for r in records if r["type"] == "platform.logsDropped"]
+
+
+def test_records_spooled_before_sigkill_are_exported_after_reinit(task_root: Path, layer_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    tmp_dir = tmp_path / "fn-tmp"
+    tmp_dir.mkdir()
+    with Sandbox(spec(task_root, layer_dir, tmp_dir)) as sandbox:
+        killed = sandbox.invoke({"lines": 5, "kill": True})
+        assert killed.status == "error"
+        # Nothing exported yet: the runtime died before any flush.
+        assert not [r for r in exported(tmp_dir) if r.get("record") == "line 4\n"]
+        assert sandbox.invoke({"marker": "after"}).json() == {"ok": True, "marker": "after"}
+        assert sandbox.invocations[-1].coldStart  # re-initialised
+    records = exported(tmp_dir)
+    killed_lines = [r for r in records if r["type"] == "function" and r.get("requestId") is None
+                    and str(r["record"]).startswith("line ")]
+    assert sorted(str(r["record"]).strip() for r in killed_lines) == [f"line {i}" for i in range(5)]
+    starts = [r for r in records if r["type"] == "platform.start"]
+    assert killed.request_id in {r["record"]["requestId"] for r in starts}
+
+
+@pytest.mark.parametrize("execution_env", ["AWS_Lambda_python3.11", "AWS_Lambda_python3.12"])
+def test_sigterm_flush_exports_last_invocation(task_root: Path, layer_dir: Path, tmp_path: Path,
+                                               execution_env: str) -> None:
+    """3.11 blocks in C (wakeup fd path); 3.12 polls from a thread (signal handler path)."""
+    tmp_dir = tmp_path / "fn-tmp"
+    tmp_dir.mkdir()
+    # Background strategy: no flush at the end of invocations, so only SIGTERM can
+    # deliver the last invocation's records.
+    with Sandbox(spec(task_root, layer_dir, tmp_dir, AWS_EXECUTION_ENV=execution_env,
+                      LAMBDA_WRAPPER_FLUSH="background")) as sandbox:
+        result = sandbox.invoke({"lines": 3, "marker": "last"})
+        assert result.json() == {"ok": True, "marker": "last"}
+    records = exported(tmp_dir)
+    types = Counter(r["type"] for r in records)
+    assert types["platform.start"] == 1
+    assert types["platform.runtimeDone"] == 1
+    lines = [r["record"] for r in records if r["type"] == "function" and str(r["record"]).startswith("line ")]
+    assert lines == ["line 0\n", "line 1\n", "line 2\n"]
+
+
+def test_run_without_wrapper_gives_the_same_response(task_root: Path, layer_dir: Path, tmp_path: Path) -> None:
+    responses = []
+    for use_wrapper in (True, False):
+        tmp_dir = tmp_path / f"tmp-{use_wrapper}"
+        tmp_dir.mkdir()
+        function = spec(task_root, layer_dir, tmp_dir)
+        function.use_wrapper = use_wrapper
+        with Sandbox(function) as sandbox:
+            responses.append([sandbox.invoke({"marker": i}).body for i in range(2)])
+        assert bool(exported(tmp_dir)) is use_wrapper
+    assert responses[0] == responses[1]
