@@ -26,6 +26,7 @@ class ColdWarmTrial:
     error: str = ""
     init_ms: float | None = None  # runtime process start to its first /next (the platform's Init span)
     first_invoke_ms: float | None = None  # the caller's first invoke, including the lazy Init
+    init_cpu_ms: float | None = None  # CPU the runtime process used up to the end of the first invoke
     warm_p50_ms: float | None = None
     warm_p99_ms: float | None = None
     warm_runtime_p50_ms: float | None = None  # the platform's runtime duration (handler + runtime)
@@ -53,6 +54,9 @@ class ThroughputStep:
     dropped_events: int = 0
     runtime_ms: list[float] = field(default_factory=list)  # per invocation, the platform's runtime duration
     caller_ms: list[float] = field(default_factory=list)
+    # CPU of the function's process per invocation: the handler's writes plus whatever our
+    # threads do with the logs, without the platform's own (in-process, Python) reading speed.
+    cpu_ms_per_invocation: float | None = None
 
     @property
     def runtime_median_ms(self) -> float | None:
@@ -72,6 +76,7 @@ def cold_warm_trial(
     try:
         first = environment.invoke(WARM_PAYLOAD)
         trial.first_invoke_ms = first.latency_ms
+        trial.init_cpu_ms = environment.runtime_cpu_ms()
         if not first.ok:
             trial.ok, trial.error = False, f"first invoke failed: {first.detail}"
         else:
@@ -112,12 +117,16 @@ def throughput_step(
         if not cold.ok:
             step.ok, step.error = False, f"first invoke failed: {cold.detail}"
         else:
+            cpu_before = environment.runtime_cpu_ms()
             for _ in range(invocations):
                 view = environment.invoke(payload)
                 if not view.ok:
                     step.ok, step.error = False, f"invoke with {lines} lines failed: {view.detail}"
                     break
                 step.caller_ms.append(view.latency_ms)
+            cpu_after = environment.runtime_cpu_ms()
+            if cpu_before is not None and cpu_after is not None and step.caller_ms:
+                step.cpu_ms_per_invocation = (cpu_after - cpu_before) / len(step.caller_ms)
     finally:
         # Stopping drains the telemetry buffers, so every drop of this step is counted here.
         observations = environment.stop()

@@ -88,16 +88,28 @@ class FunctionEnvironment(ABC):
 
     def runtime_peak_rss_mb(self) -> float | None:
         """VmHWM of the runtime process (``python ... bootstrap.py``), in MiB, read live."""
-        return runtime_peak_rss_mb(self.runtime_pid_roots())
+        pid = runtime_pid(self.runtime_pid_roots())
+        return None if pid is None else _vm_hwm_kib(pid) / 1024.0
+
+    def runtime_cpu_ms(self) -> float | None:
+        """CPU time the runtime process has used so far, all its threads, in ms (read live).
+
+        Unlike wall time this hardly moves when other work competes for the CPU, which
+        makes it the steadier number on a busy machine. It covers the whole exec chain
+        (bootstrap script, exec wrapper, interpreter): they are one process.
+        """
+        pid = runtime_pid(self.runtime_pid_roots())
+        return None if pid is None else _cpu_ns(pid) / 1e6
 
 
-def runtime_peak_rss_mb(roots: list[int]) -> float | None:
+def runtime_pid(roots: list[int]) -> int | None:
+    """The runtime process: the descendant running ``bootstrap.py`` (after every exec)."""
     for root in roots:
         with contextlib.suppress(psutil.Error):
             for process in psutil.Process(root).children(recursive=True):
                 with contextlib.suppress(psutil.Error, OSError):
                     if any(arg.endswith("bootstrap.py") for arg in process.cmdline()):
-                        return _vm_hwm_kib(process.pid) / 1024.0
+                        return process.pid
     return None
 
 
@@ -106,6 +118,15 @@ def _vm_hwm_kib(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     raise OSError(f"no VmHWM for {pid}")
+
+
+def _cpu_ns(pid: int) -> int:
+    # schedstat's first field is on-CPU time in ns, per thread; stat's utime/stime tick at 10 ms.
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total
 
 
 class SandboxEnvironment(FunctionEnvironment):
@@ -238,17 +259,19 @@ class RieEnvironment(FunctionEnvironment):
 
     def stop(self) -> Observations:
         self._connection.close()
-        # The RIE starts the runtime in a process group of its own: collect it first.
+        # The RIE starts the runtime in a process group of its own: collect it first, and
+        # kill it before the RIE, so that the extension never sees the platform vanish
+        # (which it would rightly report as a warning).
         descendants: list[psutil.Process] = []
         with contextlib.suppress(psutil.Error):
             descendants = psutil.Process(self._process.pid).children(recursive=True)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._process.pid, signal.SIGKILL)
         for child in descendants:
             with contextlib.suppress(psutil.Error):
                 child.kill()
-        self._process.wait(timeout=10)
         psutil.wait_procs(descendants, timeout=2)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+        self._process.wait(timeout=10)
         text = self._log_path.read_text(errors="replace")
         shutil.rmtree(self._workdir, ignore_errors=True)
         return rie_observations(text)

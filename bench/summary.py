@@ -15,7 +15,14 @@ from .stats import difference, median, ratio
 BASELINE = "bare"
 THROUGHPUT_LINES = 10_000  # the budget's lines per invocation
 # Medians over trials; each also gets a ratio against bare.
-RATIO_METRICS = ("init_ms", "first_invoke_ms", "warm_p50_ms", "warm_p99_ms", "warm_runtime_p50_ms")
+RATIO_METRICS = (
+    "init_ms",
+    "init_cpu_ms",
+    "first_invoke_ms",
+    "warm_p50_ms",
+    "warm_p99_ms",
+    "warm_runtime_p50_ms",
+)
 OTHER_METRICS = ("extension_overhead_ms", "rss_mb", "platform_max_memory_mb")
 
 
@@ -68,9 +75,12 @@ def summarize_throughput(steps: Sequence[ThroughputStep]) -> dict[str, dict[str,
     for platform, by_variant in grouped.items():
         summaries = {variant: _throughput_summary(group) for variant, group in by_variant.items()}
         baseline = summaries.get(BASELINE, {}).get("runtime_at_budget_ms")
+        baseline_cpu = summaries.get(BASELINE, {}).get("cpu_at_budget_ms")
         for summary in summaries.values():
             slowdown = ratio(summary["runtime_at_budget_ms"], baseline)
             summary["slowdown_pct"] = None if slowdown is None else (slowdown - 1.0) * 100.0
+            cpu_ratio = ratio(summary["cpu_at_budget_ms"], baseline_cpu)
+            summary["cpu_added_pct"] = None if cpu_ratio is None else (cpu_ratio - 1.0) * 100.0
         results[platform] = summaries
     return results
 
@@ -86,6 +96,9 @@ def _throughput_summary(group: Sequence[ThroughputStep]) -> dict[str, Any]:
         "dropped_records_at_budget": sum(step.dropped_records for step in at_budget),
         "invocations_at_budget": len(runtimes),
         "runtime_at_budget_ms": median(runtimes),
+        "cpu_at_budget_ms": median(
+            [step.cpu_ms_per_invocation for step in at_budget if step.ok and step.cpu_ms_per_invocation]
+        ),
         "failed_steps": len(failures),
         "first_error": failures[0] if failures else None,
     }

@@ -66,7 +66,7 @@ def validated(line: str) -> dict:
             assert len(values) <= 100
             for item in values:
                 assert isinstance(item, (int, float)) and not isinstance(item, bool), f"{name}={item!r}"
-                assert math.isfinite(item)
+                assert math.isfinite(item) and abs(item) <= 2**360
         for dimension_set in directive["Dimensions"]:
             for key in dimension_set:
                 assert isinstance(document.get(key), str), f"dimension {key} has no string target member"
@@ -337,11 +337,18 @@ def test_registry_builds_emf_from_settings() -> None:
         {"LAMBDA_WRAPPER_EMF_NAMESPACE": "Shop", "LAMBDA_WRAPPER_EMF_DIMENSIONS": "FunctionName,ColdStart"}
     )
     built = _build("emf", settings)
-    assert isinstance(built, EmfExporter)
+    assert isinstance(built, EmfExporter) and built.local  # stdout costs no network: outside the budget
     assert built.namespace == "Shop" and built.dimensions == ("FunctionName", "ColdStart")
 
 
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5))
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=5),
+    st.sampled_from([2**400, -(10**400), 1e308, 2.0**361]),  # past what CloudWatch (or a double) takes
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -361,8 +368,11 @@ json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), s
     ),
     status=st.one_of(st.none(), st.sampled_from(["success", "error", "timeout", "failure"]), st.integers()),
     process=st.dictionaries(st.sampled_from(["rssMB", "threads", "gcPauseMs"]), json_scalars),
+    when=st.sampled_from(
+        ["2024-05-01T10:00:00.000Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999Z", "?"]
+    ),
 )
-def test_any_values_still_give_valid_emf(metrics: dict, status: object, process: dict) -> None:
+def test_any_values_still_give_valid_emf(metrics: dict, status: object, process: dict, when: str) -> None:
     stream = Lines()
     emf = exporter(stream, ("FunctionName", "ColdStart"))
     emf.export(
@@ -376,7 +386,7 @@ def test_any_values_still_give_valid_emf(metrics: dict, status: object, process:
                     "process": process,
                 },
             ),
-            event("platform.report", {"requestId": "r", "status": status, "metrics": metrics}),
+            event("platform.report", {"requestId": "r", "status": status, "metrics": metrics}, when),
             event(
                 "platform.logsDropped",
                 {"droppedRecords": metrics.get("billedDurationMs"), "droppedBytes": "x"},

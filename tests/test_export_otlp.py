@@ -445,13 +445,16 @@ def test_a_retryable_failure_of_one_signal_does_not_duplicate_the_others(receive
     assert [r.path for r in receiver.requests][4:] == ["/v1/logs"]
 
 
-def test_otlp_status_rules(receiver: Receiver) -> None:
+def test_otlp_status_rules(receiver: Receiver, capsys: pytest.CaptureFixture[str]) -> None:
     exporter = exporter_for(receiver)
     events = invocation("req-9", "2024-05-01T10:00:00.000Z", "2024-05-01T10:00:00.045Z")
-    receiver.reply(Reply(500), Reply(200), Reply(200))
+    receiver.reply(Reply(500), Reply(500), Reply(500))
     with pytest.raises(ExportError) as caught:
         exporter.export(events, time.monotonic() + 5)
     assert not caught.value.retryable, "OTLP/HTTP: only 429, 502, 503 and 504 may be retried"
+    receiver.reply(Reply(400), Reply(200), Reply(200))
+    exporter.export(events, time.monotonic() + 5)  # two of three delivered: not an error of the batch
+    assert "otlp metrics" in capsys.readouterr().err
     receiver.reply(Reply(400), Reply(429), Reply(200))
     with pytest.raises(ExportError) as caught:
         exporter.export(events, time.monotonic() + 5)
@@ -622,3 +625,22 @@ def test_any_event_sequence_gives_valid_otlp(batches: list[list[tuple[str, objec
 
 def _not_json(name: str) -> object:
     raise AssertionError(f"{name} is not JSON")
+
+
+def test_with_the_real_pipeline_a_partial_failure_is_retried_without_duplicates(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    from lambda_wrapper.export.pipeline import Pipeline
+
+    exporter = exporter_for(receiver)
+    pipeline = Pipeline([exporter], str(tmp_path), 1 << 20)
+    for path in sorted(FIXTURES.glob("*.json")):
+        if not path.name.startswith("api-exchanges"):
+            pipeline.accept(path.read_bytes())
+    receiver.reply(Reply(200), Reply(503))  # metrics delivered, traces refused, logs delivered
+    pipeline.flush(budget_s=2.0)
+    assert [r.path for r in receiver.requests] == ["/v1/metrics", "/v1/traces", "/v1/logs"]
+    pipeline.channels[0].breaker.open_until = 0.0  # skip the cool-down
+    pipeline.flush(budget_s=2.0)
+    assert [r.path for r in receiver.requests][3:] == ["/v1/traces"]
+    assert set(parsed(receiver)) == {"logs", "metrics", "traces"}

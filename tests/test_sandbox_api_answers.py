@@ -173,8 +173,8 @@ def test_runtime_answers(api: Api, exchanges: dict[str, Any]) -> None:
     assert api.env.invocation.error_type == "Function.ResponseSizeTooLarge"
     status, _, body = api.call("POST", "/2018-06-01/runtime/invocation/req-1/response", b"{}")
     assert status == 403 and json.loads(body) == {
-        "errorMessage": "State transition from RuntimeResponseSentState to InvocationResponse failed for runtime. "
-        "Error: State transition is not allowed",
+        "errorMessage": "State transition from RuntimeResponseSentState to InvocationResponse failed for "
+        "runtime. Error: State transition is not allowed",
         "errorType": "InvalidStateTransition",
     }
     api.env.runtime_state = RuntimeStates.RUNNING

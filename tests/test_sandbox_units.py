@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -213,7 +214,7 @@ def test_a_post_in_flight_across_a_freeze_is_waited_for(listener: Listener) -> N
 
 
 def test_nothing_is_sent_while_frozen(listener: Listener) -> None:
-    bus, clock, drops = bus_with(listener)
+    bus, clock, _ = bus_with(listener)
     clock.freeze()
     bus.publish(line("held\n"))
     time.sleep(0.15)
@@ -239,3 +240,27 @@ def test_failed_posts_are_dropped_and_reported() -> None:
         time.sleep(0.01)
     bus.close()
     assert drops and drops[0][1] == 1 and drops[0][2].startswith("could not send events: ")
+
+
+def test_tcp_destinations_get_ndjson_on_one_connection() -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    clock = FreezeClock()
+    bus = TelemetryBus(clock, lambda *drop: None)
+    request = SubscriptionRequest(
+        "telemetry", "2022-12-13", ("function",), Buffering(1000, 262144, 25), Destination("TCP", port)
+    )
+    bus.subscribe("ext", request, view_for(request))
+    bus.publish(line("one\n"))
+    connection, _ = server.accept()
+    connection.settimeout(5)
+    received = b""
+    while received.count(b"\n") < 1:
+        received += connection.recv(65536)
+    bus.publish(line("two\n"))
+    while received.count(b"\n") < 2:
+        received += connection.recv(65536)
+    bus.close()
+    connection.close()
+    server.close()
+    assert [json.loads(item)["record"] for item in received.splitlines()] == ["one\n", "two\n"]

@@ -47,6 +47,7 @@ UNKNOWN = "unknown"
 _MAX_REMEMBERED = 64  # invocations whose runtimeDone/cold start wait for their report
 _MAX_DIMENSION_VALUE = 1024
 _MAX_METRIC_VALUE = 2.0**360
+_MAX_TIMESTAMP_MS = 253_402_300_800_000  # 10000-01-01
 
 # (record key, metric name, unit) for platform.report metrics that are copied as they are.
 _REPORT_METRICS = (
@@ -102,6 +103,7 @@ _RESERVED_NAMES = frozenset(
 
 class EmfExporter:
     name = "emf"
+    local = True  # stdout: exempt from the flush budget (see export.pipeline)
 
     def __init__(
         self,
@@ -174,8 +176,10 @@ class EmfExporter:
         metrics = _copy_metrics(values, _REPORT_METRICS)
         memory_size = _number(values.get("memorySizeMB"))
         max_used = _number(values.get("maxMemoryUsedMB"))
-        if memory_size and max_used is not None:
-            metrics.append(("MemoryUtilization", "Percent", round(100.0 * max_used / memory_size, 2)))
+        if memory_size is not None and memory_size > 0 and max_used is not None:
+            utilization = _number(round(100.0 * max_used / memory_size, 2))  # inf for absurd inputs
+            if utilization is not None:
+                metrics.append(("MemoryUtilization", "Percent", utilization))
         timed_out = status == "timeout" or (done is not None and done[0] == "timeout")
         out_of_memory = "Runtime.OutOfMemory" in (error_type, done[1] if done else None) or bool(
             memory_size and max_used is not None and max_used >= memory_size
@@ -259,7 +263,11 @@ class EmfExporter:
                 names.remove("ColdStart")
             else:
                 dimensions["ColdStart"] = "true" if cold_start else "false"
-        timestamp = int(event.epoch_ms) if event.epoch_ms is not None else int(time.time() * 1000)
+        epoch_ms = event.epoch_ms
+        # The decoder reads any year from 1 to 9999; CloudWatch wants "now, give or take".
+        if epoch_ms is None or not 0 <= epoch_ms < _MAX_TIMESTAMP_MS:
+            epoch_ms = time.time() * 1000
+        timestamp = int(epoch_ms)
         document: dict[str, object] = {
             "_aws": {
                 "Timestamp": timestamp,

@@ -42,6 +42,10 @@ class HttpJsonExporter:
         self._timeout_s = timeout_s
         self.last_body_bytes = 0  # compressed size of the last request, for diagnostics
 
+    def prepare(self) -> None:
+        """Optional: pay TLS setup before the first export (see ``Transport.prepare``)."""
+        self._transport.prepare(self.endpoint)
+
     def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
         if not events:
             return

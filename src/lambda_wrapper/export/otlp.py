@@ -13,6 +13,9 @@ Signals go out in the order metrics, traces, logs (smallest first, so a slow log
 request cannot starve the others), each within what is left of the deadline. Status
 handling follows the OTLP/HTTP spec: only 429, 502, 503 and 504 are retryable; any
 other failure status is permanent, since resending the same payload would fail again.
+A signal rejected for good while others got through is reported in one diagnostic line
+and the call counts as delivered; only when every signal was rejected is the batch
+rejected as a whole.
 
 When one signal fails and may be retried while others were delivered, the pipeline
 will hand us the same events again: each signal remembers the events it already
@@ -117,6 +120,11 @@ class OtlpExporter:
             transport,
         )
 
+    def prepare(self) -> None:
+        """Optional: pay TLS setup before the first export (see ``Transport.prepare``)."""
+        for _, target, _ in self._signals:
+            self._transport.prepare(target.endpoint)
+
     def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
         self._contexts.learn(events)  # before any signal, so logs and spans agree on ids
         failures: list[tuple[str, ExportError]] = []
@@ -137,8 +145,14 @@ class OtlpExporter:
             settled.append((signal, pending))
         if not any(error.retryable for _, error in failures):
             self._delivered.clear()
-            if failures:
+            if failures and len(failures) == len(self._signals):
                 raise ExportError(_summary(failures), retryable=False)
+            if failures:
+                # Some signals got through: the events are not "dropped" as a whole, so
+                # say what was, and let the pipeline count the call as delivered.
+                diagnostics.emit(
+                    "warning", "export_rejected", f"otlp: {_summary(failures)}", exporter=self.name
+                )
             return
         for signal, pending in settled:
             memory = self._delivered.setdefault(signal, {})

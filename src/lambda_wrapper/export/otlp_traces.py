@@ -180,10 +180,11 @@ class SpanEncoder:
         children = _platform_spans(record, context.trace_id, context.span_id)
         if request_id in state.ended:
             return children  # e.g. the report's extensionOverhead after the runtimeDone span
-        start_ms, start_record = state.open.pop(request_id, (None, None))
+        start_ms, start_record = state.open.get(request_id, (None, None))
         end_ms, start_ms = _span_bounds(event, start_ms)
         if end_ms is None:
-            return children
+            return children  # no usable time: the report may still end it
+        state.open.pop(request_id, None)
         state.ended[request_id] = None
         _trim(state.ended, _MAX_CONTEXTS)
         start_fields = start_record if isinstance(start_record, dict) else {}

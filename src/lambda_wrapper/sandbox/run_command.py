@@ -72,6 +72,9 @@ def main(argv: list[str]) -> int:
     try:
         event = read_event(args.event)
         env = parse_env(args.env)
+        # Locally the point is to see what the extension captured: add the file
+        # exporter to the default (emf) unless the user chose exporters.
+        env.setdefault("LAMBDA_WRAPPER_EXPORTERS", "emf,file")
     except ValueError as error:
         parser.error(str(error))
     if args.invokes < 1:
