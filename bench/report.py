@@ -138,7 +138,9 @@ def _throughput_table(
 
 
 def _notes(results: dict[str, Any]) -> list[str]:
-    notes = []
+    config = results.get("config", {})
+    notes = [f"not measured: {name}, {why}" for name, why in config.get("skipped_variants", {}).items()]
+    notes += [f"platform skipped: {name}, {why}" for name, why in config.get("skipped_platforms", {}).items()]
     for platform, by_variant in results["results"].items():
         for name, summary in by_variant.items():
             for line in summary.get("diagnostics", [])[:3]:

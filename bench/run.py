@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +48,7 @@ class Plan:
     quick: bool
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "trials": self.trials,
-            "warm_invocations": self.warm_invocations,
-            "throughput_trials": self.throughput_trials,
-            "ladder": list(self.ladder),
-            "budget_invocations": self.budget_invocations,
-            "step_invocations": self.step_invocations,
-            "warmup_round": self.warmup_round,
-            "quick": self.quick,
-        }
+        return {**asdict(self), "ladder": list(self.ladder)}
 
 
 FULL = Plan(
@@ -117,20 +109,10 @@ def run_benchmark(
     layers, skipped_variants = _build_layers(variants)
     variants = [variant for variant in variants if variant.name not in skipped_variants]
     root = task_root()
-    trials: list[ColdWarmTrial] = []
     steps: list[ThroughputStep] = []
     with SinkProcess() as sink:
         specs = {variant.name: _spec(variant, layers, root, sink.url) for variant in variants}
-        first_round = -1 if plan.warmup_round else 0
-        for round_number in range(first_round, plan.trials):
-            for platform in platforms:
-                for variant in variants:
-                    warm = plan.warm_invocations if round_number >= 0 else min(20, plan.warm_invocations)
-                    trial = cold_warm_trial(platform, variant.name, round_number, specs[variant.name], warm)
-                    trial.sink_requests = sink.take_counts()
-                    _progress(trial, round_number)
-                    if round_number >= 0:  # round -1 only warms the page cache and the CPU
-                        trials.append(trial)
+        trials = _cold_warm_rounds(variants, specs, plan, platforms, sink)
         if throughput and THROUGHPUT_PLATFORM in platforms:
             for round_number in range(plan.throughput_trials):
                 for variant in variants:
@@ -141,7 +123,7 @@ def run_benchmark(
         "date": date,
         "duration_s": round(time.monotonic() - started, 1),
         "machine": machine,
-        "load_average_after": list(_loadavg()),
+        "load_average_after": list(os.getloadavg()),
         "python": python_info(),
         "software": _software(),
         "config": {
@@ -159,6 +141,29 @@ def run_benchmark(
     }
     results["budgets"] = [verdict.to_json() for verdict in budgets.evaluate(results)]
     return results
+
+
+def _cold_warm_rounds(
+    variants: Sequence[Variant],
+    specs: dict[str, EnvironmentSpec],
+    plan: Plan,
+    platforms: list[str],
+    sink: SinkProcess,
+) -> list[ColdWarmTrial]:
+    """Round after round, every variant once on every platform (A B C A B C ...)."""
+    trials: list[ColdWarmTrial] = []
+    first_round = -1 if plan.warmup_round else 0
+    for round_number in range(first_round, plan.trials):
+        # Round -1 only warms the page cache and the CPU; it is not reported.
+        warm = plan.warm_invocations if round_number >= 0 else min(20, plan.warm_invocations)
+        for platform in platforms:
+            for variant in variants:
+                trial = cold_warm_trial(platform, variant.name, round_number, specs[variant.name], warm)
+                trial.sink_requests = sink.take_counts()
+                _progress(trial, round_number)
+                if round_number >= 0:
+                    trials.append(trial)
+    return trials
 
 
 def _climb_ladder(
@@ -302,12 +307,6 @@ def _progress(trial: ColdWarmTrial, round_number: int) -> None:
 
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _loadavg() -> tuple[float, float, float]:
-    import os
-
-    return os.getloadavg()
 
 
 def _quiet_sandbox_logs() -> None:

@@ -199,6 +199,7 @@ def test_one_tiny_real_run_on_the_sandbox() -> None:
         quick=True,
     )
     results = run_benchmark([BARE, WRAPPER_DEFAULT], plan, ["sandbox"])
+    assert not results["config"]["skipped_variants"], results["config"]["skipped_variants"]
     sandbox = results["results"]["sandbox"]
     for name in ("bare", "wrapper-default"):
         assert sandbox[name]["failed"] == 0, sandbox[name]["first_error"]

@@ -316,14 +316,10 @@ def _copy_metrics(source: Mapping[str, object], table: tuple[tuple[str, str, str
 def _number(value: object) -> float | None:
     """A metric value: a JSON number CloudWatch accepts. Booleans are not numbers here;
     NaN, infinities (json.loads accepts them) and magnitudes past 2**360 (CloudWatch's
-    limit; an int that big cannot even become a float) are dropped."""
+    limit) are dropped. Python compares ints and floats exactly, and NaN compares False."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    try:
-        magnitude = abs(float(value))
-    except OverflowError:
-        return None
-    return value if magnitude <= _MAX_METRIC_VALUE else None  # NaN fails the comparison too
+    return value if abs(value) <= _MAX_METRIC_VALUE else None
 
 
 def _dimension_value(value: str | None) -> str:

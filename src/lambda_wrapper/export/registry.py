@@ -25,10 +25,13 @@ def build_exporters(settings: Settings) -> list[Exporter]:
     exporters: list[Exporter] = []
     for name in settings.exporters:
         try:
-            exporters.append(_build(name, settings))
+            exporter = _build(name, settings)
         except Exception as exc:
             diagnostics.emit("warning", "exporter_disabled", f"the {name} exporter is disabled: {exc}",
                              exporter=name)
+            continue
+        if exporter is not None:  # None: its settings were invalid, already reported
+            exporters.append(exporter)
     return exporters
 
 

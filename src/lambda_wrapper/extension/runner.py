@@ -125,7 +125,20 @@ class InternalExtension:
                 self._work.set()
         except Exception as exc:
             diagnostics.emit("warning", "spool_recovery_failed", f"could not read the previous spool: {exc}")
+        # Remote exporters load TLS certificates (40-100 ms) on first use: do it now,
+        # beside Init, not inside the first invocation's flush budget.
+        self._spawn(self._prepare_exporters, "lambda-wrapper-prepare")
         self._event_loop()
+
+    def _prepare_exporters(self) -> None:
+        for channel in self.pipeline.channels:
+            prepare = getattr(channel.exporter, "prepare", None)
+            if prepare is not None:
+                try:
+                    prepare()
+                except Exception as exc:
+                    diagnostics.emit("warning", "exporter_prepare_failed",
+                                     f"{channel.name} exporter could not prepare: {exc}")
 
     def _subscribe(self) -> None:
         assert self.registration is not None
@@ -232,4 +245,5 @@ class InternalExtension:
 
     @property
     def alive(self) -> bool:
-        return bool(self._threads) and all(thread.is_alive() for thread in self._threads)
+        """The event loop thread (the platform waits for its /next) is running."""
+        return bool(self._threads) and self._threads[0].is_alive()

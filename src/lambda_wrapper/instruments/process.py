@@ -66,14 +66,13 @@ class ProcessMetrics:
             rss = process.memory_info().rss
             threads = process.num_threads()
         cpu = resource.getrusage(resource.RUSAGE_SELF)
-        peak = procfs.peak_rss_bytes()
         try:
             tmp_used: float | None = mib(psutil.disk_usage(self.tmp_dir).used)
         except OSError:
             tmp_used = None
         return {
             "rssMB": mib(rss),
-            "peakRssMB": mib(max(rss, peak or 0)),
+            "peakRssMB": mib(max(rss, procfs.peak_rss_bytes() or 0)),
             "cpuUserMs": ms(max(0.0, cpu.ru_utime - self._cpu_at_start.ru_utime)),
             "cpuSystemMs": ms(max(0.0, cpu.ru_stime - self._cpu_at_start.ru_stime)),
             "openFds": _open_fds(process),

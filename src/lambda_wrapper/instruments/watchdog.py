@@ -2,12 +2,17 @@
 
 The supervisor arms it when an invocation starts (with the deadline from the
 runtime's deadline header and the handler's thread) and disarms it when the handler
-returns. While armed it sleeps until the warning time, or samples RSS every
-``SAMPLE_INTERVAL_S`` when the memory warning is on; while disarmed it waits on a
-condition and costs nothing. Each warning fires at most once per invocation.
+returns. Each warning fires at most once per invocation.
 
-Callbacks run on this thread, outside the lock, so a slow flush after a warning
-never holds up the handler's ``disarm``.
+Arming and disarming are one attribute assignment each, no lock and usually no
+wake-up: the thread looks at what is armed at least every ``POLL_INTERVAL_S`` (and
+samples RSS then, when the memory warning is on), and is woken early only when a
+warning is due sooner than that. Waking it on every invocation measured about 0.1 ms
+of handler-path time; a poll costs microseconds, and none at all while the
+environment is frozen between invocations.
+
+Callbacks run on this thread, so a slow flush after a warning never holds up the
+handler.
 
 Limit: a handler stuck in C code that holds the GIL keeps this thread from running
 (the same limit as any Python-level watchdog); the platform's timeout report still
@@ -28,7 +33,7 @@ if TYPE_CHECKING:
     TimeoutCallback = Callable[[str, int, float], None]  # request id, thread id, ms left
     MemoryCallback = Callable[[str, int, int], None]  # request id, rss, limit
 
-SAMPLE_INTERVAL_S = 0.05
+POLL_INTERVAL_S = 0.05
 
 
 class Armed:
@@ -58,7 +63,7 @@ class Watchdog:
         self.on_timeout = on_timeout
         self.on_memory = on_memory
         self._armed: Armed | None = None
-        self._condition = threading.Condition()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lambda-wrapper-watchdog", daemon=True)
         self._thread.start()
 
@@ -71,51 +76,40 @@ class Watchdog:
             # A warning larger than the whole timeout would fire as the handler
             # starts, on every invocation; warn halfway instead.
             warn_at = deadline_s - self.warning_s if self.warning_s < remaining else now + remaining / 2
-        with self._condition:
-            self._armed = Armed(request_id, thread_id, deadline_s or 0.0, warn_at)
-            self._condition.notify()
+        armed = Armed(request_id, thread_id, deadline_s or 0.0, warn_at)
+        self._armed = armed
+        if warn_at is not None and warn_at - time.time() < POLL_INTERVAL_S:
+            self._wake.set()
 
     def disarm(self) -> Armed | None:
         """Stop watching; returns what was armed, to see which warnings fired."""
-        with self._condition:
-            armed, self._armed = self._armed, None
+        armed, self._armed = self._armed, None
         return armed
 
     def _run(self) -> None:
         while True:
-            with self._condition:
-                fire = self._due()
-                if fire is None:
-                    self._condition.wait(self._sleep_s())
-                    continue
-            try:
-                fire()
-            except Exception:
-                pass  # a failing warning must never kill the watchdog
+            armed = self._armed  # read once: the handler's thread may replace it any time
+            if armed is not None:
+                try:
+                    self._check(armed)
+                except Exception:
+                    pass  # a failing warning must never kill the watchdog
+            self._wake.wait(self._sleep_s(self._armed))
+            self._wake.clear()
 
-    def _due(self) -> Callable[[], None] | None:
-        armed = self._armed
-        if armed is None:
-            return None
+    def _check(self, armed: Armed) -> None:
         if not armed.timeout_fired and armed.warn_at is not None and time.time() >= armed.warn_at:
             armed.timeout_fired = True
-            left_ms = (armed.deadline_s - time.time()) * 1000.0
-            return lambda: self.on_timeout(armed.request_id, armed.thread_id, left_ms)
-        if self.memory_limit_bytes is not None and not armed.memory_fired:
+            self.on_timeout(armed.request_id, armed.thread_id, (armed.deadline_s - time.time()) * 1000.0)
+        limit = self.memory_limit_bytes
+        if limit is not None and not armed.memory_fired:
             rss = procfs.rss_bytes()
-            if rss is not None and rss >= self.memory_limit_bytes:
+            if rss is not None and rss >= limit:
                 armed.memory_fired = True
-                limit = self.memory_limit_bytes
-                return lambda: self.on_memory(armed.request_id, rss, limit)
-        return None
+                self.on_memory(armed.request_id, rss, limit)
 
-    def _sleep_s(self) -> float | None:
-        armed = self._armed
-        if armed is None:
-            return None
-        sleeps = []
-        if not armed.timeout_fired and armed.warn_at is not None:
-            sleeps.append(max(0.0, armed.warn_at - time.time()))
-        if self.memory_limit_bytes is not None and not armed.memory_fired:
-            sleeps.append(SAMPLE_INTERVAL_S)
-        return min(sleeps) if sleeps else None
+    @staticmethod
+    def _sleep_s(armed: Armed | None) -> float:
+        if armed is not None and not armed.timeout_fired and armed.warn_at is not None:
+            return max(0.0, min(POLL_INTERVAL_S, armed.warn_at - time.time()))
+        return POLL_INTERVAL_S

@@ -497,8 +497,21 @@ class Lifecycle:
 
 
 def _failure(env: EnvironmentState) -> str | None:
-    if env.init_error is not None:
+    """The error type that ends the current wait, or None to keep waiting.
+
+    An accepted ``/runtime/init/error`` does not end Init: RAPID only moves the
+    runtime to ``InitError`` and Init ends when the runtime exits (a runtime may
+    flush logs or telemetry first; observed on the RIE), or at the deadline
+    (then a timeout). The posted error is the one reported, like RAPID's "first
+    fatal error" rule.
+    """
+    failure = _process_failure(env)
+    if failure is not None and env.init_error is not None:
         return env.init_error.error_type
+    return failure
+
+
+def _process_failure(env: EnvironmentState) -> str | None:
     if env.runtime_started and env.runtime_exit_code is not None:
         return "Runtime.ExitError"
     agent = env.agent_failure()

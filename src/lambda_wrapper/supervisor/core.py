@@ -149,8 +149,11 @@ class Supervisor:
     def _memory_check_after_the_fact(self, request_id: str) -> None:
         # A spike between two samples still shows in the peak, reset at the start.
         limit = self.memory_limit_bytes
-        peak = procfs.peak_rss_bytes() if self._track_peak else procfs.rss_bytes()
-        if limit is not None and peak is not None and peak >= limit:
+        if limit is None:
+            return
+        # VmHWM is updated lazily, so it can trail the current RSS.
+        peak = max(procfs.rss_bytes() or 0, (procfs.peak_rss_bytes() or 0) if self._track_peak else 0)
+        if peak >= limit:
             self.on_memory_warning(request_id, peak, limit)
 
     def _warn(self, kind: str, request_id: str, message: str, **fields: object) -> None:
