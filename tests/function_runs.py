@@ -69,6 +69,7 @@ def run_function(
     timeout_s: float = 3.0,
     memory_mb: int = 128,
     use_namespace: bool | None = None,
+    trace_id: str | None = None,
 ) -> FunctionRun:
     """Start the function, invoke it once per payload, shut it down, collect everything.
 
@@ -90,7 +91,7 @@ def run_function(
         tmp_dir=tmp_dir,
     )
     with Sandbox(spec, use_namespace=use_namespace) as sandbox:
-        results = [sandbox.invoke(payload) for payload in payloads or [b"{}"]]
+        results = [sandbox.invoke(payload, trace_id=trace_id) for payload in payloads or [b"{}"]]
     events, exported = list(sandbox.telemetry_events), read_exported(tmp_dir / EXPORTED_FILE)
     return FunctionRun(results, list(sandbox.function_output), events, exported)
 

@@ -123,6 +123,11 @@ def test_markdown_table_shows_every_variant_and_verdict() -> None:
     assert "failed: first invoke failed: boom" in markdown
     assert "**MISS**" in markdown and "| pass |" in markdown
     assert "| 3,000 | 700 |" in markdown
+    headline = report.render_headline(_synthetic_results())
+    expected = (
+        "| wrapper-default | 42 ms (1.05x) | 1.02 ms (1.02x) | 16.0 MB (+2.0) | 0 dropped, +3 % handler"
+    )
+    assert expected in headline
 
 
 def test_platform_observations_are_parsed() -> None:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from function_runs import run_function, write_sources
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -44,8 +45,13 @@ def importtime(env: dict[str, str], tmp_path: Path) -> dict[str, int]:
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
         **env,
     }
-    result = subprocess.run([sys.executable, "-X", "importtime", "-c", "import lambda_wrapper.supervisor.entry"],
-                            env=environ, capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import lambda_wrapper.supervisor.entry"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     modules = {}
     for line in result.stderr.splitlines():
@@ -64,7 +70,10 @@ def test_default_function_imports_nothing_heavy(layer_dir: Path, tmp_path: Path)
     assert "lambda_wrapper.extension.runner" in seen["init"]  # with the extension on
     assert imported(seen["init"], HEAVY) == []
     assert imported(seen["invoke"], HEAVY) == []
-    assert imported(seen["invoke"], ("lambda_wrapper.instruments.logs", "lambda_wrapper.instruments.process")) == []
+    assert (
+        imported(seen["invoke"], ("lambda_wrapper.instruments.logs", "lambda_wrapper.instruments.process"))
+        == []
+    )
 
 
 def test_entry_module_default_path(tmp_path: Path) -> None:
@@ -80,10 +89,16 @@ def test_entry_module_default_path(tmp_path: Path) -> None:
     [
         ({"LAMBDA_WRAPPER_LOGS": "structlog"}, ("structlog",), ("psutil",)),
         ({"LAMBDA_WRAPPER_PROCESS_METRICS": "true"}, ("psutil",), ("structlog",)),
-        ({"LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "100", "LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "90"},
-         ("lambda_wrapper.instruments.watchdog",), ("structlog", "psutil")),
-        ({"LAMBDA_WRAPPER_IMPORT_PROFILE": "5"}, ("lambda_wrapper.instruments.import_profile",),
-         ("structlog", "psutil")),
+        (
+            {"LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "100", "LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "90"},
+            ("lambda_wrapper.instruments.watchdog",),
+            ("structlog", "psutil"),
+        ),
+        (
+            {"LAMBDA_WRAPPER_IMPORT_PROFILE": "5"},
+            ("lambda_wrapper.instruments.import_profile",),
+            ("structlog", "psutil"),
+        ),
     ],
 )
 def test_each_feature_imports_only_what_it_needs(

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from function_runs import run_function
 
+from function_runs import run_function
 from lambda_wrapper import doctor
 from lambda_wrapper.cli import main as cli_main
 
@@ -68,7 +68,9 @@ def test_clean_environment_exits_0(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_invalid_settings_are_listed_and_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
-    status, text = run_doctor(monkeypatch, {"LAMBDA_WRAPPER_PROCESS_METRICS": "perhaps", "LAMBDA_WRAPPER_LOGZ": "x"})
+    status, text = run_doctor(
+        monkeypatch, {"LAMBDA_WRAPPER_PROCESS_METRICS": "perhaps", "LAMBDA_WRAPPER_LOGZ": "x"}
+    )
     assert status == 1
     assert "LAMBDA_WRAPPER_PROCESS_METRICS='perhaps' is invalid (accepted: true|false)" in text
     assert "LAMBDA_WRAPPER_LOGZ" in text.split("Unknown LAMBDA_WRAPPER_* variables")[1]
@@ -94,19 +96,25 @@ def test_secrets_and_credentials_are_masked(monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.mark.parametrize(
     ("execution_env", "mode", "sigterm"),
-    [("AWS_Lambda_python3.11", "blocking", False), ("AWS_Lambda_python3.12", "thread polling", True),
-     ("AWS_Lambda_python3.15", "thread polling", True)],
+    [
+        ("AWS_Lambda_python3.11", "blocking", False),
+        ("AWS_Lambda_python3.12", "thread polling", True),
+        ("AWS_Lambda_python3.15", "thread polling", True),
+    ],
 )
 def test_runtime_client_mode(execution_env: str, mode: str, sigterm: bool) -> None:
     detected = doctor.runtime_client_mode({"AWS_EXECUTION_ENV": execution_env}, extension_enabled=True)
     assert (detected["mode"], detected["sigtermHandlersRun"]) == (mode, sigterm)
-    without_extension = doctor.runtime_client_mode({"AWS_EXECUTION_ENV": execution_env}, extension_enabled=False)
+    without_extension = doctor.runtime_client_mode(
+        {"AWS_EXECUTION_ENV": execution_env}, extension_enabled=False
+    )
     assert without_extension["sigtermHandlersRun"] is False
 
 
-@pytest.mark.parametrize(("init_type", "managed", "snap"),
-                         [("lambda-managed-instances", True, False), ("snap-start", False, True),
-                          ("on-demand", False, False)])
+@pytest.mark.parametrize(
+    ("init_type", "managed", "snap"),
+    [("lambda-managed-instances", True, False), ("snap-start", False, True), ("on-demand", False, False)],
+)
 def test_initialization_type(init_type: str, managed: bool, snap: bool) -> None:
     detected = doctor.initialization({"AWS_LAMBDA_INITIALIZATION_TYPE": init_type})
     assert (detected["managedInstances"], detected["snapStart"]) == (managed, snap)
@@ -131,8 +139,12 @@ def test_cli_and_module_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
     with redirect_stdout(out):
         assert cli_main(["doctor", "--json"]) == 1
     assert json.loads(out.getvalue())["ok"] is False
-    child = subprocess.run([sys.executable, "-m", "lambda_wrapper.doctor", "--json"], capture_output=True,
-                           text=True, env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO_ROOT / "src")})
+    child = subprocess.run(
+        [sys.executable, "-m", "lambda_wrapper.doctor", "--json"],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO_ROOT / "src")},
+    )
     assert child.returncode == 0, child.stderr
     assert json.loads(child.stdout)["ok"] is True
     assert doctor.main(["--bogus"]) == 2
@@ -140,16 +152,23 @@ def test_cli_and_module_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # -- end to end -------------------------------------------------------------------------
 
+
 def test_doctor_inside_a_function(layer_dir: Path, tmp_path: Path) -> None:
-    run = run_function(layer_dir, tmp_path, DOCTOR_FUNCTION, timeout_s=20,
-                       env={"LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "200", "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12"})
+    run = run_function(
+        layer_dir,
+        tmp_path,
+        DOCTOR_FUNCTION,
+        timeout_s=20,
+        env={"LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "200", "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12"},
+    )
     result = run.results[0]
     assert result.status == "success", run.text()
     body = result.json()
     report = body["report"]
     assert body["status"] == 1 and report["ok"] is False
     assert report["problems"] == [
-        "LAMBDA_WRAPPER_MEMORY_WARNING_PCT='200' is invalid (accepted: 0 (off) or 1-100); the memory warning is disabled"
+        "LAMBDA_WRAPPER_MEMORY_WARNING_PCT='200' is invalid (accepted: 0 (off) or 1-100); "
+        "the memory warning is disabled"
     ]
     detected = report["detected"]
     assert detected["taskRoot"]["path"] == "/var/task" or detected["taskRoot"]["path"].endswith("task")

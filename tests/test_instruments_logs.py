@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 import structlog
 
-from function_runs import parse_json_object, run_function, write_sources
+from function_runs import parse_json_object, run_function
 from lambda_wrapper.instruments import logs
 from lambda_wrapper.instruments.context import CURRENT, xray_root
-from lambda_wrapper.sandbox import FunctionSpec, Sandbox
 
 TRACE_HEADER = "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"
 LOGGING_FUNCTION = {
@@ -150,12 +149,8 @@ def test_function_logging_is_rendered_as_json_with_context(
 def test_xray_trace_id_is_in_every_invocation_line(layer_dir: Path, tmp_path: Path) -> None:
     env = {"LAMBDA_WRAPPER_LOGS": "structlog", "AWS_LAMBDA_LOG_LEVEL": "INFO"}
     function = {"app.py": "import logging\ndef handler(e, c):\n    logging.getLogger('x').info('traced')\n"}
-    task = write_sources(tmp_path / "task", function)
-    spec = FunctionSpec(task_root=task, layer_dir=layer_dir, env=env, tmp_dir=tmp_path)
-    with Sandbox(spec) as sandbox:
-        sandbox.invoke(b"{}", trace_id=TRACE_HEADER)
-        output = list(sandbox.function_output)
-    (line,) = [line for line in own_lines(output) if line["message"] == "traced"]
+    run = run_function(layer_dir, tmp_path, function, env=env, trace_id=TRACE_HEADER)
+    (line,) = [line for line in own_lines(run.output) if line["message"] == "traced"]
     assert line["xrayTraceId"] == "1-5bef4de7-ad49b0e87f6ef6c87fc2e700"
 
 

@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from function_runs import run_function
 
+from function_runs import run_function
 from lambda_wrapper.instruments import tweaks
 from lambda_wrapper.settings import SETTINGS, Settings
 
@@ -35,8 +35,9 @@ CRASHING = {
 def wrapper_environment(layer_dir: Path, shell: str, **variables: str) -> dict[str, str]:
     """The environment the runtime would get from the wrapper (it execs ``env`` here)."""
     env = {"PATH": os.environ["PATH"], "_HANDLER": "app.handler", **variables}
-    result = subprocess.run([shell, str(layer_dir / "lambda-wrapper"), "env"], env=env,
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [shell, str(layer_dir / "lambda-wrapper"), "env"], env=env, capture_output=True, text=True, check=True
+    )
     return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
 
 
@@ -67,16 +68,30 @@ def test_defaults_are_applied_and_listed(layer_dir: Path, shell: str) -> None:
 
 @pytest.mark.parametrize("shell", ["sh", "bash"])
 def test_user_values_are_never_overridden(layer_dir: Path, shell: str) -> None:
-    env = wrapper_environment(layer_dir, shell, PYTHONFAULTHANDLER="", PYTHONDONTWRITEBYTECODE="0",
-                              MALLOC_ARENA_MAX="8", LAMBDA_WRAPPER_TWEAK_MALLOC_ARENA_MAX="true")
-    assert (env["PYTHONFAULTHANDLER"], env["PYTHONDONTWRITEBYTECODE"], env["MALLOC_ARENA_MAX"]) == ("", "0", "8")
+    env = wrapper_environment(
+        layer_dir,
+        shell,
+        PYTHONFAULTHANDLER="",
+        PYTHONDONTWRITEBYTECODE="0",
+        MALLOC_ARENA_MAX="8",
+        LAMBDA_WRAPPER_TWEAK_MALLOC_ARENA_MAX="true",
+    )
+    assert (env["PYTHONFAULTHANDLER"], env["PYTHONDONTWRITEBYTECODE"], env["MALLOC_ARENA_MAX"]) == (
+        "",
+        "0",
+        "8",
+    )
     assert tweaks.applied(env) == []
 
 
 def test_each_switch_works_and_garbage_keeps_the_default(layer_dir: Path) -> None:
-    env = wrapper_environment(layer_dir, "sh", LAMBDA_WRAPPER_TWEAK_FAULTHANDLER="OFF",
-                              LAMBDA_WRAPPER_TWEAK_NO_DEBUG_RANGES="Yes",
-                              LAMBDA_WRAPPER_TWEAK_DONT_WRITE_BYTECODE="maybe")
+    env = wrapper_environment(
+        layer_dir,
+        "sh",
+        LAMBDA_WRAPPER_TWEAK_FAULTHANDLER="OFF",
+        LAMBDA_WRAPPER_TWEAK_NO_DEBUG_RANGES=" Yes ",  # blanks ignored, as settings.py does
+        LAMBDA_WRAPPER_TWEAK_DONT_WRITE_BYTECODE="maybe",
+    )
     assert "PYTHONFAULTHANDLER" not in env
     assert env["PYTHONNODEBUGRANGES"] == "1"
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"  # the default, as settings.py reports
@@ -91,6 +106,7 @@ def test_the_kill_switch_applies_no_tweak(layer_dir: Path) -> None:
 
 # -- end to end -------------------------------------------------------------------------
 
+
 def test_faulthandler_shows_where_a_crash_happened(layer_dir: Path, tmp_path: Path) -> None:
     run = run_function(layer_dir, tmp_path / "on", CRASHING)
     assert run.results[0].status != "success"
@@ -98,7 +114,9 @@ def test_faulthandler_shows_where_a_crash_happened(layer_dir: Path, tmp_path: Pa
     assert "Fatal Python error: Segmentation fault" in text, text
     assert re.search(r'File "/var/task/app.py", line \d+ in crash_in_c_code', text), text
 
-    quiet = run_function(layer_dir, tmp_path / "off", CRASHING, env={"LAMBDA_WRAPPER_TWEAK_FAULTHANDLER": "false"})
+    quiet = run_function(
+        layer_dir, tmp_path / "off", CRASHING, env={"LAMBDA_WRAPPER_TWEAK_FAULTHANDLER": "false"}
+    )
     assert quiet.results[0].status != "success"
     assert "crash_in_c_code" not in quiet.text()
 
@@ -106,10 +124,17 @@ def test_faulthandler_shows_where_a_crash_happened(layer_dir: Path, tmp_path: Pa
 def test_no_bytecode_is_written_into_the_code_directory(layer_dir: Path, tmp_path: Path) -> None:
     # Host mode: nothing is read-only, so a .pyc write would succeed (on Lambda it
     # fails with EROFS after the work of serialising the code was done).
-    sources = {"app.py": "import helper\n\ndef handler(event, context):\n    return helper.VALUE\n",
-               "helper.py": "VALUE = 1\n"}
+    sources = {
+        "app.py": "import helper\n\ndef handler(event, context):\n    return helper.VALUE\n",
+        "helper.py": "VALUE = 1\n",
+    }
     run_function(layer_dir, tmp_path / "on", sources, use_namespace=False)
     assert not list((tmp_path / "on" / "task").rglob("*.pyc"))
-    run_function(layer_dir, tmp_path / "off", sources, use_namespace=False,
-                 env={"LAMBDA_WRAPPER_TWEAK_DONT_WRITE_BYTECODE": "false"})
+    run_function(
+        layer_dir,
+        tmp_path / "off",
+        sources,
+        use_namespace=False,
+        env={"LAMBDA_WRAPPER_TWEAK_DONT_WRITE_BYTECODE": "false"},
+    )
     assert list((tmp_path / "off" / "task").rglob("helper*.pyc"))

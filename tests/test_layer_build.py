@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import json
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -22,13 +24,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "layer-build"))
 
 from layerbuild.api import MAX_ZIP_BYTES, LayerBuildError, build, build_layer_dir, build_zips  # noqa: E402
-from layerbuild.architectures import ARCHITECTURES, resolve_architectures  # noqa: E402
+from layerbuild.architectures import ARCHITECTURES, host_architecture, resolve_architectures  # noqa: E402
 from layerbuild.build import enforce_size_limit  # noqa: E402
+from layerbuild.bytecode import compile_tree  # noqa: E402
 from layerbuild.cli import main  # noqa: E402
 from layerbuild.inputs import LayerInputs  # noqa: E402
-from layerbuild.interpreters import find_interpreters  # noqa: E402
+from layerbuild.interpreters import Interpreter, find_interpreters  # noqa: E402
 from layerbuild.pins import PINS, Pin  # noqa: E402
 from layerbuild.progress import SILENT  # noqa: E402
+from layerbuild.tree import LOCAL_ONLY_PATHS  # noqa: E402
 from layerbuild.wheels import InstalledDistribution, check_dependencies_pinned  # noqa: E402
 from layerbuild.wheeltags import WheelName  # noqa: E402
 from layerbuild.zipper import write_zip  # noqa: E402
@@ -129,7 +133,15 @@ def test_zip_layout(dist_dir: Path, arch: str) -> None:
     wrapper = infos["lambda-wrapper"]
     assert wrapper.external_attr >> 16 == stat.S_IFREG | 0o755, "wrapper must keep its exec bit"
     assert "python/lambda_wrapper/__init__.py" in infos
-    assert not [name for name in infos if name.startswith("python/lambda_wrapper/sandbox")]
+    # Local development tooling never ships; what runs on Lambda (doctor, the decoder) does.
+    assert {"sandbox", "cli.py", "__main__.py", "telemetry/command.py"} <= LOCAL_ONLY_PATHS
+    for local in LOCAL_ONLY_PATHS:
+        stem = f"python/lambda_wrapper/{local.removesuffix('.py')}"
+        assert not [name for name in infos if name == f"{stem}.py" or name.startswith(f"{stem}/")], local
+        folder, _, module = stem.rpartition("/")
+        assert not [name for name in infos if name.startswith(f"{folder}/__pycache__/{module}.")], local
+    assert "python/lambda_wrapper/doctor.py" in infos
+    assert "python/lambda_wrapper/telemetry/decode.py" in infos
     for top_level in (
         "structlog/__init__.py",
         "psutil/__init__.py",
@@ -150,6 +162,18 @@ def test_zip_layout(dist_dir: Path, arch: str) -> None:
     modes = {info.external_attr >> 16 & 0o7777 for info in infos.values()}
     assert modes <= {0o644, 0o755}
     assert list(infos) == sorted(infos), "entries are written in sorted order"
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_every_file_is_deflated_at_level_9(dist_dir: Path, arch: str) -> None:
+    with zipfile.ZipFile(zip_path(dist_dir, arch)) as archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            assert info.compress_type == zipfile.ZIP_DEFLATED, info.filename
+            compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+            level_9 = compressor.compress(archive.read(info)) + compressor.flush()
+            assert info.compress_size == len(level_9), info.filename
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
@@ -367,17 +391,28 @@ def _read_only_mount_available() -> bool:
 
 
 @pytest.fixture(scope="session")
-def extracted_x86_64_site(dist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def extracted_site(dist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The host architecture's zip, extracted as Lambda would: its python/ is /opt/python."""
     root = tmp_path_factory.mktemp("opt")
-    with zipfile.ZipFile(zip_path(dist_dir, "x86_64")) as archive:
+    with zipfile.ZipFile(zip_path(dist_dir, host_architecture().name)) as archive:
         archive.extractall(root)
     return root / "python"
 
 
-@pytest.mark.skipif(ARCHITECTURES["x86_64"] not in resolve_architectures(None), reason="x86_64 host needed")
+def run_probe(interpreter: Interpreter, probe: str, *arguments: str) -> dict:
+    """Run `probe` in a clean `interpreter -I` and return the JSON it prints."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    result = subprocess.run(
+        [str(interpreter.executable), "-I", "-c", probe, *arguments],
+        capture_output=True, text=True, env=environment, check=False, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
 @pytest.mark.parametrize("interpreter", INTERPRETERS, ids=[i.version for i in INTERPRETERS])
-def test_import_from_read_only_layer_compiles_nothing(extracted_x86_64_site: Path, interpreter) -> None:
-    site = str(extracted_x86_64_site)
+def test_import_from_read_only_layer_compiles_nothing(extracted_site: Path, interpreter: Interpreter) -> None:
+    site = str(extracted_site)
     command = [str(interpreter.executable), "-I", "-v", "-c", _IMPORT_PROBE, site]
     read_only = _read_only_mount_available()
     if read_only:
@@ -413,6 +448,204 @@ def test_import_from_read_only_layer_compiles_nothing(extracted_x86_64_site: Pat
         if "code object from" in line and site in line and ".pyc" not in line
     ]
     assert compiled == []
+
+
+# --- slimmed bytecode: no docstrings, no column tables, same line numbers ----------------------------
+
+_TRACEBACK_PROBE = """
+import json, sys, traceback
+sys.path.insert(0, sys.argv[1])
+from lambda_wrapper.telemetry import decode
+try:
+    decode.decode_batch(b"{}")
+except decode.UnreadableBatch as error:
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    print(json.dumps({"text": traceback.format_exc(), "file": frame.filename, "line": frame.lineno,
+                      "function": frame.name, "cached": decode.__cached__}))
+"""
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS, ids=[i.version for i in INTERPRETERS])
+def test_tracebacks_from_the_layer_show_source_lines(extracted_site: Path, interpreter: Interpreter) -> None:
+    """The line numbers in the slimmed bytecode still point at the shipped source's lines."""
+    report = run_probe(interpreter, _TRACEBACK_PROBE, str(extracted_site))
+    source = extracted_site / "lambda_wrapper" / "telemetry" / "decode.py"
+    tag = "cpython-" + interpreter.version.replace(".", "")
+    assert report["cached"] == str(source.parent / "__pycache__" / f"decode.{tag}.pyc")
+    assert (report["file"], report["function"]) == (str(source), "decode_batch")
+    line_text = source.read_text(encoding="utf-8").splitlines()[report["line"] - 1].strip()
+    assert line_text.startswith("raise UnreadableBatch("), f"line {report['line']} is {line_text!r}"
+    assert f'File "{source}", line {report["line"]}, in decode_batch\n    {line_text}\n' in report["text"]
+
+
+_DOCSTRING_PROBE = """
+import json, sys, types
+sys.path.insert(0, sys.argv[1])
+import lambda_wrapper.settings
+from lambda_wrapper.telemetry import decode
+
+def code_objects(code):
+    yield code
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            yield from code_objects(constant)
+
+columns = set()
+if sys.version_info >= (3, 11):
+    for code in code_objects(decode.decode_batch.__code__):
+        columns.update(str(position[2]) for position in code.co_positions())
+print(json.dumps({
+    "docs": [lambda_wrapper.settings.__doc__, decode.__doc__, decode.decode_batch.__doc__,
+             decode.UnreadableBatch.__doc__],
+    "cached": lambda_wrapper.settings.__cached__,
+    "columns": sorted(columns),
+}))
+"""
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS, ids=[i.version for i in INTERPRETERS])
+def test_shipped_bytecode_has_no_docstrings_or_columns(
+    extracted_site: Path, interpreter: Interpreter
+) -> None:
+    """The documented trade-off: `__doc__` is None and (3.11+) tracebacks get no `^^^` markers."""
+    sources = extracted_site / "lambda_wrapper"
+    for relative in ("settings.py", "telemetry/decode.py"):
+        assert ast.get_docstring(ast.parse((sources / relative).read_text(encoding="utf-8"))), relative
+    report = run_probe(interpreter, _DOCSTRING_PROBE, str(extracted_site))
+    assert report["cached"].startswith(str(sources / "__pycache__" / "settings.cpython-"))
+    assert report["docs"] == [None, None, None, None]
+    if interpreter.version != "3.10":
+        assert report["columns"] == ["None"]
+
+
+_LINE_TABLE_PROBE = """
+import json, marshal, sys, types
+import importlib.util
+from pathlib import Path
+
+def code_objects(code):
+    yield code
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            yield from code_objects(constant)
+
+def lines(code):
+    return {line for _, _, line in code.co_lines() if line is not None}
+
+problems, checked = [], 0
+for source in sorted(Path(sys.argv[1]).rglob("*.py")):
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    if not cached.is_file():
+        continue
+    checked += 1
+    shipped = list(code_objects(marshal.loads(cached.read_bytes()[16:])))
+    plain = list(code_objects(compile(source.read_bytes(), str(source), "exec", dont_inherit=True)))
+    key = lambda code: (code.co_firstlineno, code.co_name)
+    if sorted(map(key, shipped)) != sorted(map(key, plain)):
+        problems.append(f"{source}: other code objects than a plain compile")
+        continue
+    plain_lines = {}
+    for code in plain:
+        plain_lines.setdefault(key(code), set()).update(lines(code))
+    for code in shipped:
+        if not lines(code) <= plain_lines[key(code)]:
+            problems.append(f"{source}:{code.co_firstlineno} {code.co_name}: lines {sorted(lines(code))}")
+print(json.dumps({"checked": checked, "problems": problems[:10]}))
+"""
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS, ids=[i.version for i in INTERPRETERS])
+def test_shipped_line_numbers_match_a_plain_compile(extracted_site: Path, interpreter: Interpreter) -> None:
+    """Every function starts, and every instruction sits, on a line a plain compile of the source uses."""
+    report = run_probe(interpreter, _LINE_TABLE_PROBE, str(extracted_site))
+    assert report["checked"] > 50
+    assert report["problems"] == []
+
+
+_TRICKY_MODULE = '''"""Module docstring."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+def only_a_docstring():
+    """Nothing else."""
+
+
+@staticmethod
+def decorated_only_a_docstring():
+    """Nothing else."""
+
+
+def two_strings():
+    """The docstring."""
+    """A bare string, which must not become the docstring."""
+    return 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """A point.
+
+    The rest of the docstring.
+    """
+
+    x: int = 0
+
+
+class Empty:
+    """Only a docstring."""
+
+
+def checks(flag):
+    """A docstring above the assert."""
+    assert flag, "asserts are kept"
+'''
+
+_TRICKY_PROBE = """
+import json, sys, traceback
+sys.path.insert(0, sys.argv[1])
+import tricky
+try:
+    tricky.checks(False)
+    failed = None
+except AssertionError as error:
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    failed = [str(error), frame.lineno, frame.line]
+print(json.dumps({
+    "docs": [tricky.__doc__, tricky.only_a_docstring.__doc__, tricky.two_strings.__doc__,
+             tricky.Point.__doc__, tricky.Empty.__doc__, tricky.checks.__doc__],
+    "results": [tricky.only_a_docstring(), tricky.two_strings(), tricky.Point(2).x],
+    "first_lines": [tricky.only_a_docstring.__code__.co_firstlineno, tricky.checks.__code__.co_firstlineno],
+    "decorated_lines": sorted(
+        {line for *_, line in tricky.decorated_only_a_docstring.__func__.__code__.co_lines() if line}
+    ),
+    "annotations": tricky.Point.__annotations__,
+    "failed": failed,
+    "cached": tricky.__cached__,
+}))
+"""
+
+
+def test_docstring_stripping_keeps_lines_asserts_and_meaning(tmp_path: Path) -> None:
+    (tmp_path / "tricky.py").write_text(_TRICKY_MODULE)
+    compile_tree(tmp_path, INTERPRETERS, SILENT)
+    lines = _TRICKY_MODULE.splitlines()
+    assert_line = next(number for number, line in enumerate(lines, 1) if "assert flag" in line)
+    for interpreter in INTERPRETERS:
+        report = run_probe(interpreter, _TRICKY_PROBE, str(tmp_path))
+        tag = "cpython-" + interpreter.version.replace(".", "")
+        assert report["cached"] == str(tmp_path / "__pycache__" / f"tricky.{tag}.pyc")
+        # Only a dataclass keeps a docstring, its summary line: without one, @dataclass would
+        # build one with inspect.signature at import.
+        assert report["docs"] == [None, None, None, "A point.", None, None], interpreter.version
+        assert report["results"] == [None, 1, 2]
+        assert report["first_lines"] == [lines.index("def only_a_docstring():") + 1, assert_line - 2]
+        # A plain compile puts the implicit `return None` of a docstring-only body on the first line.
+        assert report["decorated_lines"] == [lines.index("@staticmethod") + 1]
+        assert report["annotations"] == {"x": "int"}  # `from __future__` still applies
+        assert report["failed"] == ["asserts are kept", assert_line, 'assert flag, "asserts are kept"']
 
 
 # --- the dir format ----------------------------------------------------------------------------------

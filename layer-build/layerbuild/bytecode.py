@@ -5,7 +5,7 @@ again on every cold start. Shipping .pyc files removes that cost, but only if th
 accepts them as they are: see layer-build/README.md for why the mode is `unchecked-hash`.
 
 To fit the size gate the shipped bytecode is also slimmed, without touching the sources or any line
-number (see "Bytecode size" in the README):
+number (see "What the shipped bytecode leaves out" in layer-build/README.md):
 - docstrings are left out of the compiled code (`__doc__` is None; `help()` shows no text);
 - on 3.11+, the column tables are left out (`-X no_debug_ranges`): tracebacks keep file, line and
   source text and lose only the `^^^^` markers under it.
@@ -34,12 +34,11 @@ _DEBUG_RANGES_SINCE = (3, 11)
 # source path anyway, so tracebacks point at the shipped sources.)
 RUNTIME_SITE_DIR = "/opt/python"
 
-# Runs inside each target interpreter: compiles the relative paths given on stdin. It is
-# py_compile.compile (same pyc header, same path, same atomic write) with an AST step in between.
+# Runs inside each target interpreter: compiles the relative paths given on stdin to the pyc that
+# py_compile.compile would write (same header, same path), with an AST step between parse and compile.
 _COMPILER = """
-import ast, os, sys
+import ast, marshal, os, struct, sys
 import importlib.util
-from importlib import _bootstrap_external as external
 
 root, runtime_dir, mode, strip = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
 OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
@@ -57,9 +56,10 @@ def is_dataclass(node):
     return False
 
 def strip_docstrings(tree):
-    # Every other node keeps its own lineno, so no line number moves. A bare string left first
-    # would become the docstring in turn, so those go too; an emptied body gets a `pass` where
-    # the docstring was.
+    # Every other node keeps its own position, so no line number moves. A bare string left first
+    # would become the docstring in turn, so those go too. An emptied body gets a `pass` on the
+    # code object's first line (the first decorator's, else the `def`/`class` line), where a plain
+    # compile puts the implicit `return None` of a docstring-only body.
     for node in ast.walk(tree):
         if not (isinstance(node, OWNERS) and node.body and is_string_statement(node.body[0])):
             continue
@@ -69,11 +69,15 @@ def strip_docstrings(tree):
             constant = node.body[0].value
             constant.value = constant.value.strip().split("\\n", 1)[0] or constant.value
             continue
-        docstring = node.body[0]
+        if isinstance(node, ast.Module):
+            first = node.body[0]
+        else:
+            first = (node.decorator_list or [node])[0]
         while node.body and is_string_statement(node.body[0]):
             del node.body[0]
         if not node.body:
-            node.body.append(ast.copy_location(ast.Pass(), docstring))
+            line, column = first.lineno, first.col_offset
+            node.body.append(ast.Pass(lineno=line, col_offset=column, end_lineno=line, end_col_offset=column))
 
 failures = []
 for relative in sys.stdin.read().splitlines():
@@ -88,15 +92,19 @@ for relative in sys.stdin.read().splitlines():
     except (SyntaxError, ValueError) as error:
         failures.append(type(error).__name__ + ": " + str(error) + " in " + relative)
         continue
+    # PEP 552 header: magic, flags, then the source's mtime and size or its hash.
     if mode == "timestamp":
         stat = os.stat(path)
-        data = external._code_to_timestamp_pyc(code, stat.st_mtime, stat.st_size)
+        header = struct.pack("<II", int(stat.st_mtime) & 0xFFFFFFFF, stat.st_size & 0xFFFFFFFF)
+        flags = 0
     else:
-        checked = mode == "checked-hash"
-        data = external._code_to_hash_pyc(code, importlib.util.source_hash(source), checked)
-    cached = importlib.util.cache_from_source(path)
+        header = importlib.util.source_hash(source)
+        flags = 0b01 | (0b10 if mode == "checked-hash" else 0)
+    cached = importlib.util.cache_from_source(path)  # the optimize=0 path: cpython-3XY.pyc
     os.makedirs(os.path.dirname(cached), exist_ok=True)
-    external._write_atomic(cached, data, external._calc_mode(path))
+    with open(cached + ".partial", "wb") as stream:
+        stream.write(importlib.util.MAGIC_NUMBER + struct.pack("<I", flags) + header + marshal.dumps(code))
+    os.replace(cached + ".partial", cached)
 if failures:
     sys.stderr.write("\\n".join(failures) + "\\n")
     sys.exit(1)
@@ -128,7 +136,15 @@ def compiler_command(
     if not debug_ranges and version >= _DEBUG_RANGES_SINCE:
         # Applies to everything this process compiles; 3.10 has no column tables to drop.
         command += ["-X", "no_debug_ranges"]
-    return [*command, "-c", _COMPILER, str(site_dir), RUNTIME_SITE_DIR, mode, "1" if strip_docstrings else "0"]
+    return [
+        *command,
+        "-c",
+        _COMPILER,
+        str(site_dir),
+        RUNTIME_SITE_DIR,
+        mode,
+        "1" if strip_docstrings else "0",
+    ]
 
 
 def compile_tree(
@@ -146,7 +162,13 @@ def compile_tree(
         raise LayerBuildError(f"unknown bytecode invalidation mode {mode!r}")
 
     def run(interpreter: Interpreter) -> None:
-        progress.step(f"{label}compiling {mode} bytecode with python {interpreter.full_version}")
+        slimmed = [
+            part
+            for part, dropped in (("docstrings", strip_docstrings), ("column tables", not debug_ranges))
+            if dropped
+        ]
+        without = f" without {' or '.join(slimmed)}" if slimmed else ""
+        progress.step(f"{label}compiling {mode} bytecode{without} with python {interpreter.full_version}")
         sources = "\n".join(sources_to_compile(site_dir, interpreter.version, restricted))
         command = compiler_command(
             interpreter, site_dir, mode, strip_docstrings=strip_docstrings, debug_ranges=debug_ranges

@@ -1,7 +1,7 @@
 """What the supervisor measures about the function and about itself.
 
-Each module is one instrument, loaded only when its feature is on (see
-``docs/instruments.md``). Modules on the default path (``records``, ``clock``,
-``coldstart``, ``overhead``, ``procfs``) import nothing beyond what awslambdaric
-already loaded; structlog and psutil are imported only by ``logs`` and ``process``.
+Each module is one idea, loaded only when its feature is on (see
+``docs/instruments.md``). The modules on the default path (``records``, ``context``,
+``coldstart``, ``overhead``, ``procfs``) import nothing beyond what awslambdaric already
+loaded; structlog and psutil are imported only by ``logs`` and ``process``.
 """

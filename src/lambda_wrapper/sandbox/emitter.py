@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,19 +45,37 @@ class Emitter:
             listener(event)
 
     def function_line(self, line: str) -> None:
-        with self._lock:
-            self.function_output.append(line.rstrip("\n"))
-        self.emit(records.event("function", self._record(line)), raw_line=line)
+        self.function_lines([line])
 
     def extension_line(self, line: str) -> None:
+        self.extension_lines([line])
+
+    def function_lines(self, lines: list[str]) -> None:
+        self._lines("function", self.function_output, lines)
+
+    def extension_lines(self, lines: list[str]) -> None:
+        self._lines("extension", self.extension_output, lines)
+
+    def _lines(self, kind: str, output: list[str], lines: list[str]) -> None:
+        """The lines of one pipe read: one timestamp (when the platform read them,
+        as on Lambda) and one trip through the bus's lock for all of them."""
+        at = time.time()
+        events = [records.event(kind, self._record(line, at), at) for line in lines]
         with self._lock:
-            self.extension_output.append(line.rstrip("\n"))
-        self.emit(records.event("extension", self._record(line)), raw_line=line)
+            output.extend(line.rstrip("\n") for line in lines)
+            self.events.extend(events)
+            if self._bus is not None:
+                self._bus.publish_many(
+                    [StoredEvent(event, line) for event, line in zip(events, lines)]
+                )
+        for listener in self._listeners:
+            for event in events:
+                listener(event)
 
     def logs_dropped(self, dropped_bytes: int, dropped_records: int, reason: str) -> None:
         self.emit(records.logs_dropped(dropped_bytes, dropped_records, reason))
 
-    def _record(self, line: str) -> dict[str, Any] | str:
+    def _record(self, line: str, at: float) -> dict[str, Any] | str:
         if not self.json_logs:
             return line
         try:
@@ -65,4 +84,4 @@ class Emitter:
             parsed = None
         if isinstance(parsed, dict):
             return dict(parsed)
-        return {"timestamp": records.iso_time(), "level": "INFO", "message": line.rstrip("\n")}
+        return {"timestamp": records.iso_time(at), "level": "INFO", "message": line.rstrip("\n")}

@@ -13,6 +13,13 @@ instead of counting against the listener (see ``FreezeClock``).
 Events emitted before subscriptions close are kept and replayed to each new
 subscriber, which is how an extension that subscribes during Init still sees
 ``platform.initStart``.
+
+Cost matters: the listener of an internal extension shares the function's CPU,
+and every millisecond the platform's own threads spend per log line (on two busy
+cores) is taken from that listener and turns into "slow consumer" drops Lambda
+would not have. So each event is JSON-encoded once, when it is buffered; lines are
+published a pipe read at a time under one lock; and only what changes a schedule
+wakes a thread (a buffer that starts, or fills up), not every event.
 """
 
 from __future__ import annotations
@@ -20,11 +27,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .freeze_clock import FreezeClock
-from .records import Event
 from .subscriber_views import StoredEvent, View
 from .subscription_rules import SubscriptionRequest
 from .telemetry_delivery import BatchSender, DeliveryFailed
@@ -32,8 +38,13 @@ from .telemetry_delivery import BatchSender, DeliveryFailed
 SLOW_CONSUMER = (
     "Some logs were dropped because the downstream consumer is slower than the logs production rate"
 )
+# At shutdown, stop waiting for a listener that has completed no POST for this long.
+FLUSH_STALL_S = 0.5
 
 DropReporter = Callable[[int, int, str], None]
+
+# One encoder for every event: ``json.dumps`` with arguments builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass
@@ -42,22 +53,31 @@ class Subscriber:
     request: SubscriptionRequest
     view: View
     sender: BatchSender
-    buffer: list[tuple[Event, int]] = field(default_factory=list)
+    ready: threading.Condition  # shares the bus lock; wakes this subscriber's sender
+    buffer: list[bytes] = field(default_factory=list)
     buffer_bytes: int = 0
     first_at: float | None = None  # monotonic time of the oldest buffered event
     in_flight: bool = False
     in_flight_epoch: int = -1
-    handed_over: list[Event] | None = None
+    handed_over: list[bytes] | None = None
     closed: bool = False
     delivered_batches: int = 0
+    added: int = 0  # events ever buffered
+    taken: int = 0  # events ever taken out (sent or dropped)
+    flush_target: int = 0  # ``added`` when the shutdown flush began
+    flush_failed: bool = False  # a POST failed during the shutdown flush: not retried
 
-    def add(self, events: list[Event]) -> None:
+    def add(self, events: Iterable[dict]) -> bool:
+        """Buffer events; True if that changed when the next batch is due."""
+        was_due = self.due_at()
         for item in events:
-            size = len(json.dumps(item, separators=(",", ":")))
+            encoded = _encode(item).encode()
             if not self.buffer:
                 self.first_at = time.monotonic()
-            self.buffer.append((item, size))
-            self.buffer_bytes += size
+            self.buffer.append(encoded)
+            self.buffer_bytes += len(encoded)
+            self.added += 1
+        return self.due_at() != was_due
 
     def due_at(self) -> float | None:
         """When the buffered batch becomes ready (monotonic), None if empty."""
@@ -68,27 +88,41 @@ class Subscriber:
             return 0.0
         return self.first_at + buffering.timeout_ms / 1000.0
 
-    def take_batch(self) -> tuple[list[Event], int]:
+    def take_batch(self) -> tuple[list[bytes], int]:
         buffering = self.request.buffering
-        taken: list[Event] = []
+        count = 0
         taken_bytes = 0
-        while self.buffer and len(taken) < buffering.max_items:
-            item, size = self.buffer[0]
-            if taken and taken_bytes + size > buffering.max_bytes:
+        for encoded in self.buffer[: buffering.max_items]:
+            if count and taken_bytes + len(encoded) > buffering.max_bytes:
                 break
-            self.buffer.pop(0)
-            taken.append(item)
-            taken_bytes += size
+            count += 1
+            taken_bytes += len(encoded)
+        # One slice, not pop(0) per event: that was quadratic in a 10,000-event batch.
+        taken = self.buffer[:count]
+        del self.buffer[:count]
         self.buffer_bytes -= taken_bytes
+        self.taken += count
         self.first_at = time.monotonic() if self.buffer else None
         return taken, taken_bytes
+
+    @property
+    def flushed(self) -> bool:
+        """Everything buffered when the flush began is out (or its listener is gone).
+
+        Events that arrive later (a function still printing after a timeout) go out
+        too while the flush lasts, but are not waited for.
+        """
+        return not self.in_flight and (self.taken >= self.flush_target or self.flush_failed)
 
 
 class TelemetryBus:
     def __init__(self, clock: FreezeClock, report_drop: DropReporter) -> None:
         self._clock = clock
         self._report_drop = report_drop
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        # The scheduler and the waiters (deliver_due, flush_all) wait on this one;
+        # each sender has its own condition on the same lock.
+        self._cond = threading.Condition(self._lock)
         self._subscribers: list[Subscriber] = []
         self._init_events: list[StoredEvent] | None = []
         self._flush_everything = False
@@ -101,21 +135,28 @@ class TelemetryBus:
     # -- producers -----------------------------------------------------------------
 
     def publish(self, stored: StoredEvent) -> None:
+        self.publish_many([stored])
+
+    def publish_many(self, stored_events: list[StoredEvent]) -> None:
         with self._cond:
             if self._init_events is not None:
-                self._init_events.append(stored)
+                self._init_events.extend(stored_events)
+            reschedule = False
             for subscriber in self._subscribers:
-                subscriber.add(subscriber.view(stored))
-            self._cond.notify_all()
+                view = subscriber.view
+                if subscriber.add(item for stored in stored_events for item in view(stored)):
+                    reschedule = True
+            if reschedule:
+                self._cond.notify_all()
 
     def subscribe(self, name: str, request: SubscriptionRequest, view: View) -> None:
         """Add (or replace) ``name``'s subscription and replay the Init events to it."""
-        subscriber = Subscriber(name, request, view, BatchSender(request.destination, self._clock.active_now))
+        sender = BatchSender(request.destination, self._clock.active_now)
+        subscriber = Subscriber(name, request, view, sender, threading.Condition(self._lock))
         with self._cond:
             for existing in [s for s in self._subscribers if s.name == name]:
                 self._retire(existing)
-            for stored in self._init_events or []:
-                subscriber.add(view(stored))
+            subscriber.add(item for stored in self._init_events or [] for item in view(stored))
             self._subscribers.append(subscriber)
             self._cond.notify_all()
         threading.Thread(
@@ -136,13 +177,24 @@ class TelemetryBus:
             max_wait_s,
         )
 
-    def flush_all(self, max_wait_s: float) -> None:
-        """Before shutdown: send everything buffered, never dropping."""
+    def flush_all(self, max_wait_s: float, stall_s: float = FLUSH_STALL_S) -> None:
+        """Before shutdown: send everything buffered, never dropping.
+
+        Batches go out one after the other, each as soon as the previous one is
+        answered, for as long as the listeners keep answering: the wait ends when
+        everything is delivered, when no POST has completed for ``stall_s``, or at
+        ``max_wait_s``. A subscriber whose POST fails is not tried again: its
+        listener is gone (an internal extension's listener dies with its runtime),
+        and retrying would only feed it the ``logsDropped`` of its own failure.
+        """
         with self._cond:
             self._flush_everything = True
+            for subscriber in self._subscribers:
+                subscriber.flush_failed = False
+                subscriber.flush_target = subscriber.added
             self._cond.notify_all()
         try:
-            self._wait_until(lambda: not any(s.in_flight or s.buffer for s in self._subscribers), max_wait_s)
+            self._wait_with_progress(max_wait_s, stall_s)
         finally:
             with self._cond:
                 self._flush_everything = False
@@ -186,9 +238,27 @@ class TelemetryBus:
                     return
                 self._cond.wait(min(remaining, 0.05))
 
+    def _wait_with_progress(self, max_wait_s: float, stall_s: float) -> None:
+        started = time.monotonic()
+        deadline = started + max_wait_s
+        with self._cond:
+            progress = self._progress()
+            progress_at = started
+            while not all(s.flushed for s in self._subscribers):
+                now = time.monotonic()
+                if self._progress() != progress:
+                    progress, progress_at = self._progress(), now
+                if now >= deadline or now - progress_at >= stall_s:
+                    return
+                self._cond.wait(min(deadline - now, 0.05))
+
+    def _progress(self) -> int:
+        return sum(s.delivered_batches for s in self._subscribers)
+
     def _retire(self, subscriber: Subscriber) -> None:
         subscriber.closed = True
         self._subscribers.remove(subscriber)
+        subscriber.ready.notify_all()
         self._cond.notify_all()
 
     def _schedule_loop(self) -> None:
@@ -211,8 +281,9 @@ class TelemetryBus:
         wake_at: float | None = None
         now = time.monotonic()
         for subscriber in self._subscribers:
+            flushing = self._flush_everything and not subscriber.flush_failed
             while subscriber.buffer:
-                due = 0.0 if self._flush_everything else subscriber.due_at()
+                due = 0.0 if flushing else subscriber.due_at()
                 if due is None or due > now:
                     wake_at = due if wake_at is None or (due is not None and due < wake_at) else wake_at
                     break
@@ -221,9 +292,9 @@ class TelemetryBus:
                     subscriber.handed_over = batch
                     subscriber.in_flight = True
                     subscriber.in_flight_epoch = self._clock.epoch
-                    self._cond.notify_all()
+                    subscriber.ready.notify()
                     break
-                if self._flush_everything or subscriber.in_flight_epoch != self._clock.epoch:
+                if flushing or subscriber.in_flight_epoch != self._clock.epoch:
                     break  # wait for the POST in flight; it began before the last thaw
                 batch, batch_bytes = subscriber.take_batch()
                 drops.append((batch_bytes, len(batch), SLOW_CONSUMER))
@@ -233,7 +304,7 @@ class TelemetryBus:
         while True:
             with self._cond:
                 while subscriber.handed_over is None and not subscriber.closed:
-                    self._cond.wait()
+                    subscriber.ready.wait()
                 if subscriber.handed_over is None:
                     subscriber.sender.close()
                     return
@@ -246,8 +317,10 @@ class TelemetryBus:
             with self._cond:
                 subscriber.handed_over = None
                 subscriber.in_flight = False
-                subscriber.delivered_batches += failure is None
+                if failure is None:
+                    subscriber.delivered_batches += 1
+                elif self._flush_everything:
+                    subscriber.flush_failed = True
                 self._cond.notify_all()
             if failure is not None and not subscriber.closed:
-                batch_bytes = sum(len(json.dumps(item, separators=(",", ":"))) for item in batch)
-                self._report_drop(batch_bytes, len(batch), failure)
+                self._report_drop(sum(len(encoded) for encoded in batch), len(batch), failure)

@@ -32,15 +32,12 @@ TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import CodeType
-    from typing import TypeVar
 
     from ..extension.runner import InternalExtension
     from ..instruments.import_profile import ImportProfile
     from ..instruments.process import ProcessMetrics
     from ..instruments.watchdog import Watchdog
     from .invocation import Handler
-
-    T = TypeVar("T")
 
 
 class InvalidSettingsError(ValueError):
@@ -52,7 +49,6 @@ class Supervisor:
         self.settings = settings
         self.timeline = timeline or InitTimeline(time.perf_counter())
         self.extension: InternalExtension | None = None
-        self.invocations = 0
         self.cold_start = ColdStartTracker(self.timeline)
         self.clock = HandlerPathClock()
         self.process_metrics: ProcessMetrics | None = None
@@ -63,40 +59,53 @@ class Supervisor:
         self.handler_code: CodeType | None = None
         self._track_peak = False
 
+    @property
+    def invocations(self) -> int:
+        return self.cold_start.invocations
+
     # -- InvocationObserver -------------------------------------------------------------
+    # Both run on the handler's path: an instrument's failure is one line, never the
+    # function's. The extension calls come last so our records are in its flush.
     def invocation_started(self, request_id: str, deadline_ms: int | None) -> None:
         self.clock.begin()
-        self.invocations += 1
-        self.cold_start.invocation_starts(time.time())
-        invocation_context.invocation_starts(request_id, self.cold_start.cold_start)
-        if self.cold_start.first and self.extension is not None:
-            # At the start, not the end: a first invocation that times out still reports its Init.
-            self._submit_init_record(self.extension, request_id)
-        if self._track_peak:
-            procfs.reset_peak_rss()
-        if self.process_metrics is not None:
-            self._guarded("process metrics", self.process_metrics.invocation_starts)
-        if self.watchdog is not None:
-            self.watchdog.arm(request_id, deadline_ms, threading.get_ident())
+        try:
+            self._instruments_start(request_id, deadline_ms)
+        except Exception as exc:
+            diagnostics.emit_once("warning", "instruments_failed", f"an instrument failed: {exc!r}")
         if self.extension is not None:
             self.extension.handler_started(request_id)
         self.clock.pause()
 
     def invocation_finished(self, request_id: str, duration_ms: float, error: BaseException | None) -> None:
         self.clock.resume()
+        try:
+            self._instruments_finish(request_id, duration_ms, error)
+        except Exception as exc:
+            diagnostics.emit_once("warning", "instruments_failed", f"an instrument failed: {exc!r}")
+        if self.extension is not None:
+            self.extension.handler_finished(request_id)
+
+    def _instruments_start(self, request_id: str, deadline_ms: int | None) -> None:
+        self.cold_start.invocation_starts(time.time())
+        invocation_context.invocation_starts(request_id, self.cold_start.cold_start)
+        if self.cold_start.first and self.extension is not None:
+            # At the start, not the end: a first invocation that times out still reports its Init.
+            init = self.timeline.record(self.cold_start.cold_start, self.cold_start.proactive_init)
+            self.extension.submit(own_event(INIT, init, request_id))
+        if self._track_peak:
+            procfs.reset_peak_rss()
+        if self.process_metrics is not None:
+            self.process_metrics.invocation_starts()
+        if self.watchdog is not None:
+            self.watchdog.arm(request_id, deadline_ms, threading.get_ident())
+
+    def _instruments_finish(self, request_id: str, duration_ms: float, error: BaseException | None) -> None:
         if self.watchdog is not None:
             armed = self.watchdog.disarm()
             if armed is not None and not armed.memory_fired:
                 self._memory_check_after_the_fact(request_id)
         if self.extension is not None:
-            try:
-                self._submit_records(self.extension, request_id, duration_ms, error)
-            except Exception as exc:
-                diagnostics.emit_once(
-                    "warning", "records_failed", f"could not build our own records: {exc!r}"
-                )
-            # Last: the extension may flush as soon as it hears the handler is done.
-            self.extension.handler_finished(request_id)
+            self._submit_records(self.extension, request_id, duration_ms, error)
 
     # -- records ------------------------------------------------------------------------
     def _submit_records(
@@ -111,9 +120,10 @@ class Supervisor:
             "errorType": type(error).__name__ if error is not None else None,
         }
         if self.process_metrics is not None:
-            process = self._guarded("process metrics", self.process_metrics.snapshot)
-            if process is not None:
-                record["process"] = process
+            try:
+                record["process"] = self.process_metrics.snapshot()
+            except Exception as exc:  # the invocation record still goes out
+                diagnostics.emit_once("warning", "process_metrics_failed", f"process metrics failed: {exc!r}")
         lag = listener_lag_ms(extension)
         if lag is not None:
             record["listenerLagMs"] = lag
@@ -123,13 +133,6 @@ class Supervisor:
             self.import_profile = None
         record["wrapperOverheadMs"] = self.clock.total_ms()
         extension.submit(own_event(INVOCATION, record, request_id))
-
-    def _submit_init_record(self, extension: InternalExtension, request_id: str) -> None:
-        try:
-            init = self.timeline.record(self.cold_start.cold_start, self.cold_start.proactive_init)
-            extension.submit(own_event(INIT, init, request_id))
-        except Exception as exc:
-            diagnostics.emit_once("warning", "records_failed", f"could not build our own records: {exc!r}")
 
     # -- warnings (called on the watchdog thread) --------------------------------------------
     def on_timeout_warning(self, request_id: str, thread_id: int, left_ms: float) -> None:
@@ -253,15 +256,6 @@ class Supervisor:
         self.watchdog = Watchdog(
             warning_ms, self.memory_limit_bytes, self.on_timeout_warning, self.on_memory_warning
         )
-
-    def _guarded(self, feature: str, call: Callable[[], T]) -> T | None:
-        try:
-            return call()
-        except Exception as exc:
-            diagnostics.emit_once(
-                "warning", f"{feature}_failed", f"{feature} failed: {exc!r}", feature=feature
-            )
-            return None
 
 
 def memory_limit_bytes(pct: int) -> int | None:

@@ -1,0 +1,104 @@
+"""The supervisor around each invocation: records first, the extension's signal last, failures contained."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from lambda_wrapper.instruments.records import INIT, INVOCATION
+from lambda_wrapper.settings import Settings
+from lambda_wrapper.supervisor.core import Supervisor
+from lambda_wrapper.supervisor.invocation import wrap_handler
+
+
+class FakeExtension:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def submit(self, event: Any) -> None:
+        self.calls.append(("submit", event.type))
+
+    def flush(self) -> int:
+        self.calls.append(("flush", None))
+        return 0
+
+    def handler_started(self, request_id: str) -> None:
+        self.calls.append(("handler_started", request_id))
+
+    def handler_finished(self, request_id: str) -> None:
+        self.calls.append(("handler_finished", request_id))
+
+
+def supervised(settings: dict[str, str] | None = None) -> tuple[Supervisor, FakeExtension]:
+    supervisor = Supervisor(Settings(settings or {}))
+    supervisor.timeline.init_ends()
+    extension = FakeExtension()
+    supervisor.extension = extension  # type: ignore[assignment]
+    return supervisor, extension
+
+
+def context(request_id: str) -> SimpleNamespace:
+    return SimpleNamespace(aws_request_id=request_id, _deadline_ms=int(time.time() * 1000) + 3000)
+
+
+def test_records_go_before_the_extension_hears_the_handler_is_done() -> None:
+    supervisor, extension = supervised()
+    handler = wrap_handler(lambda event, ctx: {"ok": True}, supervisor)
+    assert handler({}, context("r1")) == {"ok": True}
+    assert handler({}, context("r2")) == {"ok": True}
+    assert extension.calls == [
+        ("submit", INIT),
+        ("handler_started", "r1"),
+        ("submit", INVOCATION),
+        ("handler_finished", "r1"),
+        ("handler_started", "r2"),
+        ("submit", INVOCATION),
+        ("handler_finished", "r2"),
+    ]
+    assert supervisor.invocations == 2
+
+
+def test_a_failing_instrument_never_reaches_the_function(capsys: pytest.CaptureFixture[str]) -> None:
+    supervisor, extension = supervised()
+
+    class BrokenWatchdog:
+        def arm(self, *args: object) -> None:
+            raise RuntimeError("arm broke")
+
+        def disarm(self) -> None:
+            raise RuntimeError("disarm broke")
+
+    supervisor.watchdog = BrokenWatchdog()  # type: ignore[assignment]
+    handler = wrap_handler(lambda event, ctx: "answer", supervisor)
+    assert handler({}, context("r1")) == "answer"
+    assert handler({}, context("r2")) == "answer"
+    assert extension.calls[-1] == ("handler_finished", "r2")
+    err = capsys.readouterr().err
+    assert err.count('"event": "instruments_failed"') == 1  # said once, not per invocation
+
+
+def test_the_handlers_exception_passes_through_with_its_type_recorded() -> None:
+    supervisor, extension = supervised()
+
+    def failing(event: object, ctx: object) -> None:
+        raise ValueError("bad input")
+
+    handler = wrap_handler(failing, supervisor)
+    with pytest.raises(ValueError, match="bad input"):
+        handler({}, context("r1"))
+    assert extension.calls[-1] == ("handler_finished", "r1")
+
+
+def test_timeout_warning_flushes_through_the_extension() -> None:
+    supervisor, extension = supervised({"LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "100"})
+    supervisor.start_instruments()
+    assert supervisor.watchdog is not None
+    handler = wrap_handler(lambda event, ctx: time.sleep(0.35), supervisor)
+    ctx = SimpleNamespace(aws_request_id="slow", _deadline_ms=int(time.time() * 1000) + 300)
+    handler({}, ctx)
+    warning = extension.calls.index(("submit", "lambda_wrapper.warning"))
+    assert extension.calls[warning + 1] == ("flush", None)
+    assert warning < extension.calls.index(("handler_finished", "slow"))
