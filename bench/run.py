@@ -42,8 +42,8 @@ class Plan:
     warm_invocations: int
     throughput_trials: int
     ladder: tuple[int, ...]
-    budget_invocations: int  # invocations at 10,000 lines, where the slowdown is measured
-    step_invocations: int  # invocations at every other step of the ladder
+    budget_invocations: int  # invocations at 10,000 lines, where the slowdown is measured (first untimed)
+    step_invocations: int  # invocations at every other step of the ladder (first untimed)
     warmup_round: bool
     quick: bool
 
@@ -56,7 +56,7 @@ FULL = Plan(
     warm_invocations=200,
     throughput_trials=3,
     ladder=(1000, 3000, 10000, 30000),
-    budget_invocations=5,
+    budget_invocations=11,
     step_invocations=2,
     warmup_round=True,
     quick=False,

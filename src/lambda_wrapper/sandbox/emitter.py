@@ -60,13 +60,14 @@ class Emitter:
         """The lines of one pipe read: one timestamp (when the platform read them,
         as on Lambda) and one trip through the bus's lock for all of them."""
         at = time.time()
-        events = [records.event(kind, self._record(line, at), at) for line in lines]
+        stamp = records.iso_time(at)
+        events = [{"time": stamp, "type": kind, "record": self._record(line, at)} for line in lines]
         with self._lock:
             output.extend(line.rstrip("\n") for line in lines)
             self.events.extend(events)
             if self._bus is not None:
                 self._bus.publish_many(
-                    [StoredEvent(event, line) for event, line in zip(events, lines)]
+                    [StoredEvent(event, line) for event, line in zip(events, lines, strict=True)]
                 )
         for listener in self._listeners:
             for event in events:

@@ -49,7 +49,8 @@ log = structlog.get_logger("lambda_wrapper.sandbox")
 
 TIMED_OUT = "timeout"
 DUE_TELEMETRY_WAIT_S = 1.0
-SHUTDOWN_FLUSH_WAIT_S = 0.5
+# Longest wait, before SIGTERM, for listeners that keep answering (see flush_all).
+SHUTDOWN_FLUSH_WAIT_S = 2.0
 
 
 @dataclass
@@ -253,7 +254,7 @@ class Lifecycle:
                     layout.argv([path]),
                     self.config.extension_env,
                     layout.cwd,
-                    self._emitter.extension_line,
+                    self._emitter.extension_lines,
                     functools.partial(self._extension_exited, env, name),
                 )
             except OSError as error:
@@ -270,7 +271,7 @@ class Lifecycle:
                 layout.argv(self.config.runtime_argv),
                 self.config.runtime_env,
                 layout.cwd,
-                self._emitter.function_line,
+                self._emitter.function_lines,
                 functools.partial(self._runtime_exited, env),
             )
         except OSError as error:
@@ -484,6 +485,11 @@ class Lifecycle:
     def _reset(self, reason: str) -> None:
         log.info("environment shutdown", reason=reason)
         self._thaw()
+        # Everything the processes wrote before the shutdown reaches the subscribers
+        # before SIGTERM: read what is still in the pipes, then deliver every
+        # buffered batch (extensions that drain after SIGTERM lose nothing either).
+        for process in self._processes():
+            process.output.drain()
         self._bus.flush_all(SHUTDOWN_FLUSH_WAIT_S)
         shut_down(self._env, self._runtime, self._extensions, reason)
         self._env.close()

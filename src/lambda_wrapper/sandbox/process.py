@@ -6,9 +6,10 @@ supervisor does (contract 4.2). Freezing is SIGSTOP to the group and thawing is
 SIGCONT, which stops every thread, like Lambda's freezer.
 
 Output: stdout and stderr share one pipe (they share one log stream on Lambda),
-split into lines that keep their ``\\n``. ``drain`` reads whatever is already in the
-pipe, so the platform can publish a function's log lines before the
-``platform.runtimeDone`` that follows them.
+split into lines that keep their ``\\n`` and handed on a read (up to 64 KiB) at a
+time. ``drain`` reads whatever is already in the pipe, so the platform can publish
+a function's log lines before the ``platform.runtimeDone`` that follows them, and
+before it signals the process at shutdown.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from collections.abc import Callable, Sequence
 
 MAX_LINE_BYTES = 256 * 1024
 
-LineSink = Callable[[str], None]
+LinesSink = Callable[[list[str]], None]
 ExitSink = Callable[["ManagedProcess", int], None]
 
 
 class OutputReader:
-    def __init__(self, fd: int, on_line: LineSink, name: str) -> None:
+    def __init__(self, fd: int, on_lines: LinesSink, name: str) -> None:
         self._fd = fd
-        self._on_line = on_line
+        self._on_lines = on_lines
         self._lock = threading.Lock()
         self._partial = b""
         self._eof = False
@@ -42,6 +43,7 @@ class OutputReader:
         self._thread.start()
 
     def drain(self) -> None:
+        """Publish everything written to the pipe so far (waits for a read in progress)."""
         with self._lock:
             self._read_available()
 
@@ -57,7 +59,7 @@ class OutputReader:
         finally:
             with self._lock:
                 if self._partial:
-                    self._emit(self._partial)
+                    self._emit([self._partial])
                     self._partial = b""
                 with contextlib.suppress(OSError):
                     os.close(self._fd)
@@ -81,16 +83,29 @@ class OutputReader:
 
     def _split(self, chunk: bytes) -> None:
         data = self._partial + chunk
-        *lines, rest = data.split(b"\n")
-        for line in lines:
-            self._emit(line + b"\n")
+        end = data.rfind(b"\n") + 1
+        complete, rest = data[:end], data[end:]
+        pieces = [complete] if complete else []
         while len(rest) > MAX_LINE_BYTES:
-            self._emit(rest[:MAX_LINE_BYTES])
+            pieces.append(rest[:MAX_LINE_BYTES])
             rest = rest[MAX_LINE_BYTES:]
         self._partial = rest
+        if pieces:
+            self._emit(pieces)
 
-    def _emit(self, line: bytes) -> None:
-        self._on_line(line.decode("utf-8", errors="replace"))
+    def _emit(self, pieces: list[bytes]) -> None:
+        """Decode and split each piece into lines (``\\n`` kept; a piece without one
+        is a line of its own). Decoding whole pieces is safe: ``\\n`` never occurs
+        inside a UTF-8 sequence."""
+        lines: list[str] = []
+        for piece in pieces:
+            text = piece.decode("utf-8", errors="replace")
+            parts = text.split("\n")
+            lines.extend(part + "\n" for part in parts[:-1])
+            if parts[-1]:
+                lines.append(parts[-1])
+        if lines:
+            self._on_lines(lines)
 
 
 class ManagedProcess:
@@ -100,7 +115,7 @@ class ManagedProcess:
         argv: Sequence[str],
         env: dict[str, str],
         cwd: str | None,
-        on_line: LineSink,
+        on_lines: LinesSink,
         on_exit: ExitSink,
     ) -> None:
         self.name = name
@@ -122,7 +137,7 @@ class ManagedProcess:
         finally:
             os.close(write_fd)
         self.pid = self._popen.pid
-        self.output = OutputReader(read_fd, on_line, name)
+        self.output = OutputReader(read_fd, on_lines, name)
         self._on_exit = on_exit
         self._waiter = threading.Thread(target=self._wait, name=f"wait-{name}", daemon=True)
         self._waiter.start()

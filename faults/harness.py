@@ -1,0 +1,208 @@
+"""Running a function in the sandbox for a scenario, and reading what came out of it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lambda_wrapper.export.spool import read_segment
+from lambda_wrapper.sandbox import FunctionSpec, InvokeResult, Sandbox
+
+from .context import Context, SessionRecord
+from .functions import MARK, WRITE_VIOLATION
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+MARKER = re.compile(MARK.encode() + rb" ([A-Za-z0-9_.:-]+)")
+
+
+@dataclass
+class Session:
+    """A running sandbox plus what the scenario sent it."""
+
+    sandbox: Sandbox
+    tmp_dir: Path
+    event_canary: str
+    results: list[InvokeResult] = field(default_factory=list)
+
+    def invoke(self, event: dict[str, Any]) -> InvokeResult:
+        # Every event carries the canary: no scenario may ever log it.
+        result = self.sandbox.invoke({**event, "canary": self.event_canary})
+        self.results.append(result)
+        return result
+
+    def durations(self, start: int = 0, stop: int | None = None) -> list[float]:
+        return [summary.durationMs for summary in self.sandbox.invocations[start:stop]]
+
+    @property
+    def peak_mb(self) -> int:
+        return max((summary.maxMemoryUsedMB for summary in self.sandbox.invocations), default=0)
+
+
+@contextlib.contextmanager
+def session(
+    ctx: Context,
+    scenario: str,
+    *,
+    wrapper: bool = True,
+    env: dict[str, str] | None = None,
+    handler: str = "app.handler",
+    timeout_s: float = 3.0,
+    memory_mb: int = 128,
+    init_timeout_s: float = 10.0,
+    secrets_in_env: bool = True,
+    tmp_dir: Path | None = None,
+) -> Iterator[Session]:
+    """A sandbox for ``scenario``; its output is kept for the secrets scan when it ends.
+
+    Without the wrapper the layer is not mounted either: that is the function as its
+    owner would run it without us.
+    """
+    tmp = tmp_dir or ctx.new_tmp(f"{scenario}-{'wrapped' if wrapper else 'bare'}")
+    spec = FunctionSpec(
+        task_root=ctx.task_root,
+        handler=handler,
+        layer_dir=ctx.layer_dir if wrapper else None,
+        use_wrapper=wrapper,
+        env={**(ctx.canaries.env() if secrets_in_env else {}), **(env or {})},
+        memory_mb=memory_mb,
+        timeout_s=timeout_s,
+        tmp_dir=tmp,
+        init_timeout_s=init_timeout_s,
+    )
+    sandbox = Sandbox(spec)
+    sandbox.start()
+    try:
+        yield Session(sandbox, tmp, ctx.canaries.event_field)
+    finally:
+        sandbox.shutdown()
+        record(ctx, scenario, wrapper, sandbox)
+
+
+def record(ctx: Context, scenario: str, wrapped: bool, sandbox: Sandbox) -> None:
+    output = list(sandbox.function_output)
+    ctx.add_artefact(f"{scenario}: function output", "\n".join(output))
+    ctx.add_artefact(f"{scenario}: extension output", "\n".join(sandbox.extension_output))
+    violations = [line for line in output if WRITE_VIOLATION in line]
+    ctx.add_session(
+        SessionRecord(scenario, wrapped, sandbox.namespace_mode, list(sandbox.warnings), violations)
+    )
+
+
+# -- what the caller saw ---------------------------------------------------------------
+
+
+def caller_view(result: InvokeResult) -> tuple[object, ...]:
+    """Status code, platform status, errorType and errorMessage (ids masked), or the body."""
+    try:
+        document = json.loads(result.body)
+    except ValueError:
+        document = result.body.decode(errors="replace")
+    if isinstance(document, dict) and "errorType" in document:
+        message = document.get("errorMessage")
+        masked = UUID.sub("<id>", message) if isinstance(message, str) else message
+        return (result.status_code, result.status, document["errorType"], masked)
+    if isinstance(document, str):
+        document = UUID.sub("<id>", document)
+    return (result.status_code, result.status, result.error_type, document)
+
+
+def describe_view(view: tuple[object, ...]) -> str:
+    status_code, status, error_type = view[0], view[1], view[2]
+    return f"{status_code} {status}" + (f" {error_type}" if error_type else "")
+
+
+# -- diagnostics and exported data ----------------------------------------------------------
+
+
+def diagnostics(lines: Iterable[str]) -> list[dict[str, Any]]:
+    """The toolkit's own JSON lines among the function's output."""
+    found = []
+    for line in lines:
+        if '"lambda_wrapper"' not in line:
+            continue
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(document, dict) and document.get("logger") == "lambda_wrapper":
+            found.append(document)
+    return found
+
+
+def counted_drops(diags: list[dict[str, Any]], exporter: str) -> int:
+    """Events the pipeline said it dropped for ``exporter``: permanent rejections plus
+    spool overflow (``droppedRecords`` is a running total per process, so each run of
+    increasing values counts once)."""
+    rejected = sum(
+        int(d.get("dropped") or 0)
+        for d in diags
+        if d.get("event") == "export_rejected" and d.get("exporter") == exporter
+    )
+    overflow, last = 0, 0
+    for d in diags:
+        if d.get("event") == "spool_overflow" and d.get("exporter") == exporter:
+            value = int(d.get("droppedRecords") or 0)
+            overflow += value - last if value >= last else value
+            last = value
+    return rejected + overflow
+
+
+def exported_file_records(tmp_dir: Path) -> list[dict[str, Any]]:
+    path = tmp_dir / "lambda-wrapper" / "telemetry.ndjson"
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            records.append(json.loads(line))
+    return records
+
+
+def markers(data: bytes | str) -> set[str]:
+    raw = data.encode(errors="replace") if isinstance(data, str) else data
+    return {match.decode() for match in MARKER.findall(raw)}
+
+
+def spool_root(tmp_dir: Path) -> Path:
+    return tmp_dir / "lambda-wrapper" / "spool"
+
+
+def tree_bytes(path: Path) -> int:
+    total = 0
+    for directory, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(directory, name)).st_size
+    return total
+
+
+def undelivered_in_spool(tmp_dir: Path, exporter: str) -> list[bytes]:
+    """Bodies still waiting in ``exporter``'s spool (after its cursor): exported at the
+    next Init, so pending rather than lost."""
+    bodies: list[bytes] = []
+    root = spool_root(tmp_dir) / exporter
+    if not root.is_dir():
+        return bodies
+    for directory in sorted(root.iterdir()):
+        cursor_file = directory / "cursor"
+        cursor = int(cursor_file.read_text().strip() or 0) if cursor_file.exists() else 0
+        for segment in sorted(directory.glob("*.seg")):
+            bodies.extend(body for seq, body in read_segment(str(segment)) if seq > cursor)
+    return bodies
+
+
+def process_sample(pid: int) -> dict[str, int]:
+    """RSS, fds and threads of a process, read from the host's /proc."""
+    sample = {"fds": len(os.listdir(f"/proc/{pid}/fd"))}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "Threads"):
+                sample[key] = int(value.split()[0])
+    return sample
