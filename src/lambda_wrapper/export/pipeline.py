@@ -79,7 +79,9 @@ class Pipeline:
         self.stats = PipelineStats()
         # Only our own EMF lines are skipped; the user's EMF metrics are their logs.
         self.emf_namespaces = set(emf_namespaces)
-        self._incoming: collections.deque[tuple[bytes, list[int]]] = collections.deque()
+        self._incoming: collections.deque[tuple[bytes, list[int], float]] = collections.deque()
+        # Platform event time to our receipt, for the newest batch: the listener's lag.
+        self.listener_lag_ms: float | None = None
         self._flush_lock = threading.Lock()  # the loop thread and the SIGTERM path may both flush
         self.unflushed_bytes = 0  # received since the last complete flush (a volume signal)
 
@@ -87,7 +89,7 @@ class Pipeline:
     def accept(self, body: bytes) -> None:
         """Store one acknowledged batch durably; called on the listener thread."""
         seqs = [channel.spool.append(body) for channel in self.channels]
-        self._incoming.append((body, seqs))
+        self._incoming.append((body, seqs, time.time()))
         self.unflushed_bytes += len(body)
 
     def submit(self, event: TelemetryEvent) -> None:
@@ -132,8 +134,10 @@ class Pipeline:
 
     def _distribute(self) -> None:
         while self._incoming:
-            body, seqs = self._incoming.popleft()
+            body, seqs, arrived = self._incoming.popleft()
             events = self._decode(body)
+            if events and events[-1].epoch_ms is not None:
+                self.listener_lag_ms = max(0.0, arrived * 1000.0 - events[-1].epoch_ms)
             for channel, seq in zip(self.channels, seqs, strict=True):
                 channel.pending.append((seq, events))
             # Hand the GIL to the listener between batches: a platform POST waiting

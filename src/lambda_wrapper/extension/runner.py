@@ -209,6 +209,10 @@ class InternalExtension:
         if self.background and self.policy.due(self.pipeline.pending_batches, self.pipeline.unflushed_bytes):
             self._work.set()
 
+    def listener_lag_ms(self) -> float | None:
+        """Delay between the platform's event time and our receipt, newest batch."""
+        return self.pipeline.listener_lag_ms
+
     def submit(self, event: TelemetryEvent) -> None:
         """Queue one of our own records (e.g. ``lambda_wrapper.invocation``) for export."""
         self.pipeline.submit(event)

@@ -26,7 +26,7 @@ from ..instruments.records import IMPORT_PROFILE, INIT, INVOCATION, WARNING, mib
 from ..settings import Settings
 from . import shutdown
 from .handler_loader import load_user_handler
-from .invocation import wrap_handler
+from .bootstrap import wrap_handler
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ..instruments.import_profile import ImportProfile
     from ..instruments.process import ProcessMetrics
     from ..instruments.watchdog import Watchdog
-    from .invocation import Handler
+    from .bootstrap import Handler
 
 
 class InvalidSettingsError(ValueError):

@@ -16,7 +16,7 @@ TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from typing import Any
 
-    from .invocation import Handler
+    from .bootstrap import Handler
 
 
 def load_user_handler(name: str | None) -> Handler:

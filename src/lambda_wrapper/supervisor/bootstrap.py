@@ -1,5 +1,10 @@
 """Wrap the user's handler: tell the extension when each invocation starts and ends.
 
+Why this module is called ``bootstrap``: awslambdaric drops the leading frames of a
+function error's ``stackTrace`` whose file is a ``bootstrap.py`` (they are the
+runtime's own). Living in one, our wrapper frame is dropped the same way, so the
+caller and the logs see exactly the traceback they would see without us.
+
 The wrapper adds one Python frame and nothing else: the handler's return value,
 exceptions (``SystemExit`` included) and their types pass through untouched, so the
 caller sees exactly what it would see without us.
