@@ -29,6 +29,14 @@ lint: $(STAMP)
 test: $(STAMP) rie lint
 	$(BIN)/python -m pytest -q
 
+# Benchmarks, not tests (bench/README.md): every variant on the sandbox and the RIE.
+bench: $(STAMP) rie
+	$(BIN)/python -m bench run --update-docs
+
+# Exits 1 when a budget is missed, after an import-time breakdown of the cold start.
+bench-check: $(STAMP) rie
+	$(BIN)/python -m bench check
+
 layer: $(STAMP)
 	$(BIN)/lambda-wrapper layer build --arch all --out dist
 

@@ -162,6 +162,8 @@ def handler(event, context):
         return {"items": {1, 2, 3}}
     if fault == "kill_extension_thread":
         return _kill_extension_thread()
+    if event.get("sleep"):
+        time.sleep(float(event["sleep"]))
     if event.get("wait_for"):
         _wait_for(event["wait_for"], float(event.get("wait_limit_s", 30)))
     if event.get("doctor") is not None:

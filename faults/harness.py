@@ -15,10 +15,11 @@ from lambda_wrapper.export.spool import read_segment
 from lambda_wrapper.sandbox import FunctionSpec, InvokeResult, Sandbox
 
 from .context import Context, SessionRecord
-from .functions import MARK, WRITE_VIOLATION
+from .functions import FILL, MARK, WRITE_VIOLATION
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 MARKER = re.compile(MARK.encode() + rb" ([A-Za-z0-9_.:-]+)")
+FILLER = re.compile(FILL.encode() + rb" ([A-Za-z0-9_.:-]+)")
 
 
 @dataclass
@@ -89,6 +90,11 @@ def record(ctx: Context, scenario: str, wrapped: bool, sandbox: Sandbox) -> None
     ctx.add_artefact(f"{scenario}: function output", "\n".join(output))
     ctx.add_artefact(f"{scenario}: extension output", "\n".join(sandbox.extension_output))
     violations = [line for line in output if WRITE_VIOLATION in line]
+    logs = ctx.work_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    slug = "".join(c if c.isalnum() else "-" for c in scenario)[:60]
+    kind = "wrapped" if wrapped else "bare"
+    (logs / f"{slug}-{kind}-{id(sandbox):x}.log").write_text("\n".join(output) + "\n")
     ctx.add_session(
         SessionRecord(scenario, wrapped, sandbox.namespace_mode, list(sandbox.warnings), violations)
     )
@@ -167,6 +173,11 @@ def exported_file_records(tmp_dir: Path) -> list[dict[str, Any]]:
 def markers(data: bytes | str) -> set[str]:
     raw = data.encode(errors="replace") if isinstance(data, str) else data
     return {match.decode() for match in MARKER.findall(raw)}
+
+
+def fills(data: bytes | str) -> set[str]:
+    raw = data.encode(errors="replace") if isinstance(data, str) else data
+    return {match.decode() for match in FILLER.findall(raw)}
 
 
 def spool_root(tmp_dir: Path) -> Path:

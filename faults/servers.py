@@ -29,7 +29,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .harness import markers
+from .harness import fills, markers
 
 MODES = ("ok", "refuse", "blackhole", "slow", "error500", "throttle429", "tls_untrusted")
 SLOW_S = 3.0
@@ -80,6 +80,7 @@ class Received:
     status: int
     markers: set[str]
     size: int
+    fills: set[str] = field(default_factory=set)
     late: bool = False  # answered after the slow delay: the client had given up
 
 
@@ -138,6 +139,14 @@ class Endpoint:
             for request in self.requests:
                 if request.status < 300 and request.path.startswith(prefix):
                     found |= request.markers
+            return found
+
+    def delivered_fills(self, prefix: str) -> set[str]:
+        with self._lock:
+            found: set[str] = set()
+            for request in self.requests:
+                if request.status < 300 and request.path.startswith(prefix):
+                    found |= request.fills
             return found
 
     def duplicates(self, prefix: str) -> int:
@@ -235,7 +244,7 @@ class Endpoint:
         if late:
             time.sleep(SLOW_S)
         with self._lock:
-            self.requests.append(Received(path, status, markers(body), len(body), late))
+            self.requests.append(Received(path, status, markers(body), len(body), fills(body), late))
         reason = {200: b"OK", 429: b"Too Many Requests", 500: b"Internal Server Error"}[status]
         conn.sendall(
             b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n%sContent-Length: 2\r\n\r\n{}"

@@ -52,7 +52,9 @@ class Spool:
             seq = self._next_seq
             self._next_seq += 1
             entry = b"%d %d\n%s\n" % (seq, len(body), body)
-            if self._fd is None or self._segments[-1].size + len(entry) > SEGMENT_BYTES:
+            # Overflow drops whole segments: one may not hold more than a share of the cap.
+            limit = min(SEGMENT_BYTES, self.max_bytes // 4)
+            if self._fd is None or self._segments[-1].size + len(entry) > limit:
                 self._open_segment(seq)
             assert self._fd is not None
             os.write(self._fd, entry)

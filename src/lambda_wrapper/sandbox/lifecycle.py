@@ -16,8 +16,16 @@ Invoke (RAPID ``doInvoke``): ``platform.start``; INVOKE to subscribed extensions
 and the event to the runtime; ``platform.runtimeDone`` on its answer; wait until
 the runtime and every INVOKE extension called ``next`` again; ``platform.report``.
 The function timeout covers the whole phase. A timeout or a crash resets the
-environment; the next invoke re-initialises. Between invokes every process
-group is frozen (SIGSTOP) after the telemetry that is due has been delivered.
+environment; the next invoke re-initialises. Between invokes the environment is
+frozen after the telemetry that is due has been delivered: by the cgroup
+freezer, or without cgroups by SIGSTOP to every process group.
+
+Resources (``cgroups``, root only): the memory size limits the environment's
+memory, an OOM kill of the runtime is ``Runtime.OutOfMemory``, and the CPU is
+the memory size's share of a vCPU, except during a phase-``init`` Init, which
+runs unthrottled: on Lambda the Init of an on-demand cold start is not held to
+the memory size's CPU share (observed, not documented: a Python cold start at
+128 MB takes ~150 ms, not the second that 7 % of a vCPU would give).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from dataclasses import dataclass
 import structlog
 
 from . import records
+from .cgroups import EnvironmentCgroups
 from .emitter import Emitter
 from .freeze_clock import FreezeClock
 from .namespace import HostLayout, NamespaceLayout
@@ -48,6 +57,7 @@ from .telemetry_bus import TelemetryBus
 log = structlog.get_logger("lambda_wrapper.sandbox")
 
 TIMED_OUT = "timeout"
+OUT_OF_MEMORY = "Runtime.OutOfMemory"
 DUE_TELEMETRY_WAIT_S = 1.0
 # Longest wait, before SIGTERM, for listeners that keep answering (see flush_all).
 SHUTDOWN_FLUSH_WAIT_S = 2.0
@@ -67,6 +77,7 @@ class EnvironmentConfig:
     layout: HostLayout | NamespaceLayout
     runtime_version: str
     instance_id: str
+    cgroups: EnvironmentCgroups | None = None  # None: no resource limits (not root)
 
 
 @dataclass
@@ -113,6 +124,8 @@ class Lifecycle:
         self._initialized = False
         self._inits = 0
         self._frozen = False
+        self._frozen_by_signals = False
+        self._oom_kills_seen = 0  # the cgroup's OOM kill count before what runs now
 
     # -- hooks used by the APIs ------------------------------------------------------------
 
@@ -193,6 +206,11 @@ class Lifecycle:
         )
         self._env = env
         started = time.monotonic()
+        cgroups = config.cgroups
+        if cgroups is not None:
+            cgroups.reset_peak()
+            cgroups.set_cpu_unthrottled(phase == "init")
+            self._oom_kills_seen = cgroups.oom_kills()
         self._emitter.emit(
             records.init_start(
                 phase,
@@ -223,6 +241,8 @@ class Lifecycle:
             registered = env.registered_agents()
             init_error = env.init_error
         self._bus.close_subscriptions()
+        if cgroups is not None:
+            cgroups.set_cpu_unthrottled(False)
         status = "success" if failure is None else ("timeout" if failure == TIMED_OUT else "error")
         error_type = None if failure in (None, TIMED_OUT) else failure
         duration = time.monotonic() - started
@@ -251,7 +271,7 @@ class Lifecycle:
             try:
                 self._extensions[name] = ManagedProcess(
                     f"extension-{name}",
-                    layout.argv([path]),
+                    self._argv(layout.argv([path])),
                     self.config.extension_env,
                     layout.cwd,
                     self._emitter.extension_lines,
@@ -268,7 +288,7 @@ class Lifecycle:
         try:
             self._runtime = ManagedProcess(
                 "runtime",
-                layout.argv(self.config.runtime_argv),
+                self._argv(layout.argv(self.config.runtime_argv)),
                 self.config.runtime_env,
                 layout.cwd,
                 self._emitter.function_lines,
@@ -281,10 +301,18 @@ class Lifecycle:
             env.runtime_started = True
         return None
 
+    def _argv(self, argv: list[str]) -> list[str]:
+        cgroups = self.config.cgroups
+        return argv if cgroups is None else cgroups.wrap(argv)
+
     def _runtime_exited(self, env: EnvironmentState, process: ManagedProcess, code: int) -> None:
         process.output.finished.wait(1.0)  # its last lines come before the platform's verdict
+        cgroups = self.config.cgroups
+        # The kernel counts the OOM kill before the runtime's death is reported.
+        out_of_memory = cgroups is not None and cgroups.oom_kills() > self._oom_kills_seen
         with env.cond:
             env.runtime_exit_code = code
+            env.runtime_out_of_memory = out_of_memory
             env.cond.notify_all()
 
     def _extension_exited(self, env: EnvironmentState, name: str, process: ManagedProcess, code: int) -> None:
@@ -319,6 +347,8 @@ class Lifecycle:
     ) -> InvokeOutcome:
         env = self._env
         arn = FUNCTION_ARN_PREFIX + self.config.function_name
+        if self.config.cgroups is not None:
+            self._oom_kills_seen = self.config.cgroups.oom_kills()
         self._emitter.emit(records.start(invocation.request_id, arn, invocation.trace_id))
         with env.cond:
             subscribed = [agent for agent in env.registered_agents() if "INVOKE" in agent.events]
@@ -399,13 +429,20 @@ class Lifecycle:
             # Since August 2025 Lambda bills the Init phase of on-demand functions too.
             "billedDurationMs": math.ceil(duration_ms + (init_ms or 0.0)),
             "memorySizeMB": self.config.memory_mb,
-            "maxMemoryUsedMB": math.ceil(peak_memory_kib(self.process_groups) / 1024),
+            "maxMemoryUsedMB": self._max_memory_used_mb(),
         }
         if init_ms is not None:
             metrics["initDurationMs"] = init_ms
         event = records.report(invocation.request_id, status, error_type, metrics, spans, invocation.trace_id)
         self._emitter.emit(event)
         return event["record"]
+
+    def _max_memory_used_mb(self) -> int:
+        """The environment's peak: the memory cgroup's, else the processes' peak RSS."""
+        cgroups = self.config.cgroups
+        if cgroups is not None:
+            return math.ceil(cgroups.peak_bytes() / (1024 * 1024))
+        return math.ceil(peak_memory_kib(self.process_groups) / 1024)
 
     def _caller_answer(
         self, invocation: Invocation, status: str, error_type: str | None, failure: str | None
@@ -420,7 +457,7 @@ class Lifecycle:
                 code = self._env.runtime_exit_code
             reason = (
                 f"Runtime exited with error: {describe_exit(code)}"
-                if code is not None and error_type == "Runtime.ExitError"
+                if code is not None and error_type in ("Runtime.ExitError", OUT_OF_MEMORY)
                 else f"{error_type}"
             )
             message = f"RequestId: {invocation.request_id} Error: {reason}"
@@ -466,15 +503,21 @@ class Lifecycle:
     def _freeze(self) -> None:
         self._bus.deliver_due(DUE_TELEMETRY_WAIT_S)
         self._clock.freeze()
-        for process in self._processes():
-            process.freeze()
+        cgroups = self.config.cgroups
+        self._frozen_by_signals = cgroups is None or not cgroups.freeze()
+        if self._frozen_by_signals:
+            for process in self._processes():
+                process.freeze()
         self._frozen = True
 
     def _thaw(self) -> None:
         if not self._frozen:
             return
-        for process in self._processes():
-            process.thaw()
+        if self.config.cgroups is not None:
+            self.config.cgroups.thaw()
+        if self._frozen_by_signals:
+            for process in self._processes():
+                process.thaw()
         self._clock.thaw()
         self._bus.thawed()
         self._frozen = False
@@ -519,7 +562,7 @@ def _failure(env: EnvironmentState) -> str | None:
 
 def _process_failure(env: EnvironmentState) -> str | None:
     if env.runtime_started and env.runtime_exit_code is not None:
-        return "Runtime.ExitError"
+        return OUT_OF_MEMORY if env.runtime_out_of_memory else "Runtime.ExitError"
     agent = env.agent_failure()
     if agent is None:
         return None

@@ -33,6 +33,8 @@ from typing import Any
 
 import structlog
 
+from . import cgroups as cgroup_limits
+from .cgroups import EnvironmentCgroups
 from .emitter import Emitter
 from .environment_variables import extension_environment, log_stream_name, runtime_environment
 from .extensions_api import ExtensionsApi
@@ -78,14 +80,22 @@ class Sandbox:
     """One function's execution environment. Use as a context manager."""
 
     def __init__(
-        self, spec: FunctionSpec, *, use_namespace: bool | None = None, keep_tmp: bool = False
+        self,
+        spec: FunctionSpec,
+        *,
+        use_namespace: bool | None = None,
+        keep_tmp: bool = False,
+        use_cgroups: bool | None = None,
     ) -> None:
         """``use_namespace`` forces a file-system mode (default: namespace mode when root);
         ``keep_tmp`` keeps the default function ``/tmp`` after shutdown (``spec.tmp_dir``
-        is always kept, it belongs to the caller)."""
+        is always kept, it belongs to the caller); ``use_cgroups`` forces the resource
+        limits on (error if impossible) or off (default: on when root and available)."""
         self.spec = spec
         self._keep_tmp = keep_tmp
         self.namespace_mode = namespaces_available() if use_namespace is None else use_namespace
+        self._use_cgroups = use_cgroups
+        self.cgroups: EnvironmentCgroups | None = None
         self.runtime_api = ""
         self.invocations: list[InvocationSummary] = []
         self.warnings: list[str] = []
@@ -104,6 +114,13 @@ class Sandbox:
         self._closed = False
 
     # -- what the platform observed -------------------------------------------------------
+
+    @property
+    def resource_limits(self) -> str:
+        """How memory, CPU and freezing are enforced, for people reading a run."""
+        if self.cgroups is not None:
+            return self.cgroups.describe()
+        return "none: memory not limited, CPU not shared out by memory size, freezing by SIGSTOP"
 
     @property
     def telemetry_events(self) -> list[dict]:
@@ -143,6 +160,7 @@ class Sandbox:
         if spec.use_wrapper and layer_dir is None:
             raise ValueError("use_wrapper needs a layer_dir (the wrapper is <layer>/lambda-wrapper)")
         image = ensure_runtime_image(spec.python_version)
+        self.cgroups = cgroup_limits.for_environment(spec.memory_mb, self._use_cgroups)
         self._state_dir = Path(tempfile.mkdtemp(prefix="lambda-sandbox-"))
         self.tmp_dir = Path(spec.tmp_dir).resolve() if spec.tmp_dir else self._state_dir / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -200,6 +218,7 @@ class Sandbox:
             layout=self._layout,
             runtime_version=f"python:{image.python_version}.sandbox",
             instance_id=instance_id,
+            cgroups=self.cgroups,
         )
         self._lifecycle = Lifecycle(
             config, self._emitter, self._clock, self._bus, self._agent_registered, self._subscribed
@@ -215,6 +234,7 @@ class Sandbox:
             "sandbox started",
             runtime_api=self.runtime_api,
             namespace_mode=self.namespace_mode,
+            resources=self.resource_limits,
             tmp_dir=str(self.tmp_dir),
             extensions=[name for name, _, _ in config.extensions],
         )
@@ -273,6 +293,8 @@ class Sandbox:
             self._bus.close()
         if self._layout is not None:
             self._layout.close()
+        if self.cgroups is not None:
+            self.cgroups.remove()
         if self._state_dir is not None:
             if self.spec.tmp_dir is None and self._keep_tmp:
                 # The default /tmp lives in the state dir: keep only that.

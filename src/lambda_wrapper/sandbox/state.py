@@ -112,6 +112,7 @@ class EnvironmentState:
         self.agents: list[Agent] = [Agent(name, external=True) for name in external_names]
         self.runtime_state = RuntimeStates.STARTED
         self.runtime_exit_code: int | None = None
+        self.runtime_out_of_memory = False  # the kernel's OOM killer ended it (cgroups only)
         self.runtime_started = False
         self.init_error: InitFailure | None = None
         self.invocation: Invocation | None = None
