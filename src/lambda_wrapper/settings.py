@@ -20,7 +20,7 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 EXPORTER_NAMES = ("emf", "otlp", "http", "file")
 TELEMETRY_TYPES = ("platform", "function", "extension")
-FLUSH_STRATEGIES = ("adaptive", "background")
+FLUSH_STRATEGIES = ("auto", "adaptive", "background")
 
 
 class Problem:
@@ -191,8 +191,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LAMBDA_WRAPPER_TELEMETRY_PORT", "telemetry_port", 4271, "1-65535 except 9001",
             "Preferred listener port; an ephemeral port is used when it is taken.",
             _int_between(1, 65535, forbidden=(9001,)), None),
-    Setting("LAMBDA_WRAPPER_FLUSH", "flush", "adaptive", "|".join(FLUSH_STRATEGIES),
-            "adaptive: registers for INVOKE, flushes only when due; background: no per-invoke platform wait.",
+    Setting("LAMBDA_WRAPPER_FLUSH", "flush", "auto", "|".join(FLUSH_STRATEGIES),
+            "adaptive: register for INVOKE, flush before /event/next when due; background: no events, "
+            "flush beside the next invocation; auto: background with only local exporters, else adaptive.",
             _choices(FLUSH_STRATEGIES), None),
     Setting("LAMBDA_WRAPPER_FILE_PATH", "file_path", None, "absolute path under /tmp",
             "Where the file exporter appends NDJSON (default /tmp/lambda-wrapper/telemetry.ndjson).",

@@ -75,8 +75,22 @@ class HttpConnection:
 
     def _connect(self) -> socket.socket:
         if self._sock is None:
-            self._sock = socket.create_connection((self.host, self.port))
-            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # Not socket.create_connection: its getaddrinfo encodes a str host with the
+            # idna codec, importing encodings.idna, stringprep and unicodedata (~2 ms of
+            # cold start). The Runtime API address is a numeric IPv4 address.
+            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.connect((self.host, self.port))
+            except OSError:
+                sock.close()
+                if not self.host[:1].isdigit() and ":" not in self.host:
+                    # A host name (not what Lambda gives us): resolve it the usual way.
+                    sock = socket.create_connection((self.host, self.port))
+                else:
+                    raise
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._sock = sock
         return self._sock
 
     def _encode(self, method: str, path: str, headers: dict[str, str], body: bytes) -> bytes:
