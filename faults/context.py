@@ -13,6 +13,7 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .model import Form
 
@@ -94,7 +95,10 @@ class Context:
     # Every receiver's canary findings: (receiver, where in the request, canary name).
     receiver_hits: list[tuple[str, str, str]] = field(default_factory=list)
     header_canaries_seen: set[str] = field(default_factory=set)
+    bodies_scanned: int = 0
     baseline_ms: float | None = None
+    # The rows so far (the suite's own list): the secrets scan reads them too.
+    results: list[Any] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _counter: itertools.count = field(default_factory=itertools.count)
 
@@ -111,3 +115,10 @@ class Context:
     def add_session(self, record: SessionRecord) -> None:
         with self._lock:
             self.sessions.append(record)
+
+    def absorb(self, endpoint: Any) -> None:
+        """Keep a closed endpoint's canary findings (``servers.Endpoint``)."""
+        with self._lock:
+            self.receiver_hits.extend((endpoint.name, path, name) for path, name in endpoint.body_hits)
+            self.header_canaries_seen.update(endpoint.header_hits)
+            self.bodies_scanned += len(endpoint.requests)

@@ -17,7 +17,8 @@ MARK = "FAULTS-MARK"
 FILL = "FAULTS-FILL"
 WRITE_VIOLATION = "FAULTS-WRITE-OUTSIDE-TMP"
 
-AUDIT = '''
+AUDIT = (
+    '''
 """Report writes outside /tmp from this process (read-only check of the fault suite)."""
 import os
 import sys
@@ -55,16 +56,20 @@ def _hook(event, args):
             text = _outside(path)
             if text is not None and (event, text) not in _seen:
                 _seen.add((event, text))
-                sys.__stderr__.write("''' + WRITE_VIOLATION + ''' %s %s\\n" % (event, text))
+                sys.__stderr__.write("'''
+    + WRITE_VIOLATION
+    + """ %s %s\\n" % (event, text))
                 sys.__stderr__.flush()
     except Exception:
         pass  # the hook must never change what the function does
 
 
 sys.addaudithook(_hook)
-'''
+"""
+)
 
-APP = '''
+APP = (
+    '''
 import faults_audit  # noqa: F401  (first: see its docstring)
 import ctypes
 import errno
@@ -98,13 +103,16 @@ def _recurse(depth):
     return _recurse(depth + 1) + 1
 
 
-def _kill_extension_thread():
-    killed = 0
+def _kill_extension_threads():
+    # SystemExit raised asynchronously in every thread of ours: each dies the next time
+    # it runs Python code (the event loop at the next INVOKE, the listener within 1 s).
+    killed = []
     for thread in threading.enumerate():
-        if thread.name == "lambda-wrapper-extension":
-            killed += ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(thread.ident), ctypes.py_object(SystemExit))
-    return {"ok": True, "killed": killed > 0}
+        if thread.name.startswith("lambda-wrapper-"):
+            exit_ = ctypes.py_object(SystemExit)
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), exit_)
+            killed.append(thread.name)
+    print("killed threads: %s" % ",".join(sorted(killed)), flush=True)
 
 
 def _oom():
@@ -135,9 +143,13 @@ def _wait_for(path, limit_s):
 def handler(event, context):
     mark = event.get("mark")
     if mark:
-        print("''' + MARK + ''' %s" % mark, flush=True)
+        print("'''
+    + MARK
+    + ''' %s" % mark, flush=True)
     for index in range(int(event.get("lines", 0))):
-        print("''' + FILL + ''' %s-%d %s" % (mark, index, "x" * 160))
+        print("'''
+    + FILL
+    + """ %s-%d %s" % (mark, index, "x" * 160))
     if event.get("log"):
         logger.warning("soak log line %s", mark)
     fault = event.get("fault")
@@ -161,7 +173,7 @@ def handler(event, context):
     if fault == "unserializable":
         return {"items": {1, 2, 3}}
     if fault == "kill_extension_thread":
-        return _kill_extension_thread()
+        _kill_extension_threads()
     if event.get("sleep"):
         time.sleep(float(event["sleep"]))
     if event.get("wait_for"):
@@ -180,9 +192,11 @@ def handler(event, context):
     if event.get("stats"):
         result.update(_stats())
     return result
-'''
+"""
+)
 
-INIT_ERROR = '''
+INIT_ERROR = (
+    '''
 import faults_audit  # noqa: F401
 import os
 import sys
@@ -197,7 +211,9 @@ except OSError:
     count = 0
 with open(_COUNTER, "w") as handle:
     handle.write(str(count + 1))
-print("''' + MARK + ''' init-%d" % count, flush=True)
+print("'''
+    + MARK
+    + """ init-%d" % count, flush=True)
 if count < 2:
     time.sleep(0.3)  # let the platform deliver the marker first
     raise RuntimeError("faults: deliberate init error")
@@ -205,20 +221,25 @@ if count < 2:
 
 def handler(event, context):
     return {"ok": True, "inits": count + 1}
-'''
+"""
+)
 
-INIT_SLOW = '''
+INIT_SLOW = (
+    '''
 import faults_audit  # noqa: F401
 import os
 import time
 
-print("''' + MARK + ''' slow-init-%d" % os.getpid(), flush=True)
+print("'''
+    + MARK
+    + """ slow-init-%d" % os.getpid(), flush=True)
 time.sleep(float(os.environ.get("FAULTS_INIT_SLEEP_S", "11")))
 
 
 def handler(event, context):
     return {"ok": True}
-'''
+"""
+)
 
 SOURCES = {"faults_audit.py": AUDIT, "app.py": APP, "init_error.py": INIT_ERROR, "init_slow.py": INIT_SLOW}
 

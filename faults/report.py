@@ -71,6 +71,4 @@ def _details(results: list[Result]) -> str:
 
 
 def failures(results: list[Result], allow_unsupported: bool) -> list[Result]:
-    return [
-        r for r in results if r.verdict == FAIL or (r.verdict != PASS and not allow_unsupported)
-    ]
+    return [r for r in results if r.verdict == FAIL or (r.verdict != PASS and not allow_unsupported)]

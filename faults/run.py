@@ -21,7 +21,9 @@ from .suite import FAMILIES, run_suite
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m faults.run", description=__doc__)
     parser.add_argument("--short", action="store_true", help="the short form `make test` runs")
-    parser.add_argument("--out", type=Path, default=None, help="write the report here (e.g. docs/reliability.md)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="write the report here (e.g. docs/reliability.md)"
+    )
     parser.add_argument("--only", default="", help=f"comma list of families: {','.join(FAMILIES)}")
     parser.add_argument("--work", type=Path, default=None, help="keep function /tmp dirs etc. here")
     args = parser.parse_args(argv)

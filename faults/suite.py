@@ -61,7 +61,7 @@ def run_suite(
         task_root=write_task_root(work_dir / "task"),
         certs_dir=work_dir / "certs",
     )
-    results: list[Result] = []
+    results: list[Result] = ctx.results
     for family in FAMILIES:
         if only and family not in only and family != "baseline":
             continue
@@ -74,6 +74,8 @@ def run_suite(
             crashed.check("the scenario ran to the end", False)
             crashed.notes.append(traceback.format_exc(limit=8))
             found = [crashed]
+        for result in found:
+            result.family = family  # what tests/test_faults.py groups by
         results.extend(found)
         verdicts = ", ".join(f"{r.verdict}" for r in found)
         progress(f"{family}: {verdicts} ({time.monotonic() - started:.1f} s)")

@@ -48,16 +48,18 @@ def exported(tmp_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def spec(task_root: Path, layer_dir: Path, tmp_dir: Path, **env: str) -> FunctionSpec:
+def spec(task_root: Path, layer_dir: Path, tmp_dir: Path, memory_mb: int = 128, **env: str) -> FunctionSpec:
     return FunctionSpec(task_root=task_root, handler="app.handler", layer_dir=layer_dir, tmp_dir=tmp_dir,
-                        env={"LAMBDA_WRAPPER_EXPORTERS": "file", **env}, timeout_s=20)
+                        env={"LAMBDA_WRAPPER_EXPORTERS": "file", **env}, timeout_s=20, memory_mb=memory_mb)
 
 
 def test_ten_thousand_lines_per_invocation_are_all_exported(task_root: Path, layer_dir: Path,
                                                            tmp_path: Path) -> None:
     tmp_dir = tmp_path / "fn-tmp"
     tmp_dir.mkdir()
-    with Sandbox(spec(task_root, layer_dir, tmp_dir)) as sandbox:
+    # One full vCPU (1,769 MB): the sandbox gives 128 MB functions 7 % of a CPU, as
+    # Lambda does, and a function logging 10,000 lines per invocation gets more.
+    with Sandbox(spec(task_root, layer_dir, tmp_dir, memory_mb=1769)) as sandbox:
         for _ in range(3):
             assert sandbox.invoke({"lines": 10000}).json() == {"ok": True, "marker": None}
         platform_drops = [e for e in sandbox.telemetry_events if e["type"] == "platform.logsDropped"]

@@ -83,7 +83,9 @@ def _live(ctx: Context, title: str, attack: Attack) -> Result:
         cold_again = any(summary.coldStart for summary in s.sandbox.invocations[1:])
         dropped = [e for e in s.sandbox.telemetry_events if e["type"] == "platform.logsDropped"]
         peak = s.peak_mb
-    exported = markers("\n".join(str(r.get("record")) for r in exported_file_records(s.tmp_dir)))
+    records = exported_file_records(s.tmp_dir)
+    exported = markers("\n".join(str(r.get("record")) for r in records))
+    platform_exported = sum(str(r.get("type", "")).startswith("platform.") for r in records)
     expected = {f"{tag}.warm", f"{tag}.during", f"{tag}.after", *observed.probe_marks}
     growth = after["VmRSS"] - before["VmRSS"]
     ok_views = all(v[:3] == (200, "success", None) for v in views)
@@ -102,21 +104,29 @@ def _live(ctx: Context, title: str, attack: Attack) -> Result:
     result.check("the process kept its pid", int(after_doc.get("pid", pid)) == pid)
     result.notes.append(observed.summary)
     result.notes.extend(observed.notes)
-    result.notes.append(f"fds {before['fds']} -> {after['fds']}, threads {before['Threads']} -> {after['Threads']}")
+    result.notes.append(
+        f"fds {before['fds']} -> {after['fds']}, threads {before['Threads']} -> {after['Threads']}"
+    )
     if expected - exported:
         result.notes.append(f"not exported: {sorted(expected - exported)}")
+    result.notes.extend(f"platform.logsDropped: {e['record']}" for e in dropped[:3])
+    result.notes.append(f"platform events exported: {platform_exported}")
     result.seconds = time.monotonic() - started
     return result
 
 
-def _during_invocation(s: Session, tag: str, attack: Callable[[], attacks.Observed]) -> tuple[attacks.Observed, object]:
+def _during_invocation(
+    s: Session, tag: str, attack: Callable[[], attacks.Observed]
+) -> tuple[attacks.Observed, object]:
     """Run ``attack`` while an invocation holds the function thawed."""
     release = s.tmp_dir / RELEASE
     release.unlink(missing_ok=True)
     answer: list[object] = []
     mark = f"{tag}.during"
     invoker = threading.Thread(
-        target=lambda: answer.append(s.invoke({"mark": mark, "wait_for": f"/tmp/{RELEASE}", "wait_limit_s": 45}))
+        target=lambda: answer.append(
+            s.invoke({"mark": mark, "wait_for": f"/tmp/{RELEASE}", "wait_limit_s": 45})
+        )
     )
     invoker.start()
     line = f"FAULTS-MARK {mark}"
@@ -146,11 +156,16 @@ def _hypothesis_bodies(port: int, tag: str, examples: int) -> attacks.Observed:
     statuses: list[int | None] = []
     json_like = st.recursive(
         st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
-        lambda children: st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=8), children, max_size=6),
+        lambda children: (
+            st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=8), children, max_size=6)
+        ),
         max_leaves=40,
     )
     envelope = st.fixed_dictionaries(
-        {"time": st.text(max_size=30), "type": st.sampled_from(["function", "platform.start", "platform.report", ""])},
+        {
+            "time": st.text(max_size=30),
+            "type": st.sampled_from(["function", "platform.start", "platform.report", ""]),
+        },
         optional={"record": json_like},
     )
     bodies = st.one_of(
@@ -168,9 +183,12 @@ def _hypothesis_bodies(port: int, tag: str, examples: int) -> attacks.Observed:
     status, took = attacks.probe(port, f"{tag}.probe")
     bad = [s for s in statuses if s not in (200,)]
     ok = not bad and status == 200
-    return attacks.Observed(ok, f"{len(statuses)} generated bodies, all acknowledged: {not bad}",
-                            [f"non-200 answers: {bad[:10]}", f"probe after: {status} in {took * 1000:.0f} ms"],
-                            [f"{tag}.probe"])
+    return attacks.Observed(
+        ok,
+        f"{len(statuses)} generated bodies, all acknowledged: {not bad}",
+        [f"non-200 answers: {bad[:10]}", f"probe after: {status} in {took * 1000:.0f} ms"],
+        [f"{tag}.probe"],
+    )
 
 
 def _decoder_fuzz(ctx: Context) -> Result:
@@ -180,8 +198,12 @@ def _decoder_fuzz(ctx: Context) -> Result:
     started = time.monotonic()
     failures: list[str] = []
 
-    @settings(max_examples=ctx.form.decoder_examples, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=ctx.form.decoder_examples,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(st.binary(max_size=2048) | st.text(max_size=512).map(str.encode))
     def decode(body: bytes) -> None:
         try:
@@ -215,7 +237,10 @@ def _atheris(runs: int) -> str:
         return "atheris is not installed here (pip install atheris); skipped"
     command = [sys.executable, "-m", "faults.fuzz_decode", f"-runs={runs}", "-max_total_time=120"]
     root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+    }
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=root)
     if done.returncode != 0:
         return f"atheris crashed (exit {done.returncode}):\n{done.stderr[-3000:]}"

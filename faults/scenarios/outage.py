@@ -105,8 +105,7 @@ def _scenario(ctx: Context, outage: Outage, certs: Certs) -> Result:
         output = s.sandbox.function_output
     finally:
         endpoint.close()
-        ctx.receiver_hits.extend((endpoint.name, path, name) for path, name in endpoint.body_hits)
-        ctx.header_canaries_seen.update(endpoint.header_hits)
+        ctx.absorb(endpoint)
     _judge(ctx, result, outage, endpoint, sent, views, outage_ms, recovered, output, tmp)
     result.peak_mb = peak
     result.seconds = time.monotonic() - started
@@ -146,7 +145,10 @@ def _judge(
     result.added_ms = median(added)
     worst = max(added, default=0.0)
     result.notes.append(f"outage invocations added {', '.join(f'{a:.0f}' for a in added)} ms")
-    result.check(f"outage adds <= flush budget {FLUSH_BUDGET_MS} ms + {SLACK_MS:.0f} ms", worst <= FLUSH_BUDGET_MS + SLACK_MS)
+    result.check(
+        f"outage adds <= flush budget {FLUSH_BUDGET_MS} ms + {SLACK_MS:.0f} ms",
+        worst <= FLUSH_BUDGET_MS + SLACK_MS,
+    )
     result.check("the endpoint recovered within the recovery window", recovered)
     diags = diagnostics(output)
     delivered_text, lost_text = [], []
@@ -164,7 +166,9 @@ def _judge(
             + (f" (+{duplicates} dup)" if duplicates else "")
             + (f", {len(pending)} pending" if pending else "")
         )
-        lost_text.append(f"{exporter} {len(lost)} ({counted} events counted)" if lost or counted else f"{exporter} 0")
+        lost_text.append(
+            f"{exporter} {len(lost)} ({counted} events counted)" if lost or counted else f"{exporter} 0"
+        )
         result.check(f"{exporter}: every lost record was counted", len(lost) <= counted)
         if (outage.mode, exporter) in PERMANENT:
             result.check(f"{exporter}: the permanent failure was reported", counted > 0 or not lost)

@@ -96,8 +96,7 @@ def _scenario(ctx: Context, shape: Shape) -> Result:
             peak = s.peak_mb
     finally:
         endpoint.close()
-        ctx.header_canaries_seen.update(endpoint.header_hits)
-        ctx.receiver_hits.extend((endpoint.name, path, name) for path, name in endpoint.body_hits)
+        ctx.absorb(endpoint)
     _judge(result, shape, endpoint, sent, disk, recovered, diagnostics(s.sandbox.function_output), s.tmp_dir)
     ok = all(v[:3] == (200, "success", None) for v in views)
     result.saw = f"200 success x{len(views)}" if ok else "see notes"
@@ -107,8 +106,16 @@ def _scenario(ctx: Context, shape: Shape) -> Result:
     return result
 
 
-def _judge(result: Result, shape: Shape, endpoint: Endpoint, sent: list[str], disk: list[int],
-           recovered: bool, diags: list[dict], tmp_dir: object) -> None:
+def _judge(
+    result: Result,
+    shape: Shape,
+    endpoint: Endpoint,
+    sent: list[str],
+    disk: list[int],
+    recovered: bool,
+    diags: list[dict],
+    tmp_dir: object,
+) -> None:
     result.check(f"spool never above the cap ({CAP} B); peak {max(disk)} B", max(disk) <= CAP)
     result.notes.append(f"spool bytes after each invocation: {disk}")
     result.check("the endpoint recovered", recovered)

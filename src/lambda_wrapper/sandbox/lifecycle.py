@@ -22,10 +22,12 @@ freezer, or without cgroups by SIGSTOP to every process group.
 
 Resources (``cgroups``, root only): the memory size limits the environment's
 memory, an OOM kill of the runtime is ``Runtime.OutOfMemory``, and the CPU is
-the memory size's share of a vCPU, except during a phase-``init`` Init, which
-runs unthrottled: on Lambda the Init of an on-demand cold start is not held to
-the memory size's CPU share (observed, not documented: a Python cold start at
-128 MB takes ~150 ms, not the second that 7 % of a vCPU would give).
+the memory size's share of a vCPU, except during Init, which runs unthrottled:
+on Lambda Init is not held to the memory size's CPU share (observed, not
+documented: a Python cold start at 128 MB takes ~150 ms, not the second that
+7 % of a vCPU would give, and "init code runs faster than handler code"). A
+re-Init inside an invoke (after a reset) gets the same boost here; whether
+Lambda boosts that one too is not known.
 """
 
 from __future__ import annotations
@@ -209,7 +211,7 @@ class Lifecycle:
         cgroups = config.cgroups
         if cgroups is not None:
             cgroups.reset_peak()
-            cgroups.set_cpu_unthrottled(phase == "init")
+            cgroups.set_cpu_unthrottled(True)  # Init's CPU boost (module docstring)
             self._oom_kills_seen = cgroups.oom_kills()
         self._emitter.emit(
             records.init_start(

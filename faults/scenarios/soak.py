@@ -1,0 +1,111 @@
+"""Soak: thousands of invocations with logging at 128 MB, through emf and otlp.
+
+After a warm-up, the function process's RSS may grow by at most 1 MB, its file
+descriptors and threads must stay where they were, and the spool and ``/tmp`` must
+stay bounded. Samples are read from the host's ``/proc`` while the function is
+frozen between invocations. The same function without the wrapper gives the
+reference duration (and its own RSS growth, for comparison).
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..context import Context
+from ..harness import caller_view, process_sample, session, spool_root, tree_bytes
+from ..model import Result, median
+from ..servers import Endpoint
+
+RSS_GROWTH_KB = 1024
+SPOOL_BOUND = 2 * 1024 * 1024  # one 512 KiB segment per exporter, with room to spare
+TMP_GROWTH = 1024 * 1024
+BARE_SHARE = 5  # the reference run is a fifth as long
+
+
+def run(ctx: Context) -> list[Result]:
+    form = ctx.form
+    result = Result(f"soak: {form.soak_invokes} invocations with logging at 128 MB", "soak")
+    started = time.monotonic()
+    endpoint = Endpoint("soak", ctx.canaries.values())
+    env = {
+        "LAMBDA_WRAPPER_EXPORTERS": "emf,otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint.url(),
+        "LAMBDA_WRAPPER_LOGS": "structlog",
+    }
+    try:
+        wrapped = _soak(ctx, result.scenario, env, form.soak_invokes, wrapper=True)
+        bare = _soak(
+            ctx, result.scenario, env, max(form.soak_warmup * 2, form.soak_invokes // BARE_SHARE), False
+        )
+        delivered = {m for m in endpoint.delivered("/v1/logs") if m.startswith("soak.")}
+    finally:
+        endpoint.close()
+        ctx.absorb(endpoint)
+    _judge(result, wrapped, bare, delivered, form.soak_invokes)
+    result.seconds = time.monotonic() - started
+    return [result]
+
+
+class Soak:
+    def __init__(self) -> None:
+        self.samples: list[tuple[int, dict[str, int], int, int]] = []  # (index, proc, spool, tmp)
+        self.failures: list[tuple[object, ...]] = []
+        self.durations: list[float] = []
+        self.peak_mb = 0
+        self.warm_index = 0
+
+
+def _soak(ctx: Context, scenario: str, env: dict[str, str], invokes: int, wrapper: bool) -> Soak:
+    soak = Soak()
+    every = ctx.form.soak_sample_every
+    soak.warm_index = min(ctx.form.soak_warmup, invokes - every)
+    with session(ctx, scenario, wrapper=wrapper, env=env) as s:
+        pid = int(s.invoke({"mark": "soak.0", "log": True, "stats": True}).json()["pid"])
+        for index in range(1, invokes):
+            view = caller_view(s.invoke({"mark": f"soak.{index}", "log": True}))
+            if view[:3] != (200, "success", None):
+                soak.failures.append(view)
+            if index % every == 0 or index == invokes - 1:
+                sample = process_sample(pid)
+                soak.samples.append((index, sample, tree_bytes(spool_root(s.tmp_dir)), tree_bytes(s.tmp_dir)))
+        soak.durations = s.durations(1)
+        soak.peak_mb = s.peak_mb
+    return soak
+
+
+def _at(soak: Soak, index: int) -> tuple[int, dict[str, int], int, int]:
+    return next(sample for sample in soak.samples if sample[0] >= index)
+
+
+def _judge(result: Result, wrapped: Soak, bare: Soak, delivered: set[str], invokes: int) -> None:
+    warm, last = _at(wrapped, wrapped.warm_index), wrapped.samples[-1]
+    after_warm = [sample for sample in wrapped.samples if sample[0] >= warm[0]]
+    growth = last[1]["VmRSS"] - warm[1]["VmRSS"]
+    bare_growth = bare.samples[-1][1]["VmRSS"] - _at(bare, bare.warm_index)[1]["VmRSS"]
+    fds = sorted({sample[1]["fds"] for sample in after_warm})
+    threads = sorted({sample[1]["Threads"] for sample in after_warm})
+    spool_peak = max(sample[2] for sample in wrapped.samples)
+    tmp_growth = max(sample[3] for sample in after_warm) - warm[3]
+    result.saw = f"200 success x{invokes - len(wrapped.failures)}/{invokes}"
+    result.check("every invocation succeeded", not wrapped.failures)
+    result.check(f"RSS after warm-up grew {growth} kB (bound {RSS_GROWTH_KB} kB)", growth <= RSS_GROWTH_KB)
+    result.check(f"file descriptors stable after warm-up ({fds})", len(fds) == 1)
+    result.check(f"threads stable after warm-up ({threads})", len(threads) == 1)
+    result.check(f"spool peak {spool_peak} B (bound {SPOOL_BOUND})", spool_peak <= SPOOL_BOUND)
+    result.check(f"/tmp grew {tmp_growth} B after warm-up (bound {TMP_GROWTH})", tmp_growth <= TMP_GROWTH)
+    # The last flush happens at SIGTERM, after the last invocation: all must be there.
+    result.check(f"otlp delivered {len(delivered)}/{invokes} markers", len(delivered) == invokes)
+    result.delivered = f"otlp {len(delivered)}/{invokes}"
+    result.lost = f"{invokes - len(delivered)}"
+    result.added_ms = (median(wrapped.durations) or 0.0) - (median(bare.durations) or 0.0)
+    result.peak_mb = wrapped.peak_mb
+    result.notes.append(
+        f"RSS {warm[1]['VmRSS']} kB at invocation {warm[0]} -> {last[1]['VmRSS']} kB at {last[0]}; "
+        f"without the wrapper the RSS grew {bare_growth} kB over {bare.samples[-1][0]} invocations"
+    )
+    result.notes.append(
+        "samples (invocation, RSS kB, fds, threads, spool B, tmp B): "
+        + "; ".join(
+            f"{i} {p['VmRSS']} {p['fds']} {p['Threads']} {sp} {tm}" for i, p, sp, tm in wrapped.samples
+        )
+    )
