@@ -23,12 +23,13 @@ FUNCTION = textwrap.dedent(
     import json, os, subprocess, sys, time
 
     COUNTER = os.path.join(os.environ.get("TMPDIR", "/tmp"), "counter")
-    TICKER = (
-        "import sys, time\\n"
+    TICKER = (  # counts every 10 ms; replaces the file so a reader never sees it half written
+        "import os, sys, time\\n"
         "n = 0\\n"
         "while True:\\n"
         "    n += 1\\n"
-        "    open(sys.argv[1], 'w').write(str(n))\\n"
+        "    open(sys.argv[1] + '.new', 'w').write(str(n))\\n"
+        "    os.replace(sys.argv[1] + '.new', sys.argv[1])\\n"
         "    time.sleep(0.01)\\n"
     )
 
@@ -204,3 +205,14 @@ def test_own_cgroup_is_read_from_proc(tmp_path: Path) -> None:
     assert cgroup_limits.own_cgroup("memory", str(listing)) == "/process_api/abc"
     assert cgroup_limits.own_cgroup("cpu", str(listing)) == "/x"
     assert cgroup_limits.own_cgroup("freezer", str(listing)) == "/"
+
+
+def test_an_environment_variable_switches_the_limits_off_for_a_whole_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    said: list[str] = []
+    monkeypatch.setattr(cgroup_limits, "_fallback_reported", False)
+    monkeypatch.setattr(cgroup_limits, "log", type("Log", (), {"warning": lambda self, m: said.append(m)})())
+    monkeypatch.setenv(cgroup_limits.ENV_SWITCH, "0")
+    assert cgroup_limits.for_environment(128, None) is None
+    assert len(said) == 1 and "(turned off)" in said[0]

@@ -77,6 +77,7 @@ def test_json_output_for_three_invokes(tmp_path: Path, capsys: pytest.CaptureFix
     }
     assert document["extension"] == {"registered": False, "subscribed": False, "records": 0}
     assert document["telemetryFile"] == str(tmp_path / "fn-tmp" / "lambda-wrapper" / "telemetry.ndjson")
+    assert document["resources"].startswith(("cgroups: memory limited to 128 MB", "none: "))
 
 
 def test_text_output_with_a_zipped_layer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -106,6 +107,7 @@ def test_text_output_with_a_zipped_layer(tmp_path: Path, capsys: pytest.CaptureF
         capsys,
     )
     assert "sandbox: " in out and f"function /tmp: {tmp_path / 'fn-tmp'}" in out
+    assert "resources: " in out
     assert "REQUEST ID" in out and "COLD" in out
     assert "response (" in out and "--- invoke 1/1" in out
     assert code in (0, 1)  # the wrapper's own state is not this test's subject

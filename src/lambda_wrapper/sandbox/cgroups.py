@@ -43,10 +43,9 @@ FULL_VCPU_MB = 1769
 CFS_PERIOD_US = 100_000
 MIN_QUOTA_US = 1000  # the kernel refuses smaller quotas
 PREFIX = "lambda-sandbox-"
+ENV_SWITCH = "LAMBDA_SANDBOX_CGROUPS"
 FREEZE_TIMEOUT_S = 2.0
 EMPTY_TIMEOUT_S = 2.0
-
-
 FALLBACK = (
     "no per-environment cgroups ({reason}): memory is not limited, the CPU is not shared out "
     "by memory size, and freezing uses SIGSTOP"
@@ -64,8 +63,12 @@ def for_environment(memory_mb: int, wanted: bool | None) -> EnvironmentCgroups |
     """The environment's cgroups; None (said once per process) when they cannot be used.
 
     ``wanted``: None uses them when possible, True insists (raises ``CgroupError``),
-    False does without (as if they were unavailable).
+    False does without (as if they were unavailable). With None, the environment
+    variable ``LAMBDA_SANDBOX_CGROUPS`` (``0``/``1``) decides instead, so a whole
+    run can be switched without touching the code that creates the sandboxes.
     """
+    if wanted is None:
+        wanted = {"0": False, "1": True}.get(os.environ.get(ENV_SWITCH, ""))
     reason = "turned off" if wanted is False else unavailable_reason()
     if reason is None:
         try:
@@ -205,7 +208,8 @@ class EnvironmentCgroups:
     # -- freezer --------------------------------------------------------------------
 
     def freeze(self) -> bool:
-        """Freeze every task; False if the kernel did not finish within the timeout."""
+        """Freeze every task; False if that failed or did not finish in time (the
+        caller then falls back to SIGSTOP)."""
         return self._set_freezer("FROZEN")
 
     def thaw(self) -> bool:
@@ -213,15 +217,18 @@ class EnvironmentCgroups:
 
     def _set_freezer(self, state: str) -> bool:
         path = self.paths["freezer"] / "freezer.state"
-        _write(path, state)
         deadline = time.monotonic() + FREEZE_TIMEOUT_S
         delay = 0.0005
-        # FREEZING is transitional: the kernel is still stopping tasks.
-        while path.read_text().strip() != state:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(delay)
-            delay = min(delay * 2, 0.01)
+        try:
+            _write(path, state)
+            # FREEZING is transitional: the kernel is still stopping tasks.
+            while path.read_text().strip() != state:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, 0.01)
+        except OSError:
+            return False
         return True
 
     # -- teardown -------------------------------------------------------------------
@@ -229,8 +236,7 @@ class EnvironmentCgroups:
     def remove(self) -> None:
         """Kill whatever is left inside, then remove every cgroup (never raises)."""
         if "freezer" in self.paths:
-            with contextlib.suppress(OSError):
-                self.thaw()  # frozen tasks would not die
+            self.thaw()  # frozen tasks would not die
         for path in list(self.paths.values()):
             _empty_and_remove(path)
         self.paths.clear()

@@ -18,6 +18,30 @@ File system, two modes:
   read-only, so the task root and the layer are snapshotted (paths, sizes, mtimes)
   and compared after every invoke; a write is reported in ``InvokeResult.warnings``
   and ``Sandbox.warnings``, because it would fail with EROFS on Lambda.
+
+Resources (``cgroups``): as root, the environment gets its own memory, cpu and
+freezer cgroups (cgroup v1, nested below this process's own). ``memory_mb`` is
+the memory limit, and an OOM kill of the runtime is reported as Lambda does
+(``Runtime.OutOfMemory`` in ``platform.runtimeDone``/``platform.report``, status
+``error``, the caller gets ``Runtime exited with error: signal: killed``, the next
+invoke re-initialises); ``maxMemoryUsedMB`` is the cgroup's peak. The CPU quota
+is the memory size's share of a vCPU (1,769 MB = one vCPU), except during Init,
+which runs unthrottled as on Lambda; and freezing uses the kernel freezer, which
+also stops children that left the runtime's process group. Without root (or with
+``use_cgroups=False``) none of this applies: memory is not limited, the CPU is not
+shared out, freezing is SIGSTOP per process group, and the sandbox says so once
+(``Sandbox.resource_limits`` describes the mode either way). The environment
+variable ``LAMBDA_SANDBOX_CGROUPS=0`` (or ``1``) decides for a whole run.
+
+Telemetry at shutdown: before SIGTERM the sandbox reads what the processes
+already wrote to their pipes and delivers every buffered batch, for as long as
+the listeners keep answering (at most 2 s); nothing is dropped for being slow
+then. A subscriber whose POST fails (its listener died with the runtime) is not
+retried.
+
+Init errors: an accepted ``/runtime/init/error`` does not end Init; Init ends
+when the runtime exits (or at the deadline), as on the RIE, so a runtime may
+still flush before it goes.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Every process (the runtime, each external extension) is started in its own
 session, so it leads a process group; signals go to the whole group, as RAPID's
-supervisor does (contract 4.2). Freezing is SIGSTOP to the group and thawing is
-SIGCONT, which stops every thread, like Lambda's freezer.
+supervisor does (contract 4.2). Without cgroups (see ``cgroups``), freezing is
+SIGSTOP to the group and thawing is SIGCONT, which stops every thread of it.
 
 Output: stdout and stderr share one pipe (they share one log stream on Lambda),
 split into lines that keep their ``\\n`` and handed on a read (up to 64 KiB) at a
@@ -61,6 +61,7 @@ class OutputReader:
                 if self._partial:
                     self._emit([self._partial])
                     self._partial = b""
+                self._eof = True  # a later drain must not read the fd number once it is reused
                 with contextlib.suppress(OSError):
                     os.close(self._fd)
             self.finished.set()

@@ -8,6 +8,9 @@ Without ``--layer`` the layer is built from the working tree. ``--tmp DIR`` is t
 function's ``/tmp`` (default: a fresh temporary directory, named in the output), so
 what the function and the extension leave there can be read afterwards. The
 per-invocation table comes from the platform's ``platform.report`` telemetry.
+As root, ``--memory`` is enforced like on Lambda (memory limit, the memory size's
+share of a vCPU, OOM kills as ``Runtime.OutOfMemory``; see ``cgroups``); the
+output says whether it is.
 
 Exit status: 0 when every invoke succeeded, 1 when one did not (or the sandbox
 failed), 2 for a usage error.
@@ -198,6 +201,7 @@ def describe_sandbox(sandbox: Sandbox, spec: FunctionSpec, out: TextIO) -> None:
             "after each invoke and reported as warnings"
         )
     out.write(f"sandbox: {mode}\n")
+    out.write(f"resources: {sandbox.resource_limits}\n")
     out.write(f"function /tmp: {sandbox.tmp_dir}\n")
     wrapper = "off (--no-wrapper)" if not spec.use_wrapper else "AWS_LAMBDA_EXEC_WRAPPER=/opt/lambda-wrapper"
     out.write(f"layer: {spec.layer_dir or 'none'}; wrapper {wrapper}\n\n")
@@ -277,5 +281,6 @@ def json_document(sandbox: Sandbox, report: dict[str, Any]) -> dict[str, Any]:
         "invocations": [{key: item.to_json()[key] for key in keys} for item in sandbox.invocations],
         "extension": {key: report[key] for key in ("registered", "subscribed", "records")},
         "telemetryFile": str(report["file"]),
+        "resources": sandbox.resource_limits,
         "warnings": list(sandbox.warnings),
     }
