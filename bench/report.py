@@ -248,3 +248,18 @@ def write_docs(results: dict[str, Any], markdown: str, json_path: Path, target: 
         + markdown
         + f"\nRaw results: `{shown_json}` (not committed; `bench/results/` is ignored).\n"
     )
+    update_readme_headline(results, target.parent.parent / "README.md")
+
+
+def update_readme_headline(results: dict[str, Any], readme: Path) -> None:
+    """Put the same headline table, with its machine and date, between the README's markers."""
+    if not readme.exists():
+        return
+    text = readme.read_text()
+    if HEADLINE_BEGIN not in text or HEADLINE_END not in text:
+        return
+    head, _, rest = text.partition(HEADLINE_BEGIN)
+    _, _, tail = rest.partition(HEADLINE_END)
+    where = short_description(results.get("machine") or {})
+    stamp = f"Measured {results.get('date', '?')} on {where}; local sandbox, medians, ratios against bare.\n\n"
+    readme.write_text(f"{head}{HEADLINE_BEGIN}\n{stamp}{render_headline(results)}{HEADLINE_END}{tail}")
