@@ -261,5 +261,6 @@ def update_readme_headline(results: dict[str, Any], readme: Path) -> None:
     head, _, rest = text.partition(HEADLINE_BEGIN)
     _, _, tail = rest.partition(HEADLINE_END)
     where = short_description(results.get("machine") or {})
-    stamp = f"Measured {results.get('date', '?')} on {where}; local sandbox, medians, ratios against bare.\n\n"
+    date = results.get('date', '?')
+    stamp = f"Measured {date} on {where}; local sandbox, medians, ratios against bare.\n\n"
     readme.write_text(f"{head}{HEADLINE_BEGIN}\n{stamp}{render_headline(results)}{HEADLINE_END}{tail}")
