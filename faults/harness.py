@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,6 @@ def session(
     timeout_s: float = 3.0,
     memory_mb: int = 128,
     init_timeout_s: float = 10.0,
-    secrets_in_env: bool = True,
     tmp_dir: Path | None = None,
 ) -> Iterator[Session]:
     """A sandbox for ``scenario``; its output is kept for the secrets scan when it ends.
@@ -70,7 +70,7 @@ def session(
         handler=handler,
         layer_dir=ctx.layer_dir if wrapper else None,
         use_wrapper=wrapper,
-        env={**(ctx.canaries.env() if secrets_in_env else {}), **(env or {})},
+        env={**ctx.canaries.env(), **(env or {})},
         memory_mb=memory_mb,
         timeout_s=timeout_s,
         tmp_dir=tmp,
@@ -217,3 +217,28 @@ def process_sample(pid: int) -> dict[str, int]:
             if key in ("VmRSS", "VmHWM", "Threads"):
                 sample[key] = int(value.split()[0])
     return sample
+
+
+class DiskWatcher:
+    """The most bytes a tree held, polled every few ms on a thread: a batch over the
+    spool cap lives only until the next one arrives, which samples taken between
+    invocations can miss."""
+
+    def __init__(self, path: Path, interval_s: float = 0.005) -> None:
+        self.path = path
+        self.interval_s = interval_s
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True, name="faults-disk-watcher")
+
+    def __enter__(self) -> DiskWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.peak = max(self.peak, tree_bytes(self.path))

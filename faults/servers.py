@@ -160,6 +160,7 @@ class Endpoint:
             else {}
         )
         self._listener: socket.socket | None = None
+        self._placeholder: socket.socket | None = None
         self.port = 0
         self._listen()
 
@@ -172,20 +173,31 @@ class Endpoint:
         return f"{self.scheme}://{host}:{self.port}{path}"
 
     def set_mode(self, mode: str) -> None:
+        """Switch behaviour like a restarted endpoint: open connections are dropped (a
+        kept-alive connection would otherwise hide a new certificate, for one)."""
         assert mode in MODES, mode
         previous, self.mode = self.mode, mode
+        self._drop_connections()
         if mode == "refuse":
             self._stop_listening()
-            self._drop_connections()
+            # Keep the port bound (not listening): connections are refused, and no
+            # other socket on this machine can be given the port meanwhile.
+            self._placeholder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            # (SO_REUSEADDR: the dropped connections leave the port in TIME_WAIT.)
+            self._placeholder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._placeholder.bind(("127.0.0.1", self.port))
         elif previous == "refuse":
+            if self._placeholder is not None:
+                self._placeholder.close()
+                self._placeholder = None
             self._listen()
-        if previous == "blackhole" and mode != "blackhole":
-            self._drop_connections()
 
     def close(self) -> None:
         self._closed = True
         self._stop_listening()
         self._drop_connections()
+        if self._placeholder is not None:
+            self._placeholder.close()
 
     # -- what arrived ----------------------------------------------------------------------
     def delivered(self, prefix: str) -> set[str]:
@@ -227,6 +239,10 @@ class Endpoint:
     def _stop_listening(self) -> None:
         server, self._listener = self._listener, None
         if server is not None:
+            # shutdown() first: the accept thread's poll() keeps the socket listening
+            # after close() until it wakes, and the port could not be rebound meanwhile.
+            with contextlib.suppress(OSError):
+                server.shutdown(socket.SHUT_RDWR)
             server.close()
 
     def _drop_connections(self) -> None:

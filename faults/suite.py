@@ -72,7 +72,7 @@ def run_suite(
         except Exception:
             crashed = Result(f"{family}: the scenario itself crashed", family)
             crashed.check("the scenario ran to the end", False)
-            crashed.notes.append(traceback.format_exc(limit=8))
+            crashed.notes.append(traceback.format_exc()[-4000:])  # the innermost frames
             found = [crashed]
         for result in found:
             result.family = family  # what tests/test_faults.py groups by

@@ -34,9 +34,9 @@ from typing import Any
 import psutil
 import pytest
 
-from lambda_wrapper.sandbox.mounts import Bind, lambda_binds, namespace_argv, namespaces_available
+from lambda_wrapper.sandbox.mounts import Bind, Tmpfs, lambda_binds, namespace_argv, namespaces_available
 from lambda_wrapper.sandbox.rie import ensure_rie
-from lambda_wrapper.sandbox.runtime_image import ensure_runtime_image
+from lambda_wrapper.sandbox.runtime_image import RuntimeImage, ensure_runtime_image
 
 TESTS_DIR = Path(__file__).resolve().parent
 PROBES_DIR = TESTS_DIR / "probes"
@@ -62,6 +62,10 @@ class FunctionUnderTest:
     # RIE only: more read-only mounts, target path -> host directory (e.g. our layer
     # somewhere other than /opt while the function's own layer is at /opt).
     extra_binds: dict[str, Path] = field(default_factory=dict)
+    # RIE only: run the RIE in its Lambda Managed Instances mode (it switches when
+    # AWS_LAMBDA_MAX_CONCURRENCY is set). The runtime then runs as an unprivileged
+    # user, so the platform lays out /var/lang the way Lambda does (see RiePlatform).
+    max_concurrency: int | None = None
 
 
 @dataclass(frozen=True)
@@ -214,12 +218,16 @@ class RiePlatform(Platform):
         image = ensure_runtime_image()
         empty_dir = self._workdir / "empty"
         empty_dir.mkdir(exist_ok=True)
-        binds = lambda_binds(
-            spec.task_root.resolve(), spec.layer_dir, image.runtime_dir, self.tmp_dir, empty_dir
-        )
+        binds: list[Bind | Tmpfs] = [
+            *lambda_binds(
+                spec.task_root.resolve(), spec.layer_dir, image.runtime_dir, self.tmp_dir, empty_dir
+            )
+        ]
         binds += [Bind(source, target) for target, source in spec.extra_binds.items()]
-        invoke_port, runtime_port = free_loopback_port(), free_loopback_port()
         command = spec.bootstrap_argv or ["/var/runtime/bootstrap"]
+        if spec.max_concurrency is not None:
+            binds += self._managed_instances_binds(image)
+        invoke_port, runtime_port = free_loopback_port(), free_loopback_port()
         rie_argv = [
             str(ensure_rie()),
             "--runtime-interface-emulator-address",
@@ -241,6 +249,37 @@ class RiePlatform(Platform):
             )
         self._wait_until_listening(invoke_port)
 
+    def _managed_instances_binds(self, image: RuntimeImage) -> list[Bind | Tmpfs]:
+        """What the unprivileged runtime of the RIE's Managed Instances mode needs.
+
+        There the RIE runs the runtime as uid 993, which cannot write the host's /tmp
+        directory of ours nor reach an interpreter under a private home directory.
+        So ``/tmp`` becomes world-writable (sticky, like Lambda's), the image's bare
+        virtualenv is mounted at ``/var/lang`` (Lambda's layout), and the base
+        installation it links to is mounted at its own path, below a tmpfs that hides
+        the closed directory above it (e.g. ``/root``).
+        """
+        self.tmp_dir.chmod(0o1777)
+        # This RIE mode ignores the command line and runs the first of /var/task,
+        # /opt and /var/runtime's ``bootstrap``: the runtime's one gets the twin that
+        # names /var/lang/bin/python3.X, as Lambda's does.
+        items: list[Bind | Tmpfs] = [
+            Bind(image.lang_dir, "/var/lang"),
+            Bind(image.lmi_bootstrap, "/var/runtime/bootstrap"),
+        ]
+        base = image.base_prefix
+        closed = next(
+            (
+                parent
+                for parent in reversed(base.parents)
+                if parent != Path("/") and not os.stat(parent).st_mode & 0o001
+            ),
+            None,
+        )
+        if closed is not None:
+            items += [Tmpfs(str(closed)), Bind(base, str(base))]
+        return items
+
     def _environment(self, spec: FunctionUnderTest) -> dict[str, str]:
         # The RIE hands its own environment to the runtime, so this is the function's
         # environment: what the managed runtime sets, plus the function's variables.
@@ -261,6 +300,10 @@ class RiePlatform(Platform):
         }
         if spec.use_wrapper:
             env["AWS_LAMBDA_EXEC_WRAPPER"] = WRAPPER_PATH_IN_FUNCTION
+        if spec.max_concurrency is not None:
+            # The RIE then sets AWS_LAMBDA_INITIALIZATION_TYPE=lambda-managed-instances
+            # (and AWS_LAMBDA_LOG_FORMAT=json) for the runtime itself.
+            env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(spec.max_concurrency)
         env.update(spec.env)
         return env
 
@@ -279,6 +322,21 @@ class RiePlatform(Platform):
         if not self._invoke_url:
             raise RuntimeError("start() the platform first")
         return post_invoke(self._invoke_url, payload, trace_id, self._timeout_s + 15)
+
+    def terminate(self, timeout_s: float = 10.0) -> int | None:
+        """Shut the RIE down as Lambda does (SIGTERM): it stops the runtime gracefully.
+
+        Returns the RIE's exit status, or None when it was not running or did not exit
+        within ``timeout_s``; ``stop()`` still kills whatever is left.
+        """
+        process = self._process
+        if process is None or process.poll() is not None:
+            return None if process is None else process.returncode
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
 
     def stop(self) -> None:
         process, self._process = self._process, None

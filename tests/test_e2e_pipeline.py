@@ -49,12 +49,20 @@ def exported(tmp_dir: Path) -> list[dict]:
 
 
 def spec(task_root: Path, layer_dir: Path, tmp_dir: Path, memory_mb: int = 128, **env: str) -> FunctionSpec:
-    return FunctionSpec(task_root=task_root, handler="app.handler", layer_dir=layer_dir, tmp_dir=tmp_dir,
-                        env={"LAMBDA_WRAPPER_EXPORTERS": "file", **env}, timeout_s=20, memory_mb=memory_mb)
+    return FunctionSpec(
+        task_root=task_root,
+        handler="app.handler",
+        layer_dir=layer_dir,
+        tmp_dir=tmp_dir,
+        env={"LAMBDA_WRAPPER_EXPORTERS": "file", **env},
+        timeout_s=20,
+        memory_mb=memory_mb,
+    )
 
 
-def test_ten_thousand_lines_per_invocation_are_all_exported(task_root: Path, layer_dir: Path,
-                                                           tmp_path: Path) -> None:
+def test_ten_thousand_lines_per_invocation_are_all_exported(
+    task_root: Path, layer_dir: Path, tmp_path: Path
+) -> None:
     tmp_dir = tmp_path / "fn-tmp"
     tmp_dir.mkdir()
     # One full vCPU (1,769 MB): the sandbox gives 128 MB functions 7 % of a CPU, as
@@ -70,8 +78,9 @@ def test_ten_thousand_lines_per_invocation_are_all_exported(task_root: Path, lay
     assert not [r for r in records if r["type"] == "platform.logsDropped"]
 
 
-def test_records_spooled_before_sigkill_are_exported_after_reinit(task_root: Path, layer_dir: Path,
-                                                                 tmp_path: Path) -> None:
+def test_records_spooled_before_sigkill_are_exported_after_reinit(
+    task_root: Path, layer_dir: Path, tmp_path: Path
+) -> None:
     tmp_dir = tmp_path / "fn-tmp"
     tmp_dir.mkdir()
     with Sandbox(spec(task_root, layer_dir, tmp_dir)) as sandbox:
@@ -82,23 +91,30 @@ def test_records_spooled_before_sigkill_are_exported_after_reinit(task_root: Pat
         assert sandbox.invoke({"marker": "after"}).json() == {"ok": True, "marker": "after"}
         assert sandbox.invocations[-1].coldStart  # re-initialised
     records = exported(tmp_dir)
-    killed_lines = [r for r in records if r["type"] == "function" and r.get("requestId") is None
-                    and str(r["record"]).startswith("line ")]
+    killed_lines = [
+        r
+        for r in records
+        if r["type"] == "function" and r.get("requestId") is None and str(r["record"]).startswith("line ")
+    ]
     assert sorted(str(r["record"]).strip() for r in killed_lines) == [f"line {i}" for i in range(5)]
     starts = [r for r in records if r["type"] == "platform.start"]
     assert killed.request_id in {r["record"]["requestId"] for r in starts}
 
 
 @pytest.mark.parametrize("execution_env", ["AWS_Lambda_python3.11", "AWS_Lambda_python3.12"])
-def test_sigterm_flush_exports_last_invocation(task_root: Path, layer_dir: Path, tmp_path: Path,
-                                               execution_env: str) -> None:
+def test_sigterm_flush_exports_last_invocation(
+    task_root: Path, layer_dir: Path, tmp_path: Path, execution_env: str
+) -> None:
     """3.11 blocks in C (wakeup fd path); 3.12 polls from a thread (signal handler path)."""
     tmp_dir = tmp_path / "fn-tmp"
     tmp_dir.mkdir()
     # Background strategy: no flush at the end of invocations, so only SIGTERM can
     # deliver the last invocation's records.
-    with Sandbox(spec(task_root, layer_dir, tmp_dir, AWS_EXECUTION_ENV=execution_env,
-                      LAMBDA_WRAPPER_FLUSH="background")) as sandbox:
+    with Sandbox(
+        spec(
+            task_root, layer_dir, tmp_dir, AWS_EXECUTION_ENV=execution_env, LAMBDA_WRAPPER_FLUSH="background"
+        )
+    ) as sandbox:
         result = sandbox.invoke({"lines": 3, "marker": "last"})
         assert result.json() == {"ok": True, "marker": "last"}
     records = exported(tmp_dir)
@@ -109,7 +125,9 @@ def test_sigterm_flush_exports_last_invocation(task_root: Path, layer_dir: Path,
     assert lines == ["line 0\n", "line 1\n", "line 2\n"]
 
 
-def test_run_without_wrapper_gives_the_same_response(task_root: Path, layer_dir: Path, tmp_path: Path) -> None:
+def test_run_without_wrapper_gives_the_same_response(
+    task_root: Path, layer_dir: Path, tmp_path: Path
+) -> None:
     responses = []
     for use_wrapper in (True, False):
         tmp_dir = tmp_path / f"tmp-{use_wrapper}"

@@ -10,8 +10,8 @@ import pytest
 
 from lambda_wrapper.instruments.records import INIT, INVOCATION
 from lambda_wrapper.settings import Settings
-from lambda_wrapper.supervisor.core import Supervisor
 from lambda_wrapper.supervisor.bootstrap import wrap_handler
+from lambda_wrapper.supervisor.core import Supervisor
 
 
 class FakeExtension:

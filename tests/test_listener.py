@@ -30,9 +30,13 @@ def post(port: int, body: bytes) -> int:
 
 
 def test_stores_raw_bodies_in_order_and_answers_200(listener: TelemetryListener) -> None:
-    bodies = [json.dumps([{"time": "t", "type": "function", "record": f"line {i}"}]).encode() for i in range(5)]
+    bodies = [
+        json.dumps([{"time": "t", "type": "function", "record": f"line {i}"}]).encode() for i in range(5)
+    ]
     connection = HttpConnection(f"127.0.0.1:{listener.port}", timeout=5)
-    statuses = [connection.request("POST", "/", {}, body).status for body in bodies]  # one keep-alive connection
+    statuses = [
+        connection.request("POST", "/", {}, body).status for body in bodies
+    ]  # one keep-alive connection
     assert statuses == [200] * 5
     assert [body for _, body in listener.take()] == bodies
     assert listener.take() == []

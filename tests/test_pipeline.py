@@ -32,7 +32,9 @@ class Recorder:
 
 
 def body(*records: object, kind: str = "function") -> bytes:
-    return json.dumps([{"time": "2024-05-01T10:00:00.000Z", "type": kind, "record": r} for r in records]).encode()
+    return json.dumps(
+        [{"time": "2024-05-01T10:00:00.000Z", "type": kind, "record": r} for r in records]
+    ).encode()
 
 
 def test_own_lines_are_skipped_user_emf_kept(tmp_path: Path) -> None:

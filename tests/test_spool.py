@@ -12,8 +12,12 @@ from lambda_wrapper.export.spool import Spool, read_segment
 
 
 def batch(index: int, events: int = 1) -> bytes:
-    return json.dumps([{"time": "2024-01-01T00:00:00.000Z", "type": "function", "record": f"{index}.{i}"}
-                       for i in range(events)]).encode()
+    return json.dumps(
+        [
+            {"time": "2024-01-01T00:00:00.000Z", "type": "function", "record": f"{index}.{i}"}
+            for i in range(events)
+        ]
+    ).encode()
 
 
 def test_append_deliver_reclaims_segments(tmp_path: Path) -> None:
@@ -23,8 +27,12 @@ def test_append_deliver_reclaims_segments(tmp_path: Path) -> None:
     before = spool.size_bytes
     spool.delivered(90)
     assert spool.size_bytes < before
-    remaining = [seq for seg in sorted(os.listdir(spool.directory)) if seg.endswith(".seg")
-                 for seq, _ in read_segment(os.path.join(spool.directory, seg))]
+    remaining = [
+        seq
+        for seg in sorted(os.listdir(spool.directory))
+        if seg.endswith(".seg")
+        for seq, _ in read_segment(os.path.join(spool.directory, seg))
+    ]
     assert remaining and min(remaining) <= 91 and max(remaining) == 100
 
 

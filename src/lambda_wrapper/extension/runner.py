@@ -150,6 +150,9 @@ class InternalExtension:
         assert self.registration is not None
         port = self.listener.bind(listener_host(), self.settings.telemetry_port)
         self.listener.start()
+        if managed_instances() and not self._elected_telemetry_worker():
+            # Every subscriber gets the whole stream: one worker subscribes for all.
+            return
         schema = MANAGED_INSTANCES_SCHEMA if managed_instances() else CLASSIC_SCHEMA
         outcome = subscribe(self._connection, self.registration.extension_id, port, self.types, schema)
         self.subscription = outcome
@@ -160,6 +163,21 @@ class InternalExtension:
         elif outcome.state == SubscriptionOutcome.FAILED:
             diagnostics.emit("warning", "telemetry_subscribe_failed",
                              f"telemetry subscription refused: HTTP {outcome.status} {outcome.detail}")
+
+    def _elected_telemetry_worker(self) -> bool:
+        """Under Managed Instances awslambdaric runs several worker processes, each with
+        its own extension; the first to take this lock subscribes, the rest only export
+        their own records."""
+        import fcntl
+
+        path = os.path.join(os.environ.get("TMPDIR") or "/tmp", "lambda-wrapper", "telemetry-subscriber.lock")
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            self._subscriber_lock = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+            fcntl.flock(self._subscriber_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
 
     def _event_loop(self) -> None:
         assert self.registration is not None

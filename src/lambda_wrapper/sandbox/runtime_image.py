@@ -30,6 +30,22 @@ class RuntimeImage:
         self.runtime_dir = root / "runtime"
         self.interpreter = self.lang_dir / "bin" / f"python{python_version}"
         self.bootstrap = self.runtime_dir / "bootstrap"
+        # Lambda Managed Instances: the runtime runs unprivileged, so it gets the
+        # interpreter at Lambda's own path, /var/lang (see ``base_prefix``).
+        self.lmi_bootstrap = self.runtime_dir / "bootstrap-lmi"
+
+    @property
+    def base_prefix(self) -> Path:
+        """The installation the bare virtualenv links to (``sys.base_prefix`` in it).
+
+        A platform that mounts ``lang_dir`` at /var/lang must make this directory
+        reachable at its own path too, for the unprivileged user that runs the runtime.
+        """
+        for line in (self.lang_dir / "pyvenv.cfg").read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "home":
+                return Path(value.strip()).parent
+        raise RuntimeError(f"no home in {self.lang_dir / 'pyvenv.cfg'}")
 
     @property
     def ready(self) -> bool:
@@ -97,6 +113,9 @@ def _write_runtime_files(image: RuntimeImage) -> None:
     # the image's own directory.
     local = bootstrap.replace("/var/runtime", str(image.runtime_dir))
     _replace_if_changed(image.runtime_dir / "bootstrap-local", local, 0o755)
+    # The Managed Instances twin runs the interpreter from /var/lang, as Lambda does.
+    lmi = bootstrap.replace(str(image.interpreter), f"/var/lang/bin/python{image.python_version}")
+    _replace_if_changed(image.lmi_bootstrap, lmi, 0o755)
     bootstrap_py = (RUNTIME_FILES / "bootstrap.py").read_text()
     _replace_if_changed(image.runtime_dir / "bootstrap.py", bootstrap_py, 0o644)
 

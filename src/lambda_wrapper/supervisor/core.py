@@ -25,8 +25,8 @@ from ..instruments.overhead import HandlerPathClock, listener_lag_ms
 from ..instruments.records import IMPORT_PROFILE, INIT, INVOCATION, WARNING, mib, own_event
 from ..settings import Settings
 from . import shutdown
-from .handler_loader import load_user_handler
 from .bootstrap import wrap_handler
+from .handler_loader import load_user_handler
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
