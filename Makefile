@@ -23,7 +23,7 @@ demo: $(STAMP)
 		--event '{"echo": "demo"}' --env LAMBDA_WRAPPER_EXPORTERS=emf,file
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests layer-build bench
+	$(BIN)/ruff check src tests layer-build bench faults
 	$(BIN)/mypy
 
 test: $(STAMP) rie lint
@@ -36,6 +36,10 @@ bench: $(STAMP) rie
 # Exits 1 when a budget is missed, after an import-time breakdown of the cold start.
 bench-check: $(STAMP) rie
 	$(BIN)/python -m bench check
+
+# The fault suite, full form; regenerates docs/reliability.md (`make test` runs the short form).
+faults: $(STAMP) rie
+	$(BIN)/python -m faults.run --out docs/reliability.md
 
 layer: $(STAMP)
 	$(BIN)/lambda-wrapper layer build --arch all --out dist

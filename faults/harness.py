@@ -148,7 +148,7 @@ def counted_drops(diags: list[dict[str, Any]], exporter: str) -> int:
     rejected = sum(
         int(d.get("dropped") or 0)
         for d in diags
-        if d.get("event") == "export_rejected" and d.get("exporter") == exporter
+        if d.get("event") in ("export_rejected", "export_backlog_dropped") and d.get("exporter") == exporter
     )
     overflow, last = 0, 0
     for d in diags:

@@ -31,6 +31,10 @@ class Form:
     soak_invokes: int
     soak_warmup: int
     soak_sample_every: int
+    # The exporters of the soak. The short form (CI) soaks the default exporter; the
+    # full form adds otlp, whose RSS still grows at 128 MB (an open finding, see
+    # docs/reliability.md), so `make faults` keeps reporting it until it is fixed.
+    soak_exporters: str = "emf"
 
     @property
     def short(self) -> bool:
@@ -71,6 +75,7 @@ FULL = Form(
     soak_invokes=5000,
     soak_warmup=500,
     soak_sample_every=100,
+    soak_exporters="emf,otlp",
 )
 
 

@@ -15,10 +15,14 @@ from __future__ import annotations
 class ExportError(Exception):
     """A failed delivery; ``retryable`` says whether the same events may succeed later."""
 
-    def __init__(self, message: str, retryable: bool, retry_after_s: float | None = None) -> None:
+    def __init__(self, message: str, retryable: bool, retry_after_s: float | None = None,
+                 out_of_time: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+        # The flush budget ran out before sending: not the endpoint's fault, so it
+        # must not open the circuit breaker.
+        self.out_of_time = out_of_time
         # The backend's own wish (Retry-After) in seconds from now; None when it gave none.
         self.retry_after_s = retry_after_s
 

@@ -58,7 +58,7 @@ _ENVELOPES = {  # signal -> (resource list key, scope list key, item list key)
     "metrics": ("resourceMetrics", "scopeMetrics", "metrics"),
     "traces": ("resourceSpans", "scopeSpans", "spans"),
 }
-_MAX_REMEMBERED_DELIVERIES = 50_000
+_MAX_REMEMBERED_DELIVERIES = 2_000  # the pipeline owes at most MAX_BACKLOG_EVENTS anyway
 
 
 class SignalTarget:
@@ -151,7 +151,8 @@ class OtlpExporter:
                 # Some signals got through: the events are not "dropped" as a whole, so
                 # say what was, and let the pipeline count the call as delivered.
                 diagnostics.emit(
-                    "warning", "export_rejected", f"otlp: {_summary(failures)}", exporter=self.name
+                    "warning", "export_rejected", f"otlp: {_summary(failures)}", exporter=self.name,
+                    dropped=len(events), signals=[signal for signal, _ in failures],
                 )
             return
         for signal, pending in settled:
@@ -160,7 +161,9 @@ class OtlpExporter:
                 memory.clear()  # a retry may then duplicate; better than unbounded memory
             memory.update((id(event), event) for event in pending)  # the value keeps the id unique
         retry_after = [error.retry_after_s for _, error in failures if error.retry_after_s is not None]
-        raise ExportError(_summary(failures), retryable=True, retry_after_s=max(retry_after, default=None))
+        out_of_time = all(error.out_of_time for _, error in failures if error.retryable)
+        raise ExportError(_summary(failures), retryable=True, retry_after_s=max(retry_after, default=None),
+                          out_of_time=out_of_time)
 
     def _send(
         self, signal: str, target: SignalTarget, items: list[dict[str, object]], deadline: float

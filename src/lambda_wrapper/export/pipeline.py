@@ -36,6 +36,12 @@ if TYPE_CHECKING:
         def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None: ...
 
 MAX_EVENTS_PER_CALL = 5000
+MIN_EVENTS_PER_CALL = 50
+# Decoded events a remote exporter may owe before the oldest are dropped (and counted).
+# A backlog grows when an endpoint is down or the function's CPU share is too small to
+# keep up; unbounded, it would eat the function's memory (the soak at 128 MB grew
+# 11 MB). The spool keeps its own, separate cap on disk.
+MAX_BACKLOG_EVENTS = 2000
 
 
 class PipelineStats:
@@ -64,7 +70,12 @@ class Channel:
         self.breaker = CircuitBreaker()
         self.pending: collections.deque[tuple[int, list[TelemetryEvent]]] = collections.deque()
         self.reported_drops = 0
+        self.reported_unspooled = 0
         self.local = bool(getattr(exporter, "local", False))
+        # Remote calls are sized to what fits the budget: at 128 MB (7 % of a CPU)
+        # encoding 5,000 events alone used up the whole budget, every call failed and
+        # the backlog only grew. Halved when a call runs out of time, doubled on success.
+        self.call_limit = MAX_EVENTS_PER_CALL if self.local else MIN_EVENTS_PER_CALL * 4
 
     @property
     def name(self) -> str:
@@ -74,7 +85,8 @@ class Channel:
 class Pipeline:
     def __init__(self, exporters: Sequence[Exporter], spool_root: str, spool_max_bytes: int,
                  emf_namespaces: Collection[str] = ()) -> None:
-        share = max(64 * 1024, spool_max_bytes // max(1, len(exporters)))
+        # The cap is for all exporters together: each spool gets its share.
+        share = spool_max_bytes // max(1, len(exporters))
         self.channels = [Channel(e, Spool(os.path.join(spool_root, e.name), share)) for e in exporters]
         self.stats = PipelineStats()
         # Only our own EMF lines are skipped; the user's EMF metrics are their logs.
@@ -164,11 +176,13 @@ class Pipeline:
         # Batches the spool dropped on overflow are already counted there.
         while channel.pending and channel.pending[0][0] <= channel.spool.cursor:
             channel.pending.popleft()
+        if not channel.local:
+            self._bound_backlog(channel)
         delivered = 0
         while channel.pending and channel.breaker.allows() and time.monotonic() < deadline:
             take: list[tuple[int, list[TelemetryEvent]]] = []
             count = 0
-            while channel.pending and (not take or count + len(channel.pending[0][1]) <= MAX_EVENTS_PER_CALL):
+            while channel.pending and (not take or count + len(channel.pending[0][1]) <= channel.call_limit):
                 take.append(channel.pending.popleft())
                 count += len(take[-1][1])
             events = [event for _, batch in take for event in batch]
@@ -184,11 +198,32 @@ class Pipeline:
             channel.breaker.succeeded()
             channel.spool.delivered(take[-1][0])
             delivered += len(events)
+            if not channel.local:
+                channel.call_limit = min(MAX_EVENTS_PER_CALL, channel.call_limit * 2)
         self.stats.delivered += delivered
         return delivered
 
+    def _bound_backlog(self, channel: Channel) -> None:
+        owed = sum(len(events) for _, events in channel.pending)
+        dropped = 0
+        while channel.pending and owed > MAX_BACKLOG_EVENTS:
+            seq, events = channel.pending.popleft()
+            owed -= len(events)
+            dropped += len(events)
+            channel.spool.delivered(seq)  # given up on: reclaim it on disk too
+        if dropped:
+            self.stats.rejected_events += dropped
+            diagnostics.emit("warning", "export_backlog_dropped",
+                             f"{channel.name} is behind: dropped the {dropped} oldest events it owed",
+                             exporter=channel.name, dropped=dropped)
+
     def _failed(self, channel: Channel, take: list[tuple[int, list[TelemetryEvent]]],
                 error: ExportError) -> None:
+        if error.out_of_time:
+            # Out of budget, not a failing endpoint: keep the data, send less next time.
+            channel.pending.extendleft(reversed(take))
+            channel.call_limit = max(MIN_EVENTS_PER_CALL, channel.call_limit // 2)
+            return
         self.stats.export_failures += 1
         if error.retryable:
             channel.pending.extendleft(reversed(take))
@@ -207,6 +242,11 @@ class Pipeline:
     def _report_drops(self) -> None:
         for channel in self.channels:
             spool = channel.spool
+            if spool.unspooled_batches != channel.reported_unspooled:
+                channel.reported_unspooled = spool.unspooled_batches
+                diagnostics.emit("warning", "spool_batch_too_large",
+                                 f"{channel.name}: a batch larger than the spool cap was kept in memory only",
+                                 exporter=channel.name, unspooledBatches=spool.unspooled_batches)
             if spool.dropped_records != channel.reported_drops:
                 channel.reported_drops = spool.dropped_records
                 diagnostics.emit("warning", "spool_overflow",

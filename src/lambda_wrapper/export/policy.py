@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 DENSE_GAP_S = 1.0  # invocations closer than this are "dense"
-DENSE_FLUSH_INTERVAL_S = 5.0
+DENSE_FLUSH_INTERVAL_S = 1.0
 # Past this much unexported telemetry, flush even when dense: a large backlog would
 # not fit in the 500 ms Lambda gives at shutdown (10,000 log lines are ~0.5 MB).
 MAX_UNFLUSHED_BYTES = 256 * 1024

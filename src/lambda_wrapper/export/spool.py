@@ -39,6 +39,7 @@ class Spool:
         os.makedirs(self.directory, exist_ok=True)
         self.dropped_records = 0
         self.dropped_batches = 0
+        self.unspooled_batches = 0
         self.cursor = 0
         self._next_seq = 1
         self._segments: list[_Segment] = []
@@ -52,6 +53,13 @@ class Spool:
             seq = self._next_seq
             self._next_seq += 1
             entry = b"%d %d\n%s\n" % (seq, len(body), body)
+            if len(entry) > self.max_bytes:
+                # Bigger than the whole cap: it cannot be kept on disk. It is still
+                # exported from memory; only its crash safety is lost, and counted.
+                self.unspooled_batches += 1
+                return seq
+            # Room first, so the spool never holds more than the cap, even briefly.
+            self._make_room(len(entry))
             # Overflow drops whole segments: one may not hold more than a share of the cap.
             limit = min(SEGMENT_BYTES, self.max_bytes // 4)
             if self._fd is None or self._segments[-1].size + len(entry) > limit:
@@ -62,8 +70,6 @@ class Spool:
             segment.size += len(entry)
             segment.last = seq
             self._bytes += len(entry)
-            if self._bytes > self.max_bytes:
-                self._drop_oldest()
             return seq
 
     def delivered(self, seq: int) -> None:
@@ -111,8 +117,11 @@ class Spool:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._segments.append(_Segment(seq, path))
 
-    def _drop_oldest(self) -> None:
-        while self._bytes > self.max_bytes and len(self._segments) > 1:
+    def _make_room(self, incoming: int) -> None:
+        while self._bytes + incoming > self.max_bytes and self._segments:
+            if len(self._segments) == 1 and self._fd is not None:
+                os.close(self._fd)  # dropping the segment being written: start a new one
+                self._fd = None
             for seq, body in read_segment(self._segments[0].path):
                 if seq > self.cursor:
                     self.dropped_batches += 1

@@ -128,7 +128,7 @@ class Transport:
         if timeout_s is not None:
             deadline = min(deadline, now + timeout_s)
         if now >= deadline:
-            raise ExportError(f"no time left to send to {endpoint.origin}", retryable=True)
+            raise ExportError(f"no time left to send to {endpoint.origin}", retryable=True, out_of_time=True)
         request = _encode_request(endpoint, body, content_type, content_encoding, headers)
         connection = self._take_idle(endpoint, now)
         reused = connection is not None

@@ -27,6 +27,7 @@ DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
 MAX_CONNECTIONS = 64
 BODY_READ_TIMEOUT_S = 0.5
 IDLE_TIMEOUT_S = 30.0
+PARTIAL_REQUEST_TIMEOUT_S = 2.0
 
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 _TOO_LARGE = b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -137,14 +138,17 @@ class TelemetryListener:
     # -- the loop ---------------------------------------------------------------
     def serve_forever(self) -> None:
         while True:
-            for key, _ in self._selector.select(timeout=1.0):
-                if key.data == "wakeup":
-                    self._on_wakeup(key.fd)
-                elif key.data is None:
-                    self._accept()
-                else:
-                    self._on_readable(key.data)
-            self._close_idle()
+            try:
+                for key, _ in self._selector.select(timeout=1.0):
+                    if key.data == "wakeup":
+                        self._on_wakeup(key.fd)
+                    elif key.data is None:
+                        self._accept()
+                    else:
+                        self._on_readable(key.data)
+                self._close_idle()
+            except BaseException:  # even SystemExit: the platform needs this thread
+                time.sleep(0.01)
 
     def _on_wakeup(self, fd: int) -> None:
         try:
@@ -163,9 +167,10 @@ class TelemetryListener:
         except OSError:
             return
         if len(self._connections) >= MAX_CONNECTIONS:
+            # Evict the connection that has been quiet longest rather than refuse the
+            # newcomer: refusing let a flood of idle sockets lock the platform out.
             self.stats.refused_connections += 1
-            sock.close()
-            return
+            self._close(min(self._connections.values(), key=lambda c: c.last_seen))
         sock.setblocking(False)
         connection = _Connection(sock)
         self._connections[sock.fileno()] = connection
@@ -306,6 +311,9 @@ class TelemetryListener:
         connection.sock.close()
 
     def _close_idle(self) -> None:
-        deadline = time.monotonic() - IDLE_TIMEOUT_S
-        for connection in [c for c in self._connections.values() if c.last_seen < deadline]:
-            self._close(connection)
+        now = time.monotonic()
+        for connection in list(self._connections.values()):
+            # A connection mid-request gets a short leash; an idle keep-alive one longer.
+            limit = PARTIAL_REQUEST_TIMEOUT_S if connection.buffer else IDLE_TIMEOUT_S
+            if connection.last_seen < now - limit:
+                self._close(connection)

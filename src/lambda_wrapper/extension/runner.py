@@ -87,6 +87,7 @@ class InternalExtension:
         self._handler_done = threading.Event()
         self._handler_done.set()
         self._work = threading.Event()  # wakes the background flusher
+        self._listener_thread: threading.Thread | None = None
 
     # -- phase one ----------------------------------------------------------------
     def register(self) -> bool:
@@ -149,7 +150,7 @@ class InternalExtension:
     def _subscribe(self) -> None:
         assert self.registration is not None
         port = self.listener.bind(listener_host(), self.settings.telemetry_port)
-        self.listener.start()
+        self._listener_thread = self.listener.start()
         if managed_instances() and not self._elected_telemetry_worker():
             # Every subscriber gets the whole stream: one worker subscribes for all.
             return
@@ -185,16 +186,16 @@ class InternalExtension:
         while True:
             try:
                 event = next_event(self._connection, self.registration.extension_id)
-            except Exception as exc:
+                failures = 0
+                if event.is_invoke:
+                    self._on_invoke(event)
+            except BaseException as exc:  # even SystemExit: this thread must live
                 # The platform waits for our /next on every invoke: never stop asking.
                 failures += 1
                 if failures == 1:
-                    diagnostics.emit("warning", "extension_next_failed", f"/event/next failed: {exc}")
+                    diagnostics.emit("warning", "extension_next_failed", f"/event/next failed: {exc!r}")
+                self._connection.close()
                 time.sleep(min(1.0, 0.01 * failures))
-                continue
-            failures = 0
-            if event.is_invoke:
-                self._on_invoke(event)
 
     def _on_invoke(self, event: PlatformEvent) -> None:
         """Decide now whether this invocation ends with a flush; if not, return at once.
@@ -224,9 +225,27 @@ class InternalExtension:
 
     # -- in-process signals from the supervisor ---------------------------------------
     def handler_started(self, request_id: str) -> None:
+        self.ensure_running()
         self._handler_done.clear()
         if self.background:
             self.policy.invocation_started()
+
+    def ensure_running(self) -> None:
+        """Restart a dead event loop or listener (cheap check, every invocation).
+
+        The platform waits for our ``/event/next`` on every invocation when we are
+        registered for INVOKE: a dead loop would turn every invocation into a timeout.
+        """
+        loop = self._threads[0] if self._threads else None
+        if loop is not None and not loop.is_alive() and self.registration is not None:
+            self._connection = HttpConnection(self._api)
+            thread = threading.Thread(target=self._event_loop, name="lambda-wrapper-extension", daemon=True)
+            thread.start()
+            self._threads[0] = thread
+            diagnostics.emit("warning", "extension_restarted", "the event loop stopped; restarted")
+        if self._listener_thread is not None and not self._listener_thread.is_alive():
+            self._listener_thread = self.listener.start()
+            diagnostics.emit("warning", "listener_restarted", "the telemetry listener had stopped; restarted")
 
     def handler_finished(self, request_id: str) -> None:
         self._handler_done.set()
