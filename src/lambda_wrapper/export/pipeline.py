@@ -36,6 +36,8 @@ if TYPE_CHECKING:
         def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None: ...
 
 MAX_EVENTS_PER_CALL = 5000
+# Remote payloads stay small: their encoding's peak memory is what RSS keeps.
+MAX_REMOTE_EVENTS_PER_CALL = 1000
 MIN_EVENTS_PER_CALL = 50
 # Decoded events a remote exporter may owe before the oldest are dropped (and counted).
 # A backlog grows when an endpoint is down or the function's CPU share is too small to
@@ -199,7 +201,7 @@ class Pipeline:
             channel.spool.delivered(take[-1][0])
             delivered += len(events)
             if not channel.local:
-                channel.call_limit = min(MAX_EVENTS_PER_CALL, channel.call_limit * 2)
+                channel.call_limit = min(MAX_REMOTE_EVENTS_PER_CALL, channel.call_limit * 2)
         self.stats.delivered += delivered
         return delivered
 
