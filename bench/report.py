@@ -260,7 +260,4 @@ def update_readme_headline(results: dict[str, Any], readme: Path) -> None:
         return
     head, _, rest = text.partition(HEADLINE_BEGIN)
     _, _, tail = rest.partition(HEADLINE_END)
-    where = short_description(results.get("machine") or {})
-    date = results.get('date', '?')
-    stamp = f"Measured {date} on {where}; local sandbox, medians, ratios against bare.\n\n"
-    readme.write_text(f"{head}{HEADLINE_BEGIN}\n{stamp}{render_headline(results)}{HEADLINE_END}{tail}")
+    readme.write_text(f"{head}{HEADLINE_BEGIN}\n{render_headline(results)}{HEADLINE_END}{tail}")
