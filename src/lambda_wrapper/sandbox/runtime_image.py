@@ -10,6 +10,7 @@ directory holding awslambdaric, ``bootstrap`` and ``bootstrap.py`` (the
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -59,9 +60,18 @@ def cache_root() -> Path:
     # A checkout keeps its cache inside itself, so a fresh clone rebuilds everything
     # (CI proves the build steps, not leftovers in a home directory).
     repo = Path(__file__).resolve().parents[3]
-    if (repo / "pyproject.toml").exists():
-        return repo / ".cache"
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lambda-wrapper"
+    home_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lambda-wrapper"
+    if not (repo / "pyproject.toml").exists():
+        return home_cache
+    if _under_tmp(repo):
+        # The sandbox and the RIE cover /tmp with the function's own /tmp: an
+        # interpreter or RIE binary cached below it would vanish for the runtime.
+        return home_cache / "checkouts" / hashlib.sha256(str(repo).encode()).hexdigest()[:16]
+    return repo / ".cache"
+
+
+def _under_tmp(path: Path) -> bool:
+    return path == Path("/tmp") or Path("/tmp") in path.parents
 
 
 def host_python_version() -> str:
