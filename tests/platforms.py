@@ -36,6 +36,8 @@ import pytest
 
 from lambda_wrapper.sandbox.mounts import Bind, Tmpfs, lambda_binds, namespace_argv, namespaces_available
 from lambda_wrapper.sandbox.rie import ensure_rie
+
+RIE_IN_NAMESPACE = "/var/rapid/aws-lambda-rie"
 from lambda_wrapper.sandbox.runtime_image import RuntimeImage, ensure_runtime_image
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -227,9 +229,12 @@ class RiePlatform(Platform):
         command = spec.bootstrap_argv or ["/var/runtime/bootstrap"]
         if spec.max_concurrency is not None:
             binds += self._managed_instances_binds(image)
+        # The RIE binary is bound in at a fixed path: wherever it is cached (/tmp, /root)
+        # may be covered inside the namespace.
+        binds.append(Bind(ensure_rie(), RIE_IN_NAMESPACE))
         invoke_port, runtime_port = free_loopback_port(), free_loopback_port()
         rie_argv = [
-            str(ensure_rie()),
+            RIE_IN_NAMESPACE,
             "--runtime-interface-emulator-address",
             f"127.0.0.1:{invoke_port}",
             "--runtime-api-address",

@@ -85,8 +85,11 @@ def mount_script(binds: Sequence[Bind | Tmpfs]) -> list[str]:
             lines.append(f"mount -t tmpfs -o mode=0755 lambda-tmpfs {target}")
             read_only_later.append(f"mount -o remount,ro {target}")
             continue
-        make = "touch" if os.path.isfile(bind.source) else "mkdir -p"
-        lines.append(f"[ -e {target} ] || {make} {target}")
+        if os.path.isfile(bind.source):
+            parent = shlex.quote(os.path.dirname(bind.target) or "/")
+            lines.append(f"[ -e {target} ] || {{ mkdir -p {parent} && touch {target}; }}")
+        else:
+            lines.append(f"[ -e {target} ] || mkdir -p {target}")
         lines.append(f"mount --bind \"$src_base/{index}\" {target}")
         if bind.readonly:
             lines.append(f"mount -o remount,ro,bind {target}")
