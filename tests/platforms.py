@@ -36,9 +36,9 @@ import pytest
 
 from lambda_wrapper.sandbox.mounts import Bind, Tmpfs, lambda_binds, namespace_argv, namespaces_available
 from lambda_wrapper.sandbox.rie import ensure_rie
+from lambda_wrapper.sandbox.runtime_image import RuntimeImage, ensure_runtime_image
 
 RIE_IN_NAMESPACE = "/var/rapid/aws-lambda-rie"
-from lambda_wrapper.sandbox.runtime_image import RuntimeImage, ensure_runtime_image
 
 TESTS_DIR = Path(__file__).resolve().parent
 PROBES_DIR = TESTS_DIR / "probes"
