@@ -262,8 +262,27 @@ def print_extension(report: dict[str, Any], sandbox: Sandbox, out: TextIO) -> No
         f"subscribed {'yes' if report['subscribed'] else 'no'}, "
         f"{report['records']} telemetry records in {report['file']}\n"
     )
+    counts = record_types(Path(report["file"]))
+    if counts:
+        # What it captured, at a glance: the file itself has every record.
+        out.write("captured: " + ", ".join(f"{kind} x{n}" for kind, n in counts.items()) + "\n")
     for warning in sandbox.warnings:
         out.write(f"WARNING: {warning}\n")
+
+
+def record_types(path: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return counts
+    for line in lines:
+        try:
+            kind = str(json.loads(line).get("type"))
+        except (ValueError, AttributeError):
+            continue
+        counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def json_document(sandbox: Sandbox, report: dict[str, Any]) -> dict[str, Any]:
