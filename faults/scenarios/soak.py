@@ -107,6 +107,8 @@ def _judge(result: Result, wrapped: Soak, bare: Soak, delivered: set[str], invok
     result.check("every invocation succeeded", not wrapped.failures)
     result.check(f"RSS after warm-up grew {growth} kB (bound {RSS_GROWTH_KB} kB)", growth <= RSS_GROWTH_KB)
     result.check(f"file descriptors stable after warm-up ({fds})", len(fds) == 1)
+    connections = max(sample[1]["connections"] for sample in after_warm)
+    result.check(f"open connections bounded after warm-up (at most {connections})", connections <= 3)
     result.check(f"threads stable after warm-up ({threads})", len(threads) == 1)
     result.check(f"spool peak {spool_peak} B (bound {SPOOL_BOUND})", spool_peak <= SPOOL_BOUND)
     result.check(f"/tmp grew {tmp_growth} B after warm-up (bound {TMP_GROWTH})", tmp_growth <= TMP_GROWTH)
