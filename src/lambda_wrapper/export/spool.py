@@ -176,6 +176,11 @@ def _owner_alive(directory_name: str) -> bool:
     pid = int(pid_text)
     if pid == os.getpid():
         return False  # same pid, other start time: a previous life of this pid
+    return process_alive(pid)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` names a live process (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import structlog
 
+from ..export.spool import process_alive
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CONTROLLERS = ("memory", "cpu", "freezer")
 # A file that only a usable v1 hierarchy of each controller has (at its root).
@@ -250,7 +252,7 @@ def remove_stale(parent: Path) -> None:
         return
     for entry in entries:
         match = re.fullmatch(rf"{PREFIX}(\d+)-[0-9a-f]+", entry.name)
-        if match is None or not entry.is_dir() or _alive(int(match.group(1))):
+        if match is None or not entry.is_dir() or process_alive(int(match.group(1))):
             continue
         freezer = entry / "freezer.state"
         if freezer.exists():
@@ -279,16 +281,6 @@ def _empty_and_remove(path: Path) -> None:
             if time.monotonic() > deadline:
                 return
             time.sleep(0.01)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write(path: Path, value: object) -> None:
