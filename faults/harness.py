@@ -230,7 +230,7 @@ def process_sample(pid: int) -> dict[str, int]:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM", "Threads"):
+            if key in ("VmRSS", "VmHWM", "Threads", "RssAnon"):
                 sample[key] = int(value.split()[0])
     return sample
 

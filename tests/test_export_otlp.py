@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import subprocess
@@ -20,6 +21,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from garbage import cyclic_garbage, type_names
 from http_receiver import Receiver, Reply
 from lambda_wrapper.export.errors import ExportError
 from lambda_wrapper.export.function_metadata import FunctionMetadata
@@ -473,6 +475,31 @@ def test_an_unreachable_collector_is_retryable_within_the_deadline() -> None:
             time.monotonic() + 0.5,
         )
     assert caught.value.retryable and time.monotonic() - started < 0.6
+
+
+def test_failed_exports_leave_no_cycles_holding_the_payload(receiver: Receiver) -> None:
+    # A kept exception holds its traceback's frames and their payload: on every failed
+    # flush that was a cycle, and the 128 MB soak's RSS grew ~10 MB with it.
+    exporter = exporter_for(receiver)
+    unreachable = OtlpExporter(
+        {"traces": SignalTarget("http://127.0.0.1:9/v1/traces")}, FunctionMetadata(ENV)
+    )
+    events = invocation("req-11", "2024-05-01T10:00:00.000Z", "2024-05-01T10:00:00.045Z")
+    for target in (exporter, unreachable):  # warm-up: lazy imports make cycles of their own
+        with contextlib.suppress(ExportError):
+            receiver.reply(Reply(503), Reply(503), Reply(503))
+            target.export(events, time.monotonic() + 1)
+    with cyclic_garbage() as garbage:
+        for _ in range(3):
+            receiver.reply(Reply(503), Reply(200), Reply(503, headers={"Retry-After": "1"}))
+            with pytest.raises(ExportError):
+                exporter.export(events, time.monotonic() + 1)
+            with pytest.raises(ExportError):
+                unreachable.export(events, time.monotonic() + 1)
+            with pytest.raises(ExportError):
+                exporter.export(events, time.monotonic() - 1)  # out of time before sending
+    assert len(receiver.requests) >= 9
+    assert not type_names(garbage) & {"TelemetryEvent", "frame", "traceback"}, sorted(type_names(garbage))
 
 
 @pytest.mark.parametrize(

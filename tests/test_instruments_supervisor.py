@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from garbage import cyclic_garbage, type_names
 from lambda_wrapper.instruments.records import INIT, INVOCATION
 from lambda_wrapper.settings import Settings
 from lambda_wrapper.supervisor.bootstrap import wrap_handler
@@ -90,6 +91,27 @@ def test_the_handlers_exception_passes_through_with_its_type_recorded() -> None:
     with pytest.raises(ValueError, match="bad input"):
         handler({}, context("r1"))
     assert extension.calls[-1] == ("handler_finished", "r1")
+
+
+def test_a_failing_handler_leaves_its_event_to_reference_counting() -> None:
+    # Kept in a local of ours, the error would hold its traceback, our frame and the
+    # user's event in a cycle: memory held until a full collection, per invocation.
+    supervisor, _ = supervised()
+
+    class Payload:
+        pass
+
+    def failing(event: object, ctx: object) -> None:
+        raise ValueError("bad input")
+
+    handler = wrap_handler(failing, supervisor)
+    with pytest.raises(ValueError):
+        handler({"payload": Payload()}, context("r0"))  # warm-up
+    with cyclic_garbage() as garbage:
+        for index in range(3):
+            with pytest.raises(ValueError):
+                handler({"payload": Payload()}, context(f"r{index}"))
+    assert "Payload" not in type_names(garbage), sorted(type_names(garbage))
 
 
 def test_timeout_warning_flushes_through_the_extension() -> None:

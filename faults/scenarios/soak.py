@@ -30,6 +30,11 @@ RSS_GROWTH_KB = 1024
 SPOOL_BOUND = 2 * 1024 * 1024  # one 512 KiB segment per exporter, with room to spare
 TMP_GROWTH = 1024 * 1024
 BARE_SHARE = 5  # the reference run is a fifth as long
+# Connected sockets a healthy function may hold at a sample: awslambdaric's Runtime
+# API client, the extension's Extensions API client, one keep-alive connection per
+# exporter origin, and platform telemetry POSTs the freeze caught before their close.
+# A leak of one connection per thousand invocations exceeds it within the 5,000.
+CONNECTIONS_BOUND = 6
 
 
 def run(ctx: Context) -> list[Result]:
@@ -107,8 +112,11 @@ def _judge(result: Result, wrapped: Soak, bare: Soak, delivered: set[str], invok
     result.check("every invocation succeeded", not wrapped.failures)
     result.check(f"RSS after warm-up grew {growth} kB (bound {RSS_GROWTH_KB} kB)", growth <= RSS_GROWTH_KB)
     result.check(f"file descriptors stable after warm-up ({fds})", len(fds) == 1)
-    connections = max(sample[1]["connections"] for sample in after_warm)
-    result.check(f"open connections bounded after warm-up (at most {connections})", connections <= 3)
+    connections = [sample[1]["connections"] for sample in after_warm]
+    result.check(
+        f"open connections bounded after warm-up (at most {max(connections)}, bound {CONNECTIONS_BOUND})",
+        max(connections) <= CONNECTIONS_BOUND,
+    )
     result.check(f"threads stable after warm-up ({threads})", len(threads) == 1)
     result.check(f"spool peak {spool_peak} B (bound {SPOOL_BOUND})", spool_peak <= SPOOL_BOUND)
     result.check(f"/tmp grew {tmp_growth} B after warm-up (bound {TMP_GROWTH})", tmp_growth <= TMP_GROWTH)
@@ -135,8 +143,9 @@ def _judge(result: Result, wrapped: Soak, bare: Soak, delivered: set[str], invok
         f"without the wrapper the RSS grew {bare_growth} kB over {bare.samples[-1][0]} invocations"
     )
     result.notes.append(
-        "samples (invocation, RSS kB, fds, threads, spool B, tmp B): "
+        "samples (invocation, RSS kB, anonymous RSS kB, fds, threads, spool B, tmp B): "
         + "; ".join(
-            f"{i} {p['VmRSS']} {p['fds']} {p['Threads']} {sp} {tm}" for i, p, sp, tm in wrapped.samples
+            f"{i} {p['VmRSS']} {p['RssAnon']} {p['fds']} {p['Threads']} {sp} {tm}"
+            for i, p, sp, tm in wrapped.samples
         )
     )

@@ -11,6 +11,12 @@ Messages must never contain header values or credentials: they name an endpoint 
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    E = TypeVar("E", bound=BaseException)
+
 
 class ExportError(Exception):
     """A failed delivery; ``retryable`` says whether the same events may succeed later."""
@@ -31,3 +37,21 @@ class ExportError(Exception):
             f"ExportError({self.message!r}, retryable={self.retryable!r}, "
             f"retry_after_s={self.retry_after_s!r})"
         )
+
+
+def detached(error: E) -> E:
+    """``error`` without the tracebacks of its chain, fit to be kept after its handler.
+
+    An exception kept in a local or a list holds its traceback, the traceback holds
+    the frames it went through, and their locals hold the exception again and the
+    payload being sent: a reference cycle only the full garbage collection frees.
+    During a slow or failing endpoint that happens on every flush, and the payloads
+    pile up (the 128 MB soak grew its RSS by ~10 MB that way). The messages are kept.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__
+    return error

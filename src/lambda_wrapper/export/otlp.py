@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 
 from .. import diagnostics
-from .errors import ExportError
+from .errors import ExportError, detached
 from .function_metadata import FunctionMetadata
 from .otlp_encoding import SCOPE, resource_attributes
 from .otlp_logs import LogEncoder
@@ -137,7 +137,7 @@ class OtlpExporter:
                 if batch.items:
                     self._send(signal, target, batch.items, deadline)
             except ExportError as error:
-                failures.append((signal, error))
+                failures.append((signal, detached(error)))
                 if error.retryable:
                     continue
                 # Dropped for this signal: never resent to it, whatever the others do.

@@ -23,7 +23,7 @@ import time
 
 from .. import __version__
 from ..telemetry.decode import parse_time_ms
-from .errors import ExportError
+from .errors import ExportError, detached
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ class Transport:
                 candidate.connect(address)
             except OSError as error:
                 candidate.close()
-                last_error = error
+                last_error = detached(error)
                 if isinstance(error, TimeoutError):
                     break
                 continue
@@ -508,7 +508,7 @@ class _Resolver:
                     _host_arg(endpoint.host), endpoint.port, type=socket.SOCK_STREAM
                 )
             except OSError as error:
-                outcome["error"] = error
+                outcome["error"] = detached(error)
                 return
             # Stored even when the caller gave up waiting: the next attempt finds it.
             self._cache[key] = (time.monotonic() + DNS_CACHE_S, addresses)

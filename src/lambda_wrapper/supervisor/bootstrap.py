@@ -34,14 +34,16 @@ def wrap_handler(user_handler: Handler, observer: InvocationObserver) -> Handler
         request_id = getattr(context, "aws_request_id", "")
         observer.invocation_started(request_id, _deadline_ms(context))
         started = time.perf_counter()
-        error: BaseException | None = None
+        # The error is passed on, never kept in a local: a frame holding the exception
+        # that holds its traceback (and so the frame) is a cycle, and it would keep the
+        # user's event and locals alive until the next full garbage collection.
         try:
-            return user_handler(event, context)
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
+            result = user_handler(event, context)
+        except BaseException as error:
             observer.invocation_finished(request_id, (time.perf_counter() - started) * 1000.0, error)
+            raise
+        observer.invocation_finished(request_id, (time.perf_counter() - started) * 1000.0, None)
+        return result
 
     handler.__wrapped__ = user_handler  # type: ignore[attr-defined]
     return handler
