@@ -30,7 +30,7 @@ from typing import Any
 import psutil
 
 from lambda_wrapper.sandbox.mounts import lambda_binds, namespace_argv, namespaces_available
-from lambda_wrapper.sandbox.rie import ensure_rie
+from lambda_wrapper.sandbox.rie import ensure_rie, function_environment
 from lambda_wrapper.sandbox.runtime_image import ensure_runtime_image
 
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
@@ -310,28 +310,16 @@ def rie_observations(log_text: str) -> Observations:
 
 
 def _rie_environment(spec: EnvironmentSpec, interpreter_bin: str) -> dict[str, str]:
-    # The RIE hands its environment to the runtime: this is the function's environment,
-    # the same variables the sandbox sets (contract 5.1), plus the variant's.
-    env = {
-        "PATH": f"{interpreter_bin}:/usr/local/bin:/usr/bin:/bin:/opt/bin",
-        "LANG": "en_US.UTF-8",
-        "TZ": ":UTC",
-        "_HANDLER": spec.handler,
-        "LAMBDA_TASK_ROOT": "/var/task",
-        "LAMBDA_RUNTIME_DIR": "/var/runtime",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(MEMORY_MB),
-        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(int(TIMEOUT_S)),
+    # The same variables the sandbox sets, plus the variant's.
+    env = function_environment(spec.handler, FUNCTION_NAME, MEMORY_MB, TIMEOUT_S, interpreter_bin)
+    env.update({
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{FUNCTION_NAME}",
         "AWS_LAMBDA_LOG_STREAM_NAME": "2026/01/01/[$LATEST]0123456789abcdef0123456789abcdef",
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
         "AWS_ACCESS_KEY_ID": "ASIABENCHFAKE",
         "AWS_SECRET_ACCESS_KEY": "bench/fake-secret",
         "AWS_SESSION_TOKEN": "bench-fake-token",
-    }
+    })
     env.update(spec.env)
     return env
 

@@ -35,7 +35,7 @@ import psutil
 import pytest
 
 from lambda_wrapper.sandbox.mounts import Bind, Tmpfs, lambda_binds, namespace_argv, namespaces_available
-from lambda_wrapper.sandbox.rie import ensure_rie
+from lambda_wrapper.sandbox.rie import ensure_rie, function_environment
 from lambda_wrapper.sandbox.runtime_image import RuntimeImage, ensure_runtime_image
 
 RIE_IN_NAMESPACE = "/var/rapid/aws-lambda-rie"
@@ -286,23 +286,7 @@ class RiePlatform(Platform):
         return items
 
     def _environment(self, spec: FunctionUnderTest) -> dict[str, str]:
-        # The RIE hands its own environment to the runtime, so this is the function's
-        # environment: what the managed runtime sets, plus the function's variables.
-        env = {
-            "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin:/bin:/opt/bin",
-            "LANG": "en_US.UTF-8",
-            "TZ": ":UTC",
-            "_HANDLER": spec.handler,
-            "LAMBDA_TASK_ROOT": "/var/task",
-            "LAMBDA_RUNTIME_DIR": "/var/runtime",
-            "AWS_REGION": "us-east-1",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
-            # The RIE reads whole seconds for the deadline and the timeout.
-            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(max(1, round(spec.timeout_s))),
-        }
+        env = function_environment(spec.handler, spec.function_name, spec.memory_mb, spec.timeout_s)
         if spec.use_wrapper:
             env["AWS_LAMBDA_EXEC_WRAPPER"] = WRAPPER_PATH_IN_FUNCTION
         if spec.max_concurrency is not None:

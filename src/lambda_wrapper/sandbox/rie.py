@@ -19,6 +19,32 @@ from .runtime_image import cache_root
 AWS_SAM_CLI_VERSION = "1.170.0"
 
 
+def function_environment(
+    handler: str, function_name: str, memory_mb: int, timeout_s: float,
+    interpreter_bin: str = "/var/lang/bin",
+) -> dict[str, str]:
+    """What the managed runtime sets for a function run on the RIE (contract 5.1).
+
+    The RIE hands its own environment to the runtime, so whoever starts it passes the
+    function's environment: this, plus the function's variables.
+    """
+    return {
+        "PATH": f"{interpreter_bin}:/usr/local/bin:/usr/bin:/bin:/opt/bin",
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        "_HANDLER": handler,
+        "LAMBDA_TASK_ROOT": "/var/task",
+        "LAMBDA_RUNTIME_DIR": "/var/runtime",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_LAMBDA_FUNCTION_NAME": function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
+        # The RIE reads whole seconds for the deadline and the timeout.
+        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(max(1, round(timeout_s))),
+    }
+
+
 def host_arch() -> str:
     return "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
 
