@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,7 +72,7 @@ def _synthetic_results() -> dict:
             runtime_ms=[150.0, 150.0],
         ),
     ]
-    variants = [
+    variants: list[dict[str, Any]] = [
         {"name": name, "title": name, "how": "synthetic", "versions": {}, "budgeted": True}
         for name in ("bare", "wrapper-default", "wrapper-all", "otel")
     ]

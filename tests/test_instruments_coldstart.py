@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,7 +87,7 @@ def test_init_record_breaks_init_down() -> None:
     time.sleep(0.02)
     timeline.handler_import_ends()
     timeline.init_ends()
-    record = timeline.record(True, False)
+    record: dict[str, Any] = timeline.record(True, False)
     assert record["wrapperInitMs"] == pytest.approx(2.5, abs=0.01)  # decimal comma accepted
     assert record["handlerImportMs"] >= 20
     assert 10 <= record["extensionInitMs"] < record["handlerImportMs"] + 10

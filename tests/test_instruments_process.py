@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
+from typing import Any
 
 from function_runs import run_function
 from lambda_wrapper.instruments import procfs
@@ -58,7 +59,7 @@ def test_snapshot_has_every_field_with_sane_values() -> None:
     try:
         metrics.invocation_starts()
         sum(i * i for i in range(200_000))
-        snapshot = metrics.snapshot()
+        snapshot: dict[str, Any] = metrics.snapshot()
     finally:
         metrics.close()
     assert set(snapshot) == PROCESS_FIELDS

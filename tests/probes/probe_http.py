@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import threading
-from typing import Any
+from typing import Any, NoReturn
 
 # /tmp on Lambda; a platform without a mount namespace points TMPDIR at the function's tmp dir.
 TMP_DIR = os.environ.get("TMPDIR", "/tmp")
@@ -139,7 +139,7 @@ def error_body(error_type: str, message: str, request_id: str = "") -> dict[str,
     return {"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": []}
 
 
-def fail(notebook: Notebook, reason: str) -> None:
+def fail(notebook: Notebook, reason: str) -> NoReturn:
     """Record why the probe gave up, then exit like a crashed runtime."""
     notebook.note("probe_failure", reason)
     notebook.finish()

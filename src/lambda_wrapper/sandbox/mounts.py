@@ -99,7 +99,7 @@ def mount_script(binds: Sequence[Bind | Tmpfs]) -> list[str]:
     return lines
 
 
-def namespace_argv(binds: Sequence[Bind], argv: Sequence[str], cwd: str = "/var/task") -> list[str]:
+def namespace_argv(binds: Sequence[Bind | Tmpfs], argv: Sequence[str], cwd: str = "/var/task") -> list[str]:
     """Command line that runs ``argv`` inside a fresh namespace with ``binds`` applied.
 
     ``unshare`` and ``sh`` both ``exec`` onwards, so ``argv`` ends up with the PID the
