@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+FUZZER := $(VENV)/.fuzzer
 
 .PHONY: demo test lint typecheck unit rie faults bench bench-check layer docs clean
 
@@ -13,6 +14,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
+
+# atheris where a wheel exists for this interpreter and machine; without it the fault
+# suite fuzzes the telemetry decoder with hypothesis alone and says so in its report.
+$(FUZZER): $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check --only-binary=:all: atheris \
+		|| echo "atheris does not install here: the decoder is fuzzed with hypothesis only"
+	touch $(FUZZER)
 
 # The official Runtime Interface Emulator, from the pinned aws-sam-cli wheel.
 rie: $(STAMP)
@@ -26,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests layer-build bench faults
 	$(BIN)/mypy
 
-test: $(STAMP) rie lint
+test: $(STAMP) $(FUZZER) rie lint
 	$(BIN)/python -m pytest -q
 
 # Benchmarks, not tests (bench/README.md): every variant on the sandbox and the RIE.
@@ -38,7 +46,7 @@ bench-check: $(STAMP) rie
 	$(BIN)/python -m bench check
 
 # The fault suite, full form; regenerates docs/reliability.md (`make test` runs the short form).
-faults: $(STAMP) rie
+faults: $(STAMP) $(FUZZER) rie
 	$(BIN)/python -m faults.run --out docs/reliability.md
 
 layer: $(STAMP)

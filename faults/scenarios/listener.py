@@ -38,6 +38,7 @@ from ..harness import (
     tree_bytes,
 )
 from ..model import Result
+from ..telemetry_inputs import SEED_BATCHES, telemetry_bodies, write_corpus
 
 RSS_BOUND_KB = 8 * 1024  # growth of the function's RSS that one attack may cause
 SPOOL_BOUND = 64 * 1024  # the oversized body must not land in the spool
@@ -163,25 +164,7 @@ def _listener_port(pid: int) -> int:
 
 def _hypothesis_bodies(port: int, tag: str, examples: int) -> attacks.Observed:
     statuses: list[int | None] = []
-    json_like = st.recursive(
-        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
-        lambda children: (
-            st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=8), children, max_size=6)
-        ),
-        max_leaves=40,
-    )
-    envelope = st.fixed_dictionaries(
-        {
-            "time": st.text(max_size=30),
-            "type": st.sampled_from(["function", "platform.start", "platform.report", ""]),
-        },
-        optional={"record": json_like},
-    )
-    bodies = st.one_of(
-        st.binary(max_size=4096),
-        st.lists(envelope, max_size=20).map(lambda items: repr(items).encode()),  # python repr: almost JSON
-        st.lists(envelope, max_size=20).map(lambda items: __import__("json").dumps(items).encode()),
-    )
+    bodies = telemetry_bodies()
 
     @settings(max_examples=examples, database=None, deadline=None, suppress_health_check=list(HealthCheck))
     @given(bodies)
@@ -213,7 +196,7 @@ def _decoder_fuzz(ctx: Context) -> Result:
         deadline=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(st.binary(max_size=2048) | st.text(max_size=512).map(str.encode))
+    @given(telemetry_bodies() | st.text(max_size=512).map(str.encode))
     def decode(body: bytes) -> None:
         try:
             batch = decode_batch(body)
@@ -229,7 +212,7 @@ def _decoder_fuzz(ctx: Context) -> Result:
     decode()
     result.check(f"hypothesis: {ctx.form.decoder_examples} inputs, only UnreadableBatch raised", not failures)
     result.notes.extend(failures[:5])
-    atheris_note = _atheris(ctx.form.atheris_runs)
+    atheris_note = _atheris(ctx.form.atheris_runs, write_corpus(ctx.work_dir / "atheris-corpus"))
     result.notes.append(atheris_note)
     result.check("atheris found no crash", not atheris_note.startswith("atheris crashed"))
     result.saw = "n/a (in-process)"
@@ -239,12 +222,19 @@ def _decoder_fuzz(ctx: Context) -> Result:
     return result
 
 
-def _atheris(runs: int) -> str:
+def _atheris(runs: int, corpus: Path) -> str:
     try:
         import atheris  # noqa: F401
     except ImportError:
         return "atheris is not installed here (pip install atheris); skipped"
-    command = [sys.executable, "-m", "faults.fuzz_decode", f"-runs={runs}", "-max_total_time=120"]
+    command = [
+        sys.executable,
+        "-m",
+        "faults.fuzz_decode",
+        str(corpus),
+        f"-runs={runs}",
+        "-max_total_time=120",
+    ]
     root = Path(__file__).resolve().parents[2]
     env = {
         **os.environ,
@@ -253,4 +243,7 @@ def _atheris(runs: int) -> str:
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=root)
     if done.returncode != 0:
         return f"atheris crashed (exit {done.returncode}):\n{done.stderr[-3000:]}"
-    return f"atheris: {runs} runs, no crash"
+    coverage = [line for line in done.stderr.splitlines() if "DONE " in line and "cov:" in line]
+    summary = coverage[-1].split("DONE", 1)[1].split("lim:")[0].strip() if coverage else ""
+    seeds = len(SEED_BATCHES)
+    return f"atheris: {runs} runs from {seeds} seeds, decoder and exporters, no crash ({summary})"
