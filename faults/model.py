@@ -54,10 +54,10 @@ SHORT = Form(
     init_timeout_s=1.0,
     init_sleep_s=1.5,
     per_variable_garbage=False,
-    # The warm-up outlasts the exporters' bounded caches (256 request contexts), so
-    # what grows after it is growth, not a cache filling up.
-    soak_invokes=800,
-    soak_warmup=300,
+    # The warm-up outlasts the climb to the high-water mark (see faults.scenarios.soak),
+    # so what grows after it is growth, not a bounded backlog reaching a new peak.
+    soak_invokes=1500,
+    soak_warmup=1000,
     soak_sample_every=25,
 )
 FULL = Form(
@@ -74,7 +74,7 @@ FULL = Form(
     init_sleep_s=11.0,
     per_variable_garbage=True,
     soak_invokes=5000,
-    soak_warmup=500,
+    soak_warmup=1000,
     soak_sample_every=100,
 )
 

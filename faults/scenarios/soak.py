@@ -2,7 +2,12 @@
 
 After a warm-up, the function process's RSS may grow by at most 1 MB, its file
 descriptors and threads must stay where they were, and the spool and ``/tmp`` must
-stay bounded. Samples are read from the host's ``/proc`` while the function is
+stay bounded. The warm-up is a thousand invocations because the wrapper's memory is
+bounded, not constant: at 128 MB (7 % of a CPU) flushes sometimes fall behind, and
+the decoded backlog (at most ``MAX_BACKLOG_EVENTS``) and the trace contexts (256
+requests) take the allocator to a high-water mark that runs of 5,000 reached within
+the first thousand; after it the RSS grows at about the bare runtime's rate, which
+the notes show. Samples are read from the host's ``/proc`` while the function is
 frozen between invocations. The same function without the wrapper gives the
 reference duration (and its own RSS growth, for comparison).
 """
@@ -29,7 +34,7 @@ from ..servers import Endpoint
 RSS_GROWTH_KB = 1024
 SPOOL_BOUND = 2 * 1024 * 1024  # one 512 KiB segment per exporter, with room to spare
 TMP_GROWTH = 1024 * 1024
-BARE_SHARE = 5  # the reference run is a fifth as long
+BARE_MEASURED = 500  # invocations of the reference run after its warm-up
 # Connected sockets a healthy function may hold at a sample: awslambdaric's Runtime
 # API client, the extension's Extensions API client, one keep-alive connection per
 # exporter origin, and platform telemetry POSTs the freeze caught before their close.
@@ -50,9 +55,7 @@ def run(ctx: Context) -> list[Result]:
     }
     try:
         wrapped = _soak(ctx, result.scenario, env, form.soak_invokes, wrapper=True)
-        bare = _soak(
-            ctx, result.scenario, env, max(form.soak_warmup * 2, form.soak_invokes // BARE_SHARE), False
-        )
+        bare = _soak(ctx, result.scenario, env, form.soak_warmup + BARE_MEASURED, wrapper=False)
         delivered = {m for m in endpoint.delivered("/v1/logs") if m.startswith("soak.")}
     finally:
         endpoint.close()
@@ -107,7 +110,9 @@ def _judge(result: Result, wrapped: Soak, bare: Soak, delivered: set[str], invok
     fds = sorted({sample[1]["fds"] for sample in after_warm})
     threads = sorted({sample[1]["Threads"] for sample in after_warm})
     spool_peak = max(sample[2] for sample in wrapped.samples)
-    tmp_growth = max(sample[3] for sample in after_warm) - warm[3]
+    # The spool is a sawtooth (filled by batches, emptied by flushes) bounded above;
+    # whatever else lands in /tmp must not grow.
+    tmp_growth = max(tmp - spool for _, _, spool, tmp in after_warm) - (warm[3] - warm[2])
     result.saw = f"200 success x{invokes - len(wrapped.failures)}/{invokes}"
     result.check("every invocation succeeded", not wrapped.failures)
     result.check(f"RSS after warm-up grew {growth} kB (bound {RSS_GROWTH_KB} kB)", growth <= RSS_GROWTH_KB)
@@ -119,7 +124,8 @@ def _judge(result: Result, wrapped: Soak, bare: Soak, delivered: set[str], invok
     )
     result.check(f"threads stable after warm-up ({threads})", len(threads) == 1)
     result.check(f"spool peak {spool_peak} B (bound {SPOOL_BOUND})", spool_peak <= SPOOL_BOUND)
-    result.check(f"/tmp grew {tmp_growth} B after warm-up (bound {TMP_GROWTH})", tmp_growth <= TMP_GROWTH)
+    other = f"/tmp outside the spool grew {tmp_growth} B after warm-up (bound {TMP_GROWTH})"
+    result.check(other, tmp_growth <= TMP_GROWTH)
     # At 128 MB the function gets 7 % of a CPU: a remote exporter cannot always keep up
     # within the flush budget, so what it cannot send must be dropped (bounded memory)
     # and counted, never lost silently (checked below); most must still arrive.
@@ -141,6 +147,11 @@ def _judge(result: Result, wrapped: Soak, bare: Soak, delivered: set[str], invok
     result.notes.append(
         f"RSS {warm[1]['VmRSS']} kB at invocation {warm[0]} -> {last[1]['VmRSS']} kB at {last[0]}; "
         f"without the wrapper the RSS grew {bare_growth} kB over {bare.samples[-1][0]} invocations"
+    )
+    bare_span = bare.samples[-1][0] - _at(bare, bare.warm_index)[0]
+    result.notes.append(
+        f"after warm-up: {growth * 1024 / max(1, last[0] - warm[0]):.0f} B per invocation with the wrapper, "
+        f"{bare_growth * 1024 / max(1, bare_span):.0f} B without"
     )
     result.notes.append(
         "samples (invocation, RSS kB, anonymous RSS kB, fds, threads, spool B, tmp B): "
