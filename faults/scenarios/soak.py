@@ -106,7 +106,9 @@ def _judge(result: Result, wrapped: Soak, bare: Soak, delivered: set[str], invok
     warm, last = _at(wrapped, wrapped.warm_index), wrapped.samples[-1]
     after_warm = [sample for sample in wrapped.samples if sample[0] >= warm[0]]
     growth = last[1]["VmRSS"] - warm[1]["VmRSS"]
-    bare_growth = bare.samples[-1][1]["VmRSS"] - _at(bare, bare.warm_index)[1]["VmRSS"]
+    bare_warm = _at(bare, bare.warm_index)
+    bare_growth = bare.samples[-1][1]["VmRSS"] - bare_warm[1]["VmRSS"]
+    bare_span = bare.samples[-1][0] - bare_warm[0]
     fds = sorted({sample[1]["fds"] for sample in after_warm})
     threads = sorted({sample[1]["Threads"] for sample in after_warm})
     spool_peak = max(sample[2] for sample in wrapped.samples)
@@ -146,9 +148,8 @@ def _judge(result: Result, wrapped: Soak, bare: Soak, delivered: set[str], invok
     result.peak_mb = wrapped.peak_mb
     result.notes.append(
         f"RSS {warm[1]['VmRSS']} kB at invocation {warm[0]} -> {last[1]['VmRSS']} kB at {last[0]}; "
-        f"without the wrapper the RSS grew {bare_growth} kB over {bare.samples[-1][0]} invocations"
+        f"without the wrapper it grew {bare_growth} kB from {bare_warm[0]} to {bare.samples[-1][0]}"
     )
-    bare_span = bare.samples[-1][0] - _at(bare, bare.warm_index)[0]
     result.notes.append(
         f"after warm-up: {growth * 1024 / max(1, last[0] - warm[0]):.0f} B per invocation with the wrapper, "
         f"{bare_growth * 1024 / max(1, bare_span):.0f} B without"
