@@ -106,6 +106,31 @@ def test_memory_warning_fires_when_rss_crosses_the_limit() -> None:
     assert [(r, limit) for r, _, limit in recorder.memory] == [("m", 1)]
 
 
+def test_a_sample_in_flight_at_disarm_and_the_check_at_return_warn_once(monkeypatch: Any) -> None:
+    # The watchdog has read "not fired" and is sampling RSS when the handler returns;
+    # the supervisor's own check at return sees the limit crossed too.
+    from lambda_wrapper.instruments import procfs
+
+    sampling, release = threading.Event(), threading.Event()
+
+    def slow_rss() -> int:
+        sampling.set()
+        release.wait(5)
+        return 10
+
+    monkeypatch.setattr(procfs, "rss_bytes", slow_rss)
+    recorder = Recorder()
+    watchdog = Watchdog(0, 1, recorder.on_timeout, recorder.on_memory)
+    watchdog.arm("m", None, threading.get_ident())
+    assert sampling.wait(2)
+    armed = watchdog.disarm()
+    assert armed is not None and not armed.memory_fired
+    claims = [armed.claim_memory_warning()]  # what the supervisor does at return
+    release.set()
+    time.sleep(0.2)  # the watchdog's sample completes and would warn a second time
+    assert claims == [True] and recorder.memory == []
+
+
 def test_thread_stack_names_the_running_function() -> None:
     ready, release = threading.Event(), threading.Event()
 

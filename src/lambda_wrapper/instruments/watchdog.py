@@ -39,7 +39,15 @@ POLL_INTERVAL_S = 0.05
 class Armed:
     """One invocation under watch; ``*_fired`` tell which warnings went out."""
 
-    __slots__ = ("deadline_s", "memory_fired", "request_id", "thread_id", "timeout_fired", "warn_at")
+    __slots__ = (
+        "_claim",
+        "deadline_s",
+        "memory_fired",
+        "request_id",
+        "thread_id",
+        "timeout_fired",
+        "warn_at",
+    )
 
     def __init__(self, request_id: str, thread_id: int, deadline_s: float, warn_at: float | None) -> None:
         self.request_id = request_id
@@ -48,6 +56,16 @@ class Armed:
         self.warn_at = warn_at
         self.timeout_fired = False
         self.memory_fired = False
+        self._claim = threading.Lock()
+
+    def claim_memory_warning(self) -> bool:
+        """True for exactly one caller: the watchdog's sample and the supervisor's
+        check when the handler returns can both see the limit crossed at once."""
+        with self._claim:
+            if self.memory_fired:
+                return False
+            self.memory_fired = True
+            return True
 
 
 class Watchdog:
@@ -104,8 +122,7 @@ class Watchdog:
         limit = self.memory_limit_bytes
         if limit is not None and not armed.memory_fired:
             rss = procfs.rss_bytes()
-            if rss is not None and rss >= limit:
-                armed.memory_fired = True
+            if rss is not None and rss >= limit and armed.claim_memory_warning():
                 self.on_memory(armed.request_id, rss, limit)
 
     @staticmethod

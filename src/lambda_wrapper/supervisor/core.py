@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ..extension.runner import InternalExtension
     from ..instruments.import_profile import ImportProfile
     from ..instruments.process import ProcessMetrics
-    from ..instruments.watchdog import Watchdog
+    from ..instruments.watchdog import Armed, Watchdog
     from .bootstrap import Handler
 
 
@@ -103,7 +103,7 @@ class Supervisor:
         if self.watchdog is not None:
             armed = self.watchdog.disarm()
             if armed is not None and not armed.memory_fired:
-                self._memory_check_after_the_fact(request_id)
+                self._memory_check_after_the_fact(armed)
         if self.extension is not None:
             self._submit_records(self.extension, request_id, duration_ms, error)
 
@@ -149,15 +149,15 @@ class Supervisor:
         )
         self._warn("memory", request_id, message, rssMB=mib(rss), limitMB=mib(limit))
 
-    def _memory_check_after_the_fact(self, request_id: str) -> None:
+    def _memory_check_after_the_fact(self, armed: Armed) -> None:
         # A spike between two samples still shows in the peak, reset at the start.
         limit = self.memory_limit_bytes
         if limit is None:
             return
         # VmHWM is updated lazily, so it can trail the current RSS.
         peak = max(procfs.rss_bytes() or 0, (procfs.peak_rss_bytes() or 0) if self._track_peak else 0)
-        if peak >= limit:
-            self.on_memory_warning(request_id, peak, limit)
+        if peak >= limit and armed.claim_memory_warning():
+            self.on_memory_warning(armed.request_id, peak, limit)
 
     def _warn(self, kind: str, request_id: str, message: str, **fields: object) -> None:
         diagnostics.emit("warning", f"{kind}_warning", message, requestId=request_id, **fields)
