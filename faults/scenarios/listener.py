@@ -212,7 +212,7 @@ def _decoder_fuzz(ctx: Context) -> Result:
     decode()
     result.check(f"hypothesis: {ctx.form.decoder_examples} inputs, only UnreadableBatch raised", not failures)
     result.notes.extend(failures[:5])
-    atheris_note = _atheris(ctx.form.atheris_runs, write_corpus(ctx.work_dir / "atheris-corpus"))
+    atheris_note = _atheris(ctx.form.atheris_runs, ctx.work_dir / "atheris")
     result.notes.append(atheris_note)
     result.check("atheris found no crash", not atheris_note.startswith("atheris crashed"))
     result.saw = "n/a (in-process)"
@@ -222,11 +222,14 @@ def _decoder_fuzz(ctx: Context) -> Result:
     return result
 
 
-def _atheris(runs: int, corpus: Path) -> str:
+def _atheris(runs: int, work_dir: Path) -> str:
     try:
         import atheris  # noqa: F401
     except ImportError:
         return "atheris is not installed here (pip install atheris); skipped"
+    corpus = write_corpus(work_dir / "corpus")
+    # libFuzzer writes a crashing input to the current directory unless told otherwise:
+    # that would be the repository.
     command = [
         sys.executable,
         "-m",
@@ -234,6 +237,7 @@ def _atheris(runs: int, corpus: Path) -> str:
         str(corpus),
         f"-runs={runs}",
         "-max_total_time=120",
+        f"-artifact_prefix={work_dir}/",
     ]
     root = Path(__file__).resolve().parents[2]
     env = {
