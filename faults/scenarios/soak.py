@@ -106,6 +106,7 @@ def _judge(result: Result, wrapped: Soak, bare: Soak, delivered: set[str], invok
     warm, last = _at(wrapped, wrapped.warm_index), wrapped.samples[-1]
     after_warm = [sample for sample in wrapped.samples if sample[0] >= warm[0]]
     growth = last[1]["VmRSS"] - warm[1]["VmRSS"]
+    span = last[0] - warm[0]
     bare_warm = _at(bare, bare.warm_index)
     bare_growth = bare.samples[-1][1]["VmRSS"] - bare_warm[1]["VmRSS"]
     bare_span = bare.samples[-1][0] - bare_warm[0]
@@ -151,7 +152,7 @@ def _judge(result: Result, wrapped: Soak, bare: Soak, delivered: set[str], invok
         f"without the wrapper it grew {bare_growth} kB from {bare_warm[0]} to {bare.samples[-1][0]}"
     )
     result.notes.append(
-        f"after warm-up: {growth * 1024 / max(1, last[0] - warm[0]):.0f} B per invocation with the wrapper, "
+        f"after warm-up: {growth * 1024 / max(1, span):.0f} B per invocation with the wrapper, "
         f"{bare_growth * 1024 / max(1, bare_span):.0f} B without"
     )
     result.notes.append(

@@ -34,20 +34,15 @@ if TYPE_CHECKING:
     MemoryCallback = Callable[[str, int, int], None]  # request id, rss, limit
 
 POLL_INTERVAL_S = 0.05
+# One lock for the process: claims are rare (a warning, at most once per invocation),
+# and arming makes no lock per invocation on the handler path.
+_CLAIMS = threading.Lock()
 
 
 class Armed:
     """One invocation under watch; ``*_fired`` tell which warnings went out."""
 
-    __slots__ = (
-        "_claim",
-        "deadline_s",
-        "memory_fired",
-        "request_id",
-        "thread_id",
-        "timeout_fired",
-        "warn_at",
-    )
+    __slots__ = ("deadline_s", "memory_fired", "request_id", "thread_id", "timeout_fired", "warn_at")
 
     def __init__(self, request_id: str, thread_id: int, deadline_s: float, warn_at: float | None) -> None:
         self.request_id = request_id
@@ -56,12 +51,11 @@ class Armed:
         self.warn_at = warn_at
         self.timeout_fired = False
         self.memory_fired = False
-        self._claim = threading.Lock()
 
     def claim_memory_warning(self) -> bool:
         """True for exactly one caller: the watchdog's sample and the supervisor's
         check when the handler returns can both see the limit crossed at once."""
-        with self._claim:
+        with _CLAIMS:
             if self.memory_fired:
                 return False
             self.memory_fired = True
