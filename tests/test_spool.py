@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from lambda_wrapper.export.spool import Spool, read_segment
 
@@ -36,16 +39,93 @@ def test_append_deliver_reclaims_segments(tmp_path: Path) -> None:
     assert remaining and min(remaining) <= 91 and max(remaining) == 100
 
 
-def test_overflow_drops_oldest_counts_and_never_exceeds_cap(tmp_path: Path) -> None:
-    cap = 256 * 1024
-    spool = Spool(str(tmp_path), max_bytes=cap)
-    for i in range(400):
-        spool.append(batch(i, 20))
-        on_disk = sum(os.path.getsize(os.path.join(spool.directory, f)) for f in os.listdir(spool.directory))
-        assert on_disk <= cap + 512 * 1024  # at most one segment beyond the cap while it fills
-    assert spool.size_bytes <= cap + 512 * 1024
-    assert spool.dropped_batches > 0
-    assert spool.dropped_records == 20 * spool.dropped_batches
+def spool_disk_bytes(spool: Spool) -> int:
+    """Everything the spool has on disk: segments, cursor and a cursor being replaced."""
+    total = 0
+    for name in os.listdir(spool.directory):
+        with contextlib.suppress(FileNotFoundError):
+            total += os.path.getsize(os.path.join(spool.directory, name))
+    return total
+
+
+def body_for_entry(seq: int, entry_bytes: int) -> bytes:
+    """A batch whose spool entry (header, body, newline) is exactly ``entry_bytes`` long."""
+    length = entry_bytes - len(f"{seq} \n\n")
+    while len(f"{seq} {length}\n") + length + 1 > entry_bytes:
+        length -= 1
+    record = b'[{"time":"2024-01-01T00:00:00.000Z","record":"'
+    return record + b"x" * (length - len(record) - 3) + b'"}]'
+
+
+CAP = 256 * 1024
+
+
+@pytest.mark.parametrize(
+    "shape",
+    # The last two fill the segments, and so the cap, to the byte.
+    ["small batches", "entries of a quarter of the cap", "entries of an eighth of the cap"],
+)
+def test_overflow_drops_oldest_counts_and_never_exceeds_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str
+) -> None:
+    spool = Spool(str(tmp_path), max_bytes=CAP)
+    peaks: list[int] = []
+    real_write = os.write
+
+    def write_then_measure(fd: int, data: bytes) -> int:
+        written = real_write(fd, data)
+        peaks.append(spool_disk_bytes(spool))
+        return written
+
+    # Measured at every write too: the cap holds while appending, not just between calls.
+    monkeypatch.setattr(os, "write", write_then_measure)
+    events = 20
+    for i in range(1, 401):
+        if shape == "small batches":
+            body = batch(i, events)
+        elif shape == "entries of a quarter of the cap":
+            body = body_for_entry(i, CAP // 4)
+            events = 1
+        else:
+            body = body_for_entry(i, CAP // 8)
+            events = 1
+        assert spool.append(body) == i
+        if i == 1:
+            spool.delivered(1)  # a cursor file on disk from now on
+        peaks.append(spool_disk_bytes(spool))
+        assert peaks[-1] <= CAP, f"spool holds {peaks[-1]} B after batch {i}, cap {CAP} B"
+    monkeypatch.undo()
+    assert max(peaks) <= CAP
+    assert spool.size_bytes <= CAP
+    on_disk = sorted(
+        seq
+        for name in os.listdir(spool.directory)
+        if name.endswith(".seg")
+        for seq, _ in read_segment(os.path.join(spool.directory, name))
+    )
+    # The newest batches are the ones kept, with no gap.
+    assert on_disk == list(range(on_disk[0], 401))
+    # Every batch that went was undelivered (all but the first), and each is counted.
+    assert on_disk[0] > 2
+    assert spool.dropped_batches == on_disk[0] - 2
+    assert spool.dropped_records == events * spool.dropped_batches
+    assert spool.unspooled_batches == 0
+
+
+def test_batch_bigger_than_the_cap_stays_off_disk_and_is_counted(tmp_path: Path) -> None:
+    spool = Spool(str(tmp_path), max_bytes=CAP)
+    kept = spool.append(batch(1, 20))
+    spool.append(body_for_entry(2, CAP + 1))
+    assert spool.unspooled_batches == 1
+    assert spool_disk_bytes(spool) <= CAP
+    assert spool.dropped_batches == 0  # what was spooled before it is still there
+    entries = [
+        seq
+        for name in os.listdir(spool.directory)
+        if name.endswith(".seg")
+        for seq, _ in read_segment(os.path.join(spool.directory, name))
+    ]
+    assert entries == [kept]
 
 
 def test_orphan_of_killed_process_is_recovered_once(tmp_path: Path) -> None:

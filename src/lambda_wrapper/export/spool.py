@@ -19,6 +19,9 @@ import threading
 import time
 
 SEGMENT_BYTES = 512 * 1024
+# The cursor file and its replacement being written hold at most 20 digits each;
+# the cap covers them too, so segments get the cap minus this.
+CURSOR_FILES_BYTES = 2 * 20
 
 
 class _Segment:
@@ -35,6 +38,7 @@ class Spool:
     def __init__(self, root: str, max_bytes: int) -> None:
         self.root = root
         self.max_bytes = max_bytes
+        self._segment_capacity = max(0, max_bytes - CURSOR_FILES_BYTES)
         self.directory = os.path.join(root, f"{os.getpid()}-{time.time_ns()}")
         os.makedirs(self.directory, exist_ok=True)
         self.dropped_records = 0
@@ -53,7 +57,7 @@ class Spool:
             seq = self._next_seq
             self._next_seq += 1
             entry = b"%d %d\n%s\n" % (seq, len(body), body)
-            if len(entry) > self.max_bytes:
+            if len(entry) > self._segment_capacity:
                 # Bigger than the whole cap: it cannot be kept on disk. It is still
                 # exported from memory; only its crash safety is lost, and counted.
                 self.unspooled_batches += 1
@@ -61,7 +65,7 @@ class Spool:
             # Room first, so the spool never holds more than the cap, even briefly.
             self._make_room(len(entry))
             # Overflow drops whole segments: one may not hold more than a share of the cap.
-            limit = min(SEGMENT_BYTES, self.max_bytes // 4)
+            limit = min(SEGMENT_BYTES, self._segment_capacity // 4)
             if self._fd is None or self._segments[-1].size + len(entry) > limit:
                 self._open_segment(seq)
             assert self._fd is not None
@@ -118,7 +122,7 @@ class Spool:
         self._segments.append(_Segment(seq, path))
 
     def _make_room(self, incoming: int) -> None:
-        while self._bytes + incoming > self.max_bytes and self._segments:
+        while self._bytes + incoming > self._segment_capacity and self._segments:
             if len(self._segments) == 1 and self._fd is not None:
                 os.close(self._fd)  # dropping the segment being written: start a new one
                 self._fd = None
