@@ -13,12 +13,20 @@ from pathlib import Path
 import pytest
 
 from platforms import PLATFORMS, TESTS_DIR, Platform, skip_unless_rie_can_run
+from runtime_pythons import available_runtime_pythons
 
 FUNCTIONS_DIR = TESTS_DIR / "functions"
 # Sources that linters must never see (a syntax error is the point) carry this suffix
 # and lose it when the task root is assembled.
 BROKEN_SUFFIX = ".broken"
 LAYER_ENTRY = "python/lambda_wrapper/supervisor/entry.py"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that takes ``runtime_python`` runs once per Lambda Python found here."""
+    if "runtime_python" in metafunc.fixturenames:
+        versions = available_runtime_pythons()
+        metafunc.parametrize("runtime_python", versions, ids=[f"py{version}" for version in versions])
 
 
 @pytest.fixture(scope="session")

@@ -68,6 +68,9 @@ class FunctionUnderTest:
     # AWS_LAMBDA_MAX_CONCURRENCY is set). The runtime then runs as an unprivileged
     # user, so the platform lays out /var/lang the way Lambda does (see RiePlatform).
     max_concurrency: int | None = None
+    # The runtime image's Python ("3.12"); None: the host's. The image's bootstrap sets
+    # AWS_EXECUTION_ENV to match it, so awslambdaric runs in that version's real mode.
+    python_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -217,7 +220,7 @@ class RiePlatform(Platform):
         reason = root_required_reason()
         if reason:
             raise RuntimeError(reason)
-        image = ensure_runtime_image()
+        image = ensure_runtime_image(spec.python_version)
         empty_dir = self._workdir / "empty"
         empty_dir.mkdir(exist_ok=True)
         binds: list[Bind | Tmpfs] = [
@@ -393,6 +396,7 @@ class SandboxPlatform(Platform):
             tmp_dir=self.tmp_dir,
             function_name=spec.function_name,
             bootstrap_argv=spec.bootstrap_argv,
+            python_version=spec.python_version,
         )
         self._sandbox = Sandbox(function_spec)
         self._sandbox.start()

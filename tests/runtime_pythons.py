@@ -1,0 +1,78 @@
+"""The CPython versions the end-to-end core runs on: every Lambda Python runtime found here.
+
+Each one runs as itself: its own runtime image (a bare virtualenv of that interpreter
+with awslambdaric), so the bootstrap sets ``AWS_EXECUTION_ENV`` to the interpreter's
+own version and awslambdaric picks its real mode from it (thread polling on 3.12+,
+blocking in C on 3.10 and 3.11). A version that is not installed is left out of the
+matrix; ``test_interpreters`` makes sure the matrix is never empty, always holds the
+host's version, and in CI holds every version CI machines carry.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from lambda_wrapper.sandbox.runtime_image import find_interpreter, host_python_version
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT / "layer-build") not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT / "layer-build"))
+
+from layerbuild.runtimes import RUNTIME_PYTHONS  # noqa: E402
+
+# What a CI machine (this machine kind) carries; 3.14 cannot be installed there yet.
+CI_REQUIRED_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+# awslambdaric polls /next from a worker thread (so Python signal handlers run) when
+# AWS_EXECUTION_ENV names one of these runtimes or a newer one.
+THREAD_POLLING_SINCE = (3, 12)
+
+
+def running_in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def execution_env(python_version: str) -> str:
+    """What Lambda's bootstrap exports for this runtime."""
+    return f"AWS_Lambda_python{python_version}"
+
+
+def polls_from_a_thread(python_version: str) -> bool:
+    major, minor = (int(part) for part in python_version.split("."))
+    return (major, minor) >= THREAD_POLLING_SINCE
+
+
+@functools.cache
+def available_runtime_pythons() -> tuple[str, ...]:
+    """The Lambda Python versions with a working interpreter on this machine, oldest first."""
+    found = []
+    for version in RUNTIME_PYTHONS:
+        try:
+            executable = find_interpreter(version)
+        except RuntimeError:
+            continue
+        if _reports_version(executable) == version:
+            found.append(version)
+    return tuple(found)
+
+
+def _reports_version(executable: str) -> str | None:
+    probe = "import sys; print('%d.%d' % sys.version_info[:2])"
+    try:
+        result = subprocess.run([executable, "-I", "-c", probe], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+__all__ = [
+    "CI_REQUIRED_PYTHONS",
+    "available_runtime_pythons",
+    "execution_env",
+    "host_python_version",
+    "polls_from_a_thread",
+    "running_in_ci",
+]
