@@ -5,6 +5,13 @@ function, malformed handler name) must reach the caller with the same ``errorTyp
 and ``errorMessage`` as without the wrapper. The surest way is to let awslambdaric's
 own loader do it: we are being imported *by* that loader, so it is already loaded,
 and its ``FaultException`` passes through our import unchanged.
+
+An exception raised by the user's module itself must also reach the caller with the
+bare runtime's ``stackTrace``: awslambdaric builds it from the traceback, which would
+show our frames (entry, core, this loader) and a second import chain. So such an
+exception is turned into the error document awslambdaric would have built from the
+traceback below our frames, carried by a ``FaultException``, which awslambdaric
+reports as it stands.
 """
 
 from __future__ import annotations
@@ -26,9 +33,35 @@ def load_user_handler(name: str | None) -> Handler:
                      "Bad handler '': LAMBDA_WRAPPER_HANDLER is not set (the wrapper stores the original "
                      "_HANDLER there)")
     loader = getattr(ric, "_get_handler", None)
-    if loader is not None:
+    if loader is None:
+        return _load_without_awslambdaric(name)
+    try:
         return loader(name)
-    return _load_without_awslambdaric(name)
+    except Exception as error:
+        fault = _fault_as_reported_without_us(ric, error)
+        if fault is None:
+            raise
+        raise fault from None
+
+
+def _fault_as_reported_without_us(ric: Any, error: Exception) -> Exception | None:
+    """``error`` as a ``FaultException`` carrying awslambdaric's own error document.
+
+    The document is built by awslambdaric's ``build_fault_result`` from the traceback
+    minus this module's frames: what remains starts at awslambdaric's loader, exactly
+    where the bare runtime's traceback starts, and awslambdaric drops those frames of
+    its own in both cases. None when there is nothing to rebuild (awslambdaric's own
+    faults already carry their document) or awslambdaric cannot build it.
+    """
+    fault_class = getattr(sys.modules.get("awslambdaric.lambda_runtime_exception"), "FaultException", None)
+    build_fault_result = getattr(ric, "build_fault_result", None)
+    if fault_class is None or build_fault_result is None or isinstance(error, fault_class):
+        return None
+    below_us = error.__traceback__
+    while below_us is not None and below_us.tb_frame.f_globals.get("__name__") == __name__:
+        below_us = below_us.tb_next
+    document = build_fault_result((type(error), error, below_us), None)
+    return fault_class(document["errorType"], document["errorMessage"], document["stackTrace"])
 
 
 def _load_without_awslambdaric(name: str) -> Handler:
