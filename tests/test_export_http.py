@@ -64,7 +64,12 @@ def test_batches_arrive_gzipped_with_resource_and_every_event(receiver: Receiver
         "logStreamName": "stream-1",
         "exporter": "lambda-wrapper/0.1.0",
     }
-    assert payload["events"] == json.loads(json.dumps([event.to_output() for event in events]))
+    # Every event as decoded; reports also carry the invocation's classification.
+    reports = [event for event in payload["events"] if event["type"] == "platform.report"]
+    classified = [set(report["invocation"]) for report in reports]
+    assert classified and all(keys >= {"status", "failed", "coldStart"} for keys in classified)
+    as_decoded = [{k: v for k, v in event.items() if k != "invocation"} for event in payload["events"]]
+    assert as_decoded == json.loads(json.dumps([event.to_output() for event in events]))
 
 
 def test_own_records_and_odd_values_are_encoded(receiver: Receiver) -> None:

@@ -30,6 +30,7 @@ import os
 import time
 
 from .. import diagnostics
+from ..telemetry.invocations import InvocationClassifier
 from .errors import ExportError
 from .function_metadata import FunctionMetadata
 
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 DEFAULT_NAMESPACE = "LambdaWrapper"
 UNKNOWN = "unknown"
-_MAX_REMEMBERED = 64  # invocations whose runtimeDone/cold start wait for their report
 _MAX_DIMENSION_VALUE = 1024
 _MAX_METRIC_VALUE = 2.0**360
 _MAX_TIMESTAMP_MS = 253_402_300_800_000  # 10000-01-01
@@ -132,8 +132,7 @@ class EmfExporter:
             if name != "ColdStart"
         }
         self._stream = stream
-        self._cold_starts: dict[str, bool] = {}
-        self._runtime_done: dict[str, tuple[str | None, str | None]] = {}
+        self._invocations = InvocationClassifier()
         self.documents_written = 0
 
     def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
@@ -143,10 +142,10 @@ class EmfExporter:
             if kind == "platform.report":
                 line = self._report(event)
             elif kind == "platform.runtimeDone":
-                if event.request_id is not None:
-                    _remember(self._runtime_done, event.request_id, (event.status, event.error_type))
+                self._invocations.observe(event)
                 continue
             elif kind == "lambda_wrapper.invocation":
+                self._invocations.observe(event)
                 line = self._invocation(event)
             elif kind == "platform.logsDropped":
                 line = self._logs_dropped(event)
@@ -169,10 +168,7 @@ class EmfExporter:
         if not isinstance(record, dict):
             return None
         values = event.metrics or {}
-        request_id = event.request_id
-        done = self._runtime_done.pop(request_id, None) if request_id else None
-        status = event.status or (done[0] if done else None)
-        error_type = event.error_type or (done[1] if done else None)
+        invocation = self._invocations.classify(event)
         metrics = _copy_metrics(values, _REPORT_METRICS)
         memory_size = _number(values.get("memorySizeMB"))
         max_used = _number(values.get("maxMemoryUsedMB"))
@@ -180,22 +176,18 @@ class EmfExporter:
             utilization = _number(round(100.0 * max_used / memory_size, 2))  # inf for absurd inputs
             if utilization is not None:
                 metrics.append(("MemoryUtilization", "Percent", utilization))
-        timed_out = status == "timeout" or (done is not None and done[0] == "timeout")
-        out_of_memory = "Runtime.OutOfMemory" in (error_type, done[1] if done else None) or bool(
-            memory_size and max_used is not None and max_used >= memory_size
-        )
-        failed = bool(error_type) or (status is not None and status != "success")
-        cold_start = self._cold_starts.pop(request_id, None) if request_id else None
-        if cold_start is None:
-            cold_start = "initDurationMs" in values
         metrics += [
-            ("ColdStarts", "Count", int(cold_start)),
-            ("Errors", "Count", int(failed or timed_out or out_of_memory)),
-            ("Timeouts", "Count", int(timed_out)),
-            ("OutOfMemory", "Count", int(out_of_memory)),
+            ("ColdStarts", "Count", int(invocation.cold_start)),
+            ("Errors", "Count", int(invocation.failed)),
+            ("Timeouts", "Count", int(invocation.timed_out)),
+            ("OutOfMemory", "Count", int(invocation.out_of_memory)),
         ]
-        properties = {"requestId": request_id, "status": status, "errorType": error_type}
-        return self._document(event, metrics, properties, cold_start)
+        properties = {
+            "requestId": event.request_id,
+            "status": invocation.status,
+            "errorType": invocation.error_type,
+        }
+        return self._document(event, metrics, properties, invocation.cold_start)
 
     def _invocation(self, event: TelemetryEvent) -> str | None:
         record = event.record
@@ -203,8 +195,6 @@ class EmfExporter:
             return None
         cold_start = record.get("coldStart")
         cold_start = cold_start if isinstance(cold_start, bool) else None
-        if event.request_id is not None and cold_start is not None:
-            _remember(self._cold_starts, event.request_id, cold_start)
         metrics = _copy_metrics(record, _INVOCATION_METRICS)
         process = record.get("process")
         if isinstance(process, dict):
@@ -328,10 +318,3 @@ def _dimension_value(value: str | None) -> str:
         return UNKNOWN
     text = "".join(c if " " <= c <= "~" else "?" for c in value)[:_MAX_DIMENSION_VALUE]
     return text if text.strip() else UNKNOWN
-
-
-def _remember(memory: dict, key: str, value: object) -> None:
-    memory.pop(key, None)
-    memory[key] = value
-    while len(memory) > _MAX_REMEMBERED:
-        del memory[next(iter(memory))]

@@ -1,6 +1,8 @@
 """The ``http`` exporter: every event as JSON, gzipped, POSTed to your endpoint.
 
-Body: ``{"resource": {function metadata}, "events": [event.to_output(), ...]}`` with
+Body: ``{"resource": {function metadata}, "events": [event.to_output(), ...]}`` (a
+``platform.report`` also carries the invocation's classification under ``invocation``, as
+in the file exporter) with
 ``Content-Encoding: gzip``, one request per export call. Headers come from
 ``LAMBDA_WRAPPER_HTTP_HEADERS`` and never appear in a message. A 2xx is success;
 408, 429 and 5xx are retried later (honouring ``Retry-After``); any other status drops
@@ -10,6 +12,7 @@ the events, since sending the same body again would get the same answer.
 from __future__ import annotations
 
 from .. import __version__
+from ..telemetry.invocations import InvocationClassifier
 from .errors import ExportError
 from .function_metadata import FunctionMetadata
 from .transport import Endpoint, Transport, check_status, gzip_body, json_body
@@ -41,6 +44,7 @@ class HttpJsonExporter:
         self._transport = transport or Transport()
         self._timeout_s = timeout_s
         self.last_body_bytes = 0  # compressed size of the last request, for diagnostics
+        self._invocations = InvocationClassifier()
 
     def prepare(self) -> None:
         """Optional: pay TLS setup before the first export (see ``Transport.prepare``)."""
@@ -49,7 +53,8 @@ class HttpJsonExporter:
     def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
         if not events:
             return
-        payload = {"resource": self._resource, "events": [event.to_output() for event in events]}
+        output = self._invocations.output
+        payload = {"resource": self._resource, "events": [output(event) for event in events]}
         try:
             body = gzip_body(json_body(payload))
         except (TypeError, ValueError, RecursionError) as error:  # a record json cannot encode

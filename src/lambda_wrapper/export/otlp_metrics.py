@@ -10,6 +10,8 @@ dropped logs), each interval starting where the last delivered one ended.
 
 from __future__ import annotations
 
+from ..telemetry.invocations import CLASSIFIER_INPUTS as _CLASSIFIER_INPUTS
+from ..telemetry.invocations import InvocationClassifier
 from .otlp_encoding import attributes, unix_nanos
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
@@ -76,17 +78,19 @@ class MetricEncoder:
 
     def __init__(self) -> None:
         self._interval_end_ms: float | None = None  # where the last delivered delta interval ended
-        self._cold_starts: dict[str, bool] = {}
+        self._invocations = InvocationClassifier()
 
     def encode(self, events: Sequence[TelemetryEvent]) -> MetricBatch:
         gauges: dict[str, tuple[str, list[Point]]] = {}
         sums: dict[str, float] = {}
         times = []
         for event in events:
+            kind = event.type
+            if kind in _CLASSIFIER_INPUTS:
+                self._invocations.observe(event)  # before the time check: a report may need it
             record = event.record
             if not isinstance(record, dict) or event.epoch_ms is None:
                 continue
-            kind = event.type
             when = event.epoch_ms
             if kind == "platform.report":
                 times.append(when)
@@ -98,10 +102,6 @@ class MetricEncoder:
             elif kind == "lambda_wrapper.invocation":
                 cold = record.get("coldStart")
                 cold = cold if isinstance(cold, bool) else None
-                if event.request_id is not None and cold is not None:
-                    self._cold_starts[event.request_id] = cold  # the report, later, reads it
-                    while len(self._cold_starts) > 64:
-                        del self._cold_starts[next(iter(self._cold_starts))]
                 _gauges(gauges, record, _INVOCATION_GAUGES, when, cold)
                 process = record.get("process")
                 if isinstance(process, dict):
@@ -133,21 +133,13 @@ class MetricEncoder:
         sums: dict[str, float],
     ) -> None:
         values = event.metrics or {}
-        cold = self._cold_starts.get(event.request_id or "")
-        if cold is None:
-            cold = "initDurationMs" in values
-        _gauges(gauges, values, _REPORT_GAUGES, event.epoch_ms or 0.0, cold)
-        status, error_type = event.status, event.error_type
-        memory_size, max_used = _number(values.get("memorySizeMB")), _number(values.get("maxMemoryUsedMB"))
-        out_of_memory = error_type == "Runtime.OutOfMemory" or bool(
-            memory_size and max_used is not None and max_used >= memory_size
-        )
-        timed_out = status == "timeout"
+        invocation = self._invocations.classify(event)
+        _gauges(gauges, values, _REPORT_GAUGES, event.epoch_ms or 0.0, invocation.cold_start)
         _count(sums, "faas.invocations", 1)
-        _count(sums, "faas.errors", int(bool(error_type) or status not in (None, "success") or out_of_memory))
-        _count(sums, "faas.timeouts", int(timed_out))
-        _count(sums, "faas.coldstarts", int(cold))
-        _count(sums, "aws.lambda.out_of_memory", int(out_of_memory))
+        _count(sums, "faas.errors", int(invocation.failed))
+        _count(sums, "faas.timeouts", int(invocation.timed_out))
+        _count(sums, "faas.coldstarts", int(invocation.cold_start))
+        _count(sums, "aws.lambda.out_of_memory", int(invocation.out_of_memory))
 
 
 def _number(value: object) -> float | int | None:

@@ -13,6 +13,7 @@ between calls; the state changes only take effect once the spans were delivered.
 from __future__ import annotations
 
 from ..telemetry.decode import parse_time_ms
+from ..telemetry.invocations import CLASSIFIER_INPUTS, InvocationClassifier
 from .otlp_encoding import attributes, new_span_id, new_trace_id, unix_nanos
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
@@ -115,19 +116,17 @@ class TraceContexts:
 class TraceState:
     """What survives between export calls: open invocations, finished ones, open phases."""
 
-    __slots__ = ("cold_starts", "ended", "open", "phases")
+    __slots__ = ("ended", "open", "phases")
 
     def __init__(self) -> None:
         self.open: dict[str, tuple[float | None, object]] = {}  # request id -> (start ms, start record)
         self.ended: dict[str, None] = {}  # request ids whose span went out (insertion-ordered set)
-        self.cold_starts: dict[str, bool] = {}
         self.phases: dict[str, _Phase] = {}  # "init"/"restore" -> what we know so far
 
     def copy(self) -> TraceState:
         clone = TraceState()
         clone.open = dict(self.open)
         clone.ended = dict(self.ended)
-        clone.cold_starts = dict(self.cold_starts)
         clone.phases = {name: phase.copy() for name, phase in self.phases.items()}
         return clone
 
@@ -147,6 +146,8 @@ class SpanEncoder:
         self._contexts = contexts
         self._span_name = function_name or "invoke"
         self._state = TraceState()
+        # Observing twice is harmless, so a re-encoded (retried) batch needs no undo here.
+        self._invocations = InvocationClassifier()
 
     def encode(self, events: Sequence[TelemetryEvent]) -> SpanBatch:
         state = self._state.copy()
@@ -155,16 +156,13 @@ class SpanEncoder:
         reported = {_PHASES[e.type][0] for e in events if _PHASES.get(e.type, ("", ""))[1] == "report"}
         for event in events:
             kind = event.type
+            if kind in CLASSIFIER_INPUTS:
+                self._invocations.observe(event)
             if kind == "platform.start" and event.request_id is not None:
                 state.open[event.request_id] = (event.epoch_ms, event.record)
                 _trim(state.open, _MAX_OPEN)
             elif kind in ("platform.runtimeDone", "platform.report") and event.request_id is not None:
                 spans += self._invocation_spans(event, state)
-            elif kind == "lambda_wrapper.invocation" and event.request_id is not None:
-                cold = event.record.get("coldStart") if isinstance(event.record, dict) else None
-                if isinstance(cold, bool):
-                    state.cold_starts[event.request_id] = cold
-                    _trim(state.cold_starts, _MAX_OPEN)
             elif kind in _PHASES:
                 spans += self._phase_spans(event, state, reported)
         return SpanBatch(spans, state)
@@ -188,8 +186,13 @@ class SpanEncoder:
         state.ended[request_id] = None
         _trim(state.ended, _MAX_CONTEXTS)
         start_fields = start_record if isinstance(start_record, dict) else {}
-        status = event.status
-        error_type = event.error_type
+        if event.type == "platform.report":
+            invocation = self._invocations.classify(event)
+            status, error_type = invocation.status, invocation.error_type
+            cold_start: bool | None = invocation.cold_start
+        else:  # the runtimeDone is the runtime's own word; the cold start is known from our record
+            status, error_type = event.status, event.error_type
+            cold_start = self._invocations.cold_start(request_id)
         span = _span(
             context.trace_id,
             context.span_id,
@@ -200,7 +203,7 @@ class SpanEncoder:
             end_ms,
             [
                 ("faas.invocation_id", request_id),
-                ("faas.coldstart", state.cold_starts.pop(request_id, None)),
+                ("faas.coldstart", cold_start),
                 ("cloud.resource_id", start_fields.get("functionArn")),
                 ("aws.lambda.status", status),
                 ("error.type", error_type or (status if status not in (None, "success") else None)),
