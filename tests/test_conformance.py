@@ -19,12 +19,25 @@ Content-Length, Connection) belong to the HTTP library and are not compared.
 from __future__ import annotations
 
 import re
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from platforms import PLATFORMS, Invocation, Platform, probe_function, skip_unless_rie_can_run
+from platforms import (
+    PLATFORMS,
+    FunctionUnderTest,
+    Invocation,
+    Platform,
+    RiePlatform,
+    probe_function,
+    skip_unless_rie_can_run,
+)
+from test_rie_managed_instances import EXAMPLE_DIR as HELLO_DIR
+from test_rie_managed_instances import EXPORT_FILE, invoke_when_idle, read_records
 
 TRACE_ID = "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -494,3 +507,53 @@ def test_platforms_agree(scenario_name: str) -> None:
                 "sandbox": sandbox_round.invocation.status_code,
             }
     assert not mismatches, mismatches
+
+
+# -- platform.initStart against the RIE's Managed Instances stream ------------------------
+# The classic RIE stubs the Telemetry API; its Managed Instances mode (RIE-LMI) streams
+# real records. Both platforms run examples/hello through the wrapper with the file
+# exporter, so each initStart is read exactly as a subscriber received it.
+
+# Values that are the platform's own: the init type (RIE-LMI's mode is
+# lambda-managed-instances, the sandbox's on-demand), the runtime version and its ARN
+# (RIE-LMI sends ""), the instance id (RIE-LMI sends the version, Lambda the log stream).
+INIT_START_OWN_VALUES = ("initializationType", "runtimeVersion", "runtimeVersionArn", "instanceId")
+
+
+def exported_init_start(platform: Platform, task_root: Path, layer_dir: Path) -> dict[str, Any]:
+    platform.start(
+        FunctionUnderTest(
+            task_root=task_root,
+            layer_dir=layer_dir,
+            use_wrapper=True,
+            function_name=FUNCTION_NAME,
+            timeout_s=5.0,
+            env={"LAMBDA_WRAPPER_EXPORTERS": "file"},
+            max_concurrency=1 if isinstance(platform, RiePlatform) else None,
+        )
+    )
+    assert invoke_when_idle(platform, b"{}").status_code == 200, platform.output()
+    # Shut down as Lambda does, so the extension's last flush writes everything.
+    if isinstance(platform, RiePlatform):
+        platform.terminate(timeout_s=10.0)
+    else:
+        platform.stop()
+    export = platform.tmp_dir / EXPORT_FILE
+    assert export.is_file(), platform.output()[-3000:]
+    starts = [r["record"] for r in read_records(export) if r["type"] == "platform.initStart"]
+    assert starts, platform.output()[-3000:]
+    return starts[0]
+
+
+def test_init_start_carries_the_fields_of_the_rie_managed_instances_stream(
+    open_platform: Callable[[str], Platform], layer_dir: Path, tmp_path: Path
+) -> None:
+    task_root = tmp_path / "task"
+    shutil.copytree(HELLO_DIR, task_root, ignore=shutil.ignore_patterns("__pycache__"))
+    rie = exported_init_start(open_platform("rie"), task_root, layer_dir)
+    sandbox = exported_init_start(open_platform("sandbox"), task_root, layer_dir)
+    assert sorted(sandbox) == sorted(rie), {"rie": rie, "sandbox": sandbox}
+    assert {k: type(v).__name__ for k, v in sandbox.items()} == {k: type(v).__name__ for k, v in rie.items()}
+    shared = [key for key in rie if key not in INIT_START_OWN_VALUES]
+    assert {k: sandbox[k] for k in shared} == {k: rie[k] for k in shared}
+    assert re.fullmatch(r"arn:aws:lambda:[a-z0-9-]+::runtime:[0-9a-f]{64}", sandbox["runtimeVersionArn"])

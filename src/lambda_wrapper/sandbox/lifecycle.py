@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import math
 import time
@@ -63,6 +64,16 @@ OUT_OF_MEMORY = "Runtime.OutOfMemory"
 DUE_TELEMETRY_WAIT_S = 1.0
 # Longest wait, before SIGTERM, for listeners that keep answering (see flush_all).
 SHUTDOWN_FLUSH_WAIT_S = 2.0
+
+
+def runtime_version_arn(runtime_version: str, region: str) -> str:
+    """The ARN Lambda gives a runtime version: ``arn:aws:lambda:REGION::runtime:`` and a hash.
+
+    Lambda names each runtime build by a 64-hex-digit id; a digest of the version
+    string stands for it, stable for a given runtime image.
+    """
+    digest = hashlib.sha256(runtime_version.encode()).hexdigest()
+    return f"arn:aws:lambda:{region}::runtime:{digest}"
 
 
 @dataclass
@@ -221,6 +232,7 @@ class Lifecycle:
                 config.instance_id,
                 config.memory_mb,
                 config.runtime_version,
+                runtime_version_arn(config.runtime_version, config.runtime_env.get("AWS_REGION", "")),
             )
         )
         failure = self._launch_extensions(env)

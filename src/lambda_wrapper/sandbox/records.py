@@ -64,6 +64,7 @@ def init_start(
     instance_id: str,
     memory_mb: int,
     runtime_version: str,
+    runtime_version_arn: str,
 ) -> Event:
     return event(
         "platform.initStart",
@@ -71,6 +72,7 @@ def init_start(
             "initializationType": "on-demand",
             "phase": phase,
             "runtimeVersion": runtime_version,
+            "runtimeVersionArn": runtime_version_arn,
             "functionName": function_name,
             "functionVersion": function_version,
             "instanceId": instance_id,
