@@ -1,12 +1,16 @@
 """``lambda-wrapper run``: invoke a function in the local sandbox and show what Lambda would.
 
-    lambda-wrapper run --task-root DIR --handler MOD.FN [--layer DIR|ZIP] [--no-wrapper]
-        [--event JSON|@FILE] [--invokes N] [--env K=V]... [--memory MB] [--timeout S]
-        [--tmp DIR] [--output text|json]
+    lambda-wrapper run --task-root DIR --handler MOD.FN [--runtime pythonX.Y] [--layer DIR|ZIP]
+        [--no-wrapper] [--event JSON|@FILE] [--invokes N] [--env K=V]... [--memory MB]
+        [--timeout S] [--tmp DIR | --keep] [--output text|json]
 
+``--runtime`` picks the Lambda Python runtime (default: the host's Python version): the
+runtime image, its interpreter and ``AWS_EXECUTION_ENV`` follow it, and like Lambda's
+managed runtimes the image carries boto3 and botocore behind the function's own code.
 Without ``--layer`` the layer is built from the working tree. ``--tmp DIR`` is the
-function's ``/tmp`` (default: a fresh temporary directory, named in the output), so
-what the function and the extension leave there can be read afterwards. The
+function's ``/tmp`` and stays; by default a fresh directory serves and is removed after
+the run unless ``--keep`` is given (the output then says where it is). What the file
+exporter captured is counted wherever ``LAMBDA_WRAPPER_FILE_PATH`` puts it. The
 per-invocation table comes from the platform's ``platform.report`` telemetry.
 As root, ``--memory`` is enforced like on Lambda (memory limit, the memory size's
 share of a vCPU, OOM kills as ``Runtime.OutOfMemory``; see ``cgroups``); the
@@ -19,23 +23,28 @@ failed), 2 for a usage error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import shutil
 import sys
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
 
+from .. import settings as wrapper_settings
 from .layer_source import working_tree_layer_dir
 from .platform import FunctionSpec, Sandbox
 from .results import InvokeResult
+from .runtime_image import LAMBDA_PYTHON_VERSIONS, available_python_versions, host_python_version
 
 log = structlog.get_logger("lambda_wrapper.sandbox.run")
 
-TELEMETRY_FILE = Path("lambda-wrapper") / "telemetry.ndjson"
+FILE_EXPORTER = "the file exporter"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--handler", required=True, help="MODULE.FUNCTION, as in the function's configuration"
+    )
+    parser.add_argument(
+        "--runtime",
+        metavar="pythonX.Y",
+        help="Lambda Python runtime, e.g. python3.12 (default: the host's version, "
+        f"python{host_python_version()})",
     )
     parser.add_argument(
         "--layer", type=Path, help="layer directory or zip (default: built from the working tree)"
@@ -61,8 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", type=float, default=3.0, metavar="S", help="function timeout (default 3)"
     )
-    parser.add_argument(
-        "--tmp", type=Path, metavar="DIR", help="directory that serves as the function's /tmp"
+    kept = parser.add_mutually_exclusive_group()
+    kept.add_argument(
+        "--tmp", type=Path, metavar="DIR", help="directory that serves as the function's /tmp (kept)"
+    )
+    kept.add_argument(
+        "--keep", action="store_true", help="keep the function's fresh /tmp after the run (default: removed)"
     )
     parser.add_argument("--output", choices=("text", "json"), default="text")
     return parser
@@ -78,6 +97,7 @@ def main(argv: list[str]) -> int:
         # Locally the point is to see what the extension captured: add the file
         # exporter to the default (emf) unless the user chose exporters.
         env.setdefault("LAMBDA_WRAPPER_EXPORTERS", "emf,file")
+        python_version = runtime_version(args.runtime)
     except ValueError as error:
         parser.error(str(error))
     if args.invokes < 1:
@@ -88,6 +108,9 @@ def main(argv: list[str]) -> int:
         except (OSError, RuntimeError, zipfile.BadZipFile) as error:
             log.error("no layer", error=str(error))
             return 1
+        # The sandbox always keeps a /tmp it is given: it is ours to remove, after the
+        # telemetry file it holds has been read.
+        function_tmp = args.tmp or Path(tempfile.mkdtemp(prefix="lambda-wrapper-run-"))
         spec = FunctionSpec(
             task_root=args.task_root,
             handler=args.handler,
@@ -96,19 +119,45 @@ def main(argv: list[str]) -> int:
             env=env,
             memory_mb=args.memory,
             timeout_s=args.timeout,
-            tmp_dir=args.tmp,
+            tmp_dir=function_tmp,
+            python_version=python_version,
         )
-        return run(spec, event, args.invokes, args.output, sys.stdout)
+        keep = args.tmp is not None or args.keep
+        try:
+            return run(spec, event, args.invokes, args.output, sys.stdout, keep_tmp=keep)
+        finally:
+            if not keep:
+                shutil.rmtree(function_tmp, ignore_errors=True)
 
 
-def run(spec: FunctionSpec, event: bytes, invokes: int, output: str, out: TextIO) -> int:
-    sandbox = Sandbox(spec, keep_tmp=True)
+def runtime_version(runtime: str | None) -> str:
+    """The Python version of a ``--runtime`` name that can run here (default: the host's)."""
+    if runtime is None:
+        return host_python_version()
+    available = available_python_versions()
+    version = runtime.removeprefix("python")
+    if runtime.startswith("python") and version in available:
+        return version
+    names = ", ".join(f"python{item}" for item in available) or "none"
+    if runtime.startswith("python") and version in LAMBDA_PYTHON_VERSIONS:
+        reason = f"no python{version} interpreter is installed here"
+    else:
+        supported = ", ".join(f"python{item}" for item in LAMBDA_PYTHON_VERSIONS)
+        reason = f"not a Lambda Python runtime the sandbox serves ({supported})"
+    raise ValueError(f"--runtime {runtime!r}: {reason}; available here: {names}")
+
+
+def run(
+    spec: FunctionSpec, event: bytes, invokes: int, output: str, out: TextIO, keep_tmp: bool = True
+) -> int:
+    """Run the invokes and print what happened; ``keep_tmp`` says whether ``spec.tmp_dir`` stays."""
+    sandbox = Sandbox(spec)
     results: list[InvokeResult] = []
     log_slices: list[list[str]] = []
     try:
         sandbox.start()
         if output == "text":
-            describe_sandbox(sandbox, spec, out)
+            describe_sandbox(sandbox, spec, keep_tmp, out)
         for _ in range(invokes):
             seen, seen_extension = len(sandbox.function_output), len(sandbox.extension_output)
             results.append(sandbox.invoke(event))
@@ -123,13 +172,14 @@ def run(spec: FunctionSpec, event: bytes, invokes: int, output: str, out: TextIO
         sandbox.shutdown()
         return 1
     sandbox.shutdown()
-    report = extension_report(sandbox)
+    report = extension_report(sandbox, spec.env)
     if output == "json":
-        json.dump(json_document(sandbox, report), out, indent=2)
+        json.dump(json_document(sandbox, spec, report, keep_tmp), out, indent=2)
         out.write("\n")
     else:
         print_table(sandbox, out)
         print_extension(report, sandbox, out)
+        print_kept(sandbox, report, keep_tmp, out)
     return 0 if all(result.status == "success" for result in results) else 1
 
 
@@ -192,7 +242,7 @@ def extract_zip(archive: Path, target: Path) -> Path:
     return target
 
 
-def describe_sandbox(sandbox: Sandbox, spec: FunctionSpec, out: TextIO) -> None:
+def describe_sandbox(sandbox: Sandbox, spec: FunctionSpec, keep_tmp: bool, out: TextIO) -> None:
     if sandbox.namespace_mode:
         mode = "mount namespace: /var/task and /opt read-only, as on Lambda"
     else:
@@ -201,8 +251,10 @@ def describe_sandbox(sandbox: Sandbox, spec: FunctionSpec, out: TextIO) -> None:
             "after each invoke and reported as warnings"
         )
     out.write(f"sandbox: {mode}\n")
+    out.write(f"runtime: python{spec.python_version or host_python_version()}\n")
     out.write(f"resources: {sandbox.resource_limits}\n")
-    out.write(f"function /tmp: {sandbox.tmp_dir}\n")
+    kept = "kept" if keep_tmp else "removed after the run; --keep keeps it"
+    out.write(f"function /tmp: {sandbox.tmp_dir} ({kept})\n")
     wrapper = "off (--no-wrapper)" if not spec.use_wrapper else "AWS_LAMBDA_EXEC_WRAPPER=/opt/lambda-wrapper"
     out.write(f"layer: {spec.layer_dir or 'none'}; wrapper {wrapper}\n\n")
 
@@ -242,10 +294,10 @@ def print_table(sandbox: Sandbox, out: TextIO) -> None:
         )
 
 
-def extension_report(sandbox: Sandbox) -> dict[str, Any]:
-    telemetry_file = sandbox.tmp_dir / TELEMETRY_FILE
+def extension_report(sandbox: Sandbox, env: Mapping[str, str]) -> dict[str, Any]:
+    telemetry_file, problem = telemetry_file_on_host(sandbox, env)
     records = 0
-    if telemetry_file.is_file():
+    if telemetry_file is not None and telemetry_file.is_file():
         with telemetry_file.open("rb") as stream:
             records = sum(1 for line in stream if line.strip())
     return {
@@ -253,24 +305,79 @@ def extension_report(sandbox: Sandbox) -> dict[str, Any]:
         "subscribed": any(item["api"] == "telemetry" for item in sandbox.subscriptions),
         "records": records,
         "file": telemetry_file,
+        "problem": problem,
+        "types": record_types(telemetry_file) if telemetry_file is not None else {},
     }
 
 
+def telemetry_file_on_host(sandbox: Sandbox, env: Mapping[str, str]) -> tuple[Path | None, str | None]:
+    """Where the file exporter writes, read from the function's settings as the extension
+    reads them, on the host; or None and why it writes no file."""
+    function_env = dict(env)
+    if not sandbox.namespace_mode:
+        # Without a mount namespace the function's temporary directory is TMPDIR.
+        function_env.setdefault("TMPDIR", str(sandbox.tmp_dir))
+    with process_tmpdir(function_env.get("TMPDIR")):
+        loaded = wrapper_settings.load(function_env)
+    if not loaded.feature_enabled(FILE_EXPORTER):
+        refused = "; ".join(
+            item.describe() for item in loaded.problems if item.name == "LAMBDA_WRAPPER_FILE_PATH"
+        )
+        return None, f"{refused}: nothing is captured to a file"
+    if "file" not in loaded.exporters:
+        return None, "the file exporter is not among LAMBDA_WRAPPER_EXPORTERS"
+    path = Path(str(loaded.file_path))
+    if not sandbox.namespace_mode:
+        return path, None
+    # The function's /tmp is the sandbox's tmp_dir; nothing else inside is writable.
+    if not path.is_relative_to("/tmp"):
+        return None, f"{path} is outside the function's /tmp: nothing can be written there"
+    return sandbox.tmp_dir / path.relative_to("/tmp"), None
+
+
+@contextlib.contextmanager
+def process_tmpdir(value: str | None) -> Iterator[None]:
+    """TMPDIR as the function's process has it: the settings read it from ``os.environ``."""
+    saved = os.environ.get("TMPDIR")
+    try:
+        if value is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = value
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved
+
+
 def print_extension(report: dict[str, Any], sandbox: Sandbox, out: TextIO) -> None:
+    where = f"in {report['file']}" if report["file"] is not None else f"({report['problem']})"
     out.write(
         f"\nextension: registered {'yes' if report['registered'] else 'no'}, "
         f"subscribed {'yes' if report['subscribed'] else 'no'}, "
-        f"{report['records']} telemetry records in {report['file']}\n"
+        f"{report['records']} telemetry records {where}\n"
     )
-    counts = record_types(Path(report["file"]))
-    if counts:
+    if report["types"]:
         # What it captured, at a glance: the file itself has every record.
-        out.write("captured: " + ", ".join(f"{kind} x{n}" for kind, n in counts.items()) + "\n")
+        out.write("captured: " + ", ".join(f"{kind} x{n}" for kind, n in report["types"].items()) + "\n")
     for warning in sandbox.warnings:
         out.write(f"WARNING: {warning}\n")
 
 
+def print_kept(sandbox: Sandbox, report: dict[str, Any], keep_tmp: bool, out: TextIO) -> None:
+    if not keep_tmp:
+        out.write(f"function /tmp {sandbox.tmp_dir} removed (--keep or --tmp DIR keeps it)\n")
+        return
+    out.write(f"function /tmp kept in {sandbox.tmp_dir}\n")
+    file = report["file"]
+    if file is not None and file.is_file():
+        out.write(f"captured telemetry: {file}\n")
+
+
 def record_types(path: Path) -> dict[str, int]:
+    """How many records of each ``type`` the file holds."""
     counts: dict[str, int] = {}
     try:
         lines = path.read_text().splitlines()
@@ -285,7 +392,9 @@ def record_types(path: Path) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def json_document(sandbox: Sandbox, report: dict[str, Any]) -> dict[str, Any]:
+def json_document(
+    sandbox: Sandbox, spec: FunctionSpec, report: dict[str, Any], keep_tmp: bool
+) -> dict[str, Any]:
     keys = (
         "requestId",
         "status",
@@ -298,8 +407,13 @@ def json_document(sandbox: Sandbox, report: dict[str, Any]) -> dict[str, Any]:
     )
     return {
         "invocations": [{key: item.to_json()[key] for key in keys} for item in sandbox.invocations],
+        "runtime": f"python{spec.python_version or host_python_version()}",
         "extension": {key: report[key] for key in ("registered", "subscribed", "records")},
-        "telemetryFile": str(report["file"]),
+        "captured": report["types"],
+        # Paths only while they exist: a fresh /tmp is removed unless kept.
+        "telemetryFile": str(report["file"]) if keep_tmp and report["file"] is not None else None,
+        "telemetryFileProblem": report["problem"],
+        "functionTmp": str(sandbox.tmp_dir) if keep_tmp else None,
         "resources": sandbox.resource_limits,
         "warnings": list(sandbox.warnings),
     }

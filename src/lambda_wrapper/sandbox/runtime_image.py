@@ -1,15 +1,17 @@
 """A local stand-in for the managed Python runtime's ``/var/lang`` and ``/var/runtime``.
 
 Lambda runs functions with an interpreter that has nothing of ours installed, and
-with awslambdaric in ``/var/runtime`` next to ``bootstrap.py``. Tests must see the
-same thing, or a package leaking in from our own virtualenv would hide a broken
-layer. So an image is a bare virtualenv (the "/var/lang" interpreter) plus a
-directory holding awslambdaric, ``bootstrap`` and ``bootstrap.py`` (the
-"/var/runtime"), built once per Python version and cached under ``.cache/``.
+with awslambdaric and the AWS SDK (boto3, botocore and their dependencies) in
+``/var/runtime`` next to ``bootstrap.py``. Tests must see the same thing, or a package
+leaking in from our own virtualenv would hide a broken layer. So an image is a bare
+virtualenv (the "/var/lang" interpreter) plus a directory holding awslambdaric, the
+SDK, ``bootstrap`` and ``bootstrap.py`` (the "/var/runtime"), built once per Python
+version and cached under ``.cache/``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -19,6 +21,30 @@ from pathlib import Path
 
 AWSLAMBDARIC_VERSION = "4.2.2"
 RUNTIME_FILES = Path(__file__).parent / "runtime_files"
+
+# The AWS SDK for Python each managed runtime carries in /var/runtime, where a function
+# finds it after its own code and its layers (so a bundled boto3 wins). AWS documents
+# that the included version "depends on the runtime version and AWS Region" and no
+# longer lists it per runtime, so each runtime gets one pinned set, tested here; the
+# dependencies are pinned too, so an image is the same wherever it is built.
+_SDK_1_44_8 = (
+    "boto3==1.44.8",
+    "botocore==1.44.8",
+    "s3transfer==0.19.3",
+    "jmespath==1.1.0",
+    "python-dateutil==2.9.0.post0",
+    "six==1.17.0",
+    "urllib3==2.8.0",
+)
+RUNTIME_SDK: dict[str, tuple[str, ...]] = {
+    "3.10": _SDK_1_44_8,
+    "3.11": _SDK_1_44_8,
+    "3.12": _SDK_1_44_8,
+    "3.13": _SDK_1_44_8,
+    "3.14": _SDK_1_44_8,
+}
+# Lambda's Python runtimes that the sandbox serves, oldest first.
+LAMBDA_PYTHON_VERSIONS = tuple(RUNTIME_SDK)
 
 
 class RuntimeImage:
@@ -78,6 +104,18 @@ def host_python_version() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
+def available_python_versions() -> list[str]:
+    """The Lambda Python runtimes an image can be built for on this machine."""
+    found = []
+    for version in LAMBDA_PYTHON_VERSIONS:
+        try:
+            find_interpreter(version)
+        except RuntimeError:
+            continue
+        found.append(version)
+    return found
+
+
 def find_interpreter(python_version: str) -> str:
     if python_version == host_python_version():
         return sys.executable
@@ -94,23 +132,43 @@ def find_interpreter(python_version: str) -> str:
 def ensure_runtime_image(python_version: str | None = None) -> RuntimeImage:
     """Build (once) and return the runtime image for ``python_version``."""
     version = python_version or host_python_version()
-    image = RuntimeImage(cache_root() / "runtime-images" / f"py{version}-ric{AWSLAMBDARIC_VERSION}", version)
-    if image.ready:
-        # Cheap, and keeps cached images in step with edits to runtime_files/.
-        _write_runtime_files(image)
-        return image
+    if version not in RUNTIME_SDK:
+        supported = ", ".join(f"python{item}" for item in LAMBDA_PYTHON_VERSIONS)
+        raise RuntimeError(f"python{version} is not a Lambda Python runtime the sandbox serves ({supported})")
+    image = RuntimeImage(cache_root() / "runtime-images" / image_name(version), version)
+    if not image.ready:
+        image.root.parent.mkdir(parents=True, exist_ok=True)
+        # One build per image at a time: parallel sandboxes and RIEs may ask for the
+        # same image, and a second build would delete the first one's files.
+        with open(image.root.parent / f".{image.root.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not image.ready:
+                _build(image)
+    # Cheap, and keeps cached images in step with edits to runtime_files/.
+    _write_runtime_files(image)
+    return image
+
+
+def image_name(python_version: str) -> str:
+    """The cache directory of an image: a change of awslambdaric or SDK pins is a new image."""
+    contents = "\n".join((f"awslambdaric=={AWSLAMBDARIC_VERSION}", *RUNTIME_SDK[python_version]))
+    digest = hashlib.sha256(contents.encode()).hexdigest()[:10]
+    return f"py{python_version}-ric{AWSLAMBDARIC_VERSION}-{digest}"
+
+
+def _build(image: RuntimeImage) -> None:
     if image.root.exists():
         shutil.rmtree(image.root)
     image.root.mkdir(parents=True)
-    base = find_interpreter(version)
+    base = find_interpreter(image.python_version)
     _run([base, "-m", "venv", "--without-pip", str(image.lang_dir)])
     # Resolve the base interpreter that the venv points at: pip runs with it, the
     # venv itself stays empty like /var/lang's site-packages of a bare runtime.
+    requirements = [f"awslambdaric=={AWSLAMBDARIC_VERSION}", *RUNTIME_SDK[image.python_version]]
     _run([base, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target",
-          str(image.runtime_dir), f"awslambdaric=={AWSLAMBDARIC_VERSION}"])
+          str(image.runtime_dir), *requirements])
     _write_runtime_files(image)
-    (image.root / ".complete").write_text(AWSLAMBDARIC_VERSION)
-    return image
+    (image.root / ".complete").write_text("\n".join(requirements) + "\n")
 
 
 def _write_runtime_files(image: RuntimeImage) -> None:
