@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .budgets import format_amount
+from .chart import render_svg
 from .machine import short_description
 from .summary import BASELINE
 
@@ -241,9 +242,12 @@ def write_docs(results: dict[str, Any], markdown: str, json_path: Path, target: 
     except ValueError:
         shown_json = json_path
     headline = f"## Headline\n\n{HEADLINE_BEGIN}\n{render_headline(results)}{HEADLINE_END}\n\n"
+    chart = target.with_suffix(".svg")
+    chart.write_text(render_svg(results))
     target.write_text(
         header
         + headline
+        + f"![Init, first invocation and warm p50 against bare, per variant and platform]({chart.name})\n\n"
         + "## Latest results\n\n"
         + markdown
         + f"\nRaw results: `{shown_json}` (not committed; `bench/results/` is ignored).\n"
