@@ -1,10 +1,16 @@
-"""The internal extension's two phases: register during Init, then run on a thread.
+"""The internal extension's two phases: set up during Init, then run on threads.
 
-Phase one (``register``) runs on the main thread while awslambdaric imports the
-handler, because registration closes at the runtime's first ``/next`` and must have
-*returned* by then. Phase two (``start``) binds the listener, subscribes to the
-Telemetry API (before our own first ``/event/next``, when subscriptions close) and
-loops on ``/event/next`` on a daemon thread.
+Phase one (``register``, main thread, before the user's handler is imported) makes
+the two loopback round trips Lambda only accepts during Init: register (closes at the
+runtime's first ``/next``, so it must have *returned* by then) and the Telemetry API
+subscription (closes at the end of Init), with the listener socket bound in between;
+``listen()`` queues the platform's connections until a thread serves them. Nothing
+runs beside the main thread yet, so nothing competes with the handler import.
+
+Phase two (``start``, after the handler import) starts the threads: the event loop,
+whose first act is ``/event/next`` (Init is not over until it arrives), and the
+listener. While the event loop waits for the platform it also does the background
+work: spool recovery once, then a flush whenever the supervisor signals one is due.
 
 Nothing here may take the function down: every failure is one diagnostic line and
 the function carries on without telemetry.
@@ -13,6 +19,7 @@ the function carries on without telemetry.
 from __future__ import annotations
 
 import os
+import select
 import threading
 import time
 
@@ -86,7 +93,12 @@ class InternalExtension:
         self._shut_down = False
         self._handler_done = threading.Event()
         self._handler_done.set()
-        self._work = threading.Event()  # wakes the background flusher
+        # Written by the supervisor when a background flush is due; the event loop
+        # polls it beside its pending /event/next.
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._recovered = False
         self._listener_thread: threading.Thread | None = None
 
     # -- phase one ----------------------------------------------------------------
@@ -108,34 +120,27 @@ class InternalExtension:
             connection.close()
             return False
         self._connection = connection
+        try:
+            self._subscribe()
+        except Exception as exc:
+            diagnostics.emit("warning", "telemetry_subscribe_failed", f"telemetry subscription failed: {exc}")
         return True
 
     # -- phase two ----------------------------------------------------------------
     def start(self) -> None:
-        self._spawn(self._run, "lambda-wrapper-extension")
-        if self.background:
-            self._spawn(self._background_flusher, "lambda-wrapper-flusher")
+        """Start the threads; call once the handler is imported, before Init ends."""
+        self._spawn(self._event_loop, "lambda-wrapper-extension")
+        # Even without a bound port it watches the SIGTERM wakeup fd.
+        self._listener_thread = self.listener.start()
+        if any(getattr(channel.exporter, "prepare", None) is not None for channel in self.pipeline.channels):
+            # Remote exporters load TLS certificates (40-100 ms) on first use: do it
+            # beside the end of Init, not inside the first invocation's flush budget.
+            self._spawn(self._prepare_exporters, "lambda-wrapper-prepare")
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
-
-    def _run(self) -> None:
-        assert self.registration is not None
-        try:
-            self._subscribe()
-        except Exception as exc:
-            diagnostics.emit("warning", "telemetry_subscribe_failed", f"telemetry subscription failed: {exc}")
-        try:
-            if self.pipeline.recover():
-                self._work.set()
-        except Exception as exc:
-            diagnostics.emit("warning", "spool_recovery_failed", f"could not read the previous spool: {exc}")
-        # Remote exporters load TLS certificates (40-100 ms) on first use: do it now,
-        # beside Init, not inside the first invocation's flush budget.
-        self._spawn(self._prepare_exporters, "lambda-wrapper-prepare")
-        self._event_loop()
 
     def _prepare_exporters(self) -> None:
         for channel in self.pipeline.channels:
@@ -150,7 +155,6 @@ class InternalExtension:
     def _subscribe(self) -> None:
         assert self.registration is not None
         port = self.listener.bind(listener_host(), self.settings.telemetry_port)
-        self._listener_thread = self.listener.start()
         if managed_instances() and not self._elected_telemetry_worker():
             # Every subscriber gets the whole stream: one worker subscribes for all.
             return
@@ -185,7 +189,7 @@ class InternalExtension:
         failures = 0
         while True:
             try:
-                event = next_event(self._connection, self.registration.extension_id)
+                event = next_event(self._connection, self.registration.extension_id, self._work_while_waiting)
                 failures = 0
                 if event.is_invoke:
                     self._on_invoke(event)
@@ -214,14 +218,35 @@ class InternalExtension:
         self._handler_done.wait(wait_s)
         self.flush()
 
-    def _background_flusher(self) -> None:
-        # Registered for no events: export while the environment is thawed, i.e.
-        # during later invocations and at shutdown; the spool covers the gaps.
+    def _work_while_waiting(self, platform_fd: int) -> None:
+        """Between sending ``/event/next`` and its answer: background work, until the
+        platform's answer is readable.
+
+        Registered for no events (background), this is where exports happen: while
+        the environment is thawed, i.e. beside later invocations and at shutdown; the
+        spool covers the gaps.
+        """
+        if not self._recovered:
+            self._recovered = True
+            try:
+                if self.pipeline.recover() and self.background:
+                    self.flush()
+            except Exception as exc:
+                diagnostics.emit("warning", "spool_recovery_failed",
+                                 f"could not read the previous spool: {exc}")
+        poller = select.poll()
+        poller.register(platform_fd, select.POLLIN)
+        poller.register(self._wake_read, select.POLLIN)
         while True:
-            self._work.wait()
-            self._work.clear()
-            if self.pipeline.pending_batches:
-                self.flush()
+            for fd, _ in poller.poll():
+                if fd == platform_fd:
+                    return
+                try:
+                    os.read(self._wake_read, 512)
+                except OSError:
+                    pass
+                if self.pipeline.pending_batches:
+                    self.flush()
 
     # -- in-process signals from the supervisor ---------------------------------------
     def handler_started(self, request_id: str) -> None:
@@ -238,6 +263,7 @@ class InternalExtension:
         """
         loop = self._threads[0] if self._threads else None
         if loop is not None and not loop.is_alive() and self.registration is not None:
+            self._connection.close()
             self._connection = HttpConnection(self._api)
             thread = threading.Thread(target=self._event_loop, name="lambda-wrapper-extension", daemon=True)
             thread.start()
@@ -248,9 +274,15 @@ class InternalExtension:
             diagnostics.emit("warning", "listener_restarted", "the telemetry listener had stopped; restarted")
 
     def handler_finished(self, request_id: str) -> None:
+        # Again at the end: a listener that died during the handler must be back before
+        # the platform posts this invocation's runtimeDone and report.
+        self.ensure_running()
         self._handler_done.set()
         if self.background and self.policy.due(self.pipeline.pending_batches, self.pipeline.unflushed_bytes):
-            self._work.set()
+            try:
+                os.write(self._wake_write, b"\0")
+            except BlockingIOError:  # the pipe is full: a wake-up is already pending
+                pass
 
     def listener_lag_ms(self) -> float | None:
         """Delay between the platform's event time and our receipt, newest batch."""

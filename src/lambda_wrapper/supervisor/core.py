@@ -171,6 +171,7 @@ class Supervisor:
 
     # -- start-up -------------------------------------------------------------------------
     def start_extension(self) -> None:
+        """Register, bind the listener and subscribe (main thread, Init); no thread yet."""
         try:
             from ..export.pipeline import Pipeline
             from ..export.registry import build_exporters, telemetry_types
@@ -188,9 +189,18 @@ class Supervisor:
             if not extension.register():
                 return
             shutdown.install(extension.shutdown_flush, extension.listener.watch_fd)
-            extension.start()
             self.extension = extension
         except Exception as exc:
+            diagnostics.emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
+
+    def start_extension_threads(self) -> None:
+        """After the handler import, so that nothing competes with it for the GIL."""
+        if self.extension is None:
+            return
+        try:
+            self.extension.start()
+        except Exception as exc:
+            self.extension = None
             diagnostics.emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
 
     def start_import_profile(self) -> None:
@@ -283,8 +293,13 @@ def start(started_at: float) -> Handler:
         supervisor.start_extension()
     supervisor.start_instruments()
     timeline.handler_import_starts()
-    user_handler = load_user_handler(os.environ.get("LAMBDA_WRAPPER_HANDLER"))
-    timeline.handler_import_ends()
+    try:
+        user_handler = load_user_handler(os.environ.get("LAMBDA_WRAPPER_HANDLER"))
+    finally:
+        timeline.handler_import_ends()
+        # Registered means the platform waits for our /event/next to end Init,
+        # whether or not the handler loaded.
+        supervisor.start_extension_threads()
     handler = wrap_handler(user_handler, supervisor)
     supervisor.handler_code = getattr(handler, "__code__", None)
     timeline.init_ends()
