@@ -182,6 +182,136 @@ SCENARIOS: dict[str, Scenario] = {
             ),
         ),
     ),
+    # Requests with one or two things wrong: which problem the platform reports first.
+    "extension_errors": Scenario(
+        probe="extension_errors.py",
+        rounds=(
+            Round(
+                invocation={"status_code": 200, "body": '{"probe": "extension_errors"}'},
+                steps={
+                    "register_missing_name_and_invalid_event": api_error(
+                        403, "Extension.InvalidExtensionName", "Empty extension name"
+                    ),
+                    "register_missing_name_and_bad_json": api_error(
+                        403, "Extension.InvalidExtensionName", "Empty extension name"
+                    ),
+                    "register_configuration_keys_and_invalid_event": api_error(
+                        403,
+                        "InvalidRequestFormat",
+                        "configurationKeys are deprecated; use environment variables instead",
+                    ),
+                    "register_invalid_event_then_shutdown": api_error(
+                        403, "Extension.InvalidEventType", "BOGUS: ErrorInvalidEventType"
+                    ),
+                    "register_shutdown_then_invalid_event": api_error(
+                        403,
+                        "Extension.InvalidEventType",
+                        "SHUTDOWN: ShutdownEventNotSupportedForInternalExtension",
+                    ),
+                    "register_duplicate_and_invalid_event": api_error(
+                        403, "Extension.InvalidEventType", "BOGUS: ErrorInvalidEventType"
+                    ),
+                    "register_lowercase_event": api_error(
+                        403, "Extension.InvalidEventType", "invoke: ErrorInvalidEventType"
+                    ),
+                    # Go's encoding/json messages, as RAPID passes them on.
+                    "register_events_not_a_list": api_error(
+                        403,
+                        "InvalidRequestFormat",
+                        "json: cannot unmarshal string into Go struct field .RegisterRequest.events of type "
+                        "[]core.Event",
+                    ),
+                    "register_event_not_a_string": api_error(
+                        403,
+                        "InvalidRequestFormat",
+                        "json: cannot unmarshal number into Go struct field .RegisterRequest.events of type "
+                        "core.Event",
+                    ),
+                    "register_body_an_array": api_error(
+                        403,
+                        "InvalidRequestFormat",
+                        "json: cannot unmarshal array into Go value of type struct { "
+                        "handler.RegisterRequest; "
+                        "ConfigurationKeys []string "
+                        '"json:\\"configurationKeys\\"" }',
+                    ),
+                    "register_empty_body": api_error(
+                        403, "InvalidRequestFormat", "unexpected end of JSON input"
+                    ),
+                    "register_bad_json": api_error(
+                        403,
+                        "InvalidRequestFormat",
+                        "invalid character 'n' looking for beginning of object key string",
+                    ),
+                    # The identifier's presence and form first, then the error-type
+                    # header, then whether the identifier names an extension.
+                    **{
+                        f"{kind}_error_{case}": expected
+                        for kind in ("init", "exit")
+                        for case, expected in {
+                            "missing_identifier_and_type": api_error(
+                                403,
+                                "Extension.MissingExtensionIdentifier",
+                                "Missing Lambda-Extension-Identifier header",
+                            ),
+                            "invalid_identifier_and_missing_type": api_error(
+                                403,
+                                "Extension.InvalidExtensionIdentifier",
+                                "Invalid Lambda-Extension-Identifier",
+                            ),
+                            "unknown_identifier_and_missing_type": api_error(
+                                403,
+                                "Extension.MissingHeader",
+                                "Lambda-Extension-Function-Error-Type not found",
+                            ),
+                            "unknown_identifier": api_error(
+                                403,
+                                "Extension.UnknownExtensionIdentifier",
+                                "Unknown Lambda-Extension-Identifier",
+                            ),
+                            "missing_type": api_error(
+                                403,
+                                "Extension.MissingHeader",
+                                "Lambda-Extension-Function-Error-Type not found",
+                            ),
+                        }.items()
+                    },
+                    # chi's answers for a known path with another method, and an unknown path.
+                    "register_wrong_method": {"status": 405, "body": "", "content_type": None},
+                    "event_next_wrong_method": {"status": 405, "body": "", "content_type": None},
+                    "init_error_wrong_method": {"status": 405, "body": "", "content_type": None},
+                    "unknown_extension_path": {
+                        "status": 404,
+                        "body": "404 page not found",
+                        "content_type": "text/plain; charset=utf-8",
+                    },
+                    # After the runtime's first next: events are still checked first.
+                    "register_after_next_invalid_event": api_error(
+                        403, "Extension.InvalidEventType", "BOGUS: ErrorInvalidEventType"
+                    ),
+                    "register_after_next_duplicate": api_error(
+                        403, "Extension.RegistrationClosed", "Extension registration closed already"
+                    ),
+                    "register_after_next_bad_json": api_error(
+                        403,
+                        "InvalidRequestFormat",
+                        "invalid character 'n' looking for beginning of object key string",
+                    ),
+                    "init_error_after_init": api_error(
+                        403,
+                        "Extension.InvalidExtensionState",
+                        "State transition from Ready to InitError failed for extension <id>. "
+                        "Error: State transition is not allowed",
+                    ),
+                    "event_next_unknown_identifier_after_init": api_error(
+                        403, "Extension.UnknownExtensionIdentifier", "Unknown extension <id>"
+                    ),
+                    "response_ok": {**ACCEPTED, "lambda_headers": []},
+                    "complete": True,
+                },
+            ),
+        ),
+    ),
     "echo_runtime": Scenario(
         probe="echo_runtime.py",
         env={"PROBE_TIMEOUT_MS": "3000"},

@@ -12,7 +12,15 @@ import json
 import uuid
 from collections.abc import Callable
 
-from .server import DropConnection, Request, Response, Router, error_response, json_response
+from .server import (
+    DropConnection,
+    Request,
+    Response,
+    Router,
+    error_response,
+    go_json_syntax_error,
+    json_response,
+)
 from .state import MAX_EXTENSIONS, Agent, AgentStates, EnvironmentState
 
 PREFIX = "/2020-01-01/extension"
@@ -36,26 +44,25 @@ class ExtensionsApi:
         router.add("POST", f"{PREFIX}/exit/error", lambda request: self._report_error(request, "exit"))
 
     def register(self, request: Request) -> Response:
+        # RAPID's order: the name, then the body as Go decodes it (syntax, then field
+        # types), then deprecated configurationKeys, then each event in turn.
         name = request.header("Lambda-Extension-Name")
         if not name:
             return error_response(403, "Extension.InvalidExtensionName", "Empty extension name")
         try:
-            parsed = json.loads(request.body() or b"null")
+            parsed = json.loads(request.body())
         except ValueError as error:
-            return error_response(403, "InvalidRequestFormat", str(error))
-        if not isinstance(parsed, dict):
-            return error_response(
-                403, "InvalidRequestFormat", "json: cannot unmarshal the body into a register request"
-            )
-        if parsed.get("configurationKeys"):
+            return error_response(403, "InvalidRequestFormat", go_json_syntax_error(error, request.body()))
+        type_error = register_body_type_error(parsed)
+        if type_error:
+            return error_response(403, "InvalidRequestFormat", type_error)
+        if parsed and parsed.get("configurationKeys"):
             return error_response(
                 403,
                 "InvalidRequestFormat",
                 "configurationKeys are deprecated; use environment variables instead",
             )
-        events = parsed.get("events") or []
-        if not isinstance(events, list) or not all(isinstance(item, str) for item in events):
-            return error_response(403, "InvalidRequestFormat", "events should be a list of strings")
+        events = (parsed or {}).get("events") or []
         features = {item.strip() for item in request.header("Lambda-Extension-Accept-Feature").split(",")}
         env = self._env()
         with env.cond:
@@ -138,15 +145,22 @@ class ExtensionsApi:
         )
 
     def _report_error(self, request: Request, phase: str) -> Response:
+        # RAPID's order: the identifier header (present, a UUID), then the error-type
+        # header, and only then whether the identifier belongs to an extension.
         env = self._env()
-        agent_or_error = identify(env, request)
-        if isinstance(agent_or_error, Response):
-            return agent_or_error
-        agent = agent_or_error
+        agent_id_or_error = parse_identifier(request)
+        if isinstance(agent_id_or_error, Response):
+            return agent_id_or_error
         error_type = request.header("Lambda-Extension-Function-Error-Type")
         if not error_type:
             return error_response(
                 403, "Extension.MissingHeader", "Lambda-Extension-Function-Error-Type not found"
+            )
+        with env.cond:
+            agent = env.agent_by_id(agent_id_or_error)
+        if agent is None:
+            return error_response(
+                403, "Extension.UnknownExtensionIdentifier", "Unknown Lambda-Extension-Identifier"
             )
         target = AgentStates.INIT_ERROR if phase == "init" else AgentStates.EXIT_ERROR
         allowed = (
@@ -169,21 +183,70 @@ class ExtensionsApi:
         return json_response(202, {"status": "OK"})
 
 
-def identify(env: EnvironmentState, request: Request) -> Agent | Response:
-    """RAPID's identifier middleware, shared with the Telemetry and Logs APIs."""
+def parse_identifier(request: Request) -> str | Response:
+    """RAPID's identifier middleware: the header must be present and a UUID."""
     raw = request.header("Lambda-Extension-Identifier")
     if not raw:
         return error_response(
             403, "Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header"
         )
     try:
-        agent_id = str(uuid.UUID(raw))
+        return str(uuid.UUID(raw))
     except ValueError:
         return error_response(
             403, "Extension.InvalidExtensionIdentifier", "Invalid Lambda-Extension-Identifier"
         )
+
+
+def identify(env: EnvironmentState, request: Request) -> Agent | Response:
+    """The identifier middleware, then the extension it names (event/next's order)."""
+    agent_id = parse_identifier(request)
+    if isinstance(agent_id, Response):
+        return agent_id
     with env.cond:
         agent = env.agent_by_id(agent_id)
     if agent is None:
         return error_response(403, "Extension.UnknownExtensionIdentifier", f"Unknown extension {agent_id}")
     return agent
+
+
+REGISTER_BODY_GO_TYPE = (
+    'struct { handler.RegisterRequest; ConfigurationKeys []string "json:\\"configurationKeys\\"" }'
+)
+
+
+def register_body_type_error(parsed: object) -> str:
+    """The error Go's ``json.Unmarshal`` gives for a register body of the wrong shape, or "".
+
+    JSON ``null`` decodes into the empty request, as in Go.
+    """
+    if parsed is None:
+        return ""
+    if not isinstance(parsed, dict):
+        return f"json: cannot unmarshal {go_json_kind(parsed)} into Go value of type {REGISTER_BODY_GO_TYPE}"
+    events = parsed.get("events")
+    if events is not None and not isinstance(events, list):
+        return (
+            f"json: cannot unmarshal {go_json_kind(events)} into Go struct field "
+            ".RegisterRequest.events of type []core.Event"
+        )
+    for item in events or []:
+        if item is not None and not isinstance(item, str):
+            return (
+                f"json: cannot unmarshal {go_json_kind(item)} into Go struct field "
+                ".RegisterRequest.events of type core.Event"
+            )
+    return ""
+
+
+def go_json_kind(value: object) -> str:
+    """How Go's JSON decoder names the kind of a value in its type errors."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

@@ -48,6 +48,74 @@ def json_response(status: int, value: object, headers: dict[str, str] | None = N
     return Response(status, json_body(value), all_headers)
 
 
+_EXPECTING_KEY = "Expecting property name enclosed in double quotes"
+# Python's JSON decoder messages, and the context Go's scanner names for the same fault.
+_GO_SYNTAX_CONTEXTS = {
+    "Expecting value": "looking for beginning of value",
+    _EXPECTING_KEY: "looking for beginning of object key string",
+    "Expecting ':' delimiter": "after object key",
+    "Extra data": "after top-level value",
+}
+
+
+def go_json_syntax_error(error: ValueError, document: bytes) -> str:
+    """The message Go's ``encoding/json`` gives for ``document``'s first syntax error.
+
+    RAPID answers a malformed body with that message. Derived from Python's
+    ``JSONDecodeError``: input that ends too early is Go's "unexpected end of JSON
+    input"; otherwise the offending character and what Go's scanner was looking for.
+    Faults Go names differently (inside literals and strings) keep Python's message.
+    """
+    message = getattr(error, "msg", str(error))
+    position = getattr(error, "pos", None)
+    text = document.decode("utf-8", errors="replace")
+    if position is None:
+        return str(error)
+    if message.startswith("Illegal trailing comma"):  # Python 3.13+: Go names what follows
+        position += 1
+        message = "Expecting value" if message.endswith("array") else _EXPECTING_KEY
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    if position >= len(text) or message.startswith("Unterminated string"):
+        return "unexpected end of JSON input"
+    context = _GO_SYNTAX_CONTEXTS.get(message)
+    if context is None and message == "Expecting ',' delimiter":
+        in_array = _innermost_open(text, position) == "["
+        context = "after array element" if in_array else "after object key:value pair"
+    if context is None:
+        return str(error)
+    return f"invalid character {_go_quote_char(text[position])} {context}"
+
+
+def _innermost_open(text: str, end: int) -> str:
+    """The innermost bracket still open at ``end`` (outside strings)."""
+    stack: list[str] = []
+    in_string = escaped = False
+    for char in text[:end]:
+        if in_string:
+            escaped = not escaped and char == "\\"
+            in_string = escaped or char != '"'
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            stack.append(char)
+        elif char in "]}" and stack:
+            stack.pop()
+    return stack[-1] if stack else ""
+
+
+def _go_quote_char(char: str) -> str:
+    """Go's ``quoteChar``: the character in single quotes, escaped like ``strconv.Quote``."""
+    if char == "'":
+        return "'\\''"
+    if char == '"':
+        return "'\"'"
+    if char.isprintable():
+        return f"'{char}'"
+    escapes = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+    return "'" + escapes.get(char, f"\\x{ord(char):02x}" if ord(char) < 0x80 else f"\\u{ord(char):04x}") + "'"
+
+
 def error_response(status: int, error_type: str, message: str) -> Response:
     return json_response(status, {"errorMessage": message, "errorType": error_type})
 
