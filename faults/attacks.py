@@ -30,7 +30,9 @@ class Observed:
     ok: bool
     summary: str
     notes: list[str] = field(default_factory=list)
-    probe_marks: list[str] = field(default_factory=list)  # must come out of the exporter
+    # Must come out of the exporter; named apart from the invocations' own markers
+    # (``<tag>.warm``, ``<tag>.during``, ``<tag>.after``), or a probe lost would go unseen.
+    probe_marks: list[str] = field(default_factory=list)
 
 
 def telemetry_body(mark: str) -> bytes:
@@ -176,7 +178,7 @@ def flood(port: int, tag: str, connections: int) -> Observed:
     assert child.stdin is not None and child.stdout is not None
     try:
         ready = child.stdout.readline().strip() == "ready"
-        during, took = probe(port, f"{tag}.during")
+        during, took = probe(port, f"{tag}.probe-during")
         child.stdin.write("report\n")
         child.stdin.flush()
         closed = child.stdout.readline().strip()
@@ -184,12 +186,12 @@ def flood(port: int, tag: str, connections: int) -> Observed:
         child.stdin.close()
         child.wait(30)
     time.sleep(0.2)
-    after, _ = probe(port, f"{tag}.after")
+    after, _ = probe(port, f"{tag}.probe-after")
     ok = ready and during == 200 and after == 200
     return Observed(
         ok,
         f"{connections} idle connections: {closed} closed by the listener; probe during "
         f"{during} in {took * 1000:.0f} ms, after {after}",
         [],
-        [f"{tag}.during", f"{tag}.after"],
+        [f"{tag}.probe-during", f"{tag}.probe-after"],
     )

@@ -104,15 +104,23 @@ def _recurse(depth):
 
 
 def _kill_extension_threads():
-    # SystemExit raised asynchronously in every thread of ours: each dies the next time
-    # it runs Python code (the event loop at the next INVOKE, the listener within 1 s).
-    killed = []
-    for thread in threading.enumerate():
-        if thread.name.startswith("lambda-wrapper-"):
-            exit_ = ctypes.py_object(SystemExit)
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), exit_)
-            killed.append(thread.name)
-    print("killed threads: %s" % ",".join(sorted(killed)), flush=True)
+    # SystemExit raised asynchronously in every thread of ours, again and again until
+    # the thread is gone or 1.5 s have passed (the listener wakes at least once a
+    # second): a thread that catches the first one is hit again inside its handler. A
+    # thread blocked outside Python (the event loop waiting on /event/next) only sees
+    # the last one, when it next runs Python code, after this returns.
+    ours = [t for t in threading.enumerate() if t.name.startswith("lambda-wrapper-")]
+    until = time.monotonic() + 1.5
+    while time.monotonic() < until and any(t.is_alive() for t in ours):
+        for thread in ours:
+            if thread.is_alive():
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(thread.ident), ctypes.py_object(SystemExit))
+        time.sleep(0.002)
+    dead = sorted(t.name for t in ours if not t.is_alive())
+    alive = sorted(t.name for t in ours if t.is_alive())
+    print("threads hit: %s; dead: %s; alive: %s" % (
+        ",".join(sorted(t.name for t in ours)), ",".join(dead), ",".join(alive)), flush=True)
 
 
 def _oom():

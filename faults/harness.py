@@ -141,19 +141,31 @@ def diagnostics(lines: Iterable[str]) -> list[dict[str, Any]]:
     return found
 
 
-def counted_drops(diags: list[dict[str, Any]], exporter: str) -> int:
-    """Events the pipeline said it dropped for ``exporter``: permanent rejections plus
-    spool overflow (``droppedRecords`` is a running total per process, so each run of
-    increasing values counts once)."""
+def counted_drops(diags: list[dict[str, Any]], exporter: str, record_type: str | None = None) -> int:
+    """Events the pipeline said it dropped for ``exporter``: permanent rejections,
+    backlog drops and spool overflow (a running total per process, so each run of
+    increasing values counts once).
+
+    With ``record_type`` (e.g. ``"function"``) only the drops the pipeline counted for
+    that type (``droppedByType``): lost log lines must be matched by counted log lines,
+    not by platform events that went with them.
+    """
+
+    def amount(d: dict[str, Any], total_key: str) -> int:
+        if record_type is None:
+            return int(d.get(total_key) or 0)
+        by_type = d.get("droppedByType")
+        return int(by_type.get(record_type) or 0) if isinstance(by_type, dict) else 0
+
     rejected = sum(
-        int(d.get("dropped") or 0)
+        amount(d, "dropped")
         for d in diags
         if d.get("event") in ("export_rejected", "export_backlog_dropped") and d.get("exporter") == exporter
     )
     overflow, last = 0, 0
     for d in diags:
         if d.get("event") == "spool_overflow" and d.get("exporter") == exporter:
-            value = int(d.get("droppedRecords") or 0)
+            value = amount(d, "droppedRecords")
             overflow += value - last if value >= last else value
             last = value
     return rejected + overflow

@@ -93,6 +93,9 @@ class Result:
     checks: list[tuple[str, bool]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unsupported: str | None = None  # why the sandbox could not reproduce the fault
+    # What of this row was measured against the same function run without the wrapper
+    # in the same scenario ("" when nothing was: the row is judged on fixed bounds).
+    compared_with_bare: str = ""
     seconds: float = 0.0
 
     def check(self, description: str, ok: bool) -> bool:

@@ -4,8 +4,15 @@ Per fault: the faulty invocation, then two ordinary ones. Compared: what the cal
 saw (status code, platform status, errorType, errorMessage with ids masked) and
 which invocations were cold starts (the environment re-initialises after a crash
 exactly when it would without us). With the wrapper (``file`` exporter) the
-exported telemetry must give the faulty invocation the platform's status, and the
-lines the function printed before it died must be exported after the re-init.
+exported telemetry must give every invocation the platform's status, and the lines
+the function printed before it died must be exported after the re-init.
+
+Where the runtime process dies during the faulty invocation, the platform reports
+that invocation's status after the process (and the extension's listener in it) is
+gone, so no in-process extension can receive it. Those rows say so and check what
+can be: the process really was replaced, the platform did report a status, the
+invocation's start (or every init attempt) was exported, and so were the statuses
+of the invocations after the re-init.
 """
 
 from __future__ import annotations
@@ -16,10 +23,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..context import Context
-from ..harness import Session, caller_view, describe_view, exported_file_records, markers, session
+from ..harness import (
+    Session,
+    caller_view,
+    describe_view,
+    diagnostics,
+    exported_file_records,
+    markers,
+    session,
+)
 from ..model import Result, median
 
 OOM_ERROR = "Runtime.OutOfMemory"
+PROCESS_GONE = "the runtime process, and the listener in it, is gone before the platform reports the status"
+INIT_GONE = "init fails and the runtime process exits before the platform reports the invocation"
+LOOP_THREAD = "lambda-wrapper-extension"
+LISTENER_THREAD = "lambda-wrapper-listener"
 
 
 @dataclass(frozen=True)
@@ -31,20 +50,30 @@ class Fault:
     timeout_s: float = 3.0
     env: dict[str, str] = field(default_factory=dict)
     init_timeout_s: float = 10.0
+    # Why the platform's status for the faulty invocation cannot reach an in-process
+    # listener ("" when it can, and then it must be exported).
+    status_unreachable: str = ""
 
 
 def faults(ctx: Context) -> list[Fault]:
     sleep = ctx.form.init_sleep_s
     return [
         Fault("function: raises an exception", "exception", {"fault": "exception"}),
-        Fault("function: sys.exit(3)", "sys_exit", {"fault": "sys_exit"}),
-        Fault("function: os._exit(7)", "os_exit", {"fault": "os_exit"}),
-        Fault("function: segfault (ctypes)", "segfault", {"fault": "segfault"}),
+        Fault("function: sys.exit(3)", "sys_exit", {"fault": "sys_exit"}, status_unreachable=PROCESS_GONE),
+        Fault("function: os._exit(7)", "os_exit", {"fault": "os_exit"}, status_unreachable=PROCESS_GONE),
+        Fault(
+            "function: segfault (ctypes)", "segfault", {"fault": "segfault"}, status_unreachable=PROCESS_GONE
+        ),
         Fault("function: RecursionError", "recursion", {"fault": "recursion"}),
         Fault("function: timeout (3 s, the default)", "timeout", {"fault": "timeout"}),
-        Fault("function: out of memory at 128 MB", "oom", {"fault": "oom"}),
+        Fault("function: out of memory at 128 MB", "oom", {"fault": "oom"}, status_unreachable=PROCESS_GONE),
         Fault("function: unserializable return", "unserializable", {"fault": "unserializable"}),
-        Fault("function: init error (twice, then fixed)", "init_error", handler="init_error.handler"),
+        Fault(
+            "function: init error (twice, then fixed)",
+            "init_error",
+            handler="init_error.handler",
+            status_unreachable=INIT_GONE,
+        ),
         Fault(
             f"function: init longer than the init timeout ({sleep:.1f} s > {ctx.form.init_timeout_s:.0f} s)",
             "init_slow",
@@ -56,10 +85,11 @@ def faults(ctx: Context) -> list[Fault]:
         # adaptive: the platform waits for the extension's /event/next after each
         # response (the default with a remote exporter), so a dead loop would matter.
         Fault(
-            "function: the extension's threads die (adaptive flush)",
+            "function: SystemExit in the extension's threads, the listener killed (adaptive flush)",
             "kill_thread",
             {"fault": "kill_extension_thread"},
             env={"LAMBDA_WRAPPER_FLUSH": "adaptive"},
+            timeout_s=6.0,  # the handler keeps hitting the threads for up to 1.5 s
         ),
     ]
 
@@ -87,7 +117,7 @@ def _session_run(ctx: Context, fault: Fault, wrapper: bool) -> Session:
 
 
 def _scenario(ctx: Context, fault: Fault) -> Result:
-    result = Result(fault.title, "function")
+    result = Result(fault.title, "function", compared_with_bare="what the caller saw, cold starts, durations")
     started = time.monotonic()
     bare = _session_run(ctx, fault, wrapper=False)
     wrapped = _session_run(ctx, fault, wrapper=True)
@@ -102,6 +132,8 @@ def _scenario(ctx: Context, fault: Fault) -> Result:
     cold = [summary.coldStart for summary in wrapped.sandbox.invocations]
     result.check(f"re-initialised exactly when without the wrapper (cold starts {cold})", cold == bare_cold)
     _check_telemetry(result, fault, wrapped)
+    if fault.name == "kill_thread":
+        _check_threads_hit(result, wrapped)
     pairs = zip(wrapped.durations(), bare.durations(), strict=False)
     result.added_ms = median([w - b for w, b in pairs])
     result.peak_mb = wrapped.peak_mb
@@ -125,27 +157,114 @@ def _scenario(ctx: Context, fault: Fault) -> Result:
 def _check_telemetry(result: Result, fault: Fault, wrapped: Session) -> None:
     records = exported_file_records(wrapped.tmp_dir)
     exported_marks = markers("\n".join(str(r.get("record")) for r in records))
+    platform_events = wrapped.sandbox.telemetry_events
     fault_id = wrapped.results[0].request_id
-    platform = _status_of(wrapped.sandbox.telemetry_events, fault_id)
+    platform = _status_of(platform_events, fault_id)
     exported = _status_of(records, fault_id)
-    result.delivered = f"exported status: {exported or 'none'} (platform: {platform})"
+    if fault.status_unreachable:
+        _check_unreachable_status(result, fault, wrapped, records, platform, exported)
+    else:
+        result.delivered = f"exported status: {exported or 'none'} (platform: {platform})"
+        result.check(
+            "exported telemetry gives the faulty invocation the platform's status",
+            platform is not None and exported == platform,
+        )
+    later = [
+        (_status_of(records, r.request_id), _status_of(platform_events, r.request_id))
+        for r in wrapped.results[1:]
+    ]
     result.check(
-        "exported telemetry gives the faulty invocation the platform's status (or nothing)",
-        exported is None or exported == platform,
+        f"the invocations after the fault have the platform's status exported ({later})",
+        all(platform_status is not None and mine == platform_status for mine, platform_status in later),
     )
+    printed = markers("\n".join(wrapped.sandbox.function_output))
     if fault.name == "init_error":
         before = {"init-0", "init-1"}
     elif fault.name == "init_slow":
-        before = {
-            m for m in markers("\n".join(wrapped.sandbox.function_output)) if m.startswith("slow-init-")
-        }
+        before = {m for m in printed if m.startswith("slow-init-")}
+        inits = sum(e.get("type") == "platform.initStart" for e in platform_events)
+        result.check(
+            f"the slow init printed its marker at each of its {inits} init attempts ({sorted(before)})",
+            inits > 0 and len(before) == inits,
+        )
     else:
         before = {f"{fault.name}.fault"}
     # The init faults' handler prints nothing; app.handler marks every invocation.
     wanted = before | ({f"{fault.name}.next"} if fault.handler == "app.handler" else set())
     missing = wanted - exported_marks
     result.lost = f"{len(missing)} of {len(wanted)} lines" + (f": {sorted(missing)}" if missing else "")
-    result.check("lines printed before the fault were exported after it", not missing)
+    result.check("lines printed before the fault were exported after it", bool(wanted) and not missing)
+
+
+def _check_unreachable_status(
+    result: Result,
+    fault: Fault,
+    wrapped: Session,
+    records: list[dict[str, Any]],
+    platform: str | None,
+    exported: str | None,
+) -> None:
+    """The faulty invocation's status cannot be exported (``fault.status_unreachable``):
+    check that this is so, and what the extension could record of it."""
+    fault_id = wrapped.results[0].request_id
+    result.delivered = (
+        f"exported status: {exported or 'none'}, impossible: process gone (platform: {platform}); "
+        "start and later statuses exported"
+    )
+    result.notes.append(f"the faulty invocation's status cannot be exported: {fault.status_unreachable}")
+    cold = [summary.coldStart for summary in wrapped.sandbox.invocations]
+    result.check(
+        f"the runtime process was replaced after the fault (cold starts {cold})", len(cold) > 1 and cold[1]
+    )
+    result.check(
+        f"the platform reported a failure for the faulty invocation ({platform})",
+        platform is not None and not platform.startswith("success"),
+    )
+    result.check("an exported status, if any, is the platform's", exported is None or exported == platform)
+    if fault.name == "init_error":
+        platform_inits = sum(e.get("type") == "platform.initStart" for e in wrapped.sandbox.telemetry_events)
+        exported_inits = sum(r.get("type") == "platform.initStart" for r in records)
+        result.check(
+            f"every init attempt's platform.initStart was exported ({exported_inits} of {platform_inits})",
+            platform_inits >= 3 and exported_inits == platform_inits,
+        )
+    else:
+        started = [
+            r
+            for r in records
+            if r.get("type") == "platform.start"
+            and isinstance(r.get("record"), dict)
+            and r["record"].get("requestId") == fault_id
+        ]
+        result.check("the faulty invocation's platform.start was exported", bool(started))
+
+
+def _check_threads_hit(result: Result, wrapped: Session) -> None:
+    """The fault must have reached the extension's threads before survival means anything:
+    the listener is killed and must be restarted (the wrapper says so); the event loop,
+    blocked on /event/next while the handler runs, gets SystemExit afterwards and must
+    either catch it (and say so) or die and be restarted."""
+    output = wrapped.sandbox.function_output
+    hit_line = next((line for line in output if line.startswith("threads hit: ")), "")
+    fields = dict(part.split(": ", 1) for part in hit_line.split("; ") if ": " in part)
+    hit = set(filter(None, fields.get("threads hit", "").split(",")))
+    dead = set(filter(None, fields.get("dead", "").split(",")))
+    events = [d.get("event") for d in diagnostics(output)]
+    loop_failed = [
+        d for d in diagnostics(output) if d.get("event") == "extension_next_failed" and "SystemExit" in str(d)
+    ]
+    result.notes.append(hit_line or "the function printed no 'threads hit' line")
+    both = {LOOP_THREAD, LISTENER_THREAD}
+    result.check(f"the function hit both extension threads ({sorted(hit)})", both <= hit)
+    result.check(
+        "the listener thread was killed and the wrapper restarted it (listener_restarted)",
+        LISTENER_THREAD in dead and "listener_restarted" in events,
+    )
+    loop_restarted = LOOP_THREAD in dead and "extension_restarted" in events
+    result.check(
+        "the event loop got SystemExit: caught it (extension_next_failed) or died and was restarted",
+        bool(loop_failed) or loop_restarted,
+    )
 
 
 def _status_of(events: list[dict[str, Any]], request_id: str) -> str | None:

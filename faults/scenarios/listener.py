@@ -12,7 +12,9 @@ atheris (in a child process: atheris exits when it is done).
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -43,6 +45,7 @@ from ..telemetry_inputs import SEED_BATCHES, telemetry_bodies, write_corpus
 RSS_BOUND_KB = 8 * 1024  # growth of the function's RSS that one attack may cause
 SPOOL_BOUND = 64 * 1024  # the oversized body must not land in the spool
 RELEASE = "faults-release"
+LIBFUZZER_DONE = re.compile(r"^Done (\d+) runs in ", re.MULTILINE)  # libFuzzer's last line
 Attack = Callable[[int, str], attacks.Observed]
 
 
@@ -87,7 +90,9 @@ def _live(ctx: Context, title: str, attack: Attack) -> Result:
     records = exported_file_records(s.tmp_dir)
     exported = markers("\n".join(str(r.get("record")) for r in records))
     platform_exported = sum(str(r.get("type", "")).startswith("platform.") for r in records)
-    expected = {f"{tag}.warm", f"{tag}.during", f"{tag}.after", *observed.probe_marks}
+    invocation_marks = {f"{tag}.warm", f"{tag}.during", f"{tag}.after"}
+    probe_marks = set(observed.probe_marks)
+    expected = invocation_marks | probe_marks
     growth = after["VmRSS"] - before["VmRSS"]
     ok_views = all(v[:3] == (200, "success", None) for v in views)
     result.saw = f"200 success x{len(views)}" if ok_views else "see notes"
@@ -98,7 +103,13 @@ def _live(ctx: Context, title: str, attack: Attack) -> Result:
     result.check("every invocation succeeded, none re-initialised", ok_views and not cold_again)
     result.check(f"the attack's own expectations: {observed.summary}", observed.ok)
     result.check("the attacked invocation answered", during is not None)
-    result.check("every record (function lines and probes) was exported", expected <= exported)
+    result.check(
+        f"the attack sent probes, each with its own marker ({sorted(probe_marks)})",
+        len(probe_marks) == len(observed.probe_marks) > 0 and not probe_marks & invocation_marks,
+    )
+    result.check(f"every probe marker was exported ({len(probe_marks & exported)}/{len(probe_marks)})",
+                 probe_marks <= exported)
+    result.check("every invocation's marker was exported", invocation_marks <= exported)
     if "concurrent connections" in title:
         # At 128 MB the function has 7 % of a CPU: closing a thousand hostile sockets
         # can delay the platform's own POST past its next batch, which the platform then
@@ -186,7 +197,10 @@ def _hypothesis_bodies(port: int, tag: str, examples: int) -> attacks.Observed:
 def _decoder_fuzz(ctx: Context) -> Result:
     from lambda_wrapper.telemetry.decode import UnreadableBatch, decode_batch, is_own_diagnostic
 
-    result = Result("telemetry decoder fuzzed (hypothesis, atheris)", "listener")
+    # The row names atheris only where it runs: without it, this is a hypothesis row.
+    with_atheris = importlib.util.find_spec("atheris") is not None
+    title = "telemetry decoder fuzzed (hypothesis" + (", atheris)" if with_atheris else ")")
+    result = Result(title, "listener")
     started = time.monotonic()
     failures: list[str] = []
 
@@ -212,9 +226,10 @@ def _decoder_fuzz(ctx: Context) -> Result:
     decode()
     result.check(f"hypothesis: {ctx.form.decoder_examples} inputs, only UnreadableBatch raised", not failures)
     result.notes.extend(failures[:5])
-    atheris_note = _atheris(ctx.form.atheris_runs, ctx.work_dir / "atheris")
-    result.notes.append(atheris_note)
-    result.check("atheris found no crash", not atheris_note.startswith("atheris crashed"))
+    if with_atheris:
+        _atheris(result, ctx.form.atheris_runs, ctx.work_dir / "atheris")
+    else:
+        result.notes.append("hypothesis only: no libFuzzer run (atheris does not install here)")
     result.saw = "n/a (in-process)"
     result.delivered = "n/a"
     result.lost = "n/a"
@@ -222,11 +237,7 @@ def _decoder_fuzz(ctx: Context) -> Result:
     return result
 
 
-def _atheris(runs: int, work_dir: Path) -> str:
-    try:
-        import atheris  # noqa: F401
-    except ImportError:
-        return "atheris is not installed here (pip install atheris); skipped"
+def _atheris(result: Result, runs: int, work_dir: Path) -> None:
     corpus = write_corpus(work_dir / "corpus")
     # libFuzzer writes a crashing input to the current directory unless told otherwise:
     # that would be the repository.
@@ -245,9 +256,22 @@ def _atheris(runs: int, work_dir: Path) -> str:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
     }
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=root)
-    if done.returncode != 0:
-        return f"atheris crashed (exit {done.returncode}):\n{done.stderr[-3000:]}"
+    crashed = done.returncode != 0
+    result.check(f"atheris found no crash (exit {done.returncode})", not crashed)
+    if crashed:
+        result.notes.append(f"atheris crashed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        return
+    # The count libFuzzer says it ran, not the one asked for (it stops early at
+    # -max_total_time, or at once when the target cannot start).
+    measured = [int(count) for count in LIBFUZZER_DONE.findall(done.stderr)]
+    ran = measured[-1] if measured else 0
+    result.check(f"atheris reported the runs it made ({ran} of {runs} asked for)", ran > 0)
     coverage = [line for line in done.stderr.splitlines() if "DONE " in line and "cov:" in line]
     summary = coverage[-1].split("DONE", 1)[1].split("lim:")[0].strip() if coverage else ""
     seeds = len(SEED_BATCHES)
-    return f"atheris: {runs} runs from {seeds} seeds, decoder and exporters, no crash ({summary})"
+    result.notes.append(
+        f"atheris: {ran} runs (of {runs} asked for) from {seeds} seeds, decoder and exporters, "
+        f"no crash ({summary})"
+    )
+    if not measured:
+        result.notes.append(f"libFuzzer output without a 'Done N runs' line:\n{done.stderr[-2000:]}")

@@ -61,7 +61,7 @@ def run(ctx: Context) -> list[Result]:
 
 
 def _scenario(ctx: Context, outage: Outage, certs: Certs) -> Result:
-    result = Result(outage.title, "outage")
+    result = Result(outage.title, "outage", compared_with_bare="durations (the reference row's median)")
     started = time.monotonic()
     endpoint = Endpoint(outage.mode, ctx.canaries.values(), certs if outage.tls else None)
     host = UNRESOLVABLE if outage.mode == "unresolvable" else "127.0.0.1"
@@ -165,6 +165,7 @@ def _judge(
             pending |= markers(body) & missing
         lost = missing - pending
         counted = counted_drops(diags, exporter)
+        counted_function = counted_drops(diags, exporter, "function")
         duplicates = endpoint.duplicates(prefix)
         delivered_text.append(
             f"{exporter} {len(delivered)}/{len(sent)}"
@@ -172,11 +173,16 @@ def _judge(
             + (f", {len(pending)} pending" if pending else "")
         )
         lost_text.append(
-            f"{exporter} {len(lost)} ({counted} events counted)" if lost or counted else f"{exporter} 0"
+            f"{exporter} {len(lost)} ({counted_function} function records of {counted} events counted)"
+            if lost or counted
+            else f"{exporter} 0"
         )
-        result.check(f"{exporter}: every lost record was counted", len(lost) <= counted)
+        result.check(
+            f"{exporter}: every lost function record was counted as a dropped function record",
+            len(lost) <= counted_function,
+        )
         if (outage.mode, exporter) in PERMANENT:
-            result.check(f"{exporter}: the permanent failure was reported", counted > 0 or not lost)
+            result.check(f"{exporter}: the permanent failure was reported", counted_function > 0 or not lost)
         else:
             result.check(f"{exporter}: everything arrived after recovery", not missing)
         if lost:

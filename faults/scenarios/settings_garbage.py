@@ -70,7 +70,8 @@ def _invoke_twice(ctx: Context, scenario: str, env: dict[str, str], wrapper: boo
 
 
 def _all_at_once(ctx: Context, names: list[str], kind: str, env: dict[str, str]) -> Result:
-    result = Result(f"settings: all {len(env)} variables {kind}", "settings")
+    title = f"settings: all {len(env)} variables {kind}"
+    result = Result(title, "settings", compared_with_bare="what the caller saw, durations")
     started = time.monotonic()
     bare = _invoke_twice(ctx, result.scenario, env, wrapper=False)
     wrapped = _invoke_twice(ctx, result.scenario, env, wrapper=True)

@@ -45,7 +45,7 @@ CONNECTIONS_BOUND = 6
 def run(ctx: Context) -> list[Result]:
     form = ctx.form
     title = f"soak: {form.soak_invokes} invocations with logging at 128 MB ({form.soak_exporters})"
-    result = Result(title, "soak")
+    result = Result(title, "soak", compared_with_bare="RSS growth after the warm-up, durations")
     started = time.monotonic()
     endpoint = Endpoint("soak", ctx.canaries.values())
     env = {
@@ -72,7 +72,7 @@ class Soak:
         self.durations: list[float] = []
         self.peak_mb = 0
         self.warm_index = 0
-        self.counted = 0  # what the pipeline said it dropped (otlp)
+        self.counted = 0  # function records the pipeline said it dropped (otlp)
         self.pending: set[str] = set()  # markers still in the spool at the end
 
 
@@ -91,7 +91,7 @@ def _soak(ctx: Context, scenario: str, env: dict[str, str], invokes: int, wrappe
                 soak.samples.append((index, sample, tree_bytes(spool_root(s.tmp_dir)), tree_bytes(s.tmp_dir)))
         soak.durations = s.durations(1)
         soak.peak_mb = s.peak_mb
-    soak.counted = counted_drops(diagnostics(s.sandbox.function_output), "otlp")
+    soak.counted = counted_drops(diagnostics(s.sandbox.function_output), "otlp", "function")
     for body in undelivered_in_spool(s.tmp_dir, "otlp"):
         soak.pending |= markers(body)
     return soak
@@ -140,11 +140,13 @@ def _judge(result: Result, wrapped: Soak, bare: Soak, delivered: set[str], invok
         result.delivered = f"otlp {len(delivered)}/{invokes}" + (
             f", {len(pending)} pending in the spool" if pending else ""
         )
-        result.lost = f"{lost} ({wrapped.counted} counted)"
-        result.check("every lost record was counted", lost <= wrapped.counted)
+        result.lost = f"{lost} ({wrapped.counted} function records counted)"
+        result.check(
+            "every lost function record was counted as a dropped function record", lost <= wrapped.counted
+        )
     else:
         result.delivered = "emf lines on stdout (no remote exporter in this form)"
-        result.lost = f"{wrapped.counted} counted"
+        result.lost = f"{wrapped.counted} function records counted"
     result.added_ms = (median(wrapped.durations) or 0.0) - (median(bare.durations) or 0.0)
     result.peak_mb = wrapped.peak_mb
     result.notes.append(

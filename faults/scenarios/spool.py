@@ -140,14 +140,16 @@ def _judge(
             pending |= fills(body)
         kept = [i for i, line in enumerate(sent) if line in delivered or line in pending]
         dropped = [i for i, line in enumerate(sent) if line not in delivered and line not in pending]
-        counted = counted_drops(diags, exporter)
+        counted = counted_drops(diags, exporter, "function")
         delivered_text.append(f"{exporter} {len(delivered)}/{len(sent)} lines")
-        lost_text.append(f"{exporter} {len(dropped)} ({counted} counted)")
+        lost_text.append(f"{exporter} {len(dropped)} ({counted} function records counted)")
         # A batch bigger than the whole cap is kept in memory, not dropped (and reported
         # as spool_batch_too_large); then nothing may be lost at all.
         result.check(f"{exporter}: the overflow dropped and reported something, or lost nothing",
                      counted > 0 or not dropped)
-        result.check(f"{exporter}: every lost line was counted", len(dropped) <= counted)
+        result.check(
+            f"{exporter}: every lost line was counted as a dropped function record", len(dropped) <= counted
+        )
         oldest_first = not dropped or not kept or max(dropped) < min(kept)
         result.check(f"{exporter}: the oldest lines were the ones dropped", oldest_first)
     result.delivered = ", ".join(delivered_text)

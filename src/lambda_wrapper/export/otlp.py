@@ -34,6 +34,7 @@ from .otlp_encoding import SCOPE, resource_attributes
 from .otlp_logs import LogEncoder
 from .otlp_metrics import MetricEncoder
 from .otlp_traces import SpanEncoder, TraceContexts
+from .pipeline import count_by_type
 from .transport import Endpoint, Transport, check_status, gzip_body, join_url_path, json_body
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
@@ -152,7 +153,8 @@ class OtlpExporter:
                 # say what was, and let the pipeline count the call as delivered.
                 diagnostics.emit(
                     "warning", "export_rejected", f"otlp: {_summary(failures)}", exporter=self.name,
-                    dropped=len(events), signals=[signal for signal, _ in failures],
+                    dropped=len(events), droppedByType=count_by_type(events),
+                    signals=[signal for signal, _ in failures],
                 )
             return
         for signal, pending in settled:

@@ -25,7 +25,7 @@ from .spool import Spool
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Collection, Iterable, Sequence
     from typing import Protocol
 
     from ..telemetry.records import TelemetryEvent
@@ -46,6 +46,18 @@ MIN_EVENTS_PER_CALL = 50
 # keep up; unbounded, it would eat the function's memory (the soak at 128 MB grew
 # 11 MB). The spool keeps its own, separate cap on disk.
 MAX_BACKLOG_EVENTS = 2000
+
+
+def count_by_type(events: Iterable[TelemetryEvent], into: dict[str, int] | None = None) -> dict[str, int]:
+    """Events per ``type`` (``function``, ``platform.report``...), added to ``into``.
+
+    Every drop is reported by type as well as in total, so that lost log lines can be
+    matched with counted log lines rather than with any events that happened to go.
+    """
+    counts = {} if into is None else into
+    for event in events:
+        counts[event.type] = counts.get(event.type, 0) + 1
+    return counts
 
 
 class PipelineStats:
@@ -74,6 +86,9 @@ class Channel:
         self.breaker = CircuitBreaker()
         self.pending: collections.deque[tuple[int, list[TelemetryEvent]]] = collections.deque()
         self.reported_drops = 0
+        # Events of the batches the spool dropped on overflow, per type (a running total).
+        self.overflow_by_type: dict[str, int] = {}
+        self.reported_overflow_events = 0
         self.reported_unspooled = 0
         self.local = bool(getattr(exporter, "local", False))
         # Remote calls are sized to what fits the budget: at 128 MB (7 % of a CPU)
@@ -179,7 +194,7 @@ class Pipeline:
     def _flush_channel(self, channel: Channel, deadline: float) -> int:
         # Batches the spool dropped on overflow are already counted there.
         while channel.pending and channel.pending[0][0] <= channel.spool.cursor:
-            channel.pending.popleft()
+            count_by_type(channel.pending.popleft()[1], channel.overflow_by_type)
         if not channel.local:
             self._bound_backlog(channel)
         delivered = 0
@@ -210,16 +225,18 @@ class Pipeline:
     def _bound_backlog(self, channel: Channel) -> None:
         owed = sum(len(events) for _, events in channel.pending)
         dropped = 0
+        by_type: dict[str, int] = {}
         while channel.pending and owed > MAX_BACKLOG_EVENTS:
             seq, events = channel.pending.popleft()
             owed -= len(events)
             dropped += len(events)
+            count_by_type(events, by_type)
             channel.spool.delivered(seq)  # given up on: reclaim it on disk too
         if dropped:
             self.stats.rejected_events += dropped
             diagnostics.emit("warning", "export_backlog_dropped",
                              f"{channel.name} is behind: dropped the {dropped} oldest events it owed",
-                             exporter=channel.name, dropped=dropped)
+                             exporter=channel.name, dropped=dropped, droppedByType=by_type)
 
     def _failed(self, channel: Channel, take: list[tuple[int, list[TelemetryEvent]]],
                 error: ExportError) -> None:
@@ -237,11 +254,14 @@ class Pipeline:
                              exporter=channel.name, retryable=True)
         else:
             rejected = sum(len(batch) for _, batch in take)
+            by_type: dict[str, int] = {}
+            for _, batch in take:
+                count_by_type(batch, by_type)
             self.stats.rejected_events += rejected
             channel.spool.delivered(take[-1][0])
             diagnostics.emit("warning", "export_rejected",
                              f"{channel.name} export failed permanently, {rejected} events dropped: {error}",
-                             exporter=channel.name, retryable=False, dropped=rejected)
+                             exporter=channel.name, retryable=False, dropped=rejected, droppedByType=by_type)
 
     def _report_drops(self) -> None:
         for channel in self.channels:
@@ -251,12 +271,16 @@ class Pipeline:
                 diagnostics.emit("warning", "spool_batch_too_large",
                                  f"{channel.name}: a batch larger than the spool cap was kept in memory only",
                                  exporter=channel.name, unspooledBatches=spool.unspooled_batches)
-            if spool.dropped_records != channel.reported_drops:
+            overflow_events = sum(channel.overflow_by_type.values())
+            changed = overflow_events != channel.reported_overflow_events
+            if spool.dropped_records != channel.reported_drops or changed:
                 channel.reported_drops = spool.dropped_records
+                channel.reported_overflow_events = overflow_events
                 diagnostics.emit("warning", "spool_overflow",
                                  f"{channel.name} spool is full: dropped the oldest batches",
                                  exporter=channel.name, droppedRecords=spool.dropped_records,
-                                 droppedBatches=spool.dropped_batches)
+                                 droppedBatches=spool.dropped_batches,
+                                 droppedByType=dict(channel.overflow_by_type))
 
     def dropped_records(self) -> int:
         return sum(channel.spool.dropped_records for channel in self.channels)
