@@ -183,6 +183,22 @@ def post_invoke(url: str, payload: bytes, trace_id: str | None, timeout_s: float
         return Invocation(error.code, error.read(), dict(error.headers.items()))
 
 
+def invoke_when_idle(platform: Platform, payload: bytes, timeout_s: float = 5.0) -> Invocation:
+    """Invoke, retrying while every runtime worker is busy.
+
+    RIE-LMI does not queue: an invoke that finds no worker waiting on ``/next`` (the
+    previous one has answered but not asked again yet) fails at once with 400
+    ``Runtime.Unavailable``, like a throttled invoke on Lambda.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = platform.invoke(payload)
+        busy = result.status_code == 400 and b"Runtime.Unavailable" in result.body
+        if not busy or time.monotonic() > deadline:
+            return result
+        time.sleep(0.01)
+
+
 def skip_unless_rie_can_run() -> None:
     """Skip (loudly) only when the RIE cannot run at all; CI is root, so never there."""
     reason = root_required_reason()

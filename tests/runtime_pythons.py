@@ -14,7 +14,11 @@ import functools
 import os
 import subprocess
 import sys
+from collections.abc import Collection, Iterable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from lambda_wrapper.sandbox.runtime_image import find_interpreter, host_python_version
 
@@ -59,6 +63,19 @@ def available_runtime_pythons() -> tuple[str, ...]:
     return tuple(found)
 
 
+def host_first_then_core(values: Iterable[str], core: Collection[str]) -> list[Any]:
+    """``(runtime_python, value)`` parameters: every value on the host's Python, only the
+    ``core`` ones on each other Python (what differs between versions, at a fraction
+    of the time)."""
+    host = host_python_version()
+    return [
+        pytest.param(version, value, id=f"py{version}-{value}")
+        for version in available_runtime_pythons()
+        for value in values
+        if version == host or value in core
+    ]
+
+
 def _reports_version(executable: str) -> str | None:
     probe = "import sys; print('%d.%d' % sys.version_info[:2])"
     try:
@@ -72,6 +89,7 @@ __all__ = [
     "CI_REQUIRED_PYTHONS",
     "available_runtime_pythons",
     "execution_env",
+    "host_first_then_core",
     "host_python_version",
     "polls_from_a_thread",
     "running_in_ci",

@@ -1,7 +1,10 @@
-"""End to end: a function through the wrapper in the sandbox, checking what got exported.
+"""End to end: a function through the wrapper, checking what got exported.
 
-These drive the real chain (sandbox → bootstrap → wrapper → awslambdaric → our
-extension) and read what the ``file`` exporter wrote into the function's /tmp.
+These drive the real chain (sandbox or the RIE's Managed Instances mode → bootstrap →
+wrapper → awslambdaric → our extension) and read what the ``file`` exporter wrote
+into the function's /tmp, once per Lambda Python found here (``runtime_python``): on
+3.12+ awslambdaric polls /next from a thread and a Python SIGTERM handler runs, on
+3.10/3.11 it blocks in C and the signal reaches the extension through the wakeup fd.
 """
 
 from __future__ import annotations
@@ -9,11 +12,13 @@ from __future__ import annotations
 import json
 import textwrap
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from lambda_wrapper.sandbox import FunctionSpec, Sandbox
+from platforms import FunctionUnderTest, Platform, RiePlatform, invoke_when_idle
 
 FUNCTION = textwrap.dedent(
     """
@@ -48,7 +53,9 @@ def exported(tmp_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def spec(task_root: Path, layer_dir: Path, tmp_dir: Path, memory_mb: int = 128, **env: str) -> FunctionSpec:
+def spec(
+    task_root: Path, layer_dir: Path, tmp_dir: Path, python_version: str, memory_mb: int = 128, **env: str
+) -> FunctionSpec:
     return FunctionSpec(
         task_root=task_root,
         handler="app.handler",
@@ -57,17 +64,18 @@ def spec(task_root: Path, layer_dir: Path, tmp_dir: Path, memory_mb: int = 128, 
         env={"LAMBDA_WRAPPER_EXPORTERS": "file", **env},
         timeout_s=20,
         memory_mb=memory_mb,
+        python_version=python_version,
     )
 
 
 def test_ten_thousand_lines_per_invocation_are_all_exported(
-    task_root: Path, layer_dir: Path, tmp_path: Path
+    task_root: Path, layer_dir: Path, tmp_path: Path, runtime_python: str
 ) -> None:
     tmp_dir = tmp_path / "fn-tmp"
     tmp_dir.mkdir()
     # One full vCPU (1,769 MB): the sandbox gives 128 MB functions 7 % of a CPU, as
     # Lambda does, and a function logging 10,000 lines per invocation gets more.
-    with Sandbox(spec(task_root, layer_dir, tmp_dir, memory_mb=1769)) as sandbox:
+    with Sandbox(spec(task_root, layer_dir, tmp_dir, runtime_python, memory_mb=1769)) as sandbox:
         for _ in range(3):
             assert sandbox.invoke({"lines": 10000}).json() == {"ok": True, "marker": None}
         platform_drops = [e for e in sandbox.telemetry_events if e["type"] == "platform.logsDropped"]
@@ -79,11 +87,11 @@ def test_ten_thousand_lines_per_invocation_are_all_exported(
 
 
 def test_records_spooled_before_sigkill_are_exported_after_reinit(
-    task_root: Path, layer_dir: Path, tmp_path: Path
+    task_root: Path, layer_dir: Path, tmp_path: Path, runtime_python: str
 ) -> None:
     tmp_dir = tmp_path / "fn-tmp"
     tmp_dir.mkdir()
-    with Sandbox(spec(task_root, layer_dir, tmp_dir)) as sandbox:
+    with Sandbox(spec(task_root, layer_dir, tmp_dir, runtime_python)) as sandbox:
         killed = sandbox.invoke({"lines": 5, "kill": True})
         assert killed.status == "error"
         # Nothing exported yet: the runtime died before any flush.
@@ -101,19 +109,16 @@ def test_records_spooled_before_sigkill_are_exported_after_reinit(
     assert killed.request_id in {r["record"]["requestId"] for r in starts}
 
 
-@pytest.mark.parametrize("execution_env", ["AWS_Lambda_python3.11", "AWS_Lambda_python3.12"])
 def test_sigterm_flush_exports_last_invocation(
-    task_root: Path, layer_dir: Path, tmp_path: Path, execution_env: str
+    task_root: Path, layer_dir: Path, tmp_path: Path, runtime_python: str
 ) -> None:
-    """3.11 blocks in C (wakeup fd path); 3.12 polls from a thread (signal handler path)."""
+    """3.10/3.11 block in C (wakeup fd path); 3.12+ poll from a thread (signal handler path)."""
     tmp_dir = tmp_path / "fn-tmp"
     tmp_dir.mkdir()
     # Background strategy: no flush at the end of invocations, so only SIGTERM can
     # deliver the last invocation's records.
     with Sandbox(
-        spec(
-            task_root, layer_dir, tmp_dir, AWS_EXECUTION_ENV=execution_env, LAMBDA_WRAPPER_FLUSH="background"
-        )
+        spec(task_root, layer_dir, tmp_dir, runtime_python, LAMBDA_WRAPPER_FLUSH="background")
     ) as sandbox:
         result = sandbox.invoke({"lines": 3, "marker": "last"})
         assert result.json() == {"ok": True, "marker": "last"}
@@ -126,15 +131,48 @@ def test_sigterm_flush_exports_last_invocation(
 
 
 def test_run_without_wrapper_gives_the_same_response(
-    task_root: Path, layer_dir: Path, tmp_path: Path
+    task_root: Path, layer_dir: Path, tmp_path: Path, runtime_python: str
 ) -> None:
     responses = []
     for use_wrapper in (True, False):
         tmp_dir = tmp_path / f"tmp-{use_wrapper}"
         tmp_dir.mkdir()
-        function = spec(task_root, layer_dir, tmp_dir)
+        function = spec(task_root, layer_dir, tmp_dir, runtime_python)
         function.use_wrapper = use_wrapper
         with Sandbox(function) as sandbox:
             responses.append([sandbox.invoke({"marker": i}).body for i in range(2)])
         assert bool(exported(tmp_dir)) is use_wrapper
     assert responses[0] == responses[1]
+
+
+def test_rie_sigterm_flush_exports_every_invocation(
+    open_platform: Callable[[str], Platform], task_root: Path, layer_dir: Path, runtime_python: str
+) -> None:
+    """The RIE's Managed Instances mode has a real Telemetry API; its SIGTERM ends the
+    environment as Lambda does, and the background strategy leaves the last records to
+    the shutdown flush."""
+    platform = open_platform("rie")
+    platform.start(
+        FunctionUnderTest(
+            task_root=task_root,
+            layer_dir=layer_dir,
+            use_wrapper=True,
+            max_concurrency=1,
+            timeout_s=5.0,
+            python_version=runtime_python,
+            env={"LAMBDA_WRAPPER_EXPORTERS": "file", "LAMBDA_WRAPPER_FLUSH": "background"},
+        )
+    )
+    markers = ["first", "last"]
+    for marker in markers:
+        result = invoke_when_idle(platform, json.dumps({"lines": 2, "marker": marker}).encode())
+        assert result.json == {"ok": True, "marker": marker}, platform.output()[-3000:]
+    assert isinstance(platform, RiePlatform)
+    assert platform.terminate(timeout_s=10.0) is not None, platform.output()[-3000:]
+    assert '"event": "shutdown_flush"' in platform.output(), platform.output()[-3000:]
+    records = exported(platform.tmp_dir)
+    types = Counter(r["type"] for r in records)
+    assert types["platform.start"] == len(markers), (types, platform.output()[-3000:])
+    # This mode's log lines carry no trailing newline.
+    lines = [r["record"] for r in records if r["type"] == "function" and str(r["record"]).startswith("line ")]
+    assert lines == ["line 0", "line 1"] * len(markers), platform.output()[-3000:]

@@ -1,5 +1,11 @@
 """A function's caller sees the same results with and without our wrapper, on both platforms.
 
+Every test here runs on each Lambda Python found on the machine (``runtime_python``),
+each on its own runtime image, so awslambdaric runs in that version's real mode: the
+host's Python with every sample function, the others with ``CORE_HANDLERS``, the ones
+whose answers come from the interpreter (its exception and syntax-error texts, JSON
+encoding, exit handling) rather than from awslambdaric's handler lookup.
+
 For every sample function in ``tests/functions`` (healthy and broken) the reference
 is the official RIE running the function *without* the wrapper. Each other
 combination — RIE with the wrapper, sandbox without, sandbox with — must give the
@@ -18,6 +24,7 @@ from typing import Any
 import pytest
 
 from platforms import PLATFORMS, FunctionUnderTest, Invocation, Platform, skip_unless_rie_can_run
+from runtime_pythons import host_first_then_core
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 FUNCTION_NAME = "equivalence"
@@ -61,6 +68,18 @@ EXPECTED: dict[str, Expected] = {
         200, "Runtime.MarshalError", "Unable to marshal response: Object of type set is not JSON serializable"
     ),
 }
+CORE_HANDLERS = frozenset(
+    {
+        "healthy.handler",
+        "nope.handler",
+        "syntax_error.handler",
+        "import_error.handler",
+        "function_error.handler",
+        "exits.handler",
+        "unserializable.handler",
+        "wrapper_state.handler",
+    }
+)
 INIT_FAILURES = [handler for handler, expected in EXPECTED.items() if expected.status_code == 502]
 COMBINATIONS = [("rie", True), ("sandbox", False), ("sandbox", True)]
 
@@ -99,17 +118,17 @@ def mask(text: Any) -> Any:
     return UUID.sub("<id>", text) if isinstance(text, str) else text
 
 
-_runs: dict[tuple[str, bool, str], Run] = {}
+_runs: dict[tuple[str, str, bool, str], Run] = {}
 
 
 @pytest.fixture
-def run_function(functions_task_root: Path, layer_dir: Path):
-    """Run a handler on a platform (once per module) and return what the caller saw."""
+def run_function(functions_task_root: Path, layer_dir: Path, runtime_python: str):
+    """Run a handler on a platform (once per module and Python) and return what the caller saw."""
 
     def run(platform_name: str, wrapped: bool, handler: str) -> Run:
         if platform_name == "rie":
             skip_unless_rie_can_run()
-        key = (platform_name, wrapped, handler)
+        key = (runtime_python, platform_name, wrapped, handler)
         if key not in _runs:
             spec = FunctionUnderTest(
                 task_root=functions_task_root,
@@ -117,6 +136,7 @@ def run_function(functions_task_root: Path, layer_dir: Path):
                 layer_dir=layer_dir if wrapped else None,
                 use_wrapper=wrapped,
                 function_name=FUNCTION_NAME,
+                python_version=runtime_python,
             )
             _runs[key] = invoke_repeatedly(PLATFORMS[platform_name](), spec)
         return _runs[key]
@@ -143,7 +163,7 @@ def stack_trace(invocation: Invocation) -> list[str] | None:
     return document.get("stackTrace") if isinstance(document, dict) else None
 
 
-@pytest.mark.parametrize("handler", list(EXPECTED))
+@pytest.mark.parametrize(("runtime_python", "handler"), host_first_then_core(EXPECTED, CORE_HANDLERS))
 def test_reference_is_what_we_expect(run_function, handler: str) -> None:
     """Pins the reference itself, so a change in the RIE or awslambdaric is noticed."""
     expected = EXPECTED[handler]
@@ -154,7 +174,7 @@ def test_reference_is_what_we_expect(run_function, handler: str) -> None:
             assert view.error_message == expected.error_message
 
 
-@pytest.mark.parametrize("handler", list(EXPECTED))
+@pytest.mark.parametrize(("runtime_python", "handler"), host_first_then_core(EXPECTED, CORE_HANDLERS))
 @pytest.mark.parametrize(
     ("platform_name", "wrapped"),
     [
@@ -170,7 +190,12 @@ def test_caller_sees_the_reference_result(
     assert candidate.views == reference.views, candidate.output[-3000:]
 
 
-@pytest.mark.parametrize("handler", [h for h, e in EXPECTED.items() if e.error_type and h != "exits.handler"])
+@pytest.mark.parametrize(
+    ("runtime_python", "handler"),
+    host_first_then_core(
+        [h for h, e in EXPECTED.items() if e.error_type and h != "exits.handler"], CORE_HANDLERS
+    ),
+)
 @pytest.mark.parametrize(
     ("platform_name", "wrapped"),
     [

@@ -24,14 +24,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from platforms import FunctionUnderTest, Invocation, Platform, RiePlatform
+from platforms import FunctionUnderTest, Platform, RiePlatform, invoke_when_idle
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "examples" / "hello"
 EXPORT_FILE = Path("lambda-wrapper") / "telemetry.ndjson"
@@ -43,22 +42,6 @@ def hello_task_root(tmp_path: Path) -> Path:
     task_root = tmp_path / "task"
     shutil.copytree(EXAMPLE_DIR, task_root, ignore=shutil.ignore_patterns("__pycache__"))
     return task_root
-
-
-def invoke_when_idle(platform: Platform, payload: bytes, timeout_s: float = 5.0) -> Invocation:
-    """Invoke, retrying while every runtime worker is busy.
-
-    RIE-LMI does not queue: an invoke that finds no worker waiting on ``/next`` (the
-    previous one has answered but not asked again yet) fails at once with 400
-    ``Runtime.Unavailable``, like a throttled invoke on Lambda.
-    """
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = platform.invoke(payload)
-        busy = result.status_code == 400 and b"Runtime.Unavailable" in result.body
-        if not busy or time.monotonic() > deadline:
-            return result
-        time.sleep(0.01)
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
