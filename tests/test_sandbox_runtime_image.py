@@ -17,8 +17,14 @@ from pathlib import Path
 import pytest
 
 from function_runs import write_sources
-from lambda_wrapper.sandbox.runtime_image import RUNTIME_SDK, ensure_runtime_image, host_python_version
+from lambda_wrapper.sandbox.runtime_image import (
+    RUNTIME_SDK,
+    cache_root,
+    ensure_runtime_image,
+    host_python_version,
+)
 from platforms import FunctionUnderTest, Platform
+from runtime_pythons import available_runtime_pythons
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -108,3 +114,13 @@ def test_a_bundled_boto3_comes_before_the_runtime_one(
     invocation = platform.invoke(b"{}")
     assert invocation.status_code == 200, platform.output()
     assert invocation.json == {"file": "/var/task/boto3/__init__.py", "version": BUNDLED_BOTO3}
+
+
+NO_INTERPRETER = ["3.9", *sorted(set(RUNTIME_SDK) - set(available_runtime_pythons()))]
+
+
+@pytest.mark.parametrize("python_version", NO_INTERPRETER)
+def test_no_image_for_a_runtime_without_an_interpreter(python_version: str) -> None:
+    with pytest.raises(RuntimeError, match=f"python{python_version}"):
+        ensure_runtime_image(python_version)
+    assert not list(cache_root().glob(f"runtime-images/py{python_version}-*"))

@@ -157,10 +157,10 @@ def image_name(python_version: str) -> str:
 
 
 def _build(image: RuntimeImage) -> None:
+    base = find_interpreter(image.python_version)
     if image.root.exists():
         shutil.rmtree(image.root)
     image.root.mkdir(parents=True)
-    base = find_interpreter(image.python_version)
     _run([base, "-m", "venv", "--without-pip", str(image.lang_dir)])
     # Resolve the base interpreter that the venv points at: pip runs with it, the
     # venv itself stays empty like /var/lang's site-packages of a bare runtime.
