@@ -167,3 +167,47 @@ def render(
     lines.append("  largest added imports made by the wrapper's code (cumulative):")
     lines += [f"    {ms:7.1f} ms  {module}" for module, ms in result.largest_subtrees]
     return "\n".join(lines)
+
+
+_LIBRARY_COST_SCRIPT = """
+import sys, time
+sys.path[:0] = {paths!r}
+for module in {prelude!r}:
+    try:
+        __import__(module)
+    except Exception:
+        pass
+def rss_kb():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+before_kb = rss_kb()
+started = time.perf_counter()
+for module in {libraries!r}:
+    __import__(module)
+took = time.perf_counter() - started
+print(took * 1000.0, (rss_kb() - before_kb) / 1024.0)
+"""
+
+
+def library_cost(
+    interpreter: Path, python_paths: Sequence[Path], libraries: Sequence[str], env: Mapping[str, str]
+) -> tuple[float, float] | None:
+    """(ms, MB): what importing ``libraries`` costs after the prelude, in a fresh interpreter.
+
+    Wall time with ``perf_counter``, not ``-X importtime``: the Init budget exempts what
+    the libraries cost as they would be imported at Init, and the profiler's own
+    overhead is not part of that. None when they cannot be imported there.
+    """
+    script = _LIBRARY_COST_SCRIPT.format(
+        paths=[str(path) for path in python_paths], prelude=list(PRELUDE), libraries=list(libraries)
+    )
+    result = subprocess.run(
+        [str(interpreter), "-c", script], capture_output=True, text=True, env=dict(env), cwd="/", timeout=60
+    )
+    if result.returncode != 0:
+        return None
+    took_ms, rss_mb = result.stdout.split()
+    return float(took_ms), float(rss_mb)

@@ -6,13 +6,16 @@ is also what the JSON file holds, so ``bench check --results FILE`` needs no re-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .measure import ColdWarmTrial, ThroughputStep, first_drop
 from .stats import difference, median, ratio
 
 BASELINE = "bare"
+# The peer whose warm cost "every feature on" must not exceed: the same observability
+# (structured logs, EMF metrics) done in the function with Powertools.
+PEER = "powertools"
 THROUGHPUT_LINES = 10_000  # the budget's lines per invocation
 # Medians over trials; each also gets a ratio against bare.
 RATIO_METRICS = (
@@ -26,8 +29,16 @@ RATIO_METRICS = (
 OTHER_METRICS = ("extension_overhead_ms", "rss_mb", "platform_max_memory_mb")
 
 
-def summarize_cold_warm(trials: Sequence[ColdWarmTrial]) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{platform: {variant: summary}}``, each summary holding medians, ratios and failures."""
+def summarize_cold_warm(
+    trials: Sequence[ColdWarmTrial], library_costs: Mapping[str, Sequence[tuple[float, float]]] | None = None
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{platform: {variant: summary}}``, each summary holding medians, ratios and failures.
+
+    ``library_costs``: per variant, (import ms, RSS MB) of the libraries its features load,
+    measured once per round; their medians go into every platform's summary, and the
+    added Init and RSS beyond them are what our own code costs.
+    """
+    library_costs = library_costs or {}
     grouped: dict[str, dict[str, list[ColdWarmTrial]]] = {}
     for trial in trials:
         grouped.setdefault(trial.platform, {}).setdefault(trial.variant, []).append(trial)
@@ -42,6 +53,24 @@ def summarize_cold_warm(trials: Sequence[ColdWarmTrial]) -> dict[str, dict[str, 
             summary["rss_added_mb"] = difference(summary.get("rss_mb"), baseline.get("rss_mb"))
             summary["extension_overhead_added_ms"] = difference(
                 summary.get("extension_overhead_ms"), baseline.get("extension_overhead_ms")
+            )
+            summary["init_added_ms"] = difference(summary.get("init_ms"), baseline.get("init_ms"))
+            summary["warm_runtime_added_ms"] = difference(
+                summary.get("warm_runtime_p50_ms"), baseline.get("warm_runtime_p50_ms")
+            )
+        for variant, summary in summaries.items():
+            costs = library_costs.get(variant, ())
+            summary["libraries_import_ms"] = median([ms for ms, _ in costs])
+            summary["libraries_rss_mb"] = median([mb for _, mb in costs])
+            summary["init_added_beyond_libraries_ms"] = difference(
+                summary["init_added_ms"], summary["libraries_import_ms"] if costs else 0.0
+            )
+            summary["rss_added_beyond_libraries_mb"] = difference(
+                summary["rss_added_mb"], summary["libraries_rss_mb"] if costs else 0.0
+            )
+            peer = summaries.get(PEER)
+            summary["warm_runtime_vs_peer"] = ratio(
+                summary.get("warm_runtime_p50_ms"), peer.get("warm_runtime_p50_ms") if peer else None
             )
         results[platform] = summaries
     return results

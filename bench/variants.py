@@ -27,6 +27,9 @@ class Variant:
     exec_wrapper: str | None = None  # AWS_LAMBDA_EXEC_WRAPPER, a path inside the function
     env: Mapping[str, str] = field(default_factory=dict)
     budgeted: bool = False  # one of ours: held to the budgets
+    # Libraries the variant's features import that bare does not: their own import time
+    # and memory are measured in the same run, since the budgets exempt them.
+    libraries: tuple[str, ...] = ()
 
     def environment(self, sink_url: str) -> dict[str, str]:
         resolved = {key: value.replace(SINK_PLACEHOLDER, sink_url) for key, value in self.env.items()}
@@ -35,16 +38,24 @@ class Variant:
         return resolved
 
 
-# Every feature of ours switched on, with every exporter sending somewhere real.
-ALL_FEATURES_ENV: dict[str, str] = {
-    "LAMBDA_WRAPPER_EXPORTERS": "emf,otlp,http,file",
+# Every feature of ours switched on, as the cold-path budgets define it: the local
+# exporters only, the import profile off (it is a diagnosis, not a feature one runs with).
+EVERY_FEATURE_LOCAL_ENV: dict[str, str] = {
+    "LAMBDA_WRAPPER_EXPORTERS": "emf,file",
     "LAMBDA_WRAPPER_TELEMETRY_TYPES": "platform,function,extension",
-    "OTEL_EXPORTER_OTLP_ENDPOINT": SINK_PLACEHOLDER,
-    "LAMBDA_WRAPPER_HTTP_ENDPOINT": SINK_PLACEHOLDER + "/ingest",
     "LAMBDA_WRAPPER_LOGS": "structlog",
     "LAMBDA_WRAPPER_PROCESS_METRICS": "true",
     "LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "1000",
     "LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "90",
+}
+# The libraries those features load, whose own import is the user's choice and price.
+EVERY_FEATURE_LIBRARIES = ("structlog", "psutil")
+# Every feature of ours switched on, with every exporter sending somewhere real.
+ALL_FEATURES_ENV: dict[str, str] = {
+    **EVERY_FEATURE_LOCAL_ENV,
+    "LAMBDA_WRAPPER_EXPORTERS": "emf,otlp,http,file",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": SINK_PLACEHOLDER,
+    "LAMBDA_WRAPPER_HTTP_ENDPOINT": SINK_PLACEHOLDER + "/ingest",
     "LAMBDA_WRAPPER_IMPORT_PROFILE": "20",
 }
 # Settings that switch a feature but that "every feature on" does not need to set.
@@ -98,13 +109,22 @@ WRAPPER_DEFAULT = Variant(
 WRAPPER_ALL = Variant(
     name="wrapper-all",
     title="lambda-wrapper, every feature on",
-    how="AWS_LAMBDA_EXEC_WRAPPER=/opt/lambda-wrapper; exporters emf,otlp,http,file (to the local sink); "
-    "platform+function+extension telemetry; structlog logs; process metrics; timeout and memory "
-    "warnings; import profile",
+    how="AWS_LAMBDA_EXEC_WRAPPER=/opt/lambda-wrapper; exporters emf,file; platform+function+extension "
+    "telemetry; structlog logs; process metrics; timeout and memory warnings",
+    layer=OWN_LAYER,
+    exec_wrapper="/opt/lambda-wrapper",
+    env=EVERY_FEATURE_LOCAL_ENV,
+    budgeted=True,
+    libraries=EVERY_FEATURE_LIBRARIES,
+)
+WRAPPER_REMOTE = Variant(
+    name="wrapper-remote",
+    title="lambda-wrapper, every feature on, remote exporters too",
+    how="as every feature on, plus the otlp and http exporters (to the local sink) and the import profile",
     layer=OWN_LAYER,
     exec_wrapper="/opt/lambda-wrapper",
     env=ALL_FEATURES_ENV,
-    budgeted=True,
+    libraries=EVERY_FEATURE_LIBRARIES,
 )
 OTEL = Variant(
     name="otel",
@@ -136,7 +156,9 @@ POWERTOOLS = Variant(
     env={"POWERTOOLS_SERVICE_NAME": "bench", "POWERTOOLS_METRICS_NAMESPACE": "Bench"},
 )
 
-ALL_VARIANTS: tuple[Variant, ...] = (BARE, WRAPPER_DEFAULT, WRAPPER_ALL, OTEL, DATADOG, POWERTOOLS)
+ALL_VARIANTS: tuple[Variant, ...] = (
+    BARE, WRAPPER_DEFAULT, WRAPPER_ALL, WRAPPER_REMOTE, OTEL, DATADOG, POWERTOOLS
+)
 BUDGET_VARIANTS: tuple[Variant, ...] = tuple(variant for variant in ALL_VARIANTS if variant.budgeted)
 
 
