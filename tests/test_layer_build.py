@@ -736,3 +736,60 @@ def test_sample_function_runs_in_the_sandbox_from_the_built_zip(dist_dir: Path, 
     assert [i["coldStart"] for i in document["invocations"]] == [True, False]
     assert document["extension"]["registered"] and document["extension"]["subscribed"]
     assert document["extension"]["records"] > 0
+
+
+# --- the built zip on every runtime found here ------------------------------------------------------
+
+# Reports which of the layer's modules it imported, and whether each came with bytecode
+# shipped for this interpreter (a module without it compiles at every cold start).
+_LAYER_MODULES_FUNCTION = """
+import os, sys
+
+def handler(event, context):
+    layer_modules = {
+        name: getattr(module, "__cached__", None)
+        for name, module in list(sys.modules.items())
+        if (getattr(module, "__file__", None) or "").startswith("/opt/python/")
+    }
+    return {
+        "python": "%d.%d" % sys.version_info[:2],
+        "wrapped": "lambda_wrapper.supervisor.entry" in sys.modules,
+        "layer_modules": len(layer_modules),
+        "without_bytecode": sorted(
+            name for name, cached in layer_modules.items() if cached and not os.path.isfile(cached)
+        ),
+    }
+"""
+
+
+@pytest.fixture(scope="session")
+def zip_layer_dir(dist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The host architecture's zip extracted with its modes, as Lambda lays it out at /opt."""
+    from lambda_wrapper.sandbox.run_command import extract_zip
+
+    target = tmp_path_factory.mktemp("zip-layer") / "opt"
+    return extract_zip(zip_path(dist_dir, host_architecture().name), target)
+
+
+@pytest.mark.parametrize("platform_name", ["sandbox", "rie"])
+def test_built_zip_serves_every_runtime_with_its_own_bytecode(
+    open_platform, zip_layer_dir: Path, tmp_path: Path, platform_name: str, runtime_python: str
+) -> None:
+    from platforms import FunctionUnderTest
+
+    task_root = tmp_path / "task"
+    task_root.mkdir()
+    (task_root / "app.py").write_text(_LAYER_MODULES_FUNCTION)
+    platform = open_platform(platform_name)
+    platform.start(
+        FunctionUnderTest(
+            task_root=task_root, layer_dir=zip_layer_dir, use_wrapper=True, python_version=runtime_python
+        )
+    )
+    results = [platform.invoke(b"{}") for _ in range(2)]
+    assert [result.status_code for result in results] == [200, 200], platform.output()[-3000:]
+    report = results[-1].json
+    assert report["python"] == runtime_python
+    assert report["wrapped"] is True, platform.output()[-3000:]
+    assert report["layer_modules"] > 10, report
+    assert report["without_bytecode"] == [], report
