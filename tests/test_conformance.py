@@ -29,6 +29,7 @@ import pytest
 
 from platforms import (
     PLATFORMS,
+    PROBES_DIR,
     FunctionUnderTest,
     Invocation,
     Platform,
@@ -687,3 +688,58 @@ def test_init_start_carries_the_fields_of_the_rie_managed_instances_stream(
     shared = [key for key in rie if key not in INIT_START_OWN_VALUES]
     assert {k: sandbox[k] for k in shared} == {k: rie[k] for k in shared}
     assert re.fullmatch(r"arn:aws:lambda:[a-z0-9-]+::runtime:[0-9a-f]{64}", sandbox["runtimeVersionArn"])
+
+
+# -- Telemetry API error paths against RIE-LMI ---------------------------------------------
+# The classic RIE answers every subscription 202 "not supported"; its Managed Instances
+# mode implements the API, so the probe (a handler module there, see its docstring) runs
+# on that mode. Compared: status and errorType of every step (so the order in which a
+# request's problems are checked), and the message wherever RAPID's text is not its
+# JSON-schema validator's. For schema violations RIE-LMI writes its error document
+# without escaping the validator's quotes (not JSON), so there only the status is
+# compared; the sandbox answers the documented 400 ValidationError document.
+TELEMETRY_SCHEMA_STEPS = (
+    "subscribe_invalid_type",
+    "subscribe_no_destination",
+    "subscribe_bad_schema_version",
+)
+TELEMETRY_INTENDED = {
+    "subscribe_after_init": "the sandbox keeps the message captured on Lambda ('... is closed already'); "
+    "RIE-LMI says '... is closed'",
+}
+
+
+def telemetry_error_steps(platform: Platform) -> dict[str, Any]:
+    platform.start(
+        FunctionUnderTest(
+            task_root=PROBES_DIR,
+            handler="telemetry_errors.handler",
+            function_name=FUNCTION_NAME,
+            max_concurrency=1 if isinstance(platform, RiePlatform) else None,
+        )
+    )
+    invocation = invoke_when_idle(platform, b"{}")
+    assert invocation.status_code == 200, platform.output()[-3000:]
+    observations = platform.read_observations()
+    assert observations.get("complete"), platform.output()[-3000:]
+    return derive(observations)
+
+
+def test_telemetry_api_errors_match_rie_managed_instances(open_platform: Callable[[str], Platform]) -> None:
+    rie = telemetry_error_steps(open_platform("rie"))
+    sandbox = telemetry_error_steps(open_platform("sandbox"))
+    assert sorted(rie) == sorted(sandbox)
+    mismatches = {}
+    for step in sorted(rie):
+        if not isinstance(rie[step], dict):
+            continue
+        keys = ["status"] if step in TELEMETRY_SCHEMA_STEPS else ["status", "errorType"]
+        if step not in TELEMETRY_SCHEMA_STEPS and step not in TELEMETRY_INTENDED:
+            keys.append("errorMessage")
+        views = {
+            name: {k: mask_ids(seen[step].get(k)) for k in keys}
+            for name, seen in (("rie", rie), ("sandbox", sandbox))
+        }
+        if views["rie"] != views["sandbox"]:
+            mismatches[step] = views
+    assert not mismatches, mismatches

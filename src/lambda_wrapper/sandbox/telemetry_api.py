@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from .extensions_api import identify
-from .server import Request, Response, Router, error_response, json_response
+from .extensions_api import go_json_kind, identify
+from .server import Request, Response, Router, error_response, go_json_syntax_error, json_response
 from .state import Agent, EnvironmentState
 from .subscription_rules import SubscriptionInvalid, SubscriptionRequest, parse_subscription
 
@@ -43,10 +43,17 @@ class TelemetryApi:
         if isinstance(agent_or_error, Response):
             return agent_or_error
         agent = agent_or_error
+        # After the identifier, the body is parsed as RAPID's Go code does (into a map).
         try:
-            body = json.loads(request.body() or b"null")
-        except ValueError:
-            return error_response(400, "ValidationError", "request body is not valid JSON")
+            body = json.loads(request.body())
+        except ValueError as error:
+            message = go_json_syntax_error(error, request.body())
+            return error_response(400, "ValidationError", f"failed to parse JSON: {message}")
+        if not isinstance(body, dict):
+            kind = go_json_kind(body) if body is not None else ""
+            if kind:
+                message = f"json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
+                return error_response(400, "ValidationError", f"failed to parse JSON: {message}")
         try:
             subscription = parse_subscription(api, body)
         except SubscriptionInvalid as invalid:
