@@ -159,7 +159,10 @@ POWERTOOLS = Variant(
 ALL_VARIANTS: tuple[Variant, ...] = (
     BARE, WRAPPER_DEFAULT, WRAPPER_ALL, WRAPPER_REMOTE, OTEL, DATADOG, POWERTOOLS
 )
-BUDGET_VARIANTS: tuple[Variant, ...] = tuple(variant for variant in ALL_VARIANTS if variant.budgeted)
+# The budgeted variants, and the peer that one budget compares "every feature on" with.
+BUDGET_VARIANTS: tuple[Variant, ...] = tuple(
+    variant for variant in ALL_VARIANTS if variant.budgeted or variant is POWERTOOLS
+)
 
 
 def select(names: str | None, default: tuple[Variant, ...] = ALL_VARIANTS) -> tuple[Variant, ...]:
