@@ -7,15 +7,18 @@ End to end: a function runs in the sandbox through the wrapper and the exported
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from function_runs import run_function
+from function_runs import FunctionRun, run_function
 from lambda_wrapper.instruments.coldstart import (
     PROACTIVE_INIT_GAP_S,
     ColdStartTracker,
@@ -28,13 +31,32 @@ from lambda_wrapper.instruments.records import INIT, INVOCATION, iso_time, own_e
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 FUNCTION = {
+    # The function keeps its own clock: when its import started and ended, how long its
+    # handler ran, and the wrapper script's stamps it was started with.
     "app.py": """
+        import os
+        import time
+        IMPORT_STARTED_WALL = time.time()
+        IMPORT_STARTED = time.perf_counter()
         import slow_dependency
+        IMPORT_MS = (time.perf_counter() - IMPORT_STARTED) * 1000
+        IMPORT_ENDED_WALL = time.time()
 
         def handler(event, context):
+            started = time.perf_counter()
+            if event.get("sleep_s"):
+                time.sleep(event["sleep_s"])
+            own_ms = (time.perf_counter() - started) * 1000
             if event.get("fail"):
-                raise KeyError("missing")
-            return {"ok": True}
+                raise KeyError(f"missing after {own_ms!r} ms")
+            return {
+                "importStartedWall": IMPORT_STARTED_WALL,
+                "importEndedWall": IMPORT_ENDED_WALL,
+                "importMs": IMPORT_MS,
+                "handlerMs": own_ms,
+                "t0": os.environ.get("LAMBDA_WRAPPER_T0"),
+                "t1": os.environ.get("LAMBDA_WRAPPER_T1"),
+            }
     """,
     # A dependency whose own import takes a while: the import profile must find it.
     "slow_dependency.py": """
@@ -44,6 +66,8 @@ FUNCTION = {
     """,
     "json_helpers.py": "import json\n",
 }
+# Every figure is rounded to the microsecond; a sum of a few of them may be off by that much each.
+ROUNDING_MS = 0.005
 
 
 @pytest.mark.parametrize(
@@ -147,35 +171,102 @@ def test_wrapper_stamps_its_start_and_exec_where_the_shell_has_a_clock(layer_dir
 # -- end to end -------------------------------------------------------------------------
 
 
+def layer_with_bash_wrapper(layer_dir: Path, work_dir: Path) -> Path:
+    """The layer with its script run by bash, as Lambda's /bin/sh is: the script's
+    ``$EPOCHREALTIME`` stamps exist, so every part of the Init breakdown is reported."""
+    layer = work_dir / "opt"
+    shutil.copytree(layer_dir, layer, symlinks=True)
+    script = layer / "lambda-wrapper"
+    lines = script.read_text().split("\n", 1)
+    assert lines[0] == "#!/bin/sh"
+    script.write_text("#!/bin/bash\n" + lines[1])
+    return layer
+
+
+def platform_events(run: FunctionRun, event_type: str) -> list[dict[str, Any]]:
+    return [event for event in run.events if event["type"] == event_type]
+
+
+def handler_ms(answer: dict[str, Any]) -> float:
+    """The handler's own timing of itself, from its response or its error message."""
+    if "handlerMs" in answer:
+        return float(answer["handlerMs"])
+    found = re.search(r"after ([0-9.e-]+) ms", answer["errorMessage"])
+    assert found is not None, answer
+    return float(found.group(1))
+
+
+def epoch_of(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
 def test_cold_start_breakdown_and_overhead_are_exported(layer_dir: Path, tmp_path: Path) -> None:
     run = run_function(
-        layer_dir,
+        layer_with_bash_wrapper(layer_dir, tmp_path),
         tmp_path,
         FUNCTION,
         env={"LAMBDA_WRAPPER_IMPORT_PROFILE": "3"},
-        payloads=[b"{}", b'{"fail": true}', b"{}"],
+        payloads=[b"{}", b'{"fail": true}', b'{"sleep_s": 0.02}'],
     )
     assert [r.status for r in run.results] == ["success", "error", "success"], run.text()
     request_ids = [r.request_id for r in run.results]
+    seen = run.results[0].json()  # what the function measured itself
 
     (init,) = run.records(INIT)
     assert init["coldStart"] is True and init["proactiveInit"] is False
     assert init["initType"] == "on-demand"
-    assert init["handlerImportMs"] >= 50  # slow_dependency sleeps 50 ms
-    assert 0 < init["extensionInitMs"] < 1000
     assert init["wrapperRssMB"] is not None and init["wrapperRssMB"] >= 0
-    # /bin/sh here may lack $EPOCHREALTIME: then the wrapper's time is unknown, never invented.
-    assert init["wrapperInitMs"] is None or 0 <= init["wrapperInitMs"] < 100
+
+    # The Init breakdown against the same Init measured from outside and from inside.
+    (init_start,) = platform_events(run, "platform.initStart")
+    (init_report,) = platform_events(run, "platform.initReport")
+    platform_init_ms = init_report["record"]["metrics"]["durationMs"]
+    t0, t1 = float(seen["t0"]), float(seen["t1"])
+    # initStart's time is to the millisecond.
+    assert epoch_of(init_start["time"]) - 0.001 <= t0 <= t1 <= seen["importStartedWall"]
+    assert init["wrapperInitMs"] == pytest.approx((t1 - t0) * 1000, abs=ROUNDING_MS)
+    assert 0 <= init["runtimeStartMs"] <= (seen["importStartedWall"] - t1) * 1000 + ROUNDING_MS
+    parts = ("wrapperInitMs", "runtimeStartMs", "extensionInitMs", "handlerImportMs")
+    breakdown_ms = sum(init[part] for part in parts)
+    # The breakdown spans the wrapper's first line to the end of our Init: inside the
+    # platform's Init (which began before initStart's time, truncated to the millisecond),
+    # and past the end of the function's own import.
+    assert breakdown_ms <= platform_init_ms + 4 * ROUNDING_MS, (init, platform_init_ms)
+    platform_init_ended = epoch_of(init_start["time"]) + 0.001 + platform_init_ms / 1000
+    assert t0 + breakdown_ms / 1000 <= platform_init_ended + 4 * ROUNDING_MS / 1000, (init, init_start)
+    assert breakdown_ms >= (seen["importEndedWall"] - t0) * 1000 - 4 * ROUNDING_MS, (init, seen)
+    # The handler import contains the function's own timing of it (50 ms of sleep in it).
+    assert init["handlerImportMs"] >= seen["importMs"] - ROUNDING_MS >= 50
+    # Our own work before the handler import is all of the time from the runtime's start
+    # to the function's first line, except what the handler import spent before that line.
+    before_first_line_ms = init["handlerImportMs"] - seen["importMs"]
+    runtime_to_first_line_ms = (seen["importStartedWall"] - t1) * 1000 - init["runtimeStartMs"]
+    ours_before_import_ms = runtime_to_first_line_ms - before_first_line_ms
+    assert init["extensionInitMs"] >= ours_before_import_ms - 3 * ROUNDING_MS, (init, seen)
+    assert init["extensionInitMs"] > 0
 
     invocations = run.records(INVOCATION)
     assert [i["requestId"] for i in invocations] == request_ids
     assert [i["coldStart"] for i in invocations] == [True, False, False]
     assert [i["errorType"] for i in invocations] == [None, "KeyError", None]
-    for invocation in invocations:
+    runtime_done_ms = {
+        event["record"]["requestId"]: event["record"]["metrics"]["durationMs"]
+        for event in platform_events(run, "platform.runtimeDone")
+    }
+    for invocation, result in zip(invocations, run.results, strict=True):
+        own_ms = handler_ms(result.json())
         assert invocation["proactiveInit"] is False
-        assert 0 <= invocation["handlerDurationMs"] < 1000
-        assert 0 < invocation["wrapperOverheadMs"] < 50
         assert "process" not in invocation  # process metrics are off by default
+        assert invocation["handlerDurationMs"] >= own_ms - ROUNDING_MS, invocation
+        # Our time and the handler's are disjoint parts of what the platform measured
+        # from handing the event over to receiving the answer.
+        ours_and_handler_ms = invocation["wrapperOverheadMs"] + invocation["handlerDurationMs"]
+        assert invocation["wrapperOverheadMs"] > 0, invocation
+        assert ours_and_handler_ms <= runtime_done_ms[invocation["requestId"]] + 2 * ROUNDING_MS, (
+            invocation,
+            runtime_done_ms,
+        )
+    assert invocations[2]["handlerDurationMs"] >= 20  # the handler slept 20 ms
 
     (profile,) = run.records("lambda_wrapper.import_profile")
     assert len(profile["top"]) == 3
@@ -190,6 +281,13 @@ def test_provisioned_concurrency_is_proactive_not_cold(layer_dir: Path, tmp_path
     )
     (init,) = run.records(INIT)
     (invocation,) = run.records(INVOCATION)
+    # The layer's script as shipped, run by this machine's /bin/sh: the wrapper's time is
+    # reported exactly when that shell has a clock, never invented.
+    shell_has_clock = subprocess.run(
+        ["/bin/sh", "-c", 'printf %s "${EPOCHREALTIME:-}"'], capture_output=True, text=True, check=True
+    ).stdout != ""
+    assert (init["wrapperInitMs"] is not None) == shell_has_clock, init
+    assert (init["runtimeStartMs"] is not None) == shell_has_clock, init
     assert (init["coldStart"], init["proactiveInit"], init["initType"]) == (
         False,
         True,
