@@ -3,12 +3,14 @@
 ``http.client`` costs about 23 ms to import (it pulls in ``email`` and ``ssl``), which
 would land on every cold start. The Extensions and Telemetry APIs are loopback
 HTTP/1.1 with small JSON bodies, so a small client over a socket is enough; it speaks
-just what those APIs use: ``Content-Length`` and chunked bodies, keep-alive.
+just what those APIs use: ``Content-Length`` and chunked bodies, keep-alive. It uses
+the C ``_socket`` module: the ``socket`` wrapper costs 1-3 ms to import (its enums) and
+nothing of its API is needed for a numeric address.
 """
 
 from __future__ import annotations
 
-import socket
+import _socket
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
@@ -41,7 +43,7 @@ class HttpConnection:
         self.host = host
         self.port = int(port)
         self.timeout = timeout
-        self._sock: socket.socket | None = None
+        self._sock: _socket.socket | None = None
         self._buffer = b""
 
     def close(self) -> None:
@@ -83,23 +85,25 @@ class HttpConnection:
                 raise
         raise AssertionError("unreachable")
 
-    def _connect(self) -> socket.socket:
+    def _connect(self) -> _socket.socket:
         if self._sock is None:
             # Not socket.create_connection: its getaddrinfo encodes a str host with the
             # idna codec, importing encodings.idna, stringprep and unicodedata (~2 ms of
             # cold start). The Runtime API address is a numeric IPv4 address.
-            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            family = _socket.AF_INET6 if ":" in self.host else _socket.AF_INET
+            sock = _socket.socket(family, _socket.SOCK_STREAM)
             try:
                 sock.connect((self.host, self.port))
             except OSError:
                 sock.close()
                 if not self.host[:1].isdigit() and ":" not in self.host:
                     # A host name (not what Lambda gives us): resolve it the usual way.
+                    import socket
+
                     sock = socket.create_connection((self.host, self.port))
                 else:
                     raise
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             self._sock = sock
         return self._sock
 

@@ -3,18 +3,20 @@
 It shares the GIL with the user's handler, so while the handler runs it does the
 least possible work: read bytes, answer 200, append the body to a queue. Parsing
 happens later, off the handler's time. One thread serves every connection through
-``selectors``, so hostile input (a thousand idle sockets, headers trickled a byte at
+one ``poll``, so hostile input (a thousand idle sockets, headers trickled a byte at
 a time, oversized bodies) costs bounded memory and never blocks the real sender.
-``http.server`` is avoided for its import cost (about 23 ms) on the cold path.
+Only C modules are imported on the cold path (``_socket`` and ``select``, not the
+``socket``, ``selectors`` and ``http.server`` wrappers, whose imports cost ~1-3 ms,
+~1 ms and ~23 ms) and nothing of their Python API is needed.
 """
 
 from __future__ import annotations
 
+import _socket
 import collections
 import errno
 import os
-import selectors
-import socket
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -54,7 +56,7 @@ class ListenerStats:
 class _Connection:
     __slots__ = ("body_needed", "buffer", "last_seen", "sock")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         self.buffer = b""
         self.body_needed = -1  # -1 while still reading headers
@@ -78,8 +80,8 @@ class TelemetryListener:
         self._pending: collections.deque[tuple[float, bytes]] = collections.deque()
         self._pending_bytes = 0
         self._lock = threading.Lock()
-        self._selector = selectors.DefaultSelector()
-        self._server: socket.socket | None = None
+        self._poller = select.poll()
+        self._server: _socket.socket | None = None
         self._connections: dict[int, _Connection] = {}
         self._wakeups: dict[int, Callable[[], None]] = {}
         self._arrival = threading.Condition(self._lock)
@@ -87,8 +89,8 @@ class TelemetryListener:
     # -- set-up -----------------------------------------------------------------
     def bind(self, host: str, preferred_port: int) -> int:
         """Bind ``preferred_port``, or an ephemeral port when it is taken."""
-        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+        server.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
         try:
             server.bind((host, preferred_port))
         except OSError as exc:
@@ -101,14 +103,18 @@ class TelemetryListener:
         self._server = server
         self.host = host
         self.port = server.getsockname()[1]
-        self._selector.register(server, selectors.EVENT_READ, None)
+        self._poller.register(server.fileno(), select.POLLIN)
         return self.port
 
     def watch_fd(self, fd: int, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on this thread whenever ``fd`` becomes readable (signals)."""
+        """Run ``callback`` on this thread whenever ``fd`` becomes readable (signals).
+
+        Call it before ``start``: a running poll sees new registrations only on its
+        next round (within a second).
+        """
         os.set_blocking(fd, False)
         self._wakeups[fd] = callback
-        self._selector.register(fd, selectors.EVENT_READ, "wakeup")
+        self._poller.register(fd, select.POLLIN)
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="lambda-wrapper-listener", daemon=True)
@@ -139,13 +145,14 @@ class TelemetryListener:
     def serve_forever(self) -> None:
         while True:
             try:
-                for key, _ in self._selector.select(timeout=1.0):
-                    if key.data == "wakeup":
-                        self._on_wakeup(key.fd)
-                    elif key.data is None:
+                for fd, _ in self._poller.poll(1000):
+                    connection = self._connections.get(fd)
+                    if connection is not None:
+                        self._on_readable(connection)
+                    elif fd in self._wakeups:
+                        self._on_wakeup(fd)
+                    elif self._server is not None and fd == self._server.fileno():
                         self._accept()
-                    else:
-                        self._on_readable(key.data)
                 self._close_idle()
             except BaseException:  # even SystemExit: the platform needs this thread
                 time.sleep(0.01)
@@ -163,9 +170,10 @@ class TelemetryListener:
     def _accept(self) -> None:
         assert self._server is not None
         try:
-            sock, _ = self._server.accept()
+            fd, _ = self._server._accept()  # type: ignore[attr-defined]  # what socket.accept() wraps
         except OSError:
             return
+        sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM, 0, fd)
         if len(self._connections) >= MAX_CONNECTIONS:
             # Evict the connection that has been quiet longest rather than refuse the
             # newcomer: refusing let a flood of idle sockets lock the platform out.
@@ -173,8 +181,8 @@ class TelemetryListener:
             self._close(min(self._connections.values(), key=lambda c: c.last_seen))
         sock.setblocking(False)
         connection = _Connection(sock)
-        self._connections[sock.fileno()] = connection
-        self._selector.register(sock, selectors.EVENT_READ, connection)
+        self._connections[fd] = connection
+        self._poller.register(fd, select.POLLIN)
 
     def _on_readable(self, connection: _Connection) -> None:
         try:
@@ -218,7 +226,7 @@ class TelemetryListener:
 
         Under GIL contention (a CPU-bound handler, or our own flush) every return
         to Python costs up to the 5 ms switch interval; reading a 1 MB body chunk by
-        chunk through the selector took long enough for the platform to drop the next
+        chunk through the poll loop took long enough for the platform to drop the next
         batch. One ``MSG_WAITALL`` read releases the GIL for the whole body. The
         timeout bounds what a client trickling its body can cost the other senders.
         """
@@ -227,7 +235,7 @@ class TelemetryListener:
         sock = connection.sock
         try:
             sock.settimeout(BODY_READ_TIMEOUT_S)
-            received = sock.recv_into(buffer, missing, socket.MSG_WAITALL)
+            received = sock.recv_into(buffer, missing, _socket.MSG_WAITALL)
         except OSError:
             received = 0
         finally:
@@ -305,7 +313,7 @@ class TelemetryListener:
         if fd in self._connections:
             del self._connections[fd]
             try:
-                self._selector.unregister(connection.sock)
+                self._poller.unregister(fd)
             except (KeyError, ValueError):
                 pass
         connection.sock.close()

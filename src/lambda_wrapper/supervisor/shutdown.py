@@ -12,14 +12,18 @@ the (idempotent) shutdown flush.
 from __future__ import annotations
 
 import os
-import signal
 import threading
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
+    import signal
     from collections.abc import Callable
     from types import FrameType
     from typing import Any
+else:
+    # The C module: the ``signal`` wrapper's enums cost ~0.5 ms of Init and only wrap
+    # the same numbers (its SIG_DFL equals _signal's 0).
+    import _signal as signal
 
 
 def install(flush: Callable[[], None], watch_fd: Callable[[int, Callable[[], None]], None]) -> bool:
