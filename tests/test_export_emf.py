@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fixtures import batch_bodies, telemetry_files
 from lambda_wrapper.export import emf as emf_module
 from lambda_wrapper.export.emf import EmfExporter
 from lambda_wrapper.export.errors import ExportError
@@ -23,7 +24,6 @@ from lambda_wrapper.telemetry.decode import decode_batch, decode_events, is_own_
 from lambda_wrapper.telemetry.records import TelemetryEvent
 
 TESTS = Path(__file__).resolve().parent
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "telemetry"
 SCHEMA = json.loads((TESTS / "schemas" / "emf.schema.json").read_text())
 VALIDATOR = jsonschema.Draft7Validator(SCHEMA)
 ENV = {
@@ -95,12 +95,12 @@ def event(type_: str, record: object, time: str = "2024-05-01T10:00:00.000Z") ->
 
 
 def fixture_events() -> list[TelemetryEvent]:
-    events = []
-    for path in sorted(FIXTURES.glob("*.json")):
-        if path.name.startswith("api-exchanges"):
-            continue
-        events += decode_batch(path.read_bytes()).events
-    return events
+    return [
+        event
+        for path in telemetry_files()
+        for body in batch_bodies(path)
+        for event in decode_batch(body).events
+    ]
 
 
 def invocation_sequence() -> list[list[TelemetryEvent]]:
@@ -228,12 +228,16 @@ def test_every_line_from_the_fixtures_is_valid_emf() -> None:
     exporter(stream, ("FunctionName", "FunctionVersion", "ColdStart")).export(events, 0.0)
     documents = stream.documents
     reports = [d for d in documents if "Duration" in d]
-    assert len(reports) == sum(e.type == "platform.report" for e in events) == 3
-    assert {d["requestId"] for d in reports} >= {
-        "6d68ca91-49c9-448d-89b8-7ca3e6dc66aa",
-        "459921b5-681c-4a96-beb0-81e0aa586026",
-    }
-    assert any(d.get("LogsDropped") == 123 for d in documents)
+    report_events = [e for e in events if e.type == "platform.report" and e.request_id]
+    assert len(reports) == len(report_events) > 10
+    assert [d["requestId"] for d in reports] == [e.request_id for e in report_events]
+    by_request = {d["requestId"]: d for d in reports}
+    written = by_request["0a3e4c5b-7d21-4f6e-9b8a-2c1d0e9f8a7b"]
+    assert (written["Duration"], written["BilledDuration"], written["MaxMemoryUsed"]) == (113.08, 114, 71)
+    timed_out = by_request["e4d3c2b1-a098-4f7e-8d6c-5b4a39281706"]
+    assert (timed_out["Timeouts"], timed_out["Errors"]) == (1, 1)
+    assert by_request["b7c1e2d3-4f5a-46b7-8c9d-0e1f2a3b4c5d"]["Errors"] == 1
+    assert sorted(d["LogsDropped"] for d in documents if "LogsDropped" in d) == [9, 57, 212]
 
 
 def test_a_realistic_sequence_gives_the_expected_metrics() -> None:

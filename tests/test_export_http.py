@@ -6,10 +6,10 @@ import gzip
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from fixtures import batch_bodies, telemetry_files
 from http_receiver import Receiver, Reply
 from lambda_wrapper.export.errors import ExportError
 from lambda_wrapper.export.function_metadata import FunctionMetadata
@@ -18,7 +18,6 @@ from lambda_wrapper.export.registry import _build
 from lambda_wrapper.settings import load
 from lambda_wrapper.telemetry.decode import decode_batch, decode_events
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "telemetry"
 ENV = {
     "AWS_LAMBDA_FUNCTION_NAME": "orders",
     "AWS_LAMBDA_FUNCTION_VERSION": "3",
@@ -36,11 +35,12 @@ def receiver() -> Iterator[Receiver]:
 
 
 def events_from_fixtures() -> list:
-    events = []
-    for path in sorted(FIXTURES.glob("*.json")):
-        if not path.name.startswith("api-exchanges"):
-            events += decode_batch(path.read_bytes()).events
-    return events
+    return [
+        event
+        for path in telemetry_files()
+        for body in batch_bodies(path)
+        for event in decode_batch(body).events
+    ]
 
 
 def test_batches_arrive_gzipped_with_resource_and_every_event(receiver: Receiver) -> None:

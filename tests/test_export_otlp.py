@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from fixtures import batch_bodies, telemetry_files
 from garbage import cyclic_garbage, type_names
 from http_receiver import Receiver, Reply
 from lambda_wrapper.export.errors import ExportError
@@ -33,7 +34,6 @@ from lambda_wrapper.settings import load
 from lambda_wrapper.telemetry.decode import decode_batch, decode_events
 from lambda_wrapper.telemetry.records import TelemetryEvent
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "telemetry"
 MESSAGES: dict[str, type[Message]] = {
     "/v1/logs": ExportLogsServiceRequest,
     "/v1/metrics": ExportMetricsServiceRequest,
@@ -106,11 +106,12 @@ def attrs(item: dict) -> dict[str, object]:
 
 
 def fixture_events() -> list[TelemetryEvent]:
-    events = []
-    for path in sorted(FIXTURES.glob("*.json")):
-        if not path.name.startswith("api-exchanges"):
-            events += decode_batch(path.read_bytes()).events
-    return events
+    return [
+        event
+        for path in telemetry_files()
+        for body in batch_bodies(path)
+        for event in decode_batch(body).events
+    ]
 
 
 def invocation(request_id: str, start: str, end: str, tracing: str | None = XRAY) -> list[TelemetryEvent]:
@@ -175,12 +176,12 @@ def test_every_payload_from_the_fixtures_parses_as_otlp(receiver: Receiver) -> N
     spans = items(payloads, "traces")
     invocation_spans = [s for s in spans if s["name"] == "orders"]
     assert {attrs(s)["faas.invocation_id"] for s in invocation_spans} >= {
-        "6d68ca91-49c9-448d-89b8-7ca3e6dc66aa",
-        "459921b5-681c-4a96-beb0-81e0aa586026",
+        "0a3e4c5b-7d21-4f6e-9b8a-2c1d0e9f8a7b",
+        "b7c1e2d3-4f5a-46b7-8c9d-0e1f2a3b4c5d",
     }
-    fixture_span = next(s for s in invocation_spans if str(attrs(s)["faas.invocation_id"]).startswith("4599"))
-    assert fixture_span["traceId"] == "6352a70e1e2c502e358361800241fd45"
-    assert fixture_span["parentSpanId"] == "35465b3a9e2f7c6a"
+    fixture_span = next(s for s in invocation_spans if str(attrs(s)["faas.invocation_id"]).startswith("b7c1"))
+    assert fixture_span["traceId"] == "65d4b0a50a1b2c3d4e5f60718293a4b5"
+    assert fixture_span["parentSpanId"] == "3c4d5e6f70819203"
     assert any(s["name"] == "aws.lambda.init" for s in spans)
     assert any(s["name"] == "responseLatency" and s["parentSpanId"] == fixture_span["spanId"] for s in spans)
     logs = items(payloads, "logs")
@@ -634,6 +635,10 @@ times = st.sampled_from(
 )
 
 
+# Event types that become one OTLP log record each, whatever their record holds.
+LOG_RECORD_TYPES = ("function", "extension", "lambda_wrapper.warning", "lambda_wrapper.import_profile")
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(st.tuples(event_types, records, times), max_size=8), min_size=1, max_size=3))
 def test_any_event_sequence_gives_valid_otlp(batches: list[list[tuple[str, object, str]]]) -> None:
@@ -642,12 +647,25 @@ def test_any_event_sequence_gives_valid_otlp(batches: list[list[tuple[str, objec
         signal: SignalTarget(f"http://collector/v1/{signal}") for signal in ("logs", "metrics", "traces")
     }
     exporter = OtlpExporter(targets, FunctionMetadata(ENV), transport=transport)
+    log_events = 0
     for batch in batches:
         entries = [{"time": when, "type": kind, "record": record} for kind, record, when in batch]
-        exporter.export(decode_events(entries).events, time.monotonic() + 5)  # type: ignore[arg-type]
+        events = decode_events(entries).events  # type: ignore[arg-type]
+        sent_before = len(transport.bodies)
+        exporter.export(events, time.monotonic() + 5)
+        batch_logs = sum(event.type in LOG_RECORD_TYPES for event in events)
+        log_events += batch_logs
+        if batch_logs:
+            # Every log line is exportable: this batch must have produced a request.
+            assert len(transport.bodies) > sent_before, "a batch with log lines sent nothing"
+    log_records = 0
     for path, body in transport.bodies:
         json.loads(body, parse_constant=_not_json)
         json_format.Parse(body, MESSAGES[path]())
+        if path == "/v1/logs":
+            log_records += len(items({"logs": [json.loads(body)]}, "logs"))
+    # What was sent accounts for every log line, once.
+    assert log_records == log_events
 
 
 def _not_json(name: str) -> object:
@@ -661,9 +679,9 @@ def test_with_the_real_pipeline_a_partial_failure_is_retried_without_duplicates(
 
     exporter = exporter_for(receiver)
     pipeline = Pipeline([exporter], str(tmp_path), 1 << 20)
-    for path in sorted(FIXTURES.glob("*.json")):
-        if not path.name.startswith("api-exchanges"):
-            pipeline.accept(path.read_bytes())
+    for path in telemetry_files():
+        for body in batch_bodies(path):
+            pipeline.accept(body)
     receiver.reply(Reply(200), Reply(503))  # metrics delivered, traces refused, logs delivered
     pipeline.flush(budget_s=2.0)
     assert [r.path for r in receiver.requests] == ["/v1/metrics", "/v1/traces", "/v1/logs"]

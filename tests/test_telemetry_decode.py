@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures import API_EXCHANGES, batch_bodies, batches, load, raw_events, telemetry_files
 from lambda_wrapper.telemetry.command import decode_files
 from lambda_wrapper.telemetry.decode import (
     UnreadableBatch,
@@ -22,51 +23,119 @@ from lambda_wrapper.telemetry.decode import (
 )
 from lambda_wrapper.telemetry.records import MalformedEntry, TelemetryEvent
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "telemetry"
-
-# Event types of each fixture batch, in delivery order. A new fixture file must be added here.
-FIXTURE_TYPES: dict[str, list[str]] = {
-    "aws-samples-python-telemetry-extension-test-batch.json": ["platform.initStart"] + ["extension"] * 9,
-    "awsdocs-telemetry-schema-reference-2022-07-01-examples.json": [
-        "platform.initStart",
-        "platform.initRuntimeDone",
-        "platform.initReport",
-        "platform.start",
-        "platform.runtimeDone",
-        "platform.report",
+# Event types of each hand-written fixture file, batch after batch, in delivery order.
+WRITTEN_TYPES: dict[str, list[str]] = {
+    "written-logs-api-2020-08-15.json": [
+        "platform.logsSubscription",
         "platform.extension",
-        "platform.telemetrySubscription",
-        "platform.logsDropped",
-        "function",
-        "extension",
-    ],
-    "rust-lambda-extension-logs-api-fixtures.json": [
-        "function",
-        "extension",
         "platform.start",
+        "function",
+        "extension",
+        "platform.runtimeDone",
         "platform.end",
         "platform.report",
         "platform.fault",
-        "platform.extension",
-        "platform.logsSubscription",
         "platform.logsDropped",
-        "platform.runtimeDone",
     ],
-    "rust-lambda-extension-telemetry-fixtures.json": [
-        "function",
-        "extension",
-        "platform.start",
+    "written-schema-2022-07-01.json": [
         "platform.initStart",
+        "platform.initRuntimeDone",
+        "platform.initReport",
+        "platform.start",
         "platform.runtimeDone",
         "platform.report",
-        "platform.telemetrySubscription",
-        "platform.initRuntimeDone",
         "platform.extension",
+        "platform.telemetrySubscription",
+        "platform.logsDropped",
+        "function",
+        "extension",
+    ],
+    "written-schema-2022-12-13.json": [
+        "platform.initStart",
+        "function",
+        "platform.initRuntimeDone",
         "platform.initReport",
+        "platform.start",
+        "function",
+        "function",
+        "extension",
+        "platform.runtimeDone",
+        "platform.report",
+    ],
+    "written-schema-2025-01-29.json": [
+        "platform.initStart",
+        "platform.initRuntimeDone",
+        "platform.initReport",
+        "platform.start",
+        "function",
+        "platform.runtimeDone",
+        "platform.report",
+        "platform.logsDropped",
+    ],
+    "written-snapstart-restore.json": [
+        "platform.restoreStart",
+        "platform.restoreRuntimeDone",
+        "platform.restoreReport",
+        "platform.start",
+        "platform.runtimeDone",
+        "platform.report",
+        "platform.restoreStart",
+        "platform.restoreRuntimeDone",
+        "platform.restoreReport",
     ],
 }
-# Fixture files that hold no telemetry events at all (HTTP exchanges with the APIs).
-FIXTURES_WITHOUT_EVENTS = {"api-exchanges-derived-and-captured.json"}
+# Types each captured file must hold (a recapture may change counts and order, not these).
+INIT_AND_INVOKE = {
+    "platform.initStart",
+    "platform.initRuntimeDone",
+    "platform.initReport",
+    "platform.telemetrySubscription",
+    "platform.extension",
+    "platform.start",
+    "platform.runtimeDone",
+    "platform.report",
+    "function",
+    "extension",
+}
+CAPTURED_TYPES: dict[str, set[str]] = {
+    "captured-rie-managed-instances-2025-01-29.json": INIT_AND_INVOKE - {"platform.runtimeDone", "extension"},
+    "captured-sandbox-logs-api-2021-03-18.json": {
+        "platform.logsSubscription",
+        "platform.extension",
+        "platform.start",
+        "platform.runtimeDone",
+        "platform.end",
+        "platform.report",
+        "function",
+        "extension",
+    },
+    "captured-sandbox-telemetry-2022-12-13-json-logs.json": INIT_AND_INVOKE,
+    "captured-sandbox-telemetry-2022-12-13-text-logs.json": INIT_AND_INVOKE,
+}
+# Every record type of the Telemetry API schemas 2022-07-01, 2022-12-13 and 2025-01-29,
+# and the Logs API's own: the fixtures together must hold each of them.
+DOCUMENTED_TYPES = {
+    "platform.initStart",
+    "platform.initRuntimeDone",
+    "platform.initReport",
+    "platform.start",
+    "platform.runtimeDone",
+    "platform.report",
+    "platform.restoreStart",
+    "platform.restoreRuntimeDone",
+    "platform.restoreReport",
+    "platform.extension",
+    "platform.telemetrySubscription",
+    "platform.logsDropped",
+    "function",
+    "extension",
+    "platform.end",
+    "platform.fault",
+    "platform.logsSubscription",
+}
+TEXT_LOGS = "captured-sandbox-telemetry-2022-12-13-text-logs.json"
+JSON_LOGS = "captured-sandbox-telemetry-2022-12-13-json-logs.json"
+MANAGED_INSTANCES = "captured-rie-managed-instances-2025-01-29.json"
 
 
 def utc_ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> float:
@@ -94,90 +163,239 @@ def run_decode_files(*paths: str | Path) -> tuple[int, list[dict[str, object]], 
 # --- fixtures -------------------------------------------------------------------------------
 
 
+def decoded(name: str) -> list[TelemetryEvent]:
+    events: list[TelemetryEvent] = []
+    for body in batch_bodies(name):
+        batch = decode_batch(body)
+        assert batch.malformed == []
+        events += batch.events
+    return events
+
+
 def test_fixture_directory_is_fully_covered() -> None:
-    assert FIXTURES.is_dir(), f"fixtures not found at {FIXTURES} (shared/ must sit beside the repo)"
-    on_disk = {path.name for path in FIXTURES.glob("*.json")}
-    assert on_disk == set(FIXTURE_TYPES) | FIXTURES_WITHOUT_EVENTS
+    on_disk = {path.name for path in telemetry_files()}
+    assert on_disk == set(WRITTEN_TYPES) | set(CAPTURED_TYPES)
+    assert API_EXCHANGES.is_file()
 
 
-@pytest.mark.parametrize("name", sorted(FIXTURE_TYPES))
-def test_fixture_batch_decodes_every_event_in_order(name: str) -> None:
-    body = (FIXTURES / name).read_bytes()
-    batch = decode_batch(body)
-    assert batch.malformed == []
-    assert [e.type for e in batch.events] == FIXTURE_TYPES[name]
-    raw = json.loads(body)
-    for decoded, entry in zip(batch.events, raw, strict=True):
-        assert decoded.time == entry["time"]
-        assert decoded.record == entry["record"]
-        assert decoded.epoch_ms is not None, decoded.time
+def test_every_fixture_says_where_it_comes_from() -> None:
+    for path in [*telemetry_files(), API_EXCHANGES]:
+        about = load(path)["_about"]
+        if path.name.startswith("written-"):
+            assert about["source"] == "written" and "documented" in about["how"], path.name
+        else:
+            assert about["source"] == "captured", path.name
+            assert about["platform"] and about["how"] and about["captured_on"], path.name
+            assert {"python", "awslambdaric", "lambda-wrapper"} <= set(about["versions"]), path.name
 
 
-def test_docs_examples_normalised_fields() -> None:
-    batch = decode_batch(
-        (FIXTURES / "awsdocs-telemetry-schema-reference-2022-07-01-examples.json").read_bytes()
-    )
-    by_type = {e.type: e for e in batch.events}
-    request_id = "6d68ca91-49c9-448d-89b8-7ca3e6dc66aa"
+def test_fixtures_together_hold_every_documented_type_and_record_shape() -> None:
+    events = [event for path in telemetry_files() for event in decoded(path.name)]
+    assert {event.type for event in events} >= DOCUMENTED_TYPES
+    function_records = [event.record for event in events if event.type == "function"]
+    assert any(isinstance(record, str) and record.startswith("[INFO]\t") for record in function_records)
+    assert any(isinstance(record, dict) and "level" in record for record in function_records)
+    assert any(isinstance(record, dict) and "log_level" in record for record in function_records)
+    extension_records = [event.record for event in events if event.type == "extension"]
+    assert any(isinstance(record, str) for record in extension_records)
+    assert any(isinstance(record, dict) for record in extension_records)
+    init_types = {
+        event.record.get("initializationType")
+        for event in events
+        if event.type == "platform.initStart" and isinstance(event.record, dict)
+    }
+    assert {"on-demand", "provisioned-concurrency", "lambda-managed-instances"} <= init_types
+
+
+@pytest.mark.parametrize("name", sorted(WRITTEN_TYPES))
+def test_written_fixture_decodes_every_event_in_order(name: str) -> None:
+    assert [e.type for e in decoded(name)] == WRITTEN_TYPES[name]
+
+
+@pytest.mark.parametrize("name", sorted([*WRITTEN_TYPES, *CAPTURED_TYPES]))
+def test_fixture_batch_decodes_every_event_as_delivered(name: str) -> None:
+    assert CAPTURED_TYPES.get(name, set()) <= {e.type for e in decoded(name)}
+    for body, raw in zip(batch_bodies(name), batches(name), strict=True):
+        batch = decode_batch(body)
+        assert batch.malformed == []
+        for event, entry in zip(batch.events, raw, strict=True):
+            assert (event.type, event.time, event.record) == (entry["type"], entry["time"], entry["record"])
+            assert event.epoch_ms is not None, event.time
+
+
+def test_schema_2022_07_01_normalised_fields() -> None:
+    by_type = {e.type: e for e in decoded("written-schema-2022-07-01.json")}
+    request_id = "0a3e4c5b-7d21-4f6e-9b8a-2c1d0e9f8a7b"
 
     init_start = by_type["platform.initStart"]
-    assert init_start.epoch_ms == utc_ms(2022, 10, 12, 0, 0, 15) + 64
+    assert init_start.epoch_ms == utc_ms(2023, 3, 14, 9, 26, 53) + 589
     assert init_start.request_id is None and init_start.metrics is None and init_start.message is None
 
     assert by_type["platform.initRuntimeDone"].status == "success"
-    assert by_type["platform.initReport"].metrics == {"durationMs": 125.33}
+    assert by_type["platform.initReport"].metrics == {"durationMs": 253.75}
 
     runtime_done = by_type["platform.runtimeDone"]
     assert runtime_done.request_id == request_id
     assert runtime_done.status == "success"
-    assert runtime_done.metrics == {"durationMs": 140.0, "producedBytes": 16}
-    # The docs' malformed span start is kept untouched and still parses leniently.
+    assert runtime_done.metrics == {"durationMs": 110.5, "producedBytes": 42}
+    # A span start with a colon before the milliseconds is kept untouched and still parses.
     [span] = runtime_done.record["spans"]  # type: ignore[index]
-    assert span["start"] == "2022-08-02T12:01:23:521Z"
-    assert parse_time_ms(span["start"]) == utc_ms(2022, 8, 2, 12, 1, 23) + 521
+    assert span["start"] == "2023-03-14T09:26:53:851Z"
+    assert parse_time_ms(span["start"]) == utc_ms(2023, 3, 14, 9, 26, 53) + 851
 
     report = by_type["platform.report"]
     assert report.request_id == request_id
-    assert report.metrics is not None and report.metrics["billedDurationMs"] == 694
-    assert report.status is None  # the 2022-07-01 example has no status
+    assert report.metrics is not None and report.metrics["billedDurationMs"] == 114
+    assert report.status is None  # 2022-07-01 reports have no status
 
-    assert by_type["platform.logsDropped"].record["droppedRecords"] == 123  # type: ignore[index]
+    assert by_type["platform.logsDropped"].record["droppedRecords"] == 57  # type: ignore[index]
     function = by_type["function"]
-    assert function.message == "[INFO] Hello world, I am a function!"
+    assert function.message == "[INFO] order 1042 accepted"
     assert function.level == "INFO"
     assert function.request_id is None
 
 
+def test_schema_2022_12_13_written_records() -> None:
+    init_error, init_done, init_report = [
+        e
+        for e in decoded("written-schema-2022-12-13.json")
+        if e.type in ("function", "platform.initRuntimeDone", "platform.initReport")
+    ][:3]
+    assert (init_error.level, init_error.error_type) == ("ERROR", "Runtime.ImportModuleError")
+    assert (init_done.status, init_done.error_type) == ("error", "Runtime.ImportModuleError")
+    assert init_report.metrics == {"durationMs": 361.9}
+    events = decoded("written-schema-2022-12-13.json")
+    request_id = "b7c1e2d3-4f5a-46b7-8c9d-0e1f2a3b4c5d"
+    charging = events[5]
+    assert (charging.message, charging.level, charging.request_id) == ("charging card", "INFO", request_id)
+    assert events[6].error_type == "PaymentError" and events[6].message is None
+    assert (events[7].type, events[7].level, events[7].message) == (
+        "extension",
+        "WARN",
+        "collector slow to answer",
+    )
+    report = events[-1]
+    assert (report.status, report.error_type, report.request_id) == ("error", "PaymentError", request_id)
+    assert report.metrics == {
+        "durationMs": 44.7,
+        "billedDurationMs": 45,
+        "memorySizeMB": 512,
+        "maxMemoryUsedMB": 96,
+    }
+
+
+def test_captured_text_logs_give_levels_request_ids_and_outcomes() -> None:
+    events = decoded(TEXT_LOGS)
+    starts = [e.request_id for e in events if e.type == "platform.start"]
+    reports = [e for e in events if e.type == "platform.report"]
+    assert len(starts) == len(reports) == 4 and [r.request_id for r in reports] == starts
+    assert [r.status for r in reports] == ["success", "error", "timeout", "success"]
+    assert all(r.metrics is not None and r.metrics["billedDurationMs"] >= 1 for r in reports)
+    # awslambdaric's text format: "[LEVEL]\t<time>\t<request id>\t<message>\n".
+    logged = [
+        e for e in events if e.type == "function" and isinstance(e.record, str) and e.record.startswith("[")
+    ]
+    info, warning = logged[0], logged[1]
+    assert (info.level, info.request_id) == ("INFO", starts[0])
+    assert info.message is not None and info.message.endswith("\tprocessing order 1")
+    assert (warning.level, warning.request_id) == ("WARNING", starts[0])
+    crash = next(e for e in logged if e.level == "ERROR")
+    assert crash.message is not None and crash.message.startswith("[ERROR] ValueError: card declined\r")
+    assert crash.request_id is None
+    printed = next(e for e in events if e.record == "plain print output\n")
+    assert printed.message == "plain print output" and printed.level is None
+    # After the timeout the environment is reset: a suppressed Init in the invoke phase.
+    phases = [e.record["phase"] for e in events if e.type == "platform.initStart"]  # type: ignore[index]
+    assert phases == ["init", "invoke"]
+
+
 def test_captured_extension_lines_keep_newline_in_record_only() -> None:
-    batch = decode_batch((FIXTURES / "aws-samples-python-telemetry-extension-test-batch.json").read_bytes())
-    lines = [e for e in batch.events if e.type == "extension"]
-    assert lines[1].record == "Starting the Telemetry API Extension\n"
-    assert lines[1].message == "Starting the Telemetry API Extension"
+    lines = [e for e in decoded(TEXT_LOGS) if e.type == "extension"]
+    assert lines[0].record == "[printing-ext] registered\n"
+    assert lines[0].message == "[printing-ext] registered"
     assert all(isinstance(e.record, str) and e.record.endswith("\n") for e in lines)
     assert all(e.message is not None and not e.message.endswith("\n") for e in lines)
-    # "[module.function] text" is not a log level.
-    assert lines[3].message is not None and lines[3].message.startswith("[extension_api_client.")
-    assert lines[3].level is None
+    # "[name] text" is not a log level.
+    assert all(e.level is None for e in lines)
+
+
+def test_captured_json_logs_are_objects_with_level_and_request_id() -> None:
+    events = decoded(JSON_LOGS)
+    first_request = next(e.request_id for e in events if e.type == "platform.start")
+    records = [e for e in events if e.type == "function"]
+    assert all(isinstance(e.record, dict) for e in records)
+    assert (records[0].message, records[0].level, records[0].request_id) == (
+        "processing order 1",
+        "INFO",
+        first_request,
+    )
+    assert records[0].record["logger"] == "capture"  # type: ignore[index]
+    warning = records[1]
+    assert (warning.level, warning.record["sku"]) == ("WARNING", "A-7")  # type: ignore[index]
+    uncaught = next(e for e in records if e.error_type is not None)
+    assert (uncaught.error_type, uncaught.level, uncaught.message) == ("ValueError", "ERROR", None)
+    assert uncaught.record["errorMessage"] == "card declined"  # type: ignore[index]
+    extension = next(e for e in events if e.type == "extension")
+    assert (extension.message, extension.level) == ("[printing-ext] registered", "INFO")
+
+
+def test_captured_managed_instances_stream() -> None:
+    events = decoded(MANAGED_INSTANCES)
+    [init] = [e for e in events if e.type == "platform.initStart"]
+    assert init.record["initializationType"] == "lambda-managed-instances"  # type: ignore[index]
+    assert init.record["instanceMaxMemory"] == 128 * 1024 * 1024  # type: ignore[index]
+    [subscription] = [e for e in events if e.type == "platform.telemetrySubscription"]
+    assert subscription.record["name"].startswith("lambda-wrapper.")  # type: ignore[index]
+    reports = [e for e in events if e.type == "platform.report"]
+    assert [r.request_id for r in reports] == [e.request_id for e in events if e.type == "platform.start"]
+    assert [r.status for r in reports] == ["success", "error", "success"]
+    assert reports[1].error_type is not None
+    assert all(r.metrics is not None and set(r.metrics) == {"durationMs"} for r in reports)
+    # RIE-LMI delivers the JSON log lines of awslambdaric as strings, kept as they came.
+    json_lines = [e for e in events if e.type == "function" and str(e.record).startswith("{")]
+    assert len(json_lines) == 4 and all(isinstance(e.record, str) for e in json_lines)
+    assert json.loads(json_lines[0].record)["message"] == "hello from capture"  # type: ignore[arg-type]
 
 
 def test_logs_api_shapes_are_recognised() -> None:
-    batch = decode_batch((FIXTURES / "rust-lambda-extension-logs-api-fixtures.json").read_bytes())
-    by_type = {e.type: e for e in batch.events}
-    assert by_type["platform.end"].request_id == "6f7f0961f83442118a7af6fe80b88d56"
+    by_type = {e.type: e for e in decoded("written-logs-api-2020-08-15.json")}
+    request_id = "c2d3e4f5-a6b7-4c8d-9e0f-1a2b3c4d5e6f"
+    assert by_type["platform.end"].request_id == request_id
     fault = by_type["platform.fault"]
     assert isinstance(fault.record, str)
     assert fault.message == fault.record
     assert fault.request_id is None
     subscription = by_type["platform.logsSubscription"]
-    assert subscription.record == {"name": "test", "state": "active", "types": ["test"]}
+    assert subscription.record == {
+        "name": "log-shipper",
+        "state": "Subscribed",
+        "types": ["platform", "function"],
+    }
     assert by_type["platform.runtimeDone"].status == "success"
     assert by_type["platform.report"].metrics == {
-        "durationMs": 1.23,
-        "billedDurationMs": 123,
-        "memorySizeMB": 123,
-        "maxMemoryUsedMB": 123,
-        "initDurationMs": 1.23,
+        "durationMs": 51.62,
+        "billedDurationMs": 52,
+        "memorySizeMB": 128,
+        "maxMemoryUsedMB": 58,
+        "initDurationMs": 188.4,
     }
+    assert by_type["function"].level == "INFO" and by_type["function"].request_id == request_id
+
+    captured = decoded("captured-sandbox-logs-api-2021-03-18.json")
+    ends = [e.request_id for e in captured if e.type == "platform.end"]
+    assert ends == [e.request_id for e in captured if e.type == "platform.start"] and len(ends) == 4
+    assert not any(e.type.startswith("platform.init") for e in captured)  # not in the Logs API
+
+
+def test_restore_records() -> None:
+    events = decoded("written-snapstart-restore.json")
+    restore, restore_done, restore_report, _, _, report = events[:6]
+    assert restore.request_id is None and restore.record["functionName"] == "orders"  # type: ignore[index]
+    assert restore_done.status == "success" and restore_report.metrics == {"durationMs": 181.4}
+    assert report.metrics is not None and report.metrics["restoreDurationMs"] == 181.4
+    failed_done, failed_report = events[7], events[8]
+    assert (failed_done.status, failed_done.error_type) == ("failure", "Runtime.AfterRestoreError")
+    assert (failed_report.status, failed_report.error_type) == ("failure", "Runtime.AfterRestoreError")
 
 
 # --- schema versions ------------------------------------------------------------------------
@@ -596,15 +814,16 @@ def test_decoding_modules_stay_off_heavy_imports() -> None:
 
 
 def test_decode_files_prints_one_line_per_event_for_every_fixture_with_events() -> None:
-    paths = sorted(FIXTURES.glob("*.json"))
+    paths = [*telemetry_files(), API_EXCHANGES]
     status, lines, err = run_decode_files(*paths)
-    assert len(lines) == sum(len(types) for types in FIXTURE_TYPES.values())
-    expected_types = [t for path in paths if path.name in FIXTURE_TYPES for t in FIXTURE_TYPES[path.name]]
-    assert [line["type"] for line in lines] == expected_types
+    expected = [entry for path in telemetry_files() for entry in raw_events(path)]
+    assert len(lines) == len(expected) > 100
+    assert [line["type"] for line in lines] == [entry["type"] for entry in expected]
+    assert [line["record"] for line in lines] == [entry["record"] for entry in expected]
     # The API-exchanges file holds requests and responses, not events: named, and exit 1.
     assert status == 1
     [problem] = err.splitlines()
-    assert "api-exchanges-derived-and-captured.json: holds no telemetry events" in problem
+    assert "captured-api-exchanges.json: holds no telemetry events" in problem
 
 
 def test_decode_files_output_lines_carry_the_normalised_fields(tmp_path: Path) -> None:
