@@ -12,21 +12,12 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
-import sys
 from collections.abc import Collection, Iterable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lambda_wrapper.sandbox.runtime_image import find_interpreter, host_python_version
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT / "layer-build") not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT / "layer-build"))
-
-from layerbuild.runtimes import RUNTIME_PYTHONS  # noqa: E402
+from lambda_wrapper.sandbox.runtime_image import available_python_versions, host_python_version
 
 # What a CI machine (this machine kind) carries; 3.14 cannot be installed there yet.
 CI_REQUIRED_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
@@ -51,16 +42,8 @@ def polls_from_a_thread(python_version: str) -> bool:
 
 @functools.cache
 def available_runtime_pythons() -> tuple[str, ...]:
-    """The Lambda Python versions with a working interpreter on this machine, oldest first."""
-    found = []
-    for version in RUNTIME_PYTHONS:
-        try:
-            executable = find_interpreter(version)
-        except RuntimeError:
-            continue
-        if _reports_version(executable) == version:
-            found.append(version)
-    return tuple(found)
+    """The Lambda Python versions with an interpreter on this machine, oldest first."""
+    return tuple(available_python_versions())
 
 
 def host_first_then_core(values: Iterable[str], core: Collection[str]) -> list[Any]:
@@ -74,15 +57,6 @@ def host_first_then_core(values: Iterable[str], core: Collection[str]) -> list[A
         for value in values
         if version == host or value in core
     ]
-
-
-def _reports_version(executable: str) -> str | None:
-    probe = "import sys; print('%d.%d' % sys.version_info[:2])"
-    try:
-        result = subprocess.run([executable, "-I", "-c", probe], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None
 
 
 __all__ = [

@@ -32,6 +32,7 @@ from layerbuild.inputs import LayerInputs  # noqa: E402
 from layerbuild.interpreters import Interpreter, find_interpreters  # noqa: E402
 from layerbuild.pins import PINS, Pin  # noqa: E402
 from layerbuild.progress import SILENT  # noqa: E402
+from layerbuild.runtimes import RUNTIME_PYTHONS  # noqa: E402
 from layerbuild.tree import LOCAL_ONLY_PATHS  # noqa: E402
 from layerbuild.wheels import InstalledDistribution, check_dependencies_pinned  # noqa: E402
 from layerbuild.wheeltags import WheelName  # noqa: E402
@@ -114,6 +115,9 @@ def test_cli_build_all(
     captured = capsys.readouterr()
     progress = captured.err.splitlines()
     assert any("compiling unchecked-hash bytecode" in line for line in progress)
+    without_bytecode = [f"python{v}" for v in RUNTIME_PYTHONS if v not in {i.version for i in INTERPRETERS}]
+    warned = [line.split()[3] for line in progress if line.startswith("layer: WARNING: no ")]
+    assert warned == without_bytecode, progress
     if not fits:
         assert code == 1
         assert "size gate" in progress[-1]
@@ -209,6 +213,51 @@ def test_bytecode_is_unchecked_hash_for_every_build_interpreter(dist_dir: Path, 
             assert f"{folder}/__pycache__/{module.removesuffix('.py')}.{tag}.pyc" in names
     # Only python3.10 imports typing_extensions (structlog's fallback), so only it gets bytecode.
     assert not [name for name in pycs if "typing_extensions.cpython-31" in name and "-310." not in name]
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_manifest_says_per_runtime_whether_it_has_bytecode(dist_dir: Path, arch: str) -> None:
+    bytecode = manifest_of(dist_dir, arch)["bytecode"]
+    compiled = {interpreter.version: interpreter.full_version for interpreter in INTERPRETERS}
+    expected = {
+        f"python{version}": {"bytecode": version in compiled, "compiled_with": compiled.get(version)}
+        for version in RUNTIME_PYTHONS
+    }
+    assert bytecode["by_runtime"] == expected
+    assert list(bytecode["by_runtime"]) == manifest_of(dist_dir, arch)["compatible_runtimes"]
+    assert bytecode["runtimes_without_bytecode"] == [
+        runtime for runtime, entry in expected.items() if not entry["bytecode"]
+    ]
+
+
+def test_build_warns_once_per_runtime_without_bytecode(
+    tmp_path: Path, layer_inputs: LayerInputs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Built with the host's interpreter only, every other listed runtime is named once, with its cost."""
+    import io
+
+    import layerbuild.build
+    from layerbuild.progress import Progress
+
+    host_version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    host = [next(interpreter for interpreter in INTERPRETERS if interpreter.version == host_version)]
+    monkeypatch.setattr(layerbuild.build, "find_interpreters", lambda cache_file: host)
+    output = io.StringIO()
+    progress = Progress(output)
+    build_zips(
+        [host_architecture()], tmp_path, inputs=layer_inputs, progress=progress, max_zip_bytes=sys.maxsize
+    )
+    warnings = [line for line in output.getvalue().splitlines() if "WARNING" in line]
+    others = [f"python{version}" for version in RUNTIME_PYTHONS if version != host[0].version]
+    assert len(warnings) == len(others), warnings
+    for runtime, line in zip(others, warnings, strict=True):
+        assert line.startswith(f"layer: WARNING: no {runtime} interpreter found here"), line
+        assert "every cold start compiles our modules again" in line and "read-only /opt" in line, line
+    manifest = manifest_of(tmp_path, host_architecture().name)["bytecode"]
+    assert manifest["runtimes_without_bytecode"] == others
+    assert [runtime for runtime, entry in manifest["by_runtime"].items() if entry["bytecode"]] == [
+        f"python{host[0].version}"
+    ]
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))

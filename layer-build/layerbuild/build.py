@@ -15,7 +15,7 @@ from .interpreters import find_interpreters
 from .layerdir import build_layer_dir
 from .manifest import build_manifest, manifest_path_for, write_manifest
 from .progress import STDERR, Progress
-from .tree import assemble_tree
+from .tree import assemble_tree, warn_about_runtimes_without_bytecode
 from .zipper import write_zip
 
 # Ours is a small layer; the gate catches an accidental dependency or data file early, far below
@@ -83,6 +83,7 @@ def build_zips(
     interpreters = find_interpreters(inputs.cache_dir / "interpreters.json")
     found = ", ".join(f"{i.full_version} ({i.executable})" for i in interpreters) or "none"
     progress.step(f"bytecode interpreters: {found}")
+    warn_about_runtimes_without_bytecode(interpreters, progress)
     out_dir.mkdir(parents=True, exist_ok=True)
     artifacts = []
     for arch in archs:

@@ -22,7 +22,7 @@ from .errors import LayerBuildError
 from .inputs import LayerInputs
 from .interpreters import Interpreter, find_interpreters
 from .progress import SILENT, Progress
-from .tree import assemble_tree, is_layer_tree_dir, package_files
+from .tree import assemble_tree, is_layer_tree_dir, package_files, warn_about_runtimes_without_bytecode
 
 _BUILDER_DIR = Path(__file__).resolve().parent
 
@@ -54,6 +54,7 @@ def build_layer_dir(
                 f"refusing to replace {out}: it holds files other than lambda-wrapper and python/"
             )
         progress.step(f"[{target.name}] building layer tree at {out}")
+        warn_about_runtimes_without_bytecode(interpreters, progress)
         staging = out.with_name(f".{out.name}.staging-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
         try:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LayerBuildError
-from .runtimes import COMPATIBLE_RUNTIMES
+from .runtimes import COMPATIBLE_RUNTIMES, runtimes_without_bytecode
 
 LICENSE = "Apache-2.0"
 DESCRIPTION = (
@@ -38,9 +38,7 @@ def build_manifest(
     bytecode_versions: dict[str, str],
     invalidation_mode: str,
 ) -> dict[str, Any]:
-    missing = [
-        runtime for runtime in COMPATIBLE_RUNTIMES if runtime.removeprefix("python") not in bytecode_versions
-    ]
+    missing = runtimes_without_bytecode(bytecode_versions)
     return {
         "name": "lambda-wrapper",
         "version": version,
@@ -56,6 +54,14 @@ def build_manifest(
             "python_versions": dict(sorted(bytecode_versions.items())),
             # these runtimes still work, but compile the sources in memory at every cold start
             "runtimes_without_bytecode": missing,
+            # every compatible runtime: the interpreter its bytecode was compiled with, or None
+            "by_runtime": {
+                runtime: {
+                    "bytecode": runtime not in missing,
+                    "compiled_with": bytecode_versions.get(runtime.removeprefix("python")),
+                }
+                for runtime in COMPATIBLE_RUNTIMES
+            },
         },
     }
 

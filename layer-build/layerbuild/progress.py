@@ -17,6 +17,10 @@ class Progress:
         stream.write(f"{self._prefix}: {message}\n")
         stream.flush()
 
+    def warning(self, message: str) -> None:
+        """One line that says what the result will cost its users; muted where steps are."""
+        self.step(f"WARNING: {message}")
+
 
 class SilentProgress(Progress):
     """For library callers (tests, `lambda-wrapper run`) that rebuild quietly."""

@@ -14,6 +14,7 @@ from .inputs import PACKAGE_NAME, LayerInputs
 from .interpreters import Interpreter
 from .pins import PINS, Pin
 from .progress import Progress
+from .runtimes import missing_bytecode_warning, runtimes_without_bytecode
 from .wheels import check_dependencies_pinned, fetch_wheels, install_wheel
 
 WRAPPER_NAME = "lambda-wrapper"  # lands at /opt/lambda-wrapper, the AWS_LAMBDA_EXEC_WRAPPER value
@@ -114,6 +115,12 @@ def assemble_tree(
         bytecode_versions={interpreter.version: interpreter.full_version for interpreter in interpreters},
         invalidation_mode=invalidation_mode,
     )
+
+
+def warn_about_runtimes_without_bytecode(interpreters: list[Interpreter], progress: Progress) -> None:
+    """One warning line per compatible runtime the layer will carry no bytecode for."""
+    for runtime in runtimes_without_bytecode(interpreter.version for interpreter in interpreters):
+        progress.warning(missing_bytecode_warning(runtime))
 
 
 def _normalize_modes(root: Path, executable: set[Path]) -> None:
