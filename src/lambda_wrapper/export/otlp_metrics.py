@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..telemetry.invocations import CLASSIFIER_INPUTS as _CLASSIFIER_INPUTS
 from ..telemetry.invocations import InvocationClassifier
+from ..telemetry.invocations import finite_number as _number
 from .otlp_encoding import attributes, unix_nanos
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
@@ -140,18 +141,6 @@ class MetricEncoder:
         _count(sums, "faas.timeouts", int(invocation.timed_out))
         _count(sums, "faas.coldstarts", int(invocation.cold_start))
         _count(sums, "aws.lambda.out_of_memory", int(invocation.out_of_memory))
-
-
-def _number(value: object) -> float | int | None:
-    """A JSON number that is a finite double: booleans, NaN, infinities and ints too big
-    for a double (json.loads accepts all of them) are not measurements."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        as_float = float(value)
-    except OverflowError:
-        return None
-    return value if as_float - as_float == 0.0 else None  # False for NaN and infinities
 
 
 def _count(sums: dict[str, float], name: str, value: object) -> None:

@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Callable
 
+from ..telemetry.decode import json_kind
 from .server import (
     DropConnection,
     Request,
@@ -241,12 +242,5 @@ def register_body_type_error(parsed: object) -> str:
 
 def go_json_kind(value: object) -> str:
     """How Go's JSON decoder names the kind of a value in its type errors."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+    kind = json_kind(value)
+    return {"boolean": "bool", "null": "object"}.get(kind, kind)

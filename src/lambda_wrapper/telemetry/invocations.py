@@ -117,8 +117,8 @@ class InvocationClassifier:
         status = report.status or done_status
         error_type = report.error_type or done_error
         values = report.metrics or {}
-        memory_size = _number(values.get("memorySizeMB"))
-        max_used = _number(values.get("maxMemoryUsedMB"))
+        memory_size = finite_number(values.get("memorySizeMB"))
+        max_used = finite_number(values.get("maxMemoryUsedMB"))
         out_of_memory = OUT_OF_MEMORY in (error_type, done_error) or bool(
             memory_size and max_used is not None and max_used >= memory_size
         )
@@ -129,15 +129,16 @@ class InvocationClassifier:
         return Invocation(request_id, status, error_type, cold_start, timed_out, out_of_memory)
 
 
-def _number(value: object) -> float | None:
-    """A finite JSON number; booleans, NaN, infinities and huge ints are not measurements."""
+def finite_number(value: object) -> float | int | None:
+    """A JSON number that is a finite double: booleans, NaN, infinities and ints too big
+    for a double (json.loads accepts all of them) are not measurements."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     try:
         as_float = float(value)
     except OverflowError:
         return None
-    return as_float if abs(as_float) < float("inf") else None
+    return value if as_float - as_float == 0.0 else None  # False for NaN and infinities
 
 
 def _remember(memory: dict, key: str, value: object) -> None:
