@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from garbage import cyclic_garbage, type_names
-from lambda_wrapper.instruments.records import INIT, INVOCATION
+from lambda_wrapper.export.pipeline import Pipeline
+from lambda_wrapper.instruments.overhead import OverheadSettlement
+from lambda_wrapper.instruments.records import INIT, INVOCATION, own_event
 from lambda_wrapper.settings import Settings
 from lambda_wrapper.supervisor.bootstrap import wrap_handler
 from lambda_wrapper.supervisor.core import Supervisor
@@ -19,7 +23,7 @@ class FakeExtension:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
 
-    def submit(self, event: Any) -> None:
+    def submit(self, event: Any, amend: Any = None) -> None:
         self.calls.append(("submit", event.type))
 
     def flush(self) -> int:
@@ -124,3 +128,60 @@ def test_timeout_warning_flushes_through_the_extension() -> None:
     warning = extension.calls.index(("submit", "lambda_wrapper.warning"))
     assert extension.calls[warning + 1] == ("flush", None)
     assert warning < extension.calls.index(("handler_finished", "slow"))
+
+
+class SlowToSignal:
+    """A real pipeline behind an extension whose submission and signal take known time."""
+
+    SUBMIT_S = 0.03
+    SIGNAL_S = 0.03
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def submit(self, event: Any, amend: Any = None) -> None:
+        self.pipeline.submit(event, amend)
+        if event.type == INVOCATION:
+            time.sleep(self.SUBMIT_S)
+
+    def handler_started(self, request_id: str) -> None:
+        pass
+
+    def handler_finished(self, request_id: str) -> None:
+        time.sleep(self.SIGNAL_S)
+
+
+class Collector:
+    name = "file"
+    local = True
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
+    def export(self, events: Any, deadline: float) -> None:
+        self.records.extend(event.record for event in events if event.type == INVOCATION)
+
+
+def test_wrapper_overhead_covers_submitting_the_record_and_signalling_the_extension(tmp_path: Path) -> None:
+    collector = Collector()
+    pipeline = Pipeline([collector], str(tmp_path / "spool"), 1 << 20)
+    supervisor = Supervisor(Settings({}))
+    supervisor.timeline.init_ends()
+    supervisor.extension = SlowToSignal(pipeline)  # type: ignore[assignment]
+    handler = wrap_handler(lambda event, ctx: time.sleep(0.05), supervisor)
+    handler({}, context("r1"))
+    pipeline.flush(1.0)
+    (record,) = collector.records
+    floor_ms = (SlowToSignal.SUBMIT_S + SlowToSignal.SIGNAL_S) * 1000
+    assert floor_ms <= record["wrapperOverheadMs"] < floor_ms + 40  # ours, not the handler's 50 ms
+
+
+def test_a_flush_racing_the_end_of_the_handler_path_waits_for_the_final_overhead() -> None:
+    settlement = OverheadSettlement()  # made on the handler's thread
+    event = own_event(INVOCATION, {"wrapperOverheadMs": 0.1}, "r1")
+    flush = threading.Thread(target=settlement.amend, args=([event],))
+    flush.start()
+    time.sleep(0.02)  # the flush is waiting now
+    settlement.settle(0.3)
+    flush.join(1)
+    assert event.record == {"wrapperOverheadMs": 0.3}

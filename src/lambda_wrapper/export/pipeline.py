@@ -25,7 +25,7 @@ from .spool import Spool
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterable, Sequence
+    from collections.abc import Callable, Collection, Iterable, Sequence
     from typing import Protocol
 
     from ..telemetry.records import TelemetryEvent
@@ -110,7 +110,10 @@ class Pipeline:
         self.stats = PipelineStats()
         # Only our own EMF lines are skipped; the user's EMF metrics are their logs.
         self.emf_namespaces = set(emf_namespaces)
-        self._incoming: collections.deque[tuple[bytes, list[int], float]] = collections.deque()
+        # (body, spool sequence numbers, arrival time, what to amend in its decoded events)
+        self._incoming: collections.deque[
+            tuple[bytes, list[int], float, Callable[[list[TelemetryEvent]], None] | None]
+        ] = collections.deque()
         # Platform event time to our receipt, for the newest batch: the listener's lag.
         self.listener_lag_ms: float | None = None
         self._flush_lock = threading.Lock()  # the loop thread and the SIGTERM path may both flush
@@ -119,13 +122,21 @@ class Pipeline:
     # -- producers ------------------------------------------------------------------
     def accept(self, body: bytes) -> None:
         """Store one acknowledged batch durably; called on the listener thread."""
-        seqs = [channel.spool.append(body) for channel in self.channels]
-        self._incoming.append((body, seqs, time.time()))
-        self.unflushed_bytes += len(body)
+        self._store(body, None)
 
-    def submit(self, event: TelemetryEvent) -> None:
-        """Queue one of the toolkit's own records; it goes out with the next flush."""
-        self.accept(json.dumps([event.to_output()], separators=(",", ":"), default=str).encode())
+    def submit(self, event: TelemetryEvent,
+               amend: Callable[[list[TelemetryEvent]], None] | None = None) -> None:
+        """Queue one of the toolkit's own records; it goes out with the next flush.
+
+        ``amend``, if given, runs on the decoded record before any exporter sees it
+        (the spooled copy keeps the record as submitted).
+        """
+        self._store(json.dumps([event.to_output()], separators=(",", ":"), default=str).encode(), amend)
+
+    def _store(self, body: bytes, amend: Callable[[list[TelemetryEvent]], None] | None) -> None:
+        seqs = [channel.spool.append(body) for channel in self.channels]
+        self._incoming.append((body, seqs, time.time(), amend))
+        self.unflushed_bytes += len(body)
 
     def recover(self) -> int:
         """Take over what dead processes left in the spool; returns the batch count."""
@@ -165,8 +176,10 @@ class Pipeline:
 
     def _distribute(self) -> None:
         while self._incoming:
-            body, seqs, arrived = self._incoming.popleft()
+            body, seqs, arrived, amend = self._incoming.popleft()
             events = self._decode(body)
+            if amend is not None:
+                amend(events)
             if events and events[-1].epoch_ms is not None:
                 self.listener_lag_ms = max(0.0, arrived * 1000.0 - events[-1].epoch_ms)
             for channel, seq in zip(self.channels, seqs, strict=True):

@@ -288,9 +288,10 @@ class InternalExtension:
         """Delay between the platform's event time and our receipt, newest batch."""
         return self.pipeline.listener_lag_ms
 
-    def submit(self, event: TelemetryEvent) -> None:
+    def submit(self, event: TelemetryEvent,
+               amend: Callable[[list[TelemetryEvent]], None] | None = None) -> None:
         """Queue one of our own records (e.g. ``lambda_wrapper.invocation``) for export."""
-        self.pipeline.submit(event)
+        self.pipeline.submit(event, amend)
 
     # -- flushing -----------------------------------------------------------------
     def flush(self, budget_s: float | None = None) -> int:

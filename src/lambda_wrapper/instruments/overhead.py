@@ -1,7 +1,8 @@
 """The toolkit's own cost: time added to each invocation, and listener lag.
 
 Our per-invocation time is what the supervisor spends on the handler's thread before
-and after the user's handler (instruments, records, signals to the extension). The
+and after the user's handler (instruments, serialising and spooling our records, the
+signal to the extension). The
 time the platform then waits for the extension's ``/event/next`` is measured by the
 platform itself (``platform.report`` minus ``platform.runtimeDone``). Init time and
 RSS added at Init are in the ``lambda_wrapper.init`` record (``coldstart``).
@@ -9,8 +10,19 @@ RSS added at Init are in the ``lambda_wrapper.init`` record (``coldstart``).
 
 from __future__ import annotations
 
+import threading
 import time
 
+TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..telemetry.records import TelemetryEvent
+
+# How long a flush waits for the figure; only a flush racing the end of the handler
+# path waits at all, for a few microseconds of the supervisor's work.
+SETTLE_WAIT_S = 0.05
+OVERHEAD_FIELD = "wrapperOverheadMs"
 
 class HandlerPathClock:
     """Sums the supervisor's time around the handler: ``begin``, ``pause``, ``resume``, ``total_ms``."""
@@ -35,6 +47,40 @@ class HandlerPathClock:
 
     def total_ms(self) -> float:
         return round((self._spent + time.perf_counter() - self._mark) * 1000.0, 3)
+
+
+class OverheadSettlement:
+    """The final ``wrapperOverheadMs`` of a record submitted before it could be known.
+
+    The invocation record is serialised and spooled before the extension is told the
+    handler is done (so it is in that flush and survives a crash), which is before
+    its own serialisation and the signal have cost anything. It carries the figure
+    up to that point; ``settle`` (the supervisor, at the very end of its work) gives
+    the final one, and ``amend`` (the flush, on the decoded record) puts it in.
+    """
+
+    __slots__ = ("_owner", "_unsettled", "ms")
+
+    def __init__(self) -> None:
+        self.ms: float | None = None
+        self._owner = threading.get_ident()
+        self._unsettled = threading.Lock()
+        self._unsettled.acquire()
+
+    def settle(self, ms: float) -> None:
+        self.ms = ms
+        self._unsettled.release()
+
+    def amend(self, events: Sequence[TelemetryEvent]) -> None:
+        # A flush on the submitting thread (a SIGTERM handler) would wait for itself.
+        if threading.get_ident() != self._owner and self._unsettled.acquire(timeout=SETTLE_WAIT_S):
+            self._unsettled.release()
+        if self.ms is None:
+            return
+        for event in events:
+            record = event.record
+            if isinstance(record, dict) and OVERHEAD_FIELD in record:
+                record[OVERHEAD_FIELD] = self.ms
 
 
 def listener_lag_ms(extension: object) -> float | None:

@@ -21,7 +21,7 @@ from .. import diagnostics
 from ..instruments import procfs
 from ..instruments.coldstart import ColdStartTracker, InitTimeline
 from ..instruments.context import CURRENT as invocation_context
-from ..instruments.overhead import HandlerPathClock, listener_lag_ms
+from ..instruments.overhead import HandlerPathClock, OverheadSettlement, listener_lag_ms
 from ..instruments.records import IMPORT_PROFILE, INIT, INVOCATION, WARNING, mib, own_event
 from ..settings import Settings
 from . import shutdown
@@ -78,12 +78,16 @@ class Supervisor:
 
     def invocation_finished(self, request_id: str, duration_ms: float, error: BaseException | None) -> None:
         self.clock.resume()
+        settlement = None
         try:
-            self._instruments_finish(request_id, duration_ms, error)
+            settlement = self._instruments_finish(request_id, duration_ms, error)
         except Exception as exc:
             diagnostics.emit_once("warning", "instruments_failed", f"an instrument failed: {exc!r}")
         if self.extension is not None:
             self.extension.handler_finished(request_id)
+        if settlement is not None:
+            # Last: WrapperOverhead covers the record's own serialisation and the signal.
+            settlement.settle(self.clock.total_ms())
 
     def _instruments_start(self, request_id: str, deadline_ms: int | None) -> None:
         self.cold_start.invocation_starts(time.time())
@@ -99,18 +103,21 @@ class Supervisor:
         if self.watchdog is not None:
             self.watchdog.arm(request_id, deadline_ms, threading.get_ident())
 
-    def _instruments_finish(self, request_id: str, duration_ms: float, error: BaseException | None) -> None:
+    def _instruments_finish(
+        self, request_id: str, duration_ms: float, error: BaseException | None
+    ) -> OverheadSettlement | None:
         if self.watchdog is not None:
             armed = self.watchdog.disarm()
             if armed is not None and not armed.memory_fired:
                 self._memory_check_after_the_fact(armed)
         if self.extension is not None:
-            self._submit_records(self.extension, request_id, duration_ms, error)
+            return self._submit_records(self.extension, request_id, duration_ms, error)
+        return None
 
     # -- records ------------------------------------------------------------------------
     def _submit_records(
         self, extension: InternalExtension, request_id: str, duration_ms: float, error: BaseException | None
-    ) -> None:
+    ) -> OverheadSettlement:
         record: dict[str, object] = {
             "requestId": request_id,
             "coldStart": self.cold_start.cold_start,
@@ -131,8 +138,10 @@ class Supervisor:
             self.import_profile.uninstall()
             extension.submit(own_event(IMPORT_PROFILE, self.import_profile.record(), request_id))
             self.import_profile = None
-        record["wrapperOverheadMs"] = self.clock.total_ms()
-        extension.submit(own_event(INVOCATION, record, request_id))
+        record["wrapperOverheadMs"] = self.clock.total_ms()  # so far: the settlement gives the final figure
+        settlement = OverheadSettlement()
+        extension.submit(own_event(INVOCATION, record, request_id), settlement.amend)
+        return settlement
 
     # -- warnings (called on the watchdog thread) --------------------------------------------
     def on_timeout_warning(self, request_id: str, thread_id: int, left_ms: float) -> None:
@@ -217,6 +226,8 @@ class Supervisor:
         if settings.process_metrics and settings.feature_enabled("process metrics"):
             self._start("process metrics", self._process_metrics)
         self._start("the watchdog", self._watchdog)
+        if settings.instrument and settings.feature_enabled("call instrumentation"):
+            self._start("call instrumentation", self._call_instrumentation)
 
     def _start(self, feature: str, start: Callable[[], None]) -> None:
         try:
@@ -250,6 +261,17 @@ class Supervisor:
 
         self.process_metrics = ProcessMetrics()
         self._track_peak = procfs.reset_peak_rss()
+
+    def _call_instrumentation(self) -> None:
+        extension = self.extension
+        if extension is None:
+            message = "call instrumentation is off: the extension, which exports its spans, is not running"
+            diagnostics.emit("warning", "instrument_failed", message, feature="call instrumentation")
+            return
+        from ..instruments import calls
+
+        propagate = self.settings.instrument_propagate and self.settings.feature_enabled("trace propagation")
+        calls.start(self.settings.instrument, extension.submit, propagate)
 
     def _watchdog(self) -> None:
         settings = self.settings
