@@ -122,6 +122,9 @@ def test_sigterm_flush_exports_last_invocation(
     ) as sandbox:
         result = sandbox.invoke({"lines": 3, "marker": "last"})
         assert result.json() == {"ok": True, "marker": "last"}
+    # The SIGTERM path itself ran, not only a flush that happened to come first.
+    said = [line for line in sandbox.function_output if '"event": "shutdown_flush"' in line]
+    assert said, sandbox.function_output[-20:]
     records = exported(tmp_dir)
     types = Counter(r["type"] for r in records)
     assert types["platform.start"] == 1
