@@ -51,6 +51,7 @@ DATA_PREFIX = "<!-- tweaks-figures:data "
 BLOCK_BEGIN = "# --- environment tweaks"
 BLOCK_END = "# --- end of environment tweaks"
 TWEAKS = ("FAULTHANDLER", "DONT_WRITE_BYTECODE", "MALLOC_ARENA_MAX", "NO_DEBUG_RANGES")
+SANDBOX_VARIANTS = ("all off", *(tweak.lower() for tweak in TWEAKS))
 PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
 
 # Threads allocating and freeing malloc-sized buffers (pymalloc serves only objects up
@@ -312,7 +313,8 @@ def render_figures(data: dict[str, Any]) -> str:
         "| variant | " + " | ".join(title for _, title, _, _ in SANDBOX_COLUMNS) + " |",
         "| --- |" + " ---: |" * len(SANDBOX_COLUMNS),
     ]
-    for variant, figures in sandbox["medians"].items():
+    for variant in SANDBOX_VARIANTS:
+        figures = sandbox["medians"][variant]
         cells = [f"{figures[key]:.{digits}f} {unit}" for key, _, unit, digits in SANDBOX_COLUMNS]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     off = sandbox["medians"]["all off"]
