@@ -18,9 +18,10 @@ from collections.abc import Callable, Mapping
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
-EXPORTER_NAMES = ("emf", "otlp", "http", "file")
+EXPORTER_NAMES = ("emf", "otlp", "http", "file", "xray")
 TELEMETRY_TYPES = ("platform", "function", "extension")
 FLUSH_STRATEGIES = ("auto", "adaptive", "background")
+INSTRUMENTATIONS = ("botocore", "urllib3", "requests", "http.client")
 
 
 class Problem:
@@ -105,6 +106,20 @@ def _subset(options: tuple[str, ...], allow_empty: bool = False) -> Callable[[st
         return items
 
     return parse
+
+
+def _instrumentations(raw: str) -> tuple[str, ...]:
+    """``all`` or a comma list of ``INSTRUMENTATIONS``; unknown names are reported, the rest kept."""
+    names = _subset((*INSTRUMENTATIONS, "all"), allow_empty=True)
+    try:
+        items = names(raw)
+    except PartialValue as partial:
+        raise PartialValue(_expand_all(partial.usable)) from None  # type: ignore[arg-type]
+    return _expand_all(items)
+
+
+def _expand_all(items: tuple[str, ...]) -> tuple[str, ...]:
+    return INSTRUMENTATIONS if "all" in items else items
 
 
 def _text(raw: str) -> str:
@@ -228,6 +243,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LAMBDA_WRAPPER_IMPORT_PROFILE", "import_profile", 0, "0 (off) or 1-1000",
             "Report the N slowest imports of the cold start as one record.",
             _int_between(0, 1000), "the import profile"),
+    Setting("LAMBDA_WRAPPER_INSTRUMENT", "instrument", (), "comma list of " + "|".join(INSTRUMENTATIONS)
+            + ", or all", "Record a span per call of these libraries, each patched only once the function "
+            "imports it.", _instrumentations, "call instrumentation"),
+    Setting("LAMBDA_WRAPPER_INSTRUMENT_PROPAGATE", "instrument_propagate", False, "true|false",
+            "Instrumented HTTP requests carry traceparent (and X-Amzn-Trace-Id where the AWS SDK does not "
+            "add it); signed AWS requests stay valid.", _bool, "trace propagation"),
     # Standard OpenTelemetry variables the otlp exporter honours (declared so that
     # doctor shows and validates them, and masks the secret ones).
     Setting("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint", None, "http(s) URL",
@@ -285,6 +306,8 @@ class Settings:
     timeout_warning_ms: int
     memory_warning_pct: int
     import_profile: int
+    instrument: tuple[str, ...]
+    instrument_propagate: bool
     otlp_endpoint: str | None
     otlp_headers: tuple[tuple[str, str], ...]
     otlp_timeout_ms: int

@@ -5,9 +5,12 @@ its ``durationMs``), or to ``platform.report`` when no runtimeDone came. The pla
 own sub-spans (``responseLatency``, ``responseDuration``, ``extensionOverhead``...)
 become children. Its trace id is the X-Ray ``Root`` of the invocation's ``tracing``
 header and its parent the header's ``Parent``, so the span joins the caller's trace;
-without a header, ids are random. Events of one invocation arrive over several
-batches (the report typically after the next thaw), so open invocations are kept
-between calls; the state changes only take effect once the spans were delivered.
+without a header, ids are random. The function's downstream calls
+(``lambda_wrapper.span`` records, ``instruments.calls``) are client spans, children of
+their invocation's span, or of the init span for calls made at Init. Events of one
+invocation arrive over several batches (the report typically after the next thaw), so
+open invocations are kept between calls; the state changes only take effect once the
+spans were delivered.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ if TYPE_CHECKING:
 
 SPAN_KIND_INTERNAL = 1
 SPAN_KIND_SERVER = 2
+SPAN_KIND_CLIENT = 3
+CALL_SPAN = "lambda_wrapper.span"
 STATUS_CODE_ERROR = 2
 _MAX_CONTEXTS = 256
 _MAX_OPEN = 64
@@ -75,6 +80,12 @@ def _hex_id(text: str) -> str | None:
     return lowered
 
 
+def _call_tracing(record: object) -> dict[str, object] | None:
+    """A call span's ``traceHeader`` in the shape of a platform record's ``tracing``."""
+    header = record.get("traceHeader") if isinstance(record, dict) else None
+    return {"tracing": {"type": "X-Amzn-Trace-Id", "value": header}} if isinstance(header, str) else None
+
+
 def _tracing_header(record: object) -> object:
     if isinstance(record, dict):
         tracing = record.get("tracing")
@@ -98,6 +109,10 @@ class TraceContexts:
                 "platform.report",
             ):
                 self.context_for(event.request_id, event.record)
+        # The platform's header first: a call's (the function's own) may name another parent.
+        for event in events:
+            if event.request_id is not None and event.type == CALL_SPAN:
+                self.context_for(event.request_id, _call_tracing(event.record))
 
     def get(self, request_id: str | None) -> InvocationContext | None:
         return self._by_request.get(request_id) if request_id is not None else None
@@ -154,9 +169,12 @@ class SpanEncoder:
         spans: list[dict[str, object]] = []
         # A phase whose report is in this batch ends with it (the report has the duration).
         reported = {_PHASES[e.type][0] for e in events if _PHASES.get(e.type, ("", ""))[1] == "report"}
+        calls: list[TelemetryEvent] = []
         for event in events:
             kind = event.type
-            if kind in CLASSIFIER_INPUTS:
+            if kind == CALL_SPAN:
+                calls.append(event)  # after the platform's events: their spans are the parents
+            elif kind in CLASSIFIER_INPUTS:
                 self._invocations.observe(event)
             if kind == "platform.start" and event.request_id is not None:
                 state.open[event.request_id] = (event.epoch_ms, event.record)
@@ -165,6 +183,10 @@ class SpanEncoder:
                 spans += self._invocation_spans(event, state)
             elif kind in _PHASES:
                 spans += self._phase_spans(event, state, reported)
+        for event in calls:
+            span = self._call_span(event, state)
+            if span is not None:
+                spans.append(span)
         return SpanBatch(spans, state)
 
     def commit(self, batch: SpanBatch) -> None:
@@ -212,12 +234,61 @@ class SpanEncoder:
         )
         return [span, *children]
 
+    def _call_span(self, event: TelemetryEvent, state: TraceState) -> dict[str, object] | None:
+        """A downstream call's client span, child of its invocation's span (Init's at Init)."""
+        record = event.record
+        if not isinstance(record, dict) or not isinstance(record.get("name"), str):
+            return None
+        start_ms = record.get("startEpochMs")
+        duration = _duration(record.get("durationMs"))
+        if isinstance(start_ms, bool) or not isinstance(start_ms, (int, float)) or duration is None:
+            return None
+        if event.request_id is not None:
+            context = self._contexts.context_for(event.request_id, _call_tracing(record))
+            trace_id, parent_span_id = context.trace_id, context.span_id
+        else:
+            phase = state.phases.get("init")
+            if phase is None:  # the init span's own events are still to come
+                phase = state.phases["init"] = _Phase(None, new_trace_id(), None, {})
+            trace_id, parent_span_id = phase.trace_id, phase.span_id
+        span_id = record.get("spanId")
+        if not isinstance(span_id, str) or len(span_id) != 16 or _hex_id(span_id) is None:
+            span_id = new_span_id()
+        raw_attributes = record.get("attributes")
+        pairs = list(raw_attributes.items()) if isinstance(raw_attributes, dict) else []
+        error = record.get("error")
+        span = _span(
+            trace_id,
+            span_id.lower(),
+            parent_span_id,
+            record["name"],
+            SPAN_KIND_CLIENT,
+            start_ms,
+            start_ms + duration,
+            [(str(key), value) for key, value in pairs],
+            error=str(error) if error is not None else None,
+        )
+        exception = record.get("exception")
+        if isinstance(exception, dict):
+            span["events"] = [{
+                "timeUnixNano": unix_nanos(start_ms + duration),
+                "name": "exception",
+                "attributes": attributes([
+                    ("exception.type", exception.get("type")),
+                    ("exception.message", exception.get("message")),
+                ]),
+            }]
+        return span
+
     def _phase_spans(
         self, event: TelemetryEvent, state: TraceState, reported: set[str]
     ) -> list[dict[str, object]]:
         phase_name, role = _PHASES[event.type]
         record = event.record if isinstance(event.record, dict) else {}
         phase = state.phases.get(phase_name)
+        if role == "start" and phase is not None and phase.start_ms is None and not phase.ended:
+            phase.start_ms = event.epoch_ms  # a call at Init came first and made the span's ids
+            return []
         if role == "start" or phase is None:
             # Without a start (subscribed late, or a new process) the ids are our own.
             trace_id, parent = parse_xray_header(_tracing_header(record))

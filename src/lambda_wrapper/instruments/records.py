@@ -13,6 +13,7 @@ INVOCATION = "lambda_wrapper.invocation"
 INIT = "lambda_wrapper.init"
 IMPORT_PROFILE = "lambda_wrapper.import_profile"
 WARNING = "lambda_wrapper.warning"
+SPAN = "lambda_wrapper.span"  # one downstream call (instruments.calls)
 
 
 def own_event(
