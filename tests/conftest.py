@@ -25,11 +25,10 @@ LAYER_ENTRY = "python/lambda_wrapper/supervisor/entry.py"
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test that takes ``runtime_python`` runs once per Lambda Python found here, unless
     it chose its own (Python, case) pairs with ``parametrize``."""
-    chosen = {
-        name.strip()
-        for marker in metafunc.definition.iter_markers("parametrize")
-        for name in (marker.args[0].split(",") if isinstance(marker.args[0], str) else marker.args[0])
-    }
+    chosen: set[str] = set()
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0] if marker.args else marker.kwargs.get("argnames", ())
+        chosen.update(name.strip() for name in (names.split(",") if isinstance(names, str) else names))
     if "runtime_python" in metafunc.fixturenames and "runtime_python" not in chosen:
         versions = available_runtime_pythons()
         metafunc.parametrize("runtime_python", versions, ids=[f"py{version}" for version in versions])
