@@ -58,7 +58,8 @@ VOLATILE = {"aws.request_id", "messaging.message.id"}  # differ between runs, no
 
 
 def run_scenarios(mode: str, *extra: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the mode's output, the endpoints' requests) for one fresh set of servers."""
+    """(the mode's output, the endpoints' requests and our diagnostic lines) for one fresh
+    set of servers."""
     with endpoints() as servers:
         urls = {key: value for key, value in servers.items() if isinstance(value, str)}
         result = subprocess.run(
@@ -67,7 +68,9 @@ def run_scenarios(mode: str, *extra: str) -> tuple[dict[str, Any], dict[str, Any
             env={**os.environ, "PYTHONPATH": f"{REPO_ROOT / 'src'}:{TESTS_DIR}"},
         )
         assert result.returncode == 0, result.stderr[-4000:]
-        seen = {"target": servers["target"].requests, "flaky": servers["flaky_server"].requests}
+        seen = {"target": servers["target"].requests, "flaky": servers["flaky_server"].requests,
+                "diagnostics": [json.loads(line) for line in result.stderr.splitlines()
+                                if line.startswith('{"logger": "lambda_wrapper"')]}
         output = json.loads(result.stdout)
         results = json.dumps(output["results"])
         for key, url in urls.items():  # each run has its own ports
@@ -184,3 +187,19 @@ def test_propagation_is_off_by_default() -> None:
     _, seen = run_scenarios("ours", "--invocation")
     assert seen["target"] and all("traceparent" not in request["headers"] for request in seen["target"])
     assert all("traceparent" not in request["headers"] for request in seen["flaky"])
+
+
+def test_a_patch_that_fails_switches_off_that_instrumentation_only() -> None:
+    bare, _ = run_scenarios("bare", "--break-botocore")
+    ours, seen = run_scenarios("ours", "--break-botocore")
+    assert ours["results"] == bare["results"]
+    assert [line["event"] for line in seen["diagnostics"]] == ["instrument_failed"]
+    assert seen["diagnostics"][0]["message"].startswith(
+        "the botocore instrumentation could not patch its library and is off: ModuleNotFoundError"
+    )
+    instrumentations = [span["instrumentation"] for span in ours["spans"]]
+    assert "botocore" not in instrumentations
+    assert instrumentations.count("requests") == 4 and instrumentations.count("http.client") == 2
+    # Without a botocore span around them, botocore's requests (14 calls, one of them retried once)
+    # are urllib3 calls, as they are under OpenTelemetry without its botocore instrumentation.
+    assert instrumentations.count("urllib3") == 3 + 15
