@@ -764,8 +764,10 @@ def test_cli_builds_the_dir_format(
     assert struct.unpack_from("<H", extension.read_bytes(), 18)[0] == ELF_MACHINE["arm64"]
 
 
-def test_sample_function_runs_in_the_sandbox_from_the_built_zip(dist_dir: Path, tmp_path: Path) -> None:
-    """The layer that is tested is the layer that ships: run examples/hello from the zip."""
+def test_sample_function_runs_in_the_sandbox_from_the_built_zip(
+    dist_dir: Path, tmp_path: Path, runtime_python: str
+) -> None:
+    """The layer that is tested is the layer that ships: run examples/hello from the zip, on each runtime."""
     import json
 
     from lambda_wrapper.sandbox.run_command import main as run_main
@@ -773,7 +775,8 @@ def test_sample_function_runs_in_the_sandbox_from_the_built_zip(dist_dir: Path, 
     host = "arm64" if os.uname().machine in ("aarch64", "arm64") else "x86_64"
     argv = ["--task-root", str(REPO_ROOT / "examples" / "hello"), "--handler", "app.handler",
             "--layer", str(zip_path(dist_dir, host)), "--invokes", "2", "--output", "json",
-            "--event", '{"echo": "from-zip"}', "--tmp", str(tmp_path / "fn-tmp")]
+            "--event", '{"echo": "from-zip"}', "--tmp", str(tmp_path / "fn-tmp"),
+            "--runtime", f"python{runtime_python}"]
     import contextlib
     import io
 
@@ -781,6 +784,7 @@ def test_sample_function_runs_in_the_sandbox_from_the_built_zip(dist_dir: Path, 
     with contextlib.redirect_stdout(buffer):
         assert run_main(argv) == 0
     document = json.loads(buffer.getvalue())
+    assert document["runtime"] == f"python{runtime_python}"
     assert [i["response"] for i in document["invocations"]] == [{"message": "hello", "echo": "from-zip"}] * 2
     assert [i["coldStart"] for i in document["invocations"]] == [True, False]
     assert document["extension"]["registered"] and document["extension"]["subscribed"]
