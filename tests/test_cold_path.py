@@ -71,7 +71,8 @@ def importtime(env: dict[str, str], tmp_path: Path) -> dict[str, int]:
 
 
 def modules_seen(
-    layer_dir: Path, work_dir: Path, python_version: str, *, use_wrapper: bool
+    layer_dir: Path, work_dir: Path, python_version: str, *, use_wrapper: bool,
+    env: dict[str, str] | None = None,
 ) -> dict[str, list[str]]:
     """``sys.modules`` of a real function at its import ("init") and in its first invocation."""
     task_root = write_sources(work_dir / "task", MODULES_SEEN)
@@ -83,6 +84,7 @@ def modules_seen(
         use_wrapper=use_wrapper,
         python_version=python_version,
         tmp_dir=tmp_dir,
+        env=env or {},
     )
     with Sandbox(spec) as sandbox:
         result = sandbox.invoke(b"{}")
@@ -104,6 +106,17 @@ def test_default_function_imports_nothing_heavy(layer_dir: Path, tmp_path: Path,
         imported(wrapped["invoke"], ("lambda_wrapper.instruments.logs", "lambda_wrapper.instruments.process"))
         == []
     )
+
+
+def test_call_instrumentation_of_unused_libraries_imports_only_its_hook(
+    layer_dir: Path, tmp_path: Path, runtime_python: str
+) -> None:
+    default = modules_seen(layer_dir, tmp_path / "default", runtime_python, use_wrapper=True)
+    instrumented = modules_seen(layer_dir, tmp_path / "instrumented", runtime_python, use_wrapper=True,
+                                env={"LAMBDA_WRAPPER_INSTRUMENT": "all"})
+    for moment in ("init", "invoke"):
+        added = sorted(set(instrumented[moment]) - set(default[moment]))
+        assert added == ["lambda_wrapper.instruments.calls", "lambda_wrapper.instruments.calls.hook"], moment
 
 
 def test_entry_module_default_path(tmp_path: Path) -> None:
