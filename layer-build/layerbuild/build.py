@@ -20,7 +20,7 @@ from .zipper import write_zip
 
 # Ours is a small layer; the gate catches an accidental dependency or data file early, far below
 # Lambda's own 50 MB upload / 250 MB unzipped limits that users share with their other layers.
-MAX_ZIP_BYTES = 1_572_864
+MAX_ZIP_BYTES = 2_097_152
 FORMATS = ("zip", "dir")
 DEFAULT_OUT = Path("dist")
 
