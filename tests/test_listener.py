@@ -13,11 +13,17 @@ from lambda_wrapper.extension.http import HttpConnection
 from lambda_wrapper.extension.listener import MAX_CONNECTIONS, TelemetryListener
 
 
+def serve(instance: TelemetryListener) -> None:
+    # Not start(): a thread named like the extension's own listener makes every later
+    # test in this process (doctor's port check) believe an extension is running here.
+    threading.Thread(target=instance.serve_forever, daemon=True).start()
+
+
 @pytest.fixture()
 def listener() -> TelemetryListener:
     instance = TelemetryListener(max_body_bytes=64 * 1024)
     instance.bind("127.0.0.1", 0)
-    instance.start()
+    serve(instance)
     return instance
 
 
@@ -92,7 +98,7 @@ def test_sink_receives_bodies_and_wakeups_fire() -> None:
 
     read_fd, write_fd = os.pipe()
     instance.watch_fd(read_fd, woke.set)
-    instance.start()
+    serve(instance)
     assert post(instance.port, b"[2]") == 200
     assert received == [b"[2]"]
     os.write(write_fd, b"\x0f")
