@@ -35,7 +35,10 @@ def start_ours(propagate: bool = False) -> None:
     from lambda_wrapper.instruments import calls
     from lambda_wrapper.settings import INSTRUMENTATIONS
 
-    calls.start(INSTRUMENTATIONS, lambda event: SPAN_RECORDS.append(event.record), propagate)
+    def accept(body: bytes) -> None:
+        SPAN_RECORDS.extend(event["record"] for event in json.loads(body))
+
+    calls.start(INSTRUMENTATIONS, accept, propagate)
 
 
 def start_oracle() -> Any:

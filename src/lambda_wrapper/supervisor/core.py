@@ -271,7 +271,8 @@ class Supervisor:
         from ..instruments import calls
 
         propagate = self.settings.instrument_propagate and self.settings.feature_enabled("trace propagation")
-        calls.start(self.settings.instrument, extension.submit, propagate)
+        # Spans go in pre-encoded (see instruments.calls.spans): one per call, on the call's time.
+        calls.start(self.settings.instrument, extension.pipeline.accept, propagate)
 
     def _watchdog(self) -> None:
         settings = self.settings

@@ -16,8 +16,6 @@ TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ...telemetry.records import TelemetryEvent
-
 # instrumentation -> (the module whose import triggers the patch, our patch module)
 PATCHES = {
     "botocore": ("botocore.client", "botocore_patch"),
@@ -28,9 +26,10 @@ PATCHES = {
 
 
 def start(
-    instrumentations: tuple[str, ...], submit: Callable[[TelemetryEvent], None], propagate: bool
+    instrumentations: tuple[str, ...], accept: Callable[[bytes], None], propagate: bool
 ) -> hook.PostImportHook | None:
-    """Patch each named library once the function imports it; spans go to ``submit``."""
+    """Patch each named library once the function imports it; spans go to ``accept``, the
+    export pipeline's entry for encoded batches (``Pipeline.accept``)."""
     state: dict[str, object] = {}
 
     def activate(name: str) -> Callable[[], None]:
@@ -42,7 +41,7 @@ def start(
 
                 recorder = state.get("recorder")
                 if recorder is None:
-                    recorder = state["recorder"] = Recorder(submit, propagate)
+                    recorder = state["recorder"] = Recorder(accept, propagate)
                 module = importlib.import_module(f"{__name__}.{PATCHES[name][1]}")
                 module.patch(recorder)
             except Exception as exc:

@@ -1,0 +1,240 @@
+"""Measure what downstream-call instrumentation costs and write the section of docs/benchmarks.md.
+
+Every figure in the ``calls-costs`` section comes from one run of this script, written
+between its markers with the commit, date and machine it ran on and the raw results as
+a JSON comment (tests/test_instrument_costs_doc.py checks the section is exactly the
+rendering of that data).
+
+- Init, in the sandbox: each trial is a fresh sandbox running a function through the
+  wrapper, once importing nothing and once importing boto3 and creating two clients at
+  Init, each with the defaults and with ``LAMBDA_WRAPPER_INSTRUMENT=all``, interleaved.
+  The platform's Init duration and the modules the function sees are recorded.
+- Per call: a DynamoDB ``GetItem`` through boto3 whose response comes from botocore's
+  ``Stubber`` (no network, so the difference is ours), inside an invocation, spans
+  handed to a real export pipeline (spool and file exporter) as in the function. Each
+  process alternates rounds with and without the patch (CPU time, so that other load
+  on the machine counts less); the figure is the median paired difference.
+
+    .venv/bin/python -m bench.measure_calls --trials 9 --update-doc
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from bench.measure_tweaks import interleaved, rounded, setting
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "benchmarks.md"
+BEGIN = "<!-- calls-costs:begin -->"
+END = "<!-- calls-costs:end -->"
+DATA_PREFIX = "<!-- calls-costs:data "
+INIT_VARIANTS = {
+    "no library, defaults": ("nothing", {}),
+    "no library, instrument=all": ("nothing", {"LAMBDA_WRAPPER_INSTRUMENT": "all"}),
+    "boto3, defaults": ("boto3", {}),
+    "boto3, instrument=all": ("boto3", {"LAMBDA_WRAPPER_INSTRUMENT": "all"}),
+}
+FUNCTIONS = {
+    "nothing": """
+        import sys
+
+        AT_INIT = sorted(sys.modules)
+
+        def handler(event, context):
+            return {"modules": AT_INIT}
+    """,
+    "boto3": """
+        import sys
+
+        import boto3
+
+        s3 = boto3.client("s3")
+        dynamodb = boto3.client("dynamodb")
+        AT_INIT = sorted(sys.modules)
+
+        def handler(event, context):
+            return {"modules": AT_INIT}
+    """,
+}
+CALL_WORKER = """
+import json, os, statistics, sys, tempfile, time
+
+calls, rounds = int(sys.argv[1]), int(sys.argv[2])
+work = tempfile.mkdtemp()
+os.environ["_X_AMZN_TRACE_ID"] = "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=53995c3f42cd8ad8;Sampled=1"
+from lambda_wrapper.export.file import FileExporter
+from lambda_wrapper.export.pipeline import Pipeline
+from lambda_wrapper.instruments import calls as instrumentation
+from lambda_wrapper.instruments.context import CURRENT
+
+pipeline = Pipeline([FileExporter(os.path.join(work, "out.ndjson"))], os.path.join(work, "spool"), 16 << 20)
+instrumentation.start(("botocore", "urllib3", "requests", "http.client"), pipeline.accept, False)
+CURRENT.invocation_starts("request-1", False)
+import boto3
+import botocore.client
+from botocore.stub import Stubber
+
+client = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+instrumented = botocore.client.BaseClient._make_api_call
+variants = {"bare": instrumented.__wrapped__, "instrumented": instrumented}
+response = {"Item": {"id": {"S": "1"}}, "ResponseMetadata": {"RequestId": "R", "HTTPStatusCode": 200,
+                                                             "RetryAttempts": 0}}
+per_call = {name: [] for name in variants}
+with Stubber(client) as stubber:
+    for _ in range(rounds):
+        for name, make_api_call in variants.items():  # the same process, rounds interleaved
+            botocore.client.BaseClient._make_api_call = make_api_call
+            for _ in range(calls):
+                stubber.add_response("get_item", response, {"TableName": "t", "Key": {"id": {"S": "1"}}})
+            start = time.process_time()
+            for _ in range(calls):
+                client.get_item(TableName="t", Key={"id": {"S": "1"}})
+            per_call[name].append((time.process_time() - start) / calls * 1e6)
+        pipeline.flush(1.0)  # between rounds, as the extension does between invocations
+differences = [mine - bare for mine, bare in zip(per_call["instrumented"], per_call["bare"])]
+print(json.dumps({"bare": statistics.median(per_call["bare"]),
+                  "instrumented": statistics.median(per_call["instrumented"]),
+                  "difference": statistics.median(differences)}))
+"""
+
+
+def init_trial(
+    task_roots: dict[str, Path], layer: Path, variant: tuple[str, dict[str, str]]
+) -> dict[str, Any]:
+    from lambda_wrapper.sandbox import FunctionSpec, Sandbox
+
+    function, env = variant
+    spec = FunctionSpec(task_root=task_roots[function], layer_dir=layer, memory_mb=1024, timeout_s=30,
+                        env={"LAMBDA_WRAPPER_EXPORTERS": "file", **env})
+    with Sandbox(spec) as sandbox:
+        result = sandbox.invoke(b"{}")
+        assert result.status_code == 200, result.body
+        init = next(e for e in sandbox.telemetry_events if e["type"] == "platform.initReport")
+    return {"initMs": init["record"]["metrics"]["durationMs"], "modules": result.json()["modules"]}
+
+
+def call_trial(calls: int, rounds: int) -> dict[str, float]:
+    result = subprocess.run(
+        [sys.executable, "-c", CALL_WORKER, str(calls), str(rounds)],
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    figures: dict[str, float] = json.loads(result.stdout)
+    return figures
+
+
+def measure(trials: int, calls: int, rounds: int) -> dict[str, Any]:
+    from lambda_wrapper.sandbox.layer_source import working_tree_layer_dir
+
+    work = Path(tempfile.mkdtemp(prefix="measure-calls-"))
+    try:
+        layer = working_tree_layer_dir()
+        task_roots = {}
+        for name, source in FUNCTIONS.items():
+            task_roots[name] = work / name
+            task_roots[name].mkdir()
+            (task_roots[name] / "app.py").write_text(textwrap.dedent(source))
+        init_runs = interleaved(trials, INIT_VARIANTS, lambda variant: init_trial(task_roots, layer, variant))
+        print("init trials done", file=sys.stderr)
+        call_runs = [call_trial(calls, rounds) for _ in range(trials)]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    added: dict[str, list[str]] = {}
+    for library in ("no library", "boto3"):
+        default = set(init_runs[f"{library}, defaults"][0]["modules"])
+        instrumented = set(init_runs[f"{library}, instrument=all"][0]["modules"])
+        added[library] = sorted(instrumented - default)
+    return rounded({
+        "setting": setting(),
+        "counts": {"trials": trials, "calls": calls, "rounds": rounds},
+        "initMs": {name: statistics.median(run["initMs"] for run in runs)
+                   for name, runs in init_runs.items()},
+        "initSpreadMs": {name: (max(r["initMs"] for r in runs) - min(r["initMs"] for r in runs)) / 2
+                         for name, runs in init_runs.items()},
+        "modulesAdded": added,
+        "perCallUs": {key: statistics.median(run[key] for run in call_runs)
+                      for key in ("bare", "instrumented", "difference")},
+    })
+
+
+def render(data: dict[str, Any]) -> str:
+    setting_ = data["setting"]
+    init, spread, per_call = data["initMs"], data["initSpreadMs"], data["perCallUs"]
+    counts = data["counts"]
+    dirty = " (with uncommitted changes to the measured code)" if setting_.get("uncommitted") else ""
+    lines = [
+        f"Measured {setting_['date']} on commit `{setting_['commit']}`{dirty}, {setting_['machine']}, "
+        f"Python {setting_['python']}, by `bench/measure_calls.py` ({counts['trials']} interleaved trials "
+        "per variant; medians).",
+        "",
+        "| variant | Init (platform) | ± half range | modules added by the instrumentation |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    for library in ("no library", "boto3"):
+        base = init[f"{library}, defaults"]
+        for suffix in ("defaults", "instrument=all"):
+            name = f"{library}, {suffix}"
+            delta = "" if suffix == "defaults" else f" ({init[name] - base:+.1f} ms)"
+            added = "" if suffix == "defaults" else (
+                ", ".join(f"`{m}`" for m in data["modulesAdded"][library]) or "none")
+            lines.append(f"| {name} | {init[name]:.1f} ms{delta} | {spread[name]:.1f} ms | {added} |")
+    lines += [
+        "",
+        f"Per AWS SDK call (DynamoDB `GetItem` answered by botocore's `Stubber`; CPU time of "
+        f"{counts['calls']} calls per round, {counts['rounds']} rounds alternating with and without the "
+        f"patch in one process, {counts['trials']} processes; medians): {per_call['bare']:.1f} µs bare, "
+        f"{per_call['instrumented']:.1f} µs instrumented, **{per_call['difference']:+.1f} µs per call**, "
+        "the span's record and its hand-over to the export pipeline (spool write) included.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def block(data: dict[str, Any]) -> str:
+    encoded = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return f"{BEGIN}\n{render(data)}{DATA_PREFIX}{encoded} -->\n{END}"
+
+
+def read_block(doc: str) -> tuple[str, dict[str, Any]]:
+    """The section as it stands in ``doc`` and the data stored with it."""
+    begin, end = doc.index(BEGIN) + len(BEGIN) + 1, doc.index(END)
+    text = doc[begin:end]
+    rendered, _, data = text.partition(DATA_PREFIX)
+    return rendered, json.loads(data.rsplit(" -->", 1)[0])
+
+
+def write_block(doc: str, data: dict[str, Any]) -> str:
+    if BEGIN not in doc:
+        return doc.rstrip("\n") + "\n\n## Downstream-call instrumentation\n\n" + block(data) + "\n"
+    return doc[:doc.index(BEGIN)] + block(data) + doc[doc.index(END) + len(END):]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--trials", type=int, default=9, help="interleaved trials per variant")
+    parser.add_argument("--calls", type=int, default=2000, help="calls per timed round")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per process (the best counts)")
+    parser.add_argument("--update-doc", action="store_true", help=f"write the section into {DOC}")
+    args = parser.parse_args()
+    data = measure(args.trials, args.calls, args.rounds)
+    if args.update_doc:
+        DOC.write_text(write_block(DOC.read_text(), data))
+        print(f"wrote the calls-costs section into {DOC}", file=sys.stderr)
+    else:
+        print(render(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
