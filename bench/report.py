@@ -234,6 +234,19 @@ make bench-check    # the budgets; exits non-zero when one is missed, and says w
 """
 
 
+# Sections other scripts generate in the same file (heading, end marker): kept as they are.
+KEPT_SECTIONS = (("## Downstream-call instrumentation", "<!-- calls-costs:end -->"),)
+
+
+def kept_sections(target: Path) -> str:
+    text = target.read_text() if target.exists() else ""
+    kept = []
+    for heading, end in KEPT_SECTIONS:
+        if heading in text and end in text:
+            kept.append(text[text.index(heading):text.index(end) + len(end)])
+    return "".join(f"\n{section}\n" for section in kept)
+
+
 def write_docs(results: dict[str, Any], markdown: str, json_path: Path, target: Path) -> None:
     minutes = max(1, round(results.get("duration_s", 0) / 60))
     header = DOC_HEADER.replace("{minutes}", str(minutes))
@@ -244,6 +257,7 @@ def write_docs(results: dict[str, Any], markdown: str, json_path: Path, target: 
     headline = f"## Headline\n\n{HEADLINE_BEGIN}\n{render_headline(results)}{HEADLINE_END}\n\n"
     chart = target.with_suffix(".svg")
     chart.write_text(render_svg(results))
+    kept = kept_sections(target)
     target.write_text(
         header
         + headline
@@ -251,6 +265,7 @@ def write_docs(results: dict[str, Any], markdown: str, json_path: Path, target: 
         + "## Latest results\n\n"
         + markdown
         + f"\nRaw results: `{shown_json}` (not committed; `bench/results/` is ignored).\n"
+        + kept
     )
     update_readme_headline(results, target.parent.parent / "README.md")
 
