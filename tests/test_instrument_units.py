@@ -176,7 +176,9 @@ def test_xray_sends_one_datagram_per_span_and_drops_what_does_not_fit(
     assert [(line["event"], line["tooLarge"], line["dropped"]) for line in lines] == [("xray_dropped", 1, 1)]
 
 
-def event(type_: str, record: Mapping[str, object], time_: str = "2024-05-01T10:00:00.000Z") -> TelemetryEvent:
+def event(
+    type_: str, record: Mapping[str, object], time_: str = "2024-05-01T10:00:00.000Z"
+) -> TelemetryEvent:
     return decode_events([{"time": time_, "type": type_, "record": record}]).events[0]
 
 
