@@ -3,14 +3,14 @@
 Phase one (``register``, main thread, before the user's handler is imported) makes
 the two loopback round trips Lambda only accepts during Init: register (closes at the
 runtime's first ``/next``, so it must have *returned* by then) and the Telemetry API
-subscription (closes at the end of Init), with the listener socket bound in between;
-``listen()`` queues the platform's connections until a thread serves them. Nothing
-runs beside the main thread yet, so nothing competes with the handler import.
+subscription (closes at the end of Init), with the listener socket bound in between.
+Then the listener's thread starts (``start_listener``): idle in ``poll`` unless the
+platform sends telemetry, it spools what the handler prints while it is imported.
 
-Phase two (``start``, after the handler import) starts the threads: the event loop,
-whose first act is ``/event/next`` (Init is not over until it arrives), and the
-listener. While the event loop waits for the platform it also does the background
-work: spool recovery once, then a flush whenever the supervisor signals one is due.
+Phase two (``start``, after the handler import, so that it does not compete with
+it) starts the event loop, whose first act is ``/event/next`` (Init is not over until
+it arrives). While it waits for the platform it also does the background work: spool
+recovery once, then a flush whenever the supervisor signals one is due.
 
 Nothing here may take the function down: every failure is one diagnostic line and
 the function carries on without telemetry.
@@ -127,11 +127,19 @@ class InternalExtension:
         return True
 
     # -- phase two ----------------------------------------------------------------
-    def start(self) -> None:
-        """Start the threads; call once the handler is imported, before Init ends."""
-        self._spawn(self._event_loop, "lambda-wrapper-extension")
-        # Even without a bound port it watches the SIGTERM wakeup fd.
+    def start_listener(self) -> None:
+        """Serve the listener from now on; call before the handler is imported.
+
+        Lines the handler prints while it is imported reach us during Init, and only a
+        running listener spools them: if Init then dies (init timeout, crash) the next
+        Init exports them. Until the platform sends something it waits in ``poll``.
+        Even without a bound port it watches the SIGTERM wakeup fd.
+        """
         self._listener_thread = self.listener.start()
+
+    def start(self) -> None:
+        """Start the event loop; call once the handler is imported, before Init ends."""
+        self._spawn(self._event_loop, "lambda-wrapper-extension")
         if any(getattr(channel.exporter, "prepare", None) is not None for channel in self.pipeline.channels):
             # Remote exporters load TLS certificates (40-100 ms) on first use: do it
             # beside the end of Init, not inside the first invocation's flush budget.

@@ -180,7 +180,8 @@ class Supervisor:
 
     # -- start-up -------------------------------------------------------------------------
     def start_extension(self) -> None:
-        """Register, bind the listener and subscribe (main thread, Init); no thread yet."""
+        """Register, bind the listener and subscribe on this (the main) thread; start only
+        the listener, idle until the platform sends telemetry."""
         try:
             from ..export.pipeline import Pipeline
             from ..export.registry import build_exporters, telemetry_types
@@ -198,12 +199,13 @@ class Supervisor:
             if not extension.register():
                 return
             shutdown.install(extension.shutdown_flush, extension.listener.watch_fd)
+            extension.start_listener()
             self.extension = extension
         except Exception as exc:
             diagnostics.emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
 
     def start_extension_threads(self) -> None:
-        """After the handler import, so that nothing competes with it for the GIL."""
+        """After the handler import, so that the event loop does not compete with it."""
         if self.extension is None:
             return
         try:
