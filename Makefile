@@ -24,7 +24,7 @@ $(FUZZER): $(STAMP)
 
 # The official Runtime Interface Emulator, from the pinned aws-sam-cli wheel.
 rie: $(STAMP)
-	$(BIN)/python -c "from lambda_wrapper.sandbox.rie import ensure_rie; print(ensure_rie())"
+	$(BIN)/python -c "from lambda_wrapper_dev.sandbox.rie import ensure_rie; print(ensure_rie())"
 
 demo: $(STAMP)
 	$(BIN)/lambda-wrapper run --task-root examples/hello --handler app.handler --invokes 3 \

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lambda_wrapper.sandbox.runtime_image import cache_root
+from lambda_wrapper_dev.sandbox.runtime_image import cache_root
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO_ROOT / "bench"

@@ -112,7 +112,7 @@ print(json.dumps({"bare": statistics.median(per_call["bare"]),
 def init_trial(
     task_roots: dict[str, Path], layer: Path, variant: tuple[str, dict[str, str]]
 ) -> dict[str, Any]:
-    from lambda_wrapper.sandbox import FunctionSpec, Sandbox
+    from lambda_wrapper_dev.sandbox import FunctionSpec, Sandbox
 
     function, env = variant
     spec = FunctionSpec(task_root=task_roots[function], layer_dir=layer, memory_mb=1024, timeout_s=30,
@@ -135,7 +135,7 @@ def call_trial(calls: int, rounds: int) -> dict[str, float]:
 
 
 def measure(trials: int, calls: int, rounds: int) -> dict[str, Any]:
-    from lambda_wrapper.sandbox.layer_source import working_tree_layer_dir
+    from lambda_wrapper_dev.sandbox.layer_source import working_tree_layer_dir
 
     work = Path(tempfile.mkdtemp(prefix="measure-calls-"))
     try:

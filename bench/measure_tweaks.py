@@ -148,7 +148,7 @@ def build_task_root(target: Path) -> Path:
 
 
 def run_trial(task_root: Path, layer: Path, on: str | None) -> dict[str, float]:
-    from lambda_wrapper.sandbox import FunctionSpec, Sandbox
+    from lambda_wrapper_dev.sandbox import FunctionSpec, Sandbox
 
     env = {f"LAMBDA_WRAPPER_TWEAK_{name}": "true" if name == on else "false" for name in TWEAKS}
     env["LAMBDA_WRAPPER_EXPORTERS"] = "file"
@@ -276,7 +276,7 @@ def commit_measured() -> dict[str, Any]:
 
 def setting() -> dict[str, Any]:
     from bench.machine import machine_info
-    from lambda_wrapper.sandbox.runtime_image import AWSLAMBDARIC_VERSION
+    from lambda_wrapper_dev.sandbox.runtime_image import AWSLAMBDARIC_VERSION
 
     machine = machine_info()
     return {
@@ -394,7 +394,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs of each direct import or workload")
     parser.add_argument("--update-doc", action="store_true", help=f"write the figures into {DOC}")
     args = parser.parse_args()
-    from lambda_wrapper.sandbox.layer_source import working_tree_layer_dir
+    from lambda_wrapper_dev.sandbox.layer_source import working_tree_layer_dir
 
     work = Path(tempfile.mkdtemp(prefix="measure-tweaks-"))
     try:

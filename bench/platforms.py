@@ -5,7 +5,7 @@ and, after ``stop()``, what the platform itself recorded (``Observations``): the
 duration (runtime process start to its first ``/next``), per-invocation runtime and
 report durations, post-runtime extension time, and dropped-log counts.
 
-The sandbox runs in this process (``lambda_wrapper.sandbox``); the RIE is the official
+The sandbox runs in this process (``lambda_wrapper_dev.sandbox``); the RIE is the official
 binary in a private mount namespace, like ``tests/platforms.py`` runs it, with its own
 small runner here so the benchmark does not depend on test code.
 """
@@ -29,9 +29,9 @@ from typing import Any
 
 import psutil
 
-from lambda_wrapper.sandbox.mounts import lambda_binds, namespace_argv, namespaces_available
-from lambda_wrapper.sandbox.rie import ensure_rie, function_environment
-from lambda_wrapper.sandbox.runtime_image import ensure_runtime_image
+from lambda_wrapper_dev.sandbox.mounts import lambda_binds, namespace_argv, namespaces_available
+from lambda_wrapper_dev.sandbox.rie import ensure_rie, function_environment
+from lambda_wrapper_dev.sandbox.runtime_image import ensure_runtime_image
 
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 MEMORY_MB = 1024  # generous, so that no variant runs into the limit
@@ -130,12 +130,12 @@ def _cpu_ns(pid: int) -> int:
 
 
 class SandboxEnvironment(FunctionEnvironment):
-    """``lambda_wrapper.sandbox.Sandbox``, in this process."""
+    """``lambda_wrapper_dev.sandbox.Sandbox``, in this process."""
 
     platform = "sandbox"
 
     def __init__(self, spec: EnvironmentSpec) -> None:
-        from lambda_wrapper.sandbox import FunctionSpec, Sandbox
+        from lambda_wrapper_dev.sandbox import FunctionSpec, Sandbox
 
         self._workdir = Path(tempfile.mkdtemp(prefix="lw-bench-"))
         function_spec = FunctionSpec(

@@ -12,7 +12,7 @@ from .machine import short_description
 from .summary import BASELINE
 
 PLATFORM_TITLES = {
-    "sandbox": "the local sandbox (lambda_wrapper.sandbox, Telemetry API included)",
+    "sandbox": "the local sandbox (lambda_wrapper_dev.sandbox, Telemetry API included)",
     "rie": "AWS's Runtime Interface Emulator (official binary; no Telemetry API)",
 }
 

@@ -180,7 +180,7 @@ def _cold_warm_rounds(
 def _library_cost(variant: Variant, spec: EnvironmentSpec) -> tuple[float, float] | None:
     if not variant.libraries:
         return None
-    from lambda_wrapper.sandbox.runtime_image import ensure_runtime_image
+    from lambda_wrapper_dev.sandbox.runtime_image import ensure_runtime_image
 
     image = ensure_runtime_image()
     python_paths = [spec.layer_dir / "python"] if spec.layer_dir else []
@@ -224,7 +224,7 @@ def _check(results: dict[str, Any], args: argparse.Namespace) -> int:
 
 def _explain(variant_names: list[str], results: dict[str, Any], args: argparse.Namespace) -> None:
     """An import-time breakdown for each variant that missed a budget (see ``importtime``)."""
-    from lambda_wrapper.sandbox.runtime_image import ensure_runtime_image
+    from lambda_wrapper_dev.sandbox.runtime_image import ensure_runtime_image
 
     variants = select(",".join(variant_names))
     layers, skipped = _build_layers(variants)
@@ -309,8 +309,8 @@ def _usable_platforms(wanted: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def _software() -> dict[str, str]:
-    from lambda_wrapper.sandbox.rie import AWS_SAM_CLI_VERSION
-    from lambda_wrapper.sandbox.runtime_image import AWSLAMBDARIC_VERSION
+    from lambda_wrapper_dev.sandbox.rie import AWS_SAM_CLI_VERSION
+    from lambda_wrapper_dev.sandbox.runtime_image import AWSLAMBDARIC_VERSION
 
     return {"awslambdaric": AWSLAMBDARIC_VERSION, "aws_sam_cli": AWS_SAM_CLI_VERSION}
 

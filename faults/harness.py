@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lambda_wrapper.export.spool import read_segment
-from lambda_wrapper.sandbox import FunctionSpec, InvokeResult, Sandbox
+from lambda_wrapper_dev.sandbox import FunctionSpec, InvokeResult, Sandbox
 
 from .context import Context, SessionRecord
 from .functions import FILL, MARK, WRITE_VIOLATION

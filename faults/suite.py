@@ -34,7 +34,7 @@ FAMILIES = (
 def private_layer(work_dir: Path) -> Path:
     """A private copy of the layer built from this checkout (see tests/conftest.py:
     the shared build is swapped out whenever someone rebuilds it)."""
-    from lambda_wrapper.sandbox.layer_source import working_tree_layer_dir
+    from lambda_wrapper_dev.sandbox.layer_source import working_tree_layer_dir
 
     target = work_dir / "opt"
     for _attempt in range(3):

@@ -42,7 +42,7 @@ def layer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     deleted) whenever anyone rebuilds it after an edit, which would pull the files
     from under a platform of ours that has it mounted.
     """
-    from lambda_wrapper.sandbox.layer_source import working_tree_layer_dir
+    from lambda_wrapper_dev.sandbox.layer_source import working_tree_layer_dir
 
     snapshot = tmp_path_factory.mktemp("layer") / "opt"
     for _attempt in range(3):

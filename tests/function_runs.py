@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lambda_wrapper.sandbox import FunctionSpec, InvokeResult, Sandbox
+from lambda_wrapper_dev.sandbox import FunctionSpec, InvokeResult, Sandbox
 
 EXPORTED_FILE = Path("lambda-wrapper") / "telemetry.ndjson"
 

@@ -34,9 +34,9 @@ from typing import Any
 import psutil
 import pytest
 
-from lambda_wrapper.sandbox.mounts import Bind, Tmpfs, lambda_binds, namespace_argv, namespaces_available
-from lambda_wrapper.sandbox.rie import ensure_rie, function_environment
-from lambda_wrapper.sandbox.runtime_image import RuntimeImage, ensure_runtime_image
+from lambda_wrapper_dev.sandbox.mounts import Bind, Tmpfs, lambda_binds, namespace_argv, namespaces_available
+from lambda_wrapper_dev.sandbox.rie import ensure_rie, function_environment
+from lambda_wrapper_dev.sandbox.runtime_image import RuntimeImage, ensure_runtime_image
 
 RIE_IN_NAMESPACE = "/var/rapid/aws-lambda-rie"
 
@@ -387,7 +387,7 @@ def _descendants(pid: int) -> list[psutil.Process]:
 
 
 class SandboxPlatform(Platform):
-    """Our own local platform, ``lambda_wrapper.sandbox``."""
+    """Our own local platform, ``lambda_wrapper_dev.sandbox``."""
 
     name = "sandbox"
 
@@ -397,7 +397,7 @@ class SandboxPlatform(Platform):
         self._stopped_sandbox: Any = None
 
     def start(self, spec: FunctionUnderTest) -> None:
-        from lambda_wrapper.sandbox import FunctionSpec, Sandbox
+        from lambda_wrapper_dev.sandbox import FunctionSpec, Sandbox
 
         if spec.extra_binds:
             raise NotImplementedError("the sandbox has no extra mounts; use the RIE for this scenario")

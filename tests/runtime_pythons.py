@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from lambda_wrapper.sandbox.runtime_image import available_python_versions, host_python_version
+from lambda_wrapper_dev.sandbox.runtime_image import available_python_versions, host_python_version
 
 # What a CI machine (this machine kind) carries; 3.14 cannot be installed there yet.
 CI_REQUIRED_PYTHONS = ("3.10", "3.11", "3.12", "3.13")

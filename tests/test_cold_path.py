@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from function_runs import write_sources
-from lambda_wrapper.sandbox import FunctionSpec, Sandbox
+from lambda_wrapper_dev.sandbox import FunctionSpec, Sandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HEAVY = (

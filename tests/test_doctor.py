@@ -15,7 +15,7 @@ import pytest
 
 from function_runs import run_function
 from lambda_wrapper import doctor
-from lambda_wrapper.cli import main as cli_main
+from lambda_wrapper_dev.cli import main as cli_main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SECRET = "s3cr3t-do-not-print"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_wrapper.sandbox import FunctionSpec, Sandbox
+from lambda_wrapper_dev.sandbox import FunctionSpec, Sandbox
 from platforms import FunctionUnderTest, Platform, RiePlatform, invoke_when_idle
 
 FUNCTION = textwrap.dedent(

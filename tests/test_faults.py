@@ -23,7 +23,7 @@ from faults.suite import FAMILIES, run_suite  # noqa: E402
 
 @pytest.fixture(scope="module")
 def results(layer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Result]:
-    from lambda_wrapper.sandbox.mounts import namespaces_available
+    from lambda_wrapper_dev.sandbox.mounts import namespaces_available
 
     if not namespaces_available():
         pytest.skip("the fault suite needs the sandbox's namespace mode (root): /var/task and /opt read-only")

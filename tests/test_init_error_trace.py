@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from lambda_wrapper.sandbox import FunctionSpec, Sandbox
-from lambda_wrapper.sandbox.runtime_image import find_interpreter
+from lambda_wrapper_dev.sandbox import FunctionSpec, Sandbox
+from lambda_wrapper_dev.sandbox.runtime_image import find_interpreter
 
 # The Python versions Lambda runs that awslambdaric 4.2.2 supports.
 LAMBDA_PYTHONS = ("3.10", "3.11", "3.12", "3.13")

@@ -770,7 +770,7 @@ def test_sample_function_runs_in_the_sandbox_from_the_built_zip(
     """The layer that is tested is the layer that ships: run examples/hello from the zip, on each runtime."""
     import json
 
-    from lambda_wrapper.sandbox.run_command import main as run_main
+    from lambda_wrapper_dev.sandbox.run_command import main as run_main
 
     host = "arm64" if os.uname().machine in ("aarch64", "arm64") else "x86_64"
     argv = ["--task-root", str(REPO_ROOT / "examples" / "hello"), "--handler", "app.handler",
@@ -818,7 +818,7 @@ def handler(event, context):
 @pytest.fixture(scope="session")
 def zip_layer_dir(dist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The host architecture's zip extracted with its modes, as Lambda lays it out at /opt."""
-    from lambda_wrapper.sandbox.run_command import extract_zip
+    from lambda_wrapper_dev.sandbox.run_command import extract_zip
 
     target = tmp_path_factory.mktemp("zip-layer") / "opt"
     return extract_zip(zip_path(dist_dir, host_architecture().name), target)

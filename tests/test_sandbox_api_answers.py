@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from fixtures import api_exchanges
-from lambda_wrapper.sandbox.extensions_api import ExtensionsApi
-from lambda_wrapper.sandbox.runtime_api import RuntimeApi, RuntimeEvents
-from lambda_wrapper.sandbox.server import PlatformServer, Router
-from lambda_wrapper.sandbox.state import EnvironmentState, Invocation, RuntimeStates
-from lambda_wrapper.sandbox.telemetry_api import TelemetryApi
+from lambda_wrapper_dev.sandbox.extensions_api import ExtensionsApi
+from lambda_wrapper_dev.sandbox.runtime_api import RuntimeApi, RuntimeEvents
+from lambda_wrapper_dev.sandbox.server import PlatformServer, Router
+from lambda_wrapper_dev.sandbox.state import EnvironmentState, Invocation, RuntimeStates
+from lambda_wrapper_dev.sandbox.telemetry_api import TelemetryApi
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lambda_wrapper.sandbox import FunctionSpec, Sandbox
-from lambda_wrapper.sandbox import cgroups as cgroup_limits
+from lambda_wrapper_dev.sandbox import FunctionSpec, Sandbox
+from lambda_wrapper_dev.sandbox import cgroups as cgroup_limits
 
 pytestmark = pytest.mark.timeout(90)
 

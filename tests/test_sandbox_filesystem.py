@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lambda_wrapper.sandbox import FunctionSpec, Sandbox
-from lambda_wrapper.sandbox.mounts import namespaces_available
-from lambda_wrapper.sandbox.probes import write_probe_function
+from lambda_wrapper_dev.sandbox import FunctionSpec, Sandbox
+from lambda_wrapper_dev.sandbox.mounts import namespaces_available
+from lambda_wrapper_dev.sandbox.probes import write_probe_function
 
 pytestmark = pytest.mark.timeout(60)
 

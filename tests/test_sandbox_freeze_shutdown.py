@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from lambda_wrapper.sandbox import FunctionSpec, Sandbox
-from lambda_wrapper.sandbox.probes import read_records, write_probe_extension, write_probe_function
-from lambda_wrapper.sandbox.runtime_image import ensure_runtime_image
+from lambda_wrapper_dev.sandbox import FunctionSpec, Sandbox
+from lambda_wrapper_dev.sandbox.probes import read_records, write_probe_extension, write_probe_function
+from lambda_wrapper_dev.sandbox.runtime_image import ensure_runtime_image
 
 pytestmark = pytest.mark.timeout(60)
 

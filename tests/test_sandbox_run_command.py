@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from function_runs import write_sources
-from lambda_wrapper.sandbox import run_command
-from lambda_wrapper.sandbox.runtime_image import LAMBDA_PYTHON_VERSIONS
+from lambda_wrapper_dev.sandbox import run_command
+from lambda_wrapper_dev.sandbox.runtime_image import LAMBDA_PYTHON_VERSIONS
 from runtime_pythons import available_runtime_pythons
 
 pytestmark = pytest.mark.timeout(120)

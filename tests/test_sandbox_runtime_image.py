@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from function_runs import write_sources
-from lambda_wrapper.sandbox.runtime_image import (
+from lambda_wrapper_dev.sandbox.runtime_image import (
     RUNTIME_SDK,
     cache_root,
     ensure_runtime_image,

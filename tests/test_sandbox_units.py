@@ -12,19 +12,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lambda_wrapper.sandbox import records
-from lambda_wrapper.sandbox.freeze_clock import FreezeClock
-from lambda_wrapper.sandbox.runtime_api import normalise_error_type
-from lambda_wrapper.sandbox.server import PlatformServer, Router, json_response
-from lambda_wrapper.sandbox.subscriber_views import StoredEvent, view_for
-from lambda_wrapper.sandbox.subscription_rules import (
+from lambda_wrapper_dev.sandbox import records
+from lambda_wrapper_dev.sandbox.freeze_clock import FreezeClock
+from lambda_wrapper_dev.sandbox.runtime_api import normalise_error_type
+from lambda_wrapper_dev.sandbox.server import PlatformServer, Router, json_response
+from lambda_wrapper_dev.sandbox.subscriber_views import StoredEvent, view_for
+from lambda_wrapper_dev.sandbox.subscription_rules import (
     Buffering,
     Destination,
     SubscriptionInvalid,
     SubscriptionRequest,
     parse_subscription,
 )
-from lambda_wrapper.sandbox.telemetry_bus import TelemetryBus
+from lambda_wrapper_dev.sandbox.telemetry_bus import TelemetryBus
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from fixtures import API_EXCHANGES, batch_bodies, batches, load, raw_events, telemetry_files
-from lambda_wrapper.telemetry.command import decode_files
 from lambda_wrapper.telemetry.decode import (
     UnreadableBatch,
     decode_batch,
@@ -22,6 +21,7 @@ from lambda_wrapper.telemetry.decode import (
     parse_time_ms,
 )
 from lambda_wrapper.telemetry.records import MalformedEntry, TelemetryEvent
+from lambda_wrapper_dev.telemetry_decode import decode_files
 
 # Event types of each hand-written fixture file, batch after batch, in delivery order.
 WRITTEN_TYPES: dict[str, list[str]] = {
@@ -797,7 +797,7 @@ def test_ten_thousand_event_batch_decodes_quickly() -> None:
 def test_decoding_modules_stay_off_heavy_imports() -> None:
     probe = (
         "import sys; before = set(sys.modules); "
-        "import lambda_wrapper.telemetry.decode, lambda_wrapper.telemetry.command; "
+        "import lambda_wrapper.telemetry.decode, lambda_wrapper_dev.telemetry_decode; "
         "print('\\n'.join(sorted(set(sys.modules) - before)))"
     )
     loaded = set(
@@ -943,7 +943,7 @@ def test_module_entry_point_runs_the_command(tmp_path: Path) -> None:
     path = tmp_path / "batch.json"
     path.write_text(json.dumps([event("function", "via -m")]))
     result = subprocess.run(
-        [sys.executable, "-m", "lambda_wrapper.telemetry.command", str(path), str(tmp_path / "nope.json")],
+        [sys.executable, "-m", "lambda_wrapper_dev.telemetry_decode", str(path), str(tmp_path / "nope.json")],
         capture_output=True,
         text=True,
         check=False,

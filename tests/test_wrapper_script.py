@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from lambda_wrapper.sandbox.mounts import Bind, namespace_argv
-from lambda_wrapper.sandbox.runtime_image import ensure_runtime_image
+from lambda_wrapper_dev.sandbox.mounts import Bind, namespace_argv
+from lambda_wrapper_dev.sandbox.runtime_image import ensure_runtime_image
 from platforms import TESTS_DIR, FunctionUnderTest, Platform, skip_unless_rie_can_run
 
 WRAPPER = TESTS_DIR.parent / "wrapper" / "lambda-wrapper"

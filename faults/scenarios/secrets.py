@@ -79,7 +79,7 @@ def _host_doctor(ctx: Context, env: dict[str, str]) -> bool:
         [sys.executable, "-m", "lambda_wrapper.doctor", "--json"],
         [str(script), "doctor"]
         if script.exists()
-        else [sys.executable, "-m", "lambda_wrapper.cli", "doctor"],
+        else [sys.executable, "-m", "lambda_wrapper_dev.cli", "doctor"],
     ]
     ok = True
     for command in commands:

@@ -36,13 +36,14 @@ from typing import Any, TextIO
 
 import structlog
 
-from .. import settings as wrapper_settings
+from lambda_wrapper import settings as wrapper_settings
+
 from .layer_source import working_tree_layer_dir
 from .platform import FunctionSpec, Sandbox
 from .results import InvokeResult
 from .runtime_image import LAMBDA_PYTHON_VERSIONS, available_python_versions, host_python_version
 
-log = structlog.get_logger("lambda_wrapper.sandbox.run")
+log = structlog.get_logger("lambda_wrapper_dev.sandbox.run")
 
 FILE_EXPORTER = "the file exporter"
 

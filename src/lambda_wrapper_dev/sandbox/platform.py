@@ -78,7 +78,7 @@ from .telemetry_bus import TelemetryBus
 
 __all__ = ["FunctionSpec", "InvocationSummary", "InvokeResult", "Sandbox"]
 
-log = structlog.get_logger("lambda_wrapper.sandbox")
+log = structlog.get_logger("lambda_wrapper_dev.sandbox")
 
 
 @dataclass

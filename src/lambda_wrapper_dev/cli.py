@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         if not rest or rest[0] != "decode":
             print("usage: lambda-wrapper telemetry decode FILE...", file=sys.stderr)
             return 2
-        from .telemetry.command import decode_files
+        from .telemetry_decode import decode_files
 
         return decode_files(rest[1:], sys.stdout, sys.stderr)
     if command == "doctor":
-        from .doctor import main as doctor_main
+        from lambda_wrapper.doctor import main as doctor_main
 
         return doctor_main(rest)
     print(f"lambda-wrapper: unknown command {command!r}\n\n{USAGE}", file=sys.stderr, end="")

@@ -57,7 +57,7 @@ from .subscriber_views import view_for
 from .subscription_rules import SubscriptionRequest
 from .telemetry_bus import TelemetryBus
 
-log = structlog.get_logger("lambda_wrapper.sandbox")
+log = structlog.get_logger("lambda_wrapper_dev.sandbox")
 
 TIMED_OUT = "timeout"
 OUT_OF_MEMORY = "Runtime.OutOfMemory"

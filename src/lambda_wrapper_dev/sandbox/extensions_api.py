@@ -12,7 +12,8 @@ import json
 import uuid
 from collections.abc import Callable
 
-from ..telemetry.decode import json_kind
+from lambda_wrapper.telemetry.decode import json_kind
+
 from .server import (
     DropConnection,
     Request,

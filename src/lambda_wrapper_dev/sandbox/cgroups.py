@@ -35,7 +35,7 @@ from pathlib import Path
 
 import structlog
 
-from ..export.spool import process_alive
+from lambda_wrapper.export.spool import process_alive
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CONTROLLERS = ("memory", "cpu", "freezer")
@@ -53,7 +53,7 @@ FALLBACK = (
     "by memory size, and freezing uses SIGSTOP"
 )
 
-log = structlog.get_logger("lambda_wrapper.sandbox")
+log = structlog.get_logger("lambda_wrapper_dev.sandbox")
 _fallback_reported = False
 
 
