@@ -33,7 +33,6 @@ from layerbuild.interpreters import Interpreter, find_interpreters  # noqa: E402
 from layerbuild.pins import PINS, Pin  # noqa: E402
 from layerbuild.progress import SILENT  # noqa: E402
 from layerbuild.runtimes import RUNTIME_PYTHONS  # noqa: E402
-from layerbuild.tree import LOCAL_ONLY_PATHS  # noqa: E402
 from layerbuild.wheels import InstalledDistribution, check_dependencies_pinned  # noqa: E402
 from layerbuild.wheeltags import WheelName  # noqa: E402
 from layerbuild.zipper import write_zip  # noqa: E402
@@ -130,20 +129,21 @@ def test_cli_build_all(
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
-def test_zip_layout(dist_dir: Path, arch: str) -> None:
+def test_zip_layout(dist_dir: Path, layer_inputs: LayerInputs, arch: str) -> None:
     path = zip_path(dist_dir, arch)
     with zipfile.ZipFile(path) as archive:
         infos = {info.filename: info for info in archive.infolist()}
     wrapper = infos["lambda-wrapper"]
     assert wrapper.external_attr >> 16 == stat.S_IFREG | 0o755, "wrapper must keep its exec bit"
     assert "python/lambda_wrapper/__init__.py" in infos
-    # Local development tooling never ships; what runs on Lambda (doctor, the decoder) does.
-    assert {"sandbox", "cli.py", "__main__.py", "telemetry/command.py"} <= LOCAL_ONLY_PATHS
-    for local in LOCAL_ONLY_PATHS:
-        stem = f"python/lambda_wrapper/{local.removesuffix('.py')}"
-        assert not [name for name in infos if name == f"{stem}.py" or name.startswith(f"{stem}/")], local
-        folder, _, module = stem.rpartition("/")
-        assert not [name for name in infos if name.startswith(f"{folder}/__pycache__/{module}.")], local
+    # The whole runtime package ships, every module of it (development tooling is another package).
+    package_dir = layer_inputs.package_dir
+    sources = {
+        f"python/lambda_wrapper/{relative.as_posix()}"
+        for relative in (source.relative_to(package_dir) for source in package_dir.rglob("*.py"))
+        if "__pycache__" not in relative.parts
+    }
+    assert sources <= set(infos)
     assert "python/lambda_wrapper/doctor.py" in infos
     assert "python/lambda_wrapper/telemetry/decode.py" in infos
     for top_level in (
@@ -707,7 +707,6 @@ def test_layer_dir_tree_is_the_unzipped_layer(tmp_path: Path, layer_inputs: Laye
     assert os.access(wrapper, os.X_OK)
     assert wrapper.read_bytes() == layer_inputs.wrapper_script.read_bytes()
     assert (out / "python" / "lambda_wrapper" / "__init__.py").is_file()
-    assert not (out / "python" / "lambda_wrapper" / "sandbox").exists()
     result = subprocess.run(
         [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
          "import lambda_wrapper, structlog, psutil; print(lambda_wrapper.__file__)", str(out / "python")],

@@ -20,20 +20,6 @@ from .wheels import check_dependencies_pinned, fetch_wheels, install_wheel
 WRAPPER_NAME = "lambda-wrapper"  # lands at /opt/lambda-wrapper, the AWS_LAMBDA_EXEC_WRAPPER value
 SITE_DIR_NAME = "python"  # /opt/python is on sys.path for every Python runtime
 LAYER_TOP_LEVEL = frozenset({WRAPPER_NAME, SITE_DIR_NAME})
-# Package paths (relative to lambda_wrapper/, a file or a whole folder) that serve local development
-# only and never ship. This is the one list: the build and the tests read it from here.
-LOCAL_ONLY_PATHS = frozenset(
-    {
-        # The local Lambda emulator (`lambda-wrapper run`): it must never reach a real /opt.
-        "sandbox",
-        # The `lambda-wrapper` console script and `python -m lambda_wrapper`: local tooling (run, layer,
-        # telemetry decode) that nothing on Lambda imports. `python -m lambda_wrapper.doctor` still ships.
-        "cli.py",
-        "__main__.py",
-        # `lambda-wrapper telemetry decode FILE...`; the decoder it drives (telemetry/decode.py) ships.
-        "telemetry/command.py",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -45,11 +31,12 @@ class LayerTree:
 
 
 def package_files(package_dir: Path) -> list[PurePosixPath]:
-    """The package's files that ship, relative to the package directory, sorted."""
+    """The package's files, relative to the package directory, sorted: the whole runtime package ships
+    (development tooling lives in another package, ``lambda_wrapper_dev``, which never does)."""
     shipped = []
     for path in package_dir.rglob("*"):
         relative = PurePosixPath(path.relative_to(package_dir).as_posix())
-        if path.is_dir() or _is_local_only(relative):
+        if path.is_dir():
             continue
         # Developer bytecode is for whatever interpreter ran the tests, in timestamp mode; the
         # build compiles its own. Dotfiles are editor and OS droppings.
@@ -59,11 +46,6 @@ def package_files(package_dir: Path) -> list[PurePosixPath]:
             continue
         shipped.append(relative)
     return sorted(shipped)
-
-
-def _is_local_only(relative: PurePosixPath) -> bool:
-    local_paths = (PurePosixPath(local) for local in LOCAL_ONLY_PATHS)
-    return any(relative == local or local in relative.parents for local in local_paths)
 
 
 def assemble_tree(
@@ -85,7 +67,7 @@ def assemble_tree(
     os.chmod(wrapper, 0o755)
 
     site_dir = root / SITE_DIR_NAME
-    progress.step(f"{label}copying {PACKAGE_NAME} (without {', '.join(sorted(LOCAL_ONLY_PATHS))})")
+    progress.step(f"{label}copying {PACKAGE_NAME}")
     for relative in package_files(inputs.package_dir):
         target = site_dir / PACKAGE_NAME / relative
         target.parent.mkdir(parents=True, exist_ok=True)
