@@ -300,6 +300,8 @@ def report_from_rie(open_platform: Callable[[str], Platform], spec: FunctionUnde
     assert invocation.status_code == 200, platform.output()[-3000:]
     report = invocation.json
     assert isinstance(report, dict) and "sys_path" in report, (report, platform.output()[-3000:])
+    # The hook is invisible: the interpreter's start-up reported no error in it.
+    assert "Error in sitecustomize" not in platform.output(), platform.output()[-3000:]
     return report
 
 

@@ -30,13 +30,16 @@ def _restore_environment() -> None:
 
 
 def _chain_next_sitecustomize() -> None:
-    # We shadowed the interpreter's own sitecustomize, if it has one: run it now.
-    del sys.modules["sitecustomize"]
+    # We shadowed the interpreter's own sitecustomize, if it has one: run it now. Unless
+    # it takes our place, this module must be back in sys.modules when we return: the
+    # import system that is loading us pops our entry from it afterwards.
+    ours = sys.modules.pop("sitecustomize")
     try:
         import sitecustomize  # noqa: F401
     except ImportError:
-        pass
+        sys.modules["sitecustomize"] = ours
     except Exception as exc:  # the same leniency site.py shows a broken sitecustomize
+        sys.modules["sitecustomize"] = ours
         print(f"Error in sitecustomize; set PYTHONVERBOSE for traceback:\n{type(exc).__name__}: {exc}",
               file=sys.stderr)
 
