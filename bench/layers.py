@@ -142,23 +142,14 @@ def installed_versions(site: Path, names: Sequence[str]) -> dict[str, str]:
 
 def own_version() -> str:
     """lambda-wrapper's version plus the commit it was built from (and whether the tree was dirty)."""
+    from lambda_wrapper_dev.provenance import commit_measured
+
     match = re.search(r'^version\s*=\s*"([^"]+)"', (REPO_ROOT / "pyproject.toml").read_text(), re.MULTILINE)
     version = match.group(1) if match else "?"
-    commit = _git("rev-parse", "--short", "HEAD")
-    if not commit:
+    state = commit_measured()
+    if state["commit"] == "?":
         return version
-    dirty = "+dirty" if _git("status", "--porcelain", "--untracked-files=no") else ""
-    return f"{version} ({commit}{dirty})"
-
-
-def _git(*args: str) -> str:
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return result.stdout.strip() if result.returncode == 0 else ""
+    return f"{version} ({state['commit']}{'+dirty' if state['uncommitted'] else ''})"
 
 
 def _pip_install_target(site: Path, requirements: Sequence[str]) -> None:

@@ -264,14 +264,10 @@ def debug_ranges(task_root: Path, runs: int) -> dict[str, Any]:
 
 def commit_measured() -> dict[str, Any]:
     """The commit the run measured, and whether the code it measures differed from it."""
-    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    measured = ("wrapper", "src/lambda_wrapper", "layer-build", "bench/measure_tweaks.py")
-    changed = subprocess.run(
-        ["git", "-C", str(REPO), "status", "--porcelain", "--", *measured],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()
-    return {"commit": head, "uncommitted": bool(changed)}
+    from lambda_wrapper_dev.provenance import MEASURED_CODE
+    from lambda_wrapper_dev.provenance import commit_measured as measured_state
+
+    return measured_state((*MEASURED_CODE, "bench/measure_tweaks.py"))
 
 
 def setting() -> dict[str, Any]:

@@ -46,8 +46,11 @@ def render(results: list[Result], form: Form, elapsed_s: float) -> str:
             + " |"
         )
     passed = sum(r.verdict == PASS for r in results)
+    from lambda_wrapper_dev.provenance import describe
+
     summary = (
-        f"\n{passed}/{len(results)} scenarios passed; form `{form.name}`, {elapsed_s:.0f} s on "
+        f"\n{passed}/{len(results)} scenarios passed on commit `{describe()}`; form `{form.name}`, "
+        f"{elapsed_s:.0f} s on "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d', time.gmtime())}.\n"
     )
