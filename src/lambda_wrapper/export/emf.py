@@ -17,6 +17,8 @@ Documents, each emitted when the event that completes it arrives:
 - ``platform.logsDropped``: LogsDropped (records) and LogsDroppedBytes, when the
   platform reports them rather than at the next report, so a shutdown cannot lose them.
 - ``lambda_wrapper.warning``: TimeoutWarnings or MemoryWarnings (1 each).
+- ``lambda_wrapper.loss``: RecordsLost and RecordsLostBytes, records the pipeline
+  received and could not export (with ``reason`` and ``exporter``).
 
 Metric names are plural counts where they would otherwise clash with the ColdStart
 dimension. A ``ColdStart`` dimension is only part of documents that know the answer
@@ -78,8 +80,13 @@ _INIT_METRICS = (
     ("extensionInitMs", "ExtensionInit", "Milliseconds"),
     ("handlerImportMs", "HandlerImport", "Milliseconds"),
 )
+# Records our pipeline received and could not export (``lambda_wrapper.loss``).
+_LOSS_METRICS = (
+    ("droppedRecords", "RecordsLost", "Count"),
+    ("droppedBytes", "RecordsLostBytes", "Bytes"),
+)
 _WARNING_METRICS = {"timeout_warning": "TimeoutWarnings", "memory_warning": "MemoryWarnings"}
-_PROPERTIES = ("requestId", "status", "errorType", "warning")
+_PROPERTIES = ("requestId", "status", "errorType", "warning", "reason", "exporter")
 # Root members a dimension must not take: a dimension's value is a string, a metric's a number.
 _RESERVED_NAMES = frozenset(
     (
@@ -96,7 +103,7 @@ _RESERVED_NAMES = frozenset(
     )
 ) | {
     name
-    for table in (_REPORT_METRICS, _INVOCATION_METRICS, _PROCESS_METRICS, _INIT_METRICS)
+    for table in (_REPORT_METRICS, _INVOCATION_METRICS, _PROCESS_METRICS, _INIT_METRICS, _LOSS_METRICS)
     for _, name, _ in table
 }
 
@@ -153,6 +160,8 @@ class EmfExporter:
                 line = self._init(event)
             elif kind == "lambda_wrapper.warning":
                 line = self._warning(event)
+            elif kind == "lambda_wrapper.loss":
+                line = self._loss(event)
             else:
                 continue
             if line is not None:
@@ -227,6 +236,13 @@ class EmfExporter:
             (("droppedRecords", "LogsDropped", "Count"), ("droppedBytes", "LogsDroppedBytes", "Bytes")),
         )
         return self._document(event, metrics, {}, None)
+
+    def _loss(self, event: TelemetryEvent) -> str | None:
+        record = event.record
+        if not isinstance(record, dict):
+            return None
+        properties = {key: record.get(key) for key in ("reason", "exporter")}
+        return self._document(event, _copy_metrics(record, _LOSS_METRICS), properties, None)
 
     def _warning(self, event: TelemetryEvent) -> str | None:
         record = event.record

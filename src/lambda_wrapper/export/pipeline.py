@@ -18,10 +18,11 @@ import threading
 import time
 
 from .. import diagnostics
+from ..instruments.records import LOSS, own_event
 from ..telemetry.decode import UnreadableBatch, decode_batch, is_own_diagnostic
 from .breaker import CircuitBreaker
 from .errors import ExportError
-from .spool import Spool
+from .spool import Spool, count_records
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
@@ -35,7 +36,9 @@ if TYPE_CHECKING:
 
         def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None: ...
 
-MAX_EVENTS_PER_CALL = 5000
+# A local export call cannot be interrupted: at 128 MB (7 % of a CPU) 500 file records
+# take ~50 ms of wall time, short enough for a flush to stop before the SIGKILL.
+MAX_LOCAL_EVENTS_PER_CALL = 500
 # Remote payloads stay small: their encoding's peak memory is what RSS keeps (1,000
 # events peak at ~2.8 MB of small objects, 250 at ~0.7 MB; the 128 MB soak's RSS
 # settles ~0.8 MB lower with 250). Catching up then takes more, smaller requests.
@@ -46,6 +49,22 @@ MIN_EVENTS_PER_CALL = 50
 # keep up; unbounded, it would eat the function's memory (the soak at 128 MB grew
 # 11 MB). The spool keeps its own, separate cap on disk.
 MAX_BACKLOG_EVENTS = 2000
+# Bytes of acknowledged bodies that no exporter has delivered yet (held in memory
+# raw or decoded, on top of the spool on disk). Past it the listener refuses the
+# batch, so the platform drops and counts it (platform.logsDropped).
+MAX_HELD_BYTES = 4 * 1024 * 1024
+# What a remote exporter may spend telling its destination about a loss.
+LOSS_REPORT_BUDGET_S = 0.1
+_FUNCTION_TYPE_MARKS = (b'"type":"function"', b'"type": "function"')
+
+
+class PipelineFull(OSError):
+    """The held bytes reached their cap, or the pipeline stopped accepting (shutdown)."""
+
+
+def count_function_records(body: bytes) -> int:
+    """``function`` events in a raw body, without parsing it (for loss counts by type)."""
+    return sum(body.count(mark) for mark in _FUNCTION_TYPE_MARKS)
 
 
 def count_by_type(events: Iterable[TelemetryEvent], into: dict[str, int] | None = None) -> dict[str, int]:
@@ -86,15 +105,20 @@ class Channel:
         self.breaker = CircuitBreaker()
         self.pending: collections.deque[tuple[int, list[TelemetryEvent]]] = collections.deque()
         self.reported_drops = 0
+        self.reported_drop_bytes = 0
         # Events of the batches the spool dropped on overflow, per type (a running total).
         self.overflow_by_type: dict[str, int] = {}
         self.reported_overflow_events = 0
         self.reported_unspooled = 0
         self.local = bool(getattr(exporter, "local", False))
+        # (spool seq, body bytes, records, function records) of each batch not yet
+        # delivered: what the held-bytes cap and a loss count read.
+        self.held: collections.deque[tuple[int, int, int, int]] = collections.deque()
+        self.held_bytes = 0
         # Remote calls are sized to what fits the budget: at 128 MB (7 % of a CPU)
         # encoding 5,000 events alone used up the whole budget, every call failed and
         # the backlog only grew. Halved when a call runs out of time, doubled on success.
-        self.call_limit = MAX_EVENTS_PER_CALL if self.local else MIN_EVENTS_PER_CALL * 4
+        self.call_limit = MAX_LOCAL_EVENTS_PER_CALL if self.local else MIN_EVENTS_PER_CALL * 4
 
     @property
     def name(self) -> str:
@@ -103,7 +127,7 @@ class Channel:
 
 class Pipeline:
     def __init__(self, exporters: Sequence[Exporter], spool_root: str, spool_max_bytes: int,
-                 emf_namespaces: Collection[str] = ()) -> None:
+                 emf_namespaces: Collection[str] = (), max_held_bytes: int = MAX_HELD_BYTES) -> None:
         # The cap is for all exporters together: each spool gets its share.
         share = spool_max_bytes // max(1, len(exporters))
         self.channels = [Channel(e, Spool(os.path.join(spool_root, e.name), share)) for e in exporters]
@@ -118,11 +142,27 @@ class Pipeline:
         self.listener_lag_ms: float | None = None
         self._flush_lock = threading.Lock()  # the loop thread and the SIGTERM path may both flush
         self.unflushed_bytes = 0  # received since the last complete flush (a volume signal)
+        self.max_held_bytes = max_held_bytes
+        self.refused_batches = 0
+        self._held_lock = threading.Lock()  # producers append, the flushing thread trims
+        self._accepting = True
+        # No flush works past this monotonic time (set at SIGTERM): what is not
+        # delivered by then is counted as lost while the process still lives.
+        self._finish_by = float("inf")
 
     # -- producers ------------------------------------------------------------------
     def accept(self, body: bytes) -> None:
-        """Store one acknowledged batch durably; called on the listener thread."""
-        self._store(body, None)
+        """Store one batch durably; called on the listener thread before it answers.
+
+        Raises ``PipelineFull`` when the batch would take the bytes held for the
+        exporters past their cap, or after ``give_up``: the listener then refuses the
+        batch and the platform counts it as dropped.
+        """
+        with self._held_lock:
+            if not self._accepting or self._held_locked() + len(body) > self.max_held_bytes:
+                self.refused_batches += 1
+                raise PipelineFull("telemetry pipeline is full" if self._accepting else "shutting down")
+            self._store(body, None)
 
     def submit(self, event: TelemetryEvent,
                amend: Callable[[list[TelemetryEvent]], None] | None = None) -> None:
@@ -131,18 +171,41 @@ class Pipeline:
         ``amend``, if given, runs on the decoded record before any exporter sees it
         (the spooled copy keeps the record as submitted).
         """
-        self._store(json.dumps([event.to_output()], separators=(",", ":"), default=str).encode(), amend)
+        body = json.dumps([event.to_output()], separators=(",", ":"), default=str).encode()
+        with self._held_lock:
+            self._store(body, amend)
 
     def _store(self, body: bytes, amend: Callable[[list[TelemetryEvent]], None] | None) -> None:
         seqs = [channel.spool.append(body) for channel in self.channels]
+        size, records, functions = len(body), count_records(body), count_function_records(body)
+        for channel, seq in zip(self.channels, seqs, strict=True):
+            channel.held.append((seq, size, records, functions))
+            channel.held_bytes += size
         self._incoming.append((body, seqs, time.time(), amend))
         self.unflushed_bytes += len(body)
+
+    def held_bytes(self) -> int:
+        """Bytes received but not yet delivered by the exporter furthest behind."""
+        with self._held_lock:
+            return self._held_locked()
+
+    def _held_locked(self) -> int:
+        held = 0
+        for channel in self.channels:
+            cursor = channel.spool.cursor
+            while channel.held and channel.held[0][0] <= cursor:
+                channel.held_bytes -= channel.held.popleft()[1]
+            held = max(held, channel.held_bytes)
+        return held
 
     def recover(self) -> int:
         """Take over what dead processes left in the spool; returns the batch count."""
         count = 0
         for channel in self.channels:
             for seq, body in channel.spool.recover_orphans():
+                with self._held_lock:
+                    channel.held.append((seq, len(body), count_records(body), count_function_records(body)))
+                    channel.held_bytes += len(body)
                 channel.pending.append((seq, self._decode(body)))
                 count += 1
         return count
@@ -160,13 +223,13 @@ class Pipeline:
         everything: their cost is the CPU of the data itself, and leaving it for later
         only grows the backlog that must fit in the 500 ms of a shutdown.
         """
-        deadline = time.monotonic() + budget_s
         with self._flush_lock:
+            deadline = min(time.monotonic() + budget_s, self._finish_by)
             self._distribute()
             delivered = 0
             for channel in sorted(self.channels, key=lambda c: not c.local):
                 if channel.local:
-                    delivered += self._flush_channel(channel, float("inf"))
+                    delivered += self._flush_channel(channel, self._finish_by)
                 elif time.monotonic() < deadline:
                     delivered += self._flush_channel(channel, deadline)
             self._report_drops()
@@ -175,7 +238,7 @@ class Pipeline:
             return delivered
 
     def _distribute(self) -> None:
-        while self._incoming:
+        while self._incoming and time.monotonic() < self._finish_by:
             body, seqs, arrived, amend = self._incoming.popleft()
             events = self._decode(body)
             if amend is not None:
@@ -229,6 +292,8 @@ class Pipeline:
                 break
             channel.breaker.succeeded()
             channel.spool.delivered(take[-1][0])
+            if channel.local and channel.call_limit < MAX_LOCAL_EVENTS_PER_CALL:
+                channel.call_limit = MAX_LOCAL_EVENTS_PER_CALL
             delivered += len(events)
             if not channel.local:
                 channel.call_limit = min(MAX_REMOTE_EVENTS_PER_CALL, channel.call_limit * 2)
@@ -287,7 +352,13 @@ class Pipeline:
             overflow_events = sum(channel.overflow_by_type.values())
             changed = overflow_events != channel.reported_overflow_events
             if spool.dropped_records != channel.reported_drops or changed:
+                if spool.dropped_records > channel.reported_drops:
+                    self._export_loss(channel, {
+                        "droppedRecords": spool.dropped_records - channel.reported_drops,
+                        "droppedBytes": spool.dropped_bytes - channel.reported_drop_bytes,
+                        "reason": "spool_overflow"}, time.monotonic() + LOSS_REPORT_BUDGET_S)
                 channel.reported_drops = spool.dropped_records
+                channel.reported_drop_bytes = spool.dropped_bytes
                 channel.reported_overflow_events = overflow_events
                 diagnostics.emit("warning", "spool_overflow",
                                  f"{channel.name} spool is full: dropped the oldest batches",
@@ -297,3 +368,56 @@ class Pipeline:
 
     def dropped_records(self) -> int:
         return sum(channel.spool.dropped_records for channel in self.channels)
+
+    # -- shutdown -------------------------------------------------------------------
+    def finish_by(self, deadline: float) -> None:
+        """Make every flush, a running one included, stop by ``deadline`` (monotonic)."""
+        self._finish_by = deadline
+
+    def give_up(self, reason: str, deadline: float) -> dict[str, dict[str, object]]:
+        """Stop accepting, count per exporter what it received and did not deliver,
+        and tell the user while the process still lives.
+
+        Each exporter gets one ``lambda_wrapper.loss`` record with its own count (the
+        file exporter writes it, EMF turns it into metrics, remote ones send it if
+        they still can before ``deadline``), and stderr gets one diagnostic line. What
+        is counted here is marked delivered in the spool, so a later Init does not
+        export it again. Returns the losses by exporter name.
+        """
+        with self._held_lock:
+            self._accepting = False
+        self._finish_by = min(self._finish_by, time.monotonic())
+        losses: dict[str, dict[str, object]] = {}
+        with self._flush_lock:
+            for channel in self.channels:
+                with self._held_lock:
+                    self._held_locked()
+                    held = list(channel.held)
+                    channel.held.clear()
+                    channel.held_bytes = 0
+                channel.pending.clear()
+                if not held:
+                    continue
+                channel.spool.delivered(held[-1][0])
+                records = sum(entry[2] for entry in held)
+                functions = sum(entry[3] for entry in held)
+                by_type = {"function": functions, "other": records - functions}
+                losses[channel.name] = {"droppedRecords": records, "droppedBytes": sum(e[1] for e in held),
+                                        "droppedByType": by_type, "reason": reason}
+            self._incoming.clear()
+            if losses:
+                total = sum(int(str(loss["droppedRecords"])) for loss in losses.values())
+                diagnostics.emit("warning", "records_lost",
+                                 f"{total} telemetry records received but not exported ({reason})",
+                                 reason=reason, exporters=losses)
+            for channel in self.channels:
+                loss = losses.get(channel.name)
+                if loss is not None and (channel.local or time.monotonic() < deadline):
+                    self._export_loss(channel, loss, deadline)
+        return losses
+
+    def _export_loss(self, channel: Channel, loss: dict[str, object], deadline: float) -> None:
+        try:
+            channel.exporter.export([own_event(LOSS, {**loss, "exporter": channel.name})], deadline)
+        except Exception:  # the stderr line already said it
+            pass

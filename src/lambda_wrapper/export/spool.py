@@ -42,6 +42,7 @@ class Spool:
         self.directory = os.path.join(root, f"{os.getpid()}-{time.time_ns()}")
         os.makedirs(self.directory, exist_ok=True)
         self.dropped_records = 0
+        self.dropped_bytes = 0
         self.dropped_batches = 0
         self.unspooled_batches = 0
         self.cursor = 0
@@ -130,6 +131,7 @@ class Spool:
                 if seq > self.cursor:
                     self.dropped_batches += 1
                     self.dropped_records += count_records(body)
+                    self.dropped_bytes += len(body)
             self.cursor = max(self.cursor, self._segments[0].last)
             self._remove_segment()
 

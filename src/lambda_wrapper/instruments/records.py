@@ -14,6 +14,7 @@ INIT = "lambda_wrapper.init"
 IMPORT_PROFILE = "lambda_wrapper.import_profile"
 WARNING = "lambda_wrapper.warning"
 SPAN = "lambda_wrapper.span"  # one downstream call (instruments.calls)
+LOSS = "lambda_wrapper.loss"  # records received but never exported, counted (export.pipeline)
 
 
 def own_event(

@@ -1,0 +1,117 @@
+"""Every record the listener acknowledged is exported or counted, and the bytes held
+for the exporters are capped in production (export.pipeline with the real listener,
+file and EMF exporters)."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from lambda_wrapper.export.emf import EmfExporter
+from lambda_wrapper.export.file import FileExporter
+from lambda_wrapper.export.pipeline import Pipeline, PipelineFull
+from lambda_wrapper.extension.listener import TelemetryListener
+
+
+def body(first: int, count: int) -> bytes:
+    return json.dumps([
+        {"time": "2026-05-01T10:00:00.000Z", "type": "function", "record": f"line {n}\n"}
+        for n in range(first, first + count)
+    ]).encode()
+
+
+def file_records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_undelivered_records_are_counted_in_every_local_output_and_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "telemetry.ndjson"
+    emf_stream = io.StringIO()
+    pipeline = Pipeline([FileExporter(str(output)), EmfExporter(stream=emf_stream)], str(tmp_path / "spool"),
+                        8 * 1024 * 1024)
+    pipeline.accept(body(0, 100))
+    pipeline.flush(5.0)
+    late = [body(100, 40), body(140, 60)]
+    for late_body in late:
+        pipeline.accept(late_body)
+    # SIGTERM came and the window is over: no more exporting, count what is left.
+    pipeline.finish_by(time.monotonic())
+    assert pipeline.flush(5.0) == 0
+    losses = pipeline.give_up("shutdown", time.monotonic() + 1.0)
+
+    expected = {"droppedRecords": 100, "droppedBytes": sum(len(b) for b in late), "reason": "shutdown"}
+    records = file_records(output)
+    lines = [r for r in records if r["type"] == "function"]
+    assert [r["record"] for r in lines] == [f"line {n}\n" for n in range(100)]
+    loss = [r["record"] for r in records if r["type"] == "lambda_wrapper.loss"]
+    assert len(loss) == 1
+    assert {key: loss[0][key] for key in expected} == expected
+    assert loss[0]["droppedByType"] == {"function": 100, "other": 0}
+    assert losses["file"]["droppedRecords"] == losses["emf"]["droppedRecords"] == 100
+
+    documents = [json.loads(line) for line in emf_stream.getvalue().splitlines()]
+    lost = [d for d in documents if "RecordsLost" in d]
+    assert len(lost) == 1
+    assert (lost[0]["RecordsLost"], lost[0]["RecordsLostBytes"], lost[0]["reason"]) == (
+        100, expected["droppedBytes"], "shutdown")
+
+    said = [json.loads(line) for line in capsys.readouterr().err.splitlines() if '"records_lost"' in line]
+    assert len(said) == 1
+    assert said[0]["exporters"]["file"]["droppedRecords"] == 100
+
+    # Given up on: refused from now on, and not exported again by a later Init.
+    with pytest.raises(PipelineFull):
+        pipeline.accept(body(200, 1))
+    later = Pipeline([FileExporter(str(tmp_path / "later.ndjson"))], str(tmp_path / "spool"), 8 * 1024 * 1024)
+    assert later.recover() == 0
+
+
+def test_held_bytes_are_capped_and_the_listener_refuses_past_the_cap(tmp_path: Path) -> None:
+    output = tmp_path / "telemetry.ndjson"
+    first_two = len(body(0, 50)) + len(body(50, 50))
+    pipeline = Pipeline([FileExporter(str(output))], str(tmp_path / "spool"), 8 * 1024 * 1024,
+                        max_held_bytes=first_two + 10)
+    listener = TelemetryListener(sink=pipeline.accept)
+    port = listener.bind("127.0.0.1", 0)
+    listener.start()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+
+    def post(payload: bytes) -> int:
+        connection.request("POST", "/", payload, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            connection.close()
+        return response.status
+
+    assert [post(body(0, 50)), post(body(50, 50)), post(body(100, 50))] == [200, 200, 503]
+    assert pipeline.held_bytes() == first_two
+    assert pipeline.refused_batches == 1
+    pipeline.flush(5.0)
+    assert pipeline.held_bytes() == 0
+    assert post(body(100, 50)) == 200
+    pipeline.flush(5.0)
+    lines = [r["record"] for r in file_records(output) if r["type"] == "function"]
+    assert lines == [f"line {n}\n" for n in range(150)]
+
+
+def test_spool_overflow_is_counted_in_the_output(tmp_path: Path) -> None:
+    output = tmp_path / "telemetry.ndjson"
+    one = body(0, 100)
+    # A spool that holds about two batches: the oldest go before any flush.
+    pipeline = Pipeline([FileExporter(str(output))], str(tmp_path / "spool"), 3 * len(one))
+    for first in range(0, 600, 100):
+        pipeline.accept(body(first, 100))
+    pipeline.flush(5.0)
+    records = file_records(output)
+    exported = [r for r in records if r["type"] == "function"]
+    loss = [r["record"] for r in records if r["type"] == "lambda_wrapper.loss"]
+    assert loss and all(entry["reason"] == "spool_overflow" for entry in loss)
+    assert len(exported) + sum(entry["droppedRecords"] for entry in loss) == 600
