@@ -18,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from http_receiver import Receiver, Reply
-from lambda_wrapper.export import transport as transport_module
 from lambda_wrapper.export.errors import ExportError
 from lambda_wrapper.export.transport import (
     Endpoint,
@@ -452,7 +451,6 @@ def test_a_trusted_certificate_works_and_the_hostname_is_checked(
     assert post(transport, tls_receiver.url()).status == 200
     assert transport.connections_opened == 1  # the TLS connection was kept alive too
     wrong_name = tls_receiver.url().replace("127.0.0.1", "localhost.localdomain.invalid")
-    monkeypatch.setattr(transport_module, "_is_ip_literal", lambda host: False)
     monkeypatch.setattr(
         socket,
         "getaddrinfo",

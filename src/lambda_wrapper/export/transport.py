@@ -1,10 +1,11 @@
 """One HTTP/1.1 POST that never outlives its deadline, over kept-alive connections.
 
-Why not ``http.client``: it costs ~23 ms to import (it pulls in ``email``), and its
-timeouts apply per socket operation, so a server that trickles bytes can hold it far
-past any deadline. Here every connect, send and receive gets what is left of one
-monotonic deadline, and DNS runs on a helper thread we stop waiting for at the
-deadline. ``ssl`` and ``zlib`` are imported only when a request needs them.
+The wire format, the connections (every connect, send and receive bounded by what is
+left of one monotonic deadline, DNS on a helper thread we stop waiting for at the
+deadline, TLS) are ``lambda_wrapper.http11``'s, shared with the platform API client.
+This adds the exporters' side: URLs, the per-origin pool, the resend rule, framing
+headers the settings cannot override, and the classification of failures as
+``ExportError``. ``ssl`` and ``zlib`` are imported only when a request needs them.
 
 Connections are kept per origin but must survive a Lambda freeze: one idle too long is
 not reused, one that is readable while idle (the peer closed it) is dropped, and a
@@ -22,23 +23,24 @@ from __future__ import annotations
 import time
 
 from .. import __version__
+from ..http11 import Connection, HttpError, HttpResponse, NoResponse, Resolver, encode_request
 from ..telemetry.decode import parse_time_ms
-from .errors import ExportError, detached
+from .errors import ExportError
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
-    import socket
     import ssl
     from collections.abc import Collection, Iterable, Sequence
 
+__all__ = ["Endpoint", "HttpResponse", "Transport", "check_status", "gzip_body", "join_url_path", "json_body",
+           "parse_retry_after"]
+
 USER_AGENT = f"lambda-wrapper/{__version__}"
-MAX_HEADER_BYTES = 64 * 1024
 MAX_RESPONSE_BYTES = 1024 * 1024
 # Servers close idle keep-alive connections after 5 s (Node) to 60 s (ALB) or more, and
 # a connection that lay idle across a freeze may be dead without our knowing it; past
 # this, a fresh connection is cheaper than risking a send into the void.
 MAX_IDLE_S = 30.0
-DNS_CACHE_S = 60.0
 # The statuses worth retrying for a generic HTTP backend; OTLP narrows this (its spec).
 RETRYABLE_STATUSES = frozenset((408, 429, *range(500, 600)))
 _FRAMING_HEADERS = frozenset(
@@ -84,15 +86,6 @@ def join_url_path(url: str, suffix: str) -> str:
     return base + suffix.lstrip("/") + question + query
 
 
-class HttpResponse:
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.status = status
-        self.headers = headers  # names lower-cased
-        self.body = body
-
-
 class Transport:
     """POSTs over kept-alive connections, one idle connection per origin.
 
@@ -102,9 +95,9 @@ class Transport:
 
     def __init__(self, max_idle_s: float = MAX_IDLE_S) -> None:
         self.max_idle_s = max_idle_s
-        self._idle: dict[str, _Connection] = {}
+        self._idle: dict[str, Connection] = {}
         self._tls_context: ssl.SSLContext | None = None
-        self._resolver = _Resolver()
+        self._resolver = Resolver()
         self.connections_opened = 0  # for tests and diagnostics
 
     def post(
@@ -136,30 +129,17 @@ class Transport:
             if connection is None:
                 connection = self._open(endpoint, deadline)
             try:
-                response, reusable = connection.exchange(request, deadline)
-            except _NoResponse as failure:
+                response, reusable = connection.exchange(request, deadline, max_body_bytes=MAX_RESPONSE_BYTES)
+            except NoResponse as failure:
                 connection.close()
                 connection = None
                 if reused and time.monotonic() < deadline:
                     reused = False  # a stale kept-alive connection: once more on a fresh one
                     continue
-                raise ExportError(
-                    f"{endpoint.origin} closed the connection without answering ({_describe(failure.cause)})",
-                    retryable=True,
-                ) from None
-            except TimeoutError:
+                raise ExportError(failure.message, retryable=True) from None
+            except HttpError as error:
                 connection.close()
-                raise ExportError(
-                    f"no answer from {endpoint.origin} before the deadline", retryable=True
-                ) from None
-            except _BadResponse as bad:
-                connection.close()
-                raise ExportError(f"{endpoint.origin} {bad.reason}", retryable=bad.retryable) from None
-            except OSError as error:
-                connection.close()
-                raise ExportError(
-                    f"connection to {endpoint.origin} failed ({_describe(error)})", retryable=True
-                ) from None
+                raise ExportError(error.message, retryable=error.retryable) from None
             if reusable:
                 self._put_idle(endpoint, connection)
             else:
@@ -178,7 +158,7 @@ class Transport:
         for connection in idle.values():
             connection.close()
 
-    def _take_idle(self, endpoint: Endpoint, now: float) -> _Connection | None:
+    def _take_idle(self, endpoint: Endpoint, now: float) -> Connection | None:
         connection = self._idle.pop(endpoint.origin, None)  # dict.pop is atomic under the GIL
         if connection is None:
             return None
@@ -187,72 +167,23 @@ class Transport:
             return None
         return connection
 
-    def _put_idle(self, endpoint: Endpoint, connection: _Connection) -> None:
+    def _put_idle(self, endpoint: Endpoint, connection: Connection) -> None:
         connection.mark_idle()
         previous = self._idle.get(endpoint.origin)
         self._idle[endpoint.origin] = connection
         if previous is not None and previous is not connection:
             previous.close()
 
-    def _open(self, endpoint: Endpoint, deadline: float) -> _Connection:
-        import socket
-
-        addresses = self._resolver.resolve(endpoint, deadline)
-        sock: socket.socket | None = None
-        last_error: OSError | None = None
-        for family, kind, protocol, _, address in addresses:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            candidate = socket.socket(family, kind, protocol)
-            try:
-                candidate.settimeout(remaining)
-                candidate.connect(address)
-            except OSError as error:
-                candidate.close()
-                last_error = detached(error)
-                if isinstance(error, TimeoutError):
-                    break
-                continue
-            sock = candidate
-            break
-        if sock is None:
-            self._resolver.forget(endpoint)  # the address may have moved
-            if last_error is None or isinstance(last_error, TimeoutError):
-                reason = "before the deadline"
-            else:
-                reason = f"({_describe(last_error)})"
-            raise ExportError(f"could not connect to {endpoint.origin} {reason}", retryable=True)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if endpoint.scheme == "https":
-            sock = self._handshake(sock, endpoint, deadline)
-        self.connections_opened += 1
-        return _Connection(sock, tls=endpoint.scheme == "https")
-
-    def _handshake(self, sock: socket.socket, endpoint: Endpoint, deadline: float) -> socket.socket:
-        import ssl
-
+    def _open(self, endpoint: Endpoint, deadline: float) -> Connection:
         try:
-            sock.settimeout(max(0.001, deadline - time.monotonic()))
-            return self._tls().wrap_socket(sock, server_hostname=endpoint.host)
-        except ssl.SSLCertVerificationError as error:
-            sock.close()
-            reason = error.verify_message or error.reason or "verification failed"
-            raise ExportError(
-                f"the TLS certificate of {endpoint.origin} is not trusted ({reason});"
-                " retrying cannot fix this",
-                retryable=False,
-            ) from None
-        except TimeoutError:
-            sock.close()
-            raise ExportError(
-                f"TLS handshake with {endpoint.origin} did not finish before the deadline", retryable=True
-            ) from None
-        except OSError as error:
-            sock.close()
-            raise ExportError(
-                f"TLS handshake with {endpoint.origin} failed ({_describe(error)})", retryable=True
-            ) from None
+            connection = Connection.open(
+                endpoint.host, endpoint.port, deadline, label=endpoint.origin,
+                tls_context=self._tls() if endpoint.scheme == "https" else None, resolver=self._resolver,
+            )
+        except HttpError as error:
+            raise ExportError(error.message, retryable=error.retryable) from None
+        self.connections_opened += 1
+        return connection
 
     def _tls(self) -> ssl.SSLContext:
         if self._tls_context is None:
@@ -319,221 +250,7 @@ def gzip_body(data: bytes) -> bytes:
     return compressor.compress(data) + compressor.flush()
 
 
-# -- connections ---------------------------------------------------------------------
-
-
-class _NoResponse(Exception):
-    """The connection failed before any byte of a response: the request may be resent."""
-
-    def __init__(self, cause: BaseException | None) -> None:
-        super().__init__()
-        self.cause = cause
-
-
-class _BadResponse(Exception):
-    def __init__(self, reason: str, retryable: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retryable = retryable
-
-
-class _Connection:
-    __slots__ = ("_buffer", "_idle_since", "_idle_since_wall", "sock", "tls")
-
-    def __init__(self, sock: socket.socket, tls: bool) -> None:
-        self.sock = sock
-        self.tls = tls
-        self._buffer = b""
-        self._idle_since = time.monotonic()
-        self._idle_since_wall = time.time()
-
-    def mark_idle(self) -> None:
-        self._idle_since = time.monotonic()
-        self._idle_since_wall = time.time()
-
-    def idle_for(self, now: float) -> float:
-        # Whether the monotonic clock advances while a Lambda is frozen is not
-        # documented; the wall clock does, so take the larger of the two.
-        return max(now - self._idle_since, time.time() - self._idle_since_wall)
-
-    def looks_alive(self) -> bool:
-        """An idle connection has nothing to read; EOF or stray bytes mean it is unusable."""
-        would_block: tuple[type[BaseException], ...] = (BlockingIOError,)
-        if self.tls:
-            import ssl
-
-            would_block = (BlockingIOError, ssl.SSLWantReadError)  # a TLS 1.3 ticket alone is fine
-        try:
-            self.sock.setblocking(False)
-            self.sock.recv(1)
-        except would_block:
-            return True
-        except OSError:
-            return False
-        finally:
-            try:
-                self.sock.setblocking(True)
-            except OSError:
-                pass
-        return False
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def exchange(self, request: bytes, deadline: float) -> tuple[HttpResponse, bool]:
-        """Send ``request``, read one response; returns it and whether the connection is reusable."""
-        self._buffer = b""
-        try:
-            self.sock.settimeout(_remaining(deadline))
-            self.sock.sendall(request)  # one timeout for the whole send (Python >= 3.5)
-            self._fill(deadline)
-        except TimeoutError:
-            raise
-        except OSError as error:
-            raise _NoResponse(error) from None
-        if not self._buffer:
-            raise _NoResponse(None)
-        while True:
-            head = self._read_head(deadline)
-            status, version, headers = _parse_head(head)
-            if status >= 200 or status == 101:
-                break  # 1xx interim responses (100 Continue, 103 Early Hints) precede the real one
-        reusable = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-        if status in (204, 304) or status < 200:
-            body = b""
-        elif "chunked" in headers.get("transfer-encoding", "").lower():
-            body, complete = self._read_chunked(deadline)
-            reusable = reusable and complete
-        elif "content-length" in headers:
-            length = _content_length(headers["content-length"])
-            if length > MAX_RESPONSE_BYTES:
-                body, reusable = b"", False  # not worth reading; the connection goes
-            else:
-                body = self._read_exact(length, deadline)
-        else:
-            body, reusable = self._read_to_close(deadline), False
-        return HttpResponse(status, headers, body), reusable
-
-    def _fill(self, deadline: float) -> bool:
-        """Read more into the buffer; False at EOF."""
-        self.sock.settimeout(_remaining(deadline))
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            return False
-        self._buffer += chunk
-        return True
-
-    def _read_head(self, deadline: float) -> bytes:
-        while b"\r\n\r\n" not in self._buffer:
-            if len(self._buffer) > MAX_HEADER_BYTES:
-                raise _BadResponse("sent response headers over 64 KiB", retryable=False)
-            if not self._fill(deadline):
-                raise _BadResponse("closed the connection mid-response", retryable=True)
-        head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
-        return head
-
-    def _read_exact(self, size: int, deadline: float) -> bytes:
-        while len(self._buffer) < size:
-            if not self._fill(deadline):
-                raise _BadResponse("closed the connection mid-response", retryable=True)
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
-
-    def _read_line(self, deadline: float) -> bytes:
-        while b"\r\n" not in self._buffer:
-            if len(self._buffer) > MAX_HEADER_BYTES or not self._fill(deadline):
-                raise _BadResponse("sent a malformed chunked body", retryable=True)
-        line, _, self._buffer = self._buffer.partition(b"\r\n")
-        return line
-
-    def _read_chunked(self, deadline: float) -> tuple[bytes, bool]:
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            size_text = self._read_line(deadline).split(b";")[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise _BadResponse("sent a malformed chunked body", retryable=True) from None
-            if size == 0:
-                while self._read_line(deadline):  # trailers end with an empty line
-                    pass
-                return b"".join(parts), True
-            total += size
-            if total > MAX_RESPONSE_BYTES:
-                return b"".join(parts), False
-            parts.append(self._read_exact(size, deadline))
-            self._read_exact(2, deadline)
-
-    def _read_to_close(self, deadline: float) -> bytes:
-        while len(self._buffer) <= MAX_RESPONSE_BYTES and self._fill(deadline):
-            pass
-        return self._buffer[:MAX_RESPONSE_BYTES]
-
-
-class _Resolver:
-    """getaddrinfo with a deadline (it has no timeout of its own), results cached a minute."""
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, int], tuple[float, list[tuple]]] = {}
-
-    def resolve(self, endpoint: Endpoint, deadline: float) -> list[tuple]:
-        import socket
-
-        key = (endpoint.host, endpoint.port)
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        if _is_ip_literal(endpoint.host):
-            return socket.getaddrinfo(
-                _host_arg(endpoint.host), endpoint.port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
-            )
-        return self._lookup_on_thread(endpoint, key, deadline)
-
-    def forget(self, endpoint: Endpoint) -> None:
-        self._cache.pop((endpoint.host, endpoint.port), None)
-
-    def _lookup_on_thread(self, endpoint: Endpoint, key: tuple[str, int], deadline: float) -> list[tuple]:
-        import socket
-        import threading
-
-        outcome: dict[str, object] = {}
-
-        def lookup() -> None:
-            try:
-                addresses = socket.getaddrinfo(
-                    _host_arg(endpoint.host), endpoint.port, type=socket.SOCK_STREAM
-                )
-            except OSError as error:
-                outcome["error"] = detached(error)
-                return
-            # Stored even when the caller gave up waiting: the next attempt finds it.
-            self._cache[key] = (time.monotonic() + DNS_CACHE_S, addresses)
-            outcome["addresses"] = addresses
-
-        thread = threading.Thread(target=lookup, name="lambda-wrapper-dns", daemon=True)
-        thread.start()
-        thread.join(max(0.0, deadline - time.monotonic()))
-        if "addresses" in outcome:
-            return outcome["addresses"]  # type: ignore[return-value]
-        if "error" in outcome:
-            raise ExportError(
-                f"DNS lookup of {endpoint.host} failed ({_describe(outcome['error'])})", retryable=True
-            )
-        raise ExportError(f"DNS lookup of {endpoint.host} did not finish before the deadline", retryable=True)
-
-
 # -- helpers -------------------------------------------------------------------------
-
-
-def _remaining(deadline: float) -> float:
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimeoutError("deadline reached")
-    return remaining
 
 
 def _encode_request(
@@ -543,55 +260,28 @@ def _encode_request(
     content_encoding: str | None,
     headers: Sequence[tuple[str, str]],
 ) -> bytes:
-    lines = [
-        f"POST {endpoint.target} HTTP/1.1",
-        f"Host: {endpoint.host_header}",
-        f"Content-Type: {content_type}",
-        f"Content-Length: {len(body)}",
-    ]
+    lines = [("Content-Type", content_type)]
     if content_encoding is not None:
-        lines.append(f"Content-Encoding: {content_encoding}")
+        lines.append(("Content-Encoding", content_encoding))
     names = set()
     for name, value in headers:
         lowered = name.lower()
         if lowered in _FRAMING_HEADERS:
             continue  # the body is framed and described by us, whatever the settings say
         names.add(lowered)
-        lines.append(f"{name}: {value}")
+        lines.append((name, value))
     if endpoint.authorization is not None and "authorization" not in names:
-        lines.append(f"Authorization: {endpoint.authorization}")
+        lines.append(("Authorization", endpoint.authorization))
     if "user-agent" not in names:
-        lines.append(f"User-Agent: {USER_AGENT}")
+        lines.append(("User-Agent", USER_AGENT))
     try:
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return encode_request("POST", endpoint.target, endpoint.host_header, lines, body)
     except UnicodeEncodeError:
         # Never name the value; the header names were validated when settings were read.
         raise ExportError(
             f"a header for {endpoint.origin} has characters HTTP cannot carry (only Latin-1 is allowed)",
             retryable=False,
         ) from None
-    return head + body
-
-
-def _parse_head(head: bytes) -> tuple[int, str, dict[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
-        raise _BadResponse("did not answer with HTTP/1.x (wrong port or scheme?)", retryable=False)
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            key = name.strip().lower()
-            headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
-    return int(parts[1]), parts[0], headers
-
-
-def _content_length(value: str) -> int:
-    text = value.split(",")[0].strip()
-    if not text.isdigit():
-        raise _BadResponse("sent an invalid Content-Length", retryable=False)
-    return int(text)
 
 
 def _split_host_port(hostport: str, default_port: int) -> tuple[str, int]:
@@ -619,34 +309,6 @@ def _basic_authorization(userinfo: str) -> str:
 
         userinfo = unquote(userinfo)
     return "Basic " + binascii.b2a_base64(userinfo.encode("utf-8"), newline=False).decode("ascii")
-
-
-def _host_arg(host: str) -> str | bytes:
-    # getaddrinfo encodes a str host with the "idna" codec, whose first use imports
-    # encodings.idna, stringprep and unicodedata (~5 ms); an ASCII name needs none of it.
-    return host.encode("ascii") if host.isascii() else host
-
-
-def _is_ip_literal(host: str) -> bool:
-    import socket
-
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-        except OSError:
-            continue
-        return True
-    return False
-
-
-def _describe(error: object) -> str:
-    """A short reason for a network error; never includes request data."""
-    if error is None:
-        return "connection closed"
-    if isinstance(error, OSError) and error.strerror:
-        return f"{type(error).__name__}: {error.strerror}"
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _body_excerpt(body: bytes, secrets: Iterable[str], limit: int = 200) -> str:

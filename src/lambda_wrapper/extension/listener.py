@@ -21,6 +21,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..http11 import MalformedMessage, parse_content_length, parse_request_head
+
 DEFAULT_PORT = 4271
 MAX_HEADER_BYTES = 16 * 1024
 # The platform may send up to 2 * maxBytes (1 MiB max) plus metadata in one POST.
@@ -249,23 +251,16 @@ class TelemetryListener:
         return received == missing
 
     def _parse_head(self, head: bytes) -> int | bytes:
-        lines = head.split(b"\r\n")
-        request_line = lines[0].split(b" ")
-        if len(request_line) != 3 or not request_line[2].startswith(b"HTTP/1."):
-            self.stats.bad_requests += 1
-            return _BAD
-        length = 0
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                if not value.strip().isdigit():
-                    self.stats.bad_requests += 1
-                    return _BAD
-                length = int(value.strip())
-            elif name == b"transfer-encoding":
+        """The body length the request head announces, or the answer refusing it."""
+        try:
+            _, _, headers = parse_request_head(head)
+            if "transfer-encoding" in headers:
                 self.stats.bad_requests += 1
                 return _LENGTH_REQUIRED
+            length = parse_content_length(headers.get("content-length", "0"))
+        except MalformedMessage:
+            self.stats.bad_requests += 1
+            return _BAD
         if length > self.max_body_bytes:
             self.stats.oversized += 1
             return _TOO_LARGE
