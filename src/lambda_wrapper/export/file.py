@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from json.encoder import encode_basestring_ascii as _json_string
 
 from ..telemetry.invocations import InvocationClassifier
 
@@ -25,6 +26,23 @@ if TYPE_CHECKING:
 # options, which doubled the cost of exporting 10,000-line invocations.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 CHUNK = 1000
+_LOG_TYPES = ("function", "extension")
+
+
+def _log_line(event: TelemetryEvent) -> str | None:
+    """The encoding of ``event.to_output()`` for a text log line, assembled without
+    building the dict (a third of the generic encoding's cost); None for any other
+    event. The keys and their order are ``to_output``'s, the escaping the encoder's."""
+    record = event.record
+    if type(record) is not str or event.metrics is not None or event.type not in _LOG_TYPES:
+        return None
+    line = '{"time":' + _json_string(event.time) + ',"type":' + _json_string(event.type) + ',"record":' + \
+        _json_string(record)
+    if event.request_id is not None:
+        line += ',"requestId":' + _json_string(event.request_id)
+    if event.message is not None:
+        line += ',"message":' + _json_string(event.message)
+    return line + "}\n"
 
 
 class FileExporter:
@@ -44,7 +62,8 @@ class FileExporter:
         output = self._invocations.output
         with open(self.path, "a", encoding="utf-8") as handle:
             for start in range(0, len(events), CHUNK):
-                handle.writelines([encode(output(event)) + "\n" for event in events[start:start + CHUNK]])
+                handle.writelines([_log_line(event) or encode(output(event)) + "\n"
+                                   for event in events[start:start + CHUNK]])
                 # Let the listener thread in: it shares the GIL with this loop.
                 time.sleep(0)
         self.exported += len(events)
