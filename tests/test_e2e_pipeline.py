@@ -68,22 +68,49 @@ def spec(
     )
 
 
-def test_ten_thousand_lines_per_invocation_are_all_exported(
+def is_line(event: dict) -> bool:
+    return event["type"] == "function" and str(event["record"]).startswith("line ")
+
+
+def run_lines(
+    task_root: Path, layer_dir: Path, tmp_dir: Path, runtime_python: str, memory_mb: int, lines: int,
+    invokes: int,
+) -> dict[str, int]:
+    """Produced, exported and counted ``line N`` records of ``invokes`` invocations.
+
+    Counted: the platform's ``platform.logsDropped`` (as the sandbox emitted them,
+    delivered to us or not) and our ``lambda_wrapper.loss`` records' function count.
+    """
+    with Sandbox(spec(task_root, layer_dir, tmp_dir, runtime_python, memory_mb=memory_mb)) as sandbox:
+        for _ in range(invokes):
+            assert sandbox.invoke({"lines": lines}).json() == {"ok": True, "marker": None}
+    events = sandbox.telemetry_events
+    records = exported(tmp_dir)
+    lines_out = [r["record"] for r in records if is_line(r)]
+    losses = [r["record"] for r in records if r["type"] == "lambda_wrapper.loss"]
+    return {
+        "produced": sum(1 for e in events if is_line(e)),
+        "others": sum(1 for e in events if not is_line(e)),
+        "exported": len(lines_out),
+        "platform_dropped": sum(e["record"]["droppedRecords"] for e in events
+                                if e["type"] == "platform.logsDropped"),
+        "we_counted": sum(loss["droppedByType"]["function"] for loss in losses),
+    }
+
+
+def test_ten_thousand_lines_x3_at_128_mb_every_record_exported_or_counted(
     task_root: Path, layer_dir: Path, tmp_path: Path, runtime_python: str
 ) -> None:
+    """At 128 MB (7 % of a CPU) not everything can be exported before the SIGKILL, but
+    nothing disappears: exported + counted = produced. A dropped batch may also hold a
+    few records that are not ``line N`` (platform events, our own lines), so the count
+    may exceed the lines by at most those."""
     tmp_dir = tmp_path / "fn-tmp"
     tmp_dir.mkdir()
-    # One full vCPU (1,769 MB): the sandbox gives 128 MB functions 7 % of a CPU, as
-    # Lambda does, and a function logging 10,000 lines per invocation gets more.
-    with Sandbox(spec(task_root, layer_dir, tmp_dir, runtime_python, memory_mb=1769)) as sandbox:
-        for _ in range(3):
-            assert sandbox.invoke({"lines": 10000}).json() == {"ok": True, "marker": None}
-        platform_drops = [e for e in sandbox.telemetry_events if e["type"] == "platform.logsDropped"]
-    records = exported(tmp_dir)
-    lines = [r for r in records if r["type"] == "function" and str(r["record"]).startswith("line ")]
-    assert len(lines) == 30000
-    assert platform_drops == []
-    assert not [r for r in records if r["type"] == "platform.logsDropped"]
+    seen = run_lines(task_root, layer_dir, tmp_dir, runtime_python, 128, 10000, 3)
+    assert seen["produced"] == 30000
+    accounted = seen["exported"] + seen["platform_dropped"] + seen["we_counted"]
+    assert 30000 <= accounted <= 30000 + seen["others"], seen
 
 
 def test_records_spooled_before_sigkill_are_exported_after_reinit(

@@ -213,6 +213,22 @@ def test_a_post_in_flight_across_a_freeze_is_waited_for(listener: Listener) -> N
     ]
 
 
+def test_events_not_delivered_when_the_environment_goes_are_counted(listener: Listener) -> None:
+    """Buffered events and a POST still in flight at teardown are logsDropped, not lost."""
+    bus, _, drops = bus_with(listener, timeout_ms=10000)
+    listener.release.clear()
+    bus.publish(line("in flight\n"))
+    bus.publish_many([line(f"buffered {n}\n") for n in range(999)])  # a full batch: sent at once
+    time.sleep(0.1)
+    bus.publish_many([line("still buffered\n"), line("and this\n")])
+    bus.reset()
+    listener.release.set()
+    bus.close()
+    assert [(count, reason) for _, count, reason in drops] == [
+        (1002, "Some logs were dropped because the environment shut down before they were delivered")
+    ]
+
+
 def test_nothing_is_sent_while_frozen(listener: Listener) -> None:
     bus, clock, _ = bus_with(listener)
     clock.freeze()

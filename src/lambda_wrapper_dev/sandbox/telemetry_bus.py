@@ -39,6 +39,12 @@ from .telemetry_delivery import BatchSender, DeliveryFailed
 SLOW_CONSUMER = (
     "Some logs were dropped because the downstream consumer is slower than the logs production rate"
 )
+# Events still buffered (or in a POST that had not completed) when the environment is
+# torn down: counted as dropped, so that no event the platform produced vanishes
+# without a count.
+NOT_DELIVERED_AT_SHUTDOWN = (
+    "Some logs were dropped because the environment shut down before they were delivered"
+)
 # At shutdown, stop waiting for a listener that has completed no POST for this long.
 FLUSH_STALL_S = 0.5
 
@@ -217,16 +223,18 @@ class TelemetryBus:
     def reset(self) -> None:
         """The environment is gone: drop its subscribers, start keeping Init events again."""
         with self._cond:
-            for subscriber in list(self._subscribers):
-                self._retire(subscriber)
+            drops = [self._retire(subscriber) for subscriber in list(self._subscribers)]
+        # Reported before Init events are kept again: they belong to the old environment.
+        self._report_undelivered(drops)
+        with self._cond:
             self._init_events = []
 
     def close(self) -> None:
         with self._cond:
-            for subscriber in list(self._subscribers):
-                self._retire(subscriber)
+            drops = [self._retire(subscriber) for subscriber in list(self._subscribers)]
             self._closed = True
             self._cond.notify_all()
+        self._report_undelivered(drops)
 
     @property
     def subscriber_names(self) -> list[str]:
@@ -266,11 +274,25 @@ class TelemetryBus:
     def _progress(self) -> int:
         return sum(s.delivered_batches for s in self._subscribers)
 
-    def _retire(self, subscriber: Subscriber) -> None:
+    def _retire(self, subscriber: Subscriber) -> tuple[int, int]:
+        """Remove a subscriber; returns (bytes, events) it was never sent.
+
+        A POST still in flight counts too: its sender does not report a failure once
+        the subscriber is retired.
+        """
         subscriber.closed = True
         self._subscribers.remove(subscriber)
+        undelivered = list(subscriber.buffer)
+        if subscriber.in_flight and subscriber.handed_over is not None:
+            undelivered += subscriber.handed_over
         subscriber.ready.notify_all()
         self._cond.notify_all()
+        return sum(len(encoded) for encoded in undelivered), len(undelivered)
+
+    def _report_undelivered(self, drops: list[tuple[int, int]]) -> None:
+        for dropped_bytes, dropped_records in drops:
+            if dropped_records:
+                self._report_drop(dropped_bytes, dropped_records, NOT_DELIVERED_AT_SHUTDOWN)
 
     def _schedule_loop(self) -> None:
         while True:
