@@ -150,7 +150,7 @@ def test_classifying_twice_gives_the_same_answer() -> None:
     assert first == again
     assert first[-1]["invocation"] == {
         "status": "timeout", "errorType": None, "coldStart": False, "failed": True, "timedOut": True,
-        "outOfMemory": False,
+        "outOfMemory": False, "source": "platform",
     }
 
 

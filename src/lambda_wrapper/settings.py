@@ -21,6 +21,7 @@ _FALSE = ("0", "false", "no", "off")
 EXPORTER_NAMES = ("emf", "otlp", "http", "file", "xray")
 TELEMETRY_TYPES = ("platform", "function", "extension")
 FLUSH_STRATEGIES = ("auto", "adaptive", "background")
+TELEMETRY_SOURCES = ("auto", "platform", "self")
 INSTRUMENTATIONS = ("botocore", "urllib3", "requests", "http.client")
 
 
@@ -206,6 +207,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LAMBDA_WRAPPER_TELEMETRY_PORT", "telemetry_port", 4271, "1-65535 except 9001",
             "Preferred listener port; an ephemeral port is used when it is taken.",
             _int_between(1, 65535, forbidden=(9001,)), None),
+    Setting("LAMBDA_WRAPPER_TELEMETRY_SOURCE", "telemetry_source", "auto", "|".join(TELEMETRY_SOURCES),
+            "Where per-invocation records come from. platform: the Telemetry API only; self: the "
+            "supervisor's own measurements only; auto: the platform's, the supervisor's where the platform's "
+            "do not come (subscription refused, or a report missing 3 invocations later).",
+            _choices(TELEMETRY_SOURCES), None),
     Setting("LAMBDA_WRAPPER_FLUSH", "flush", "auto", "|".join(FLUSH_STRATEGIES),
             "adaptive: register for INVOKE, flush before /event/next when due; background: no events, "
             "flush beside the next invocation; auto: background with only local exporters, else adaptive.",
@@ -293,6 +299,7 @@ class Settings:
     exporters: tuple[str, ...]
     telemetry_types: tuple[str, ...] | None
     telemetry_port: int
+    telemetry_source: str
     flush: str
     file_path: str | None
     flush_budget_ms: int

@@ -11,6 +11,8 @@ Documents, each emitted when the event that completes it arrives:
   InitDuration and RestoreDuration (when present), and the 0/1 counts ColdStarts,
   Errors, Timeouts, OutOfMemory. Status and error type from the invocation's
   ``platform.runtimeDone`` fill in what the report lacks (old reports have no status).
+  The ``source`` property says who made the report: ``platform`` or ``self`` (the
+  supervisor's own measurements, ``telemetry.invocations``).
 - ``lambda_wrapper.invocation``: WrapperOverhead, HandlerDuration, ListenerLag and the
   process metrics when present.
 - ``lambda_wrapper.init``: WrapperInit, ExtensionInit, HandlerImport.
@@ -86,7 +88,7 @@ _LOSS_METRICS = (
     ("droppedBytes", "RecordsLostBytes", "Bytes"),
 )
 _WARNING_METRICS = {"timeout_warning": "TimeoutWarnings", "memory_warning": "MemoryWarnings"}
-_PROPERTIES = ("requestId", "status", "errorType", "warning", "reason", "exporter")
+_PROPERTIES = ("requestId", "status", "errorType", "source", "warning", "reason", "exporter")
 # Root members a dimension must not take: a dimension's value is a string, a metric's a number.
 _RESERVED_NAMES = frozenset(
     (
@@ -195,6 +197,8 @@ class EmfExporter:
             "requestId": event.request_id,
             "status": invocation.status,
             "errorType": invocation.error_type,
+            # A property, not a dimension: a new dimension would start new metrics in CloudWatch.
+            "source": invocation.source,
         }
         return self._document(event, metrics, properties, invocation.cold_start)
 

@@ -2,7 +2,9 @@
 
 Per-invocation measurements (durations, memory, the wrapper's overhead, process
 figures) are gauges with one data point per invocation, at the time of the event;
-``faas.coldstart`` is their only attribute, so series stay few. Occurrences are delta
+``faas.coldstart`` is their attribute, so series stay few; the report's gauges also
+carry ``aws.lambda.telemetry.source`` (``platform`` or ``self``: see
+``telemetry.invocations``). Occurrences are delta
 sums over the export call (FaaS semantic conventions: ``faas.invocations``,
 ``faas.errors``, ``faas.timeouts``, ``faas.coldstarts``; plus out-of-memory and
 dropped logs), each interval starting where the last delivered one ended.
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 
     from ..telemetry.records import TelemetryEvent
 
-    Point = tuple[float, float | int, bool | None]  # (epoch ms, value, cold start)
+    Point = tuple[float, float | int, bool | None, str | None]  # (epoch ms, value, cold start, source)
 
 AGGREGATION_TEMPORALITY_DELTA = 1
 _MIB = 1024 * 1024
@@ -135,7 +137,8 @@ class MetricEncoder:
     ) -> None:
         values = event.metrics or {}
         invocation = self._invocations.classify(event)
-        _gauges(gauges, values, _REPORT_GAUGES, event.epoch_ms or 0.0, invocation.cold_start)
+        when = event.epoch_ms or 0.0
+        _gauges(gauges, values, _REPORT_GAUGES, when, invocation.cold_start, invocation.source)
         _count(sums, "faas.invocations", 1)
         _count(sums, "faas.errors", int(invocation.failed))
         _count(sums, "faas.timeouts", int(invocation.timed_out))
@@ -155,11 +158,13 @@ def _gauges(
     table: tuple[tuple[str, str, str, int], ...],
     when: float,
     cold: bool | None,
+    telemetry_source: str | None = None,
 ) -> None:
     for key, name, unit, scale in table:
         value = _number(source.get(key))
         if value is not None and _number(float(value) * scale) is not None:
-            gauges.setdefault(name, (unit, []))[1].append((when, float(value) * scale, cold))
+            point = (when, float(value) * scale, cold, telemetry_source)
+            gauges.setdefault(name, (unit, []))[1].append(point)
 
 
 def _data_point(value: float | int) -> dict[str, object]:
@@ -170,13 +175,18 @@ def _data_point(value: float | int) -> dict[str, object]:
 
 def _gauge(name: str, unit: str, points: list[Point]) -> dict[str, object]:
     data_points = []
-    for when, value, cold in points:
+    for when, value, cold, telemetry_source in points:
         # Always doubles: a backend may keep one value type per series, and 84 MB or 694 ms
         # arriving as ints next to 693.92 ms as a double would split or reject it.
         point: dict[str, object] = {"asDouble": float(value)}
         point["timeUnixNano"] = unix_nanos(when)
+        point_attributes: list[tuple[str, object]] = []
         if cold is not None:
-            point["attributes"] = attributes([("faas.coldstart", cold)])
+            point_attributes.append(("faas.coldstart", cold))
+        if telemetry_source is not None:
+            point_attributes.append(("aws.lambda.telemetry.source", telemetry_source))
+        if point_attributes:
+            point["attributes"] = attributes(point_attributes)
         data_points.append(point)
     return {"name": name, "unit": unit, "gauge": {"dataPoints": data_points}}
 

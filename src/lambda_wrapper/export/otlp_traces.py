@@ -16,7 +16,7 @@ spans were delivered.
 from __future__ import annotations
 
 from ..telemetry.decode import parse_time_ms
-from ..telemetry.invocations import CLASSIFIER_INPUTS, InvocationClassifier
+from ..telemetry.invocations import CLASSIFIER_INPUTS, InvocationClassifier, record_source
 from .otlp_encoding import attributes, new_span_id, new_trace_id, unix_nanos
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
@@ -229,6 +229,7 @@ class SpanEncoder:
                 ("cloud.resource_id", start_fields.get("functionArn")),
                 ("aws.lambda.status", status),
                 ("error.type", error_type or (status if status not in (None, "success") else None)),
+                ("aws.lambda.telemetry.source", record_source(event)),
             ],
             error=_error_message(status, error_type),
         )

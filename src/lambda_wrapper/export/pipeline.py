@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Sequence
     from typing import Protocol
 
+    from ..instruments.self_report import SourceArbiter
     from ..telemetry.records import TelemetryEvent
 
     class Exporter(Protocol):
@@ -149,6 +150,9 @@ class Pipeline:
         # No flush works past this monotonic time (set at SIGTERM): what is not
         # delivered by then is counted as lost while the process still lives.
         self._finish_by = float("inf")
+        # Which source reports each invocation (instruments.self_report.SourceArbiter),
+        # when the supervisor reports invocations itself.
+        self.arbiter: SourceArbiter | None = None
 
     # -- producers ------------------------------------------------------------------
     def accept(self, body: bytes) -> None:
@@ -238,11 +242,26 @@ class Pipeline:
             return delivered
 
     def _distribute(self) -> None:
+        arbiter = self.arbiter
+        if arbiter is not None:
+            # After every batch received so far is decoded: those are the reports a held record waits for.
+            self._distribute_batches()
+            released = arbiter.release_due()
+            if released:  # spooled like any record from here on
+                body = json.dumps([e.to_output() for e in released], separators=(",", ":"), default=str)
+                with self._held_lock:
+                    self._store(body.encode(), None)
+        self._distribute_batches()
+
+    def _distribute_batches(self) -> None:
+        arbiter = self.arbiter
         while self._incoming and time.monotonic() < self._finish_by:
             body, seqs, arrived, amend = self._incoming.popleft()
             events = self._decode(body)
             if amend is not None:
                 amend(events)
+            if arbiter is not None:
+                events = arbiter.filter(events)
             if events and events[-1].epoch_ms is not None:
                 self.listener_lag_ms = max(0.0, arrived * 1000.0 - events[-1].epoch_ms)
             for channel, seq in zip(self.channels, seqs, strict=True):
@@ -373,6 +392,8 @@ class Pipeline:
     def finish_by(self, deadline: float) -> None:
         """Make every flush, a running one included, stop by ``deadline`` (monotonic)."""
         self._finish_by = deadline
+        if self.arbiter is not None:
+            self.arbiter.release_all()  # the environment ends: held self records go out now
 
     def give_up(self, reason: str, deadline: float) -> dict[str, dict[str, object]]:
         """Stop accepting, count per exporter what it received and did not deliver,

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     TimeoutCallback = Callable[[str, int, float], None]  # request id, thread id, ms left
     MemoryCallback = Callable[[str, int, int], None]  # request id, rss, limit
+    ReportCallback = Callable[["Armed"], None]  # the invocation to report as timed out
 
 POLL_INTERVAL_S = 0.05
 # One lock for the process: claims are rare (a warning, at most once per invocation),
@@ -42,7 +43,10 @@ _CLAIMS = threading.Lock()
 class Armed:
     """One invocation under watch; ``*_fired`` tell which warnings went out."""
 
-    __slots__ = ("deadline_s", "memory_fired", "request_id", "thread_id", "timeout_fired", "warn_at")
+    __slots__ = (
+        "deadline_s", "ended", "memory_fired", "report_at", "request_id", "thread_id", "timeout_fired",
+        "warn_at",
+    )
 
     def __init__(self, request_id: str, thread_id: int, deadline_s: float, warn_at: float | None) -> None:
         self.request_id = request_id
@@ -51,6 +55,18 @@ class Armed:
         self.warn_at = warn_at
         self.timeout_fired = False
         self.memory_fired = False
+        # The self source's timeout report: when it is due, and whether the invocation
+        # already ended one way (the handler returned) or the other (reported timed out).
+        self.report_at: float | None = None
+        self.ended = False
+
+    def claim_end(self) -> bool:
+        """True for exactly one caller: the handler returning, or the timeout report."""
+        with _CLAIMS:
+            if self.ended:
+                return False
+            self.ended = True
+            return True
 
     def claim_memory_warning(self) -> bool:
         """True for exactly one caller: the watchdog's sample and the supervisor's
@@ -69,8 +85,12 @@ class Watchdog:
         memory_limit_bytes: int | None,
         on_timeout: TimeoutCallback,
         on_memory: MemoryCallback,
+        report_lead_ms: int = 0,
+        on_report_timeout: ReportCallback | None = None,
     ) -> None:
         self.warning_s = warning_ms / 1000.0
+        self.report_lead_s = report_lead_ms / 1000.0 if on_report_timeout is not None else 0.0
+        self.on_report_timeout = on_report_timeout
         self.memory_limit_bytes = memory_limit_bytes
         self.on_timeout = on_timeout
         self.on_memory = on_memory
@@ -89,8 +109,14 @@ class Watchdog:
             # starts, on every invocation; warn halfway instead.
             warn_at = deadline_s - self.warning_s if self.warning_s < remaining else now + remaining / 2
         armed = Armed(request_id, thread_id, deadline_s or 0.0, warn_at)
+        if self.report_lead_s > 0 and deadline_epoch_ms is not None:
+            armed.deadline_s = deadline_epoch_ms / 1000.0
+            remaining = armed.deadline_s - time.time()
+            lead = self.report_lead_s if self.report_lead_s < remaining / 2 else remaining / 2
+            armed.report_at = armed.deadline_s - lead
         self._armed = armed
-        if warn_at is not None and warn_at - time.time() < POLL_INTERVAL_S:
+        due = min(t for t in (warn_at, armed.report_at, float("inf")) if t is not None)
+        if due - time.time() < POLL_INTERVAL_S:
             self._wake.set()
 
     def disarm(self) -> Armed | None:
@@ -110,6 +136,10 @@ class Watchdog:
             self._wake.clear()
 
     def _check(self, armed: Armed) -> None:
+        report_at = armed.report_at
+        if report_at is not None and not armed.ended and time.time() >= report_at and armed.claim_end():
+            assert self.on_report_timeout is not None
+            self.on_report_timeout(armed)
         if not armed.timeout_fired and armed.warn_at is not None and time.time() >= armed.warn_at:
             armed.timeout_fired = True
             self.on_timeout(armed.request_id, armed.thread_id, (armed.deadline_s - time.time()) * 1000.0)
@@ -121,6 +151,9 @@ class Watchdog:
 
     @staticmethod
     def _sleep_s(armed: Armed | None) -> float:
+        sleep = POLL_INTERVAL_S
         if armed is not None and not armed.timeout_fired and armed.warn_at is not None:
-            return max(0.0, min(POLL_INTERVAL_S, armed.warn_at - time.time()))
-        return POLL_INTERVAL_S
+            sleep = min(sleep, armed.warn_at - time.time())
+        if armed is not None and not armed.ended and armed.report_at is not None:
+            sleep = min(sleep, armed.report_at - time.time())
+        return max(0.0, sleep)

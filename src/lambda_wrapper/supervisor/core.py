@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from ..extension.runner import InternalExtension
     from ..instruments.import_profile import ImportProfile
     from ..instruments.process import ProcessMetrics
+    from ..instruments.self_report import SelfReporter
     from ..instruments.watchdog import Armed, Watchdog
+    from ..telemetry.records import TelemetryEvent
     from .bootstrap import Handler
 
 
@@ -58,6 +60,10 @@ class Supervisor:
         # Our handler wrapper's code: stacks in warnings start below it.
         self.handler_code: CodeType | None = None
         self._track_peak = False
+        # Where per-invocation records come from (instruments.self_report), known once
+        # the subscription's outcome is.
+        self.telemetry_source = "platform"
+        self.self_reporter: SelfReporter | None = None
 
     @property
     def invocations(self) -> int:
@@ -96,6 +102,8 @@ class Supervisor:
             # At the start, not the end: a first invocation that times out still reports its Init.
             init = self.timeline.record(self.cold_start.cold_start, self.cold_start.proactive_init)
             self.extension.submit(own_event(INIT, init, request_id))
+        if self.self_reporter is not None:
+            self.self_reporter.started()
         if self._track_peak:
             procfs.reset_peak_rss()
         if self.process_metrics is not None:
@@ -106,17 +114,21 @@ class Supervisor:
     def _instruments_finish(
         self, request_id: str, duration_ms: float, error: BaseException | None
     ) -> OverheadSettlement | None:
+        reported_timed_out = False
         if self.watchdog is not None:
             armed = self.watchdog.disarm()
             if armed is not None and not armed.memory_fired:
                 self._memory_check_after_the_fact(armed)
+            # The self source's timeout report went out first: it stands.
+            reported_timed_out = armed is not None and armed.report_at is not None and not armed.claim_end()
         if self.extension is not None:
-            return self._submit_records(self.extension, request_id, duration_ms, error)
+            return self._submit_records(self.extension, request_id, duration_ms, error, reported_timed_out)
         return None
 
     # -- records ------------------------------------------------------------------------
     def _submit_records(
-        self, extension: InternalExtension, request_id: str, duration_ms: float, error: BaseException | None
+        self, extension: InternalExtension, request_id: str, duration_ms: float, error: BaseException | None,
+        reported_timed_out: bool = False,
     ) -> OverheadSettlement:
         record: dict[str, object] = {
             "requestId": request_id,
@@ -140,7 +152,18 @@ class Supervisor:
             self.import_profile = None
         record["wrapperOverheadMs"] = self.clock.total_ms()  # so far: the settlement gives the final figure
         settlement = OverheadSettlement()
-        extension.submit(own_event(INVOCATION, record, request_id), settlement.amend)
+        reporter = self.self_reporter
+        if reporter is None or reported_timed_out:
+            extension.submit(own_event(INVOCATION, record, request_id), settlement.amend)
+            return settlement
+        # The self records ride on this submit; they are built on the flush's thread.
+        add_self_records = reporter.amendment(reporter.measured(request_id, duration_ms, error))
+
+        def amend_both(events: list[TelemetryEvent]) -> None:
+            settlement.amend(events)
+            add_self_records(events)
+
+        extension.submit(own_event(INVOCATION, record, request_id), amend_both)
         return settlement
 
     # -- warnings (called on the watchdog thread) --------------------------------------------
@@ -150,6 +173,18 @@ class Supervisor:
         stack = thread_stack(thread_id, self.handler_code)
         message = f"the handler is still running {left_ms:.0f} ms before its deadline"
         self._warn("timeout", request_id, message, stack=stack, remainingMs=round(left_ms))
+
+    def on_timeout_report(self, armed: Armed) -> None:
+        """The self source reports the invocation as timed out before the platform kills it."""
+        reporter, extension = self.self_reporter, self.extension
+        if reporter is None or extension is None:
+            return
+        duration_ms = (armed.deadline_s - reporter.started_epoch_s) * 1000.0
+        measured = reporter.measured(armed.request_id, duration_ms, None, timed_out=True)
+        request_id = armed.request_id
+        carrier = own_event("platform.report", {"requestId": request_id, "source": "self"}, request_id)
+        extension.submit(carrier, reporter.amendment(measured, replace=True))
+        extension.flush()
 
     def on_memory_warning(self, request_id: str, rss: int, limit: int) -> None:
         message = (
@@ -201,8 +236,28 @@ class Supervisor:
             shutdown.install(extension.shutdown_flush, extension.listener.watch_fd)
             extension.start_listener()
             self.extension = extension
+            self._choose_telemetry_source(extension)
         except Exception as exc:
             diagnostics.emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
+
+    def _choose_telemetry_source(self, extension: InternalExtension) -> None:
+        settings = self.settings
+        outcome = extension.subscription
+        state = outcome.state if outcome is not None else None
+        if settings.telemetry_source == "platform" and state in (None, "subscribed"):
+            return  # the default cold path imports nothing more
+        from ..extension.runner import managed_instances
+        from ..instruments.self_report import HOLD, PLATFORM, SelfReporter, SourceArbiter, choose_source
+
+        source = choose_source(settings.telemetry_source, state, managed_instances())
+        if source != PLATFORM:
+            arbiter = SourceArbiter(source)
+            extension.pipeline.arbiter = arbiter
+            self.self_reporter = SelfReporter(self.timeline, self.cold_start, arbiter)
+        self.telemetry_source = source
+        shown = "auto: platform, self where its records do not come" if source == HOLD else source
+        diagnostics.emit("info", "telemetry_source", f"per-invocation records: {shown}",
+                         source=source, subscription=state)
 
     def start_extension_threads(self) -> None:
         """After the handler import, so that the event loop does not compete with it."""
@@ -282,14 +337,21 @@ class Supervisor:
         pct = settings.memory_warning_pct if settings.feature_enabled("the memory warning") else 0
         if pct:
             self.memory_limit_bytes = memory_limit_bytes(pct)
-        if not warning_ms and self.memory_limit_bytes is None:
+        if not warning_ms and self.memory_limit_bytes is None and self.self_reporter is None:
             return
         from ..instruments.watchdog import Watchdog
 
         if self.memory_limit_bytes is not None:
             self._track_peak = procfs.reset_peak_rss()
+        report_lead_ms = 0
+        on_report = None
+        if self.self_reporter is not None:
+            from ..instruments.self_report import TIMEOUT_LEAD_MS
+
+            report_lead_ms, on_report = TIMEOUT_LEAD_MS, self.on_timeout_report
         self.watchdog = Watchdog(
-            warning_ms, self.memory_limit_bytes, self.on_timeout_warning, self.on_memory_warning
+            warning_ms, self.memory_limit_bytes, self.on_timeout_warning, self.on_memory_warning,
+            report_lead_ms, on_report,
         )
 
 

@@ -16,6 +16,11 @@ OTLP and the file exporter can never count the same invocation differently:
   timeout or an out-of-memory death.
 - ``cold_start``: our invocation record's ``coldStart`` (it knows proactive inits),
   else whether the report carries ``initDurationMs``.
+- ``source``: ``self`` when the report was made by the supervisor from its own
+  measurements (``instruments.self_report``: the same types and fields as the
+  platform's, plus ``"source": "self"``), else ``platform``. Every exporter reports it
+  the same way: the file and HTTP exporters under ``invocation``, EMF as a property
+  (not a dimension, which would change the metrics' identity), OTLP as an attribute.
 
 What the classifier remembers is bounded: the newest ``MAX_REMEMBERED`` request ids.
 Classifying does not forget, so the same report seen twice (a retried export, a batch
@@ -32,6 +37,8 @@ MAX_REMEMBERED = 64
 OUT_OF_MEMORY = "Runtime.OutOfMemory"
 TIMEOUT = "timeout"
 SUCCESS = "success"
+PLATFORM = "platform"
+SELF = "self"
 # The event types ``observe`` takes note of; an exporter may skip the call for others.
 CLASSIFIER_INPUTS = frozenset(("platform.runtimeDone", "lambda_wrapper.invocation"))
 
@@ -39,7 +46,9 @@ CLASSIFIER_INPUTS = frozenset(("platform.runtimeDone", "lambda_wrapper.invocatio
 class Invocation:
     """The classification of one ``platform.report``."""
 
-    __slots__ = ("cold_start", "error_type", "failed", "out_of_memory", "request_id", "status", "timed_out")
+    __slots__ = (
+        "cold_start", "error_type", "failed", "out_of_memory", "request_id", "source", "status", "timed_out",
+    )
 
     def __init__(
         self,
@@ -49,6 +58,7 @@ class Invocation:
         cold_start: bool,
         timed_out: bool,
         out_of_memory: bool,
+        source: str = PLATFORM,
     ) -> None:
         self.request_id = request_id
         self.status = status
@@ -56,6 +66,7 @@ class Invocation:
         self.cold_start = cold_start
         self.timed_out = timed_out
         self.out_of_memory = out_of_memory
+        self.source = source
         self.failed = bool(error_type) or status not in (None, SUCCESS) or timed_out or out_of_memory
 
     def as_dict(self) -> dict[str, object]:
@@ -67,6 +78,7 @@ class Invocation:
             "failed": self.failed,
             "timedOut": self.timed_out,
             "outOfMemory": self.out_of_memory,
+            "source": self.source,
         }
 
     def __repr__(self) -> str:
@@ -126,7 +138,14 @@ class InvocationClassifier:
         cold_start = self.cold_start(request_id)
         if cold_start is None:
             cold_start = "initDurationMs" in values
-        return Invocation(request_id, status, error_type, cold_start, timed_out, out_of_memory)
+        source = record_source(report)
+        return Invocation(request_id, status, error_type, cold_start, timed_out, out_of_memory, source)
+
+
+def record_source(event: TelemetryEvent) -> str:
+    """``self`` for a platform-shaped record the supervisor made, else ``platform``."""
+    record = event.record
+    return SELF if isinstance(record, dict) and record.get("source") == SELF else PLATFORM
 
 
 def finite_number(value: object) -> float | int | None:
