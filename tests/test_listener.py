@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from lambda_wrapper.extension.http import HttpConnection
 from lambda_wrapper.extension.listener import MAX_CONNECTIONS, TelemetryListener
+from lambda_wrapper.http11 import HttpConnection
 
 
 def serve(instance: TelemetryListener) -> None:

@@ -6,8 +6,8 @@ exporters (any backend: every connect, send and receive bounded by one monotonic
 deadline, DNS on a helper thread, TLS) and the Telemetry API listener (it parses the
 requests the platform POSTs). The framing rules they share live here; the policies
 stay with them (the platform client's resend, the exporters' pool and error classes,
-the listener's limits). It sits beside both packages because neither may import the
-other's.
+the listener's limits). ``HttpConnection`` is the platform client itself. The module
+sits beside both packages because neither may import the other's.
 
 Cold-path rule: this module imports only ``_socket`` and ``time``. ``http.client``
 costs ~23 ms (it pulls in ``email`` and ``ssl``), the ``socket`` wrapper 1-3 ms (its
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
 MAX_HEADER_BYTES = 64 * 1024
+PLATFORM_MAX_BODY_BYTES = 16 * 1024 * 1024
 DNS_CACHE_S = 60.0
 _RECV_BYTES = 65536
 
@@ -100,6 +101,8 @@ def parse_request_head(head: bytes) -> tuple[str, str, dict[str, str]]:
 
 def parse_content_length(value: str) -> int:
     """A ``Content-Length`` value; a repeated field must repeat the same number (RFC 9110 8.6)."""
+    if value.isdigit():
+        return int(value)
     numbers = {text.strip() for text in value.split(",")}
     if len(numbers) != 1:
         raise MalformedMessage("conflicting Content-Length values")
@@ -345,6 +348,67 @@ class Connection:
             if not self._fill(deadline):
                 return self._buffer, True
         return self._buffer[:max_body_bytes], False
+
+
+class HttpConnection:
+    """A keep-alive client of one ``host:port`` (the platform APIs); not thread-safe.
+
+    No deadline unless one is asked for: the Extensions API's ``/event/next``
+    long-poll blocks across freezes. A request that failed on a kept-alive connection
+    before any response byte (the peer closed it while we were idle or frozen) is
+    sent once more on a fresh one; one that got any response byte never is.
+    """
+
+    def __init__(self, address: str, timeout: float | None = None) -> None:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"expected host:port, got {address!r}")
+        self.host = host.strip("[]")
+        self.port = int(port)
+        self.host_header = f"{host}:{port}"
+        self.timeout = timeout
+        self._connection: Connection | None = None
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None,
+                body: bytes = b"", timeout: float | None = None,
+                while_waiting: Callable[[int], None] | None = None) -> HttpResponse:
+        """Send one request and read its response; raises ``HttpError`` (an ``OSError``).
+
+        ``timeout`` (else the connection's) bounds the whole exchange; with neither it
+        blocks as long as the platform takes. ``while_waiting(fd)``, if given, runs
+        between the send and the first read and must return once ``fd`` is readable.
+        """
+        message = encode_request(method, path, self.host_header, (headers or {}).items(), body)
+        limit = self.timeout if timeout is None else timeout
+        deadline = None if limit is None else time.monotonic() + limit
+        for attempt in (1, 2):
+            fresh = self._connection is None
+            if self._connection is None:
+                self._connection = Connection.open(self.host, self.port, deadline, label=self.host_header)
+            try:
+                response, reusable = self._connection.exchange(
+                    message, deadline, method=method, max_body_bytes=PLATFORM_MAX_BODY_BYTES,
+                    while_waiting=while_waiting,
+                )
+            except NoResponse:
+                self.close()
+                if fresh or attempt == 2:
+                    raise
+                continue  # a kept-alive connection the peer closed while we were idle or frozen
+            except BaseException:
+                self.close()
+                raise
+            if not reusable:
+                self.close()
+            if not response.complete:
+                raise HttpError(f"{self.host_header} sent a response body over the limit", retryable=False)
+            return response
+        raise AssertionError("unreachable")
 
 
 def _handshake(sock: _socket.socket, context: ssl.SSLContext, host: str, label: str,

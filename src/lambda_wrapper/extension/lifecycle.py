@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 
+from ..http11 import HttpConnection, HttpResponse
 from .errors import PlatformError
 from .events import PlatformEvent, parse_event
-from .http import HttpConnection, HttpResponse
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:

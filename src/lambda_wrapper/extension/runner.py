@@ -25,9 +25,9 @@ import time
 
 from .. import diagnostics
 from ..export.policy import FlushPolicy
+from ..http11 import HttpConnection
 from .errors import PlatformError
 from .events import PlatformEvent
-from .http import HttpConnection
 from .lifecycle import Registration, next_event, register
 from .listener import TelemetryListener
 from .subscription import CLASSIC_SCHEMA, MANAGED_INSTANCES_SCHEMA, SubscriptionOutcome, subscribe
