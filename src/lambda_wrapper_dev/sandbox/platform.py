@@ -94,6 +94,7 @@ class FunctionSpec:
     python_version: str | None = None
     function_name: str = "function"
     init_timeout_s: float = 10.0
+    telemetry_api: bool = True  # False: subscriptions answered 202 Telemetry.NotSupported, like the RIE
     bootstrap_argv: list[str] | None = None  # instead of /var/runtime/bootstrap, paths as seen inside
     extensions_dir: Path | None = (
         None  # external extensions; defaults to <layer>/extensions (/opt/extensions)
@@ -252,7 +253,7 @@ class Sandbox:
             lifecycle.current_env, RuntimeEvents(lifecycle.runtime_first_next, lifecycle.runtime_answering)
         ).mount(router)
         ExtensionsApi(lifecycle.current_env, lifecycle.agent_registered).mount(router)
-        TelemetryApi(lifecycle.current_env, lifecycle.subscribe).mount(router)
+        TelemetryApi(lifecycle.current_env, lifecycle.subscribe, self.spec.telemetry_api).mount(router)
         self._server.start()
         log.info(
             "sandbox started",

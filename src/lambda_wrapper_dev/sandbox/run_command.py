@@ -2,7 +2,7 @@
 
     lambda-wrapper run --task-root DIR --handler MOD.FN [--runtime pythonX.Y] [--layer DIR|ZIP]
         [--no-wrapper] [--event JSON|@FILE] [--invokes N] [--env K=V]... [--memory MB]
-        [--timeout S] [--tmp DIR | --keep] [--output text|json]
+        [--timeout S] [--tmp DIR | --keep] [--no-telemetry-api] [--output text|json]
 
 ``--runtime`` picks the Lambda Python runtime (default: the host's Python version): the
 runtime image, its interpreter and ``AWS_EXECUTION_ENV`` follow it, and like Lambda's
@@ -11,7 +11,10 @@ Without ``--layer`` the layer is built from the working tree. ``--tmp DIR`` is t
 function's ``/tmp`` and stays; by default a fresh directory serves and is removed after
 the run unless ``--keep`` is given (the output then says where it is). What the file
 exporter captured is counted wherever ``LAMBDA_WRAPPER_FILE_PATH`` puts it. The
-per-invocation table comes from the platform's ``platform.report`` telemetry.
+per-invocation table comes from the platform's ``platform.report`` telemetry, or, when
+the wrapper reported invocations itself (``--no-telemetry-api`` makes the sandbox
+refuse the subscription with the RIE's 202), from the supervisor's own records in the
+captured file, and says so.
 As root, ``--memory`` is enforced like on Lambda (memory limit, the memory size's
 share of a vCPU, OOM kills as ``Runtime.OutOfMemory``; see ``cgroups``); the
 output says whether it is.
@@ -84,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     kept.add_argument(
         "--keep", action="store_true", help="keep the function's fresh /tmp after the run (default: removed)"
     )
+    parser.add_argument(
+        "--no-telemetry-api", action="store_true",
+        help="answer Telemetry API subscriptions 202 Telemetry.NotSupported, as the RIE does",
+    )
     parser.add_argument("--output", choices=("text", "json"), default="text")
     return parser
 
@@ -122,6 +129,7 @@ def main(argv: list[str]) -> int:
             timeout_s=args.timeout,
             tmp_dir=function_tmp,
             python_version=python_version,
+            telemetry_api=not args.no_telemetry_api,
         )
         keep = args.tmp is not None or args.keep
         try:
@@ -178,7 +186,7 @@ def run(
         json.dump(json_document(sandbox, spec, report, keep_tmp), out, indent=2)
         out.write("\n")
     else:
-        print_table(sandbox, out)
+        print_table(sandbox, out, report["selfReports"])
         print_extension(report, sandbox, out)
         print_kept(sandbox, report, keep_tmp, out)
     return 0 if all(result.status == "success" for result in results) else 1
@@ -272,9 +280,12 @@ def print_invoke(number: int, total: int, result: InvokeResult, lines: list[str]
         out.write(f"  WARNING: {warning}\n")
 
 
-def print_table(sandbox: Sandbox, out: TextIO) -> None:
+def print_table(sandbox: Sandbox, out: TextIO, self_reports: Sequence[dict[str, Any]] = ()) -> None:
+    if self_reports:
+        print_self_table(self_reports, out)
+        return
     header = ("REQUEST ID", "STATUS", "DURATION", "BILLED", "MAX MEM", "INIT", "COLD")
-    rows = [header]
+    rows: list[tuple[str, ...]] = [header]
     for item in sandbox.invocations:
         rows.append(
             (
@@ -287,8 +298,36 @@ def print_table(sandbox: Sandbox, out: TextIO) -> None:
                 "yes" if item.coldStart else "no",
             )
         )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    out.write("\n")
+    write_rows(rows, out)
+
+
+def print_self_table(self_reports: Sequence[dict[str, Any]], out: TextIO) -> None:
+    """The supervisor's own per-invocation records: what a function sees where the
+    Telemetry API delivers nothing."""
+    out.write("\nper-invocation records: self-reported by the wrapper's supervisor "
+              "(source self: the Telemetry API delivered none)\n")
+    rows: list[tuple[str, ...]] = [("REQUEST ID", "STATUS", "DURATION", "MAX MEM", "INIT", "COLD", "ERROR")]
+    for line in self_reports:
+        record = line.get("record") or {}
+        metrics = record.get("metrics") or {}
+        invocation = line.get("invocation") or {}
+        init = metrics.get("initDurationMs")
+        rows.append((
+            str(record.get("requestId")),
+            str(record.get("status")),
+            f"{metrics.get('durationMs', 0.0):.3f} ms",
+            f"{metrics.get('maxMemoryUsedMB', '-')} MB",
+            "-" if init is None else f"{init:.3f} ms",
+            "yes" if invocation.get("coldStart") else "no",
+            str(record.get("errorType") or "-"),
+        ))
+    write_rows(rows, out, leading_newline=False)
+
+
+def write_rows(rows: Sequence[tuple[str, ...]], out: TextIO, leading_newline: bool = True) -> None:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    if leading_newline:
+        out.write("\n")
     for row in rows:
         out.write(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n"
@@ -308,6 +347,7 @@ def extension_report(sandbox: Sandbox, env: Mapping[str, str]) -> dict[str, Any]
         "file": telemetry_file,
         "problem": problem,
         "types": record_types(telemetry_file) if telemetry_file is not None else {},
+        "selfReports": self_reports(telemetry_file) if telemetry_file is not None else [],
     }
 
 
@@ -377,6 +417,26 @@ def print_kept(sandbox: Sandbox, report: dict[str, Any], keep_tmp: bool, out: Te
         out.write(f"captured telemetry: {file}\n")
 
 
+def self_reports(path: Path) -> list[dict[str, Any]]:
+    """The file's ``platform.report`` lines the supervisor made (``source: self``)."""
+    found: list[dict[str, Any]] = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(item, dict) or item.get("type") != "platform.report":
+            continue
+        record = item.get("record")
+        if isinstance(record, dict) and record.get("source") == "self":
+            found.append(item)
+    return found
+
+
 def record_types(path: Path) -> dict[str, int]:
     """How many records of each ``type`` the file holds."""
     counts: dict[str, int] = {}
@@ -410,6 +470,8 @@ def json_document(
         "invocations": [{key: item.to_json()[key] for key in keys} for item in sandbox.invocations],
         "runtime": f"python{spec.python_version or host_python_version()}",
         "extension": {key: report[key] for key in ("registered", "subscribed", "records")},
+        "telemetrySource": "self" if report["selfReports"] else "platform",
+        "selfReports": [item.get("record") for item in report["selfReports"]],
         "captured": report["types"],
         # Paths only while they exist: a fresh /tmp is removed unless kept.
         "telemetryFile": str(report["file"]) if keep_tmp and report["file"] is not None else None,

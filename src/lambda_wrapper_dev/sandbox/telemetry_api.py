@@ -7,6 +7,11 @@ A repeated subscription to the same API replaces the earlier one (the Logs API i
 documented as idempotent; we treat the Telemetry API the same way).
 Subscriptions close when Init ends: then 403 ``Telemetry.SubscriptionClosed``
 (captured in production) or ``Logs.SubscriptionClosed``.
+
+Without the Telemetry API (``supported=False``, ``lambda-wrapper run
+--no-telemetry-api``) the sandbox answers a Telemetry API subscription as the RIE's
+classic mode and the emulators built on it do: 202 ``Telemetry.NotSupported``, and
+nothing is ever delivered.
 """
 
 from __future__ import annotations
@@ -28,10 +33,16 @@ CLOSED = {
 API_NAMES = {"telemetry": "Telemetry API", "logs": "Logs API"}
 
 
+NOT_SUPPORTED_BODY = {"errorType": "Telemetry.NotSupported", "errorMessage": "Telemetry API is not supported"}
+
+
 class TelemetryApi:
-    def __init__(self, current_env: Callable[[], EnvironmentState], subscribe: Subscribe) -> None:
+    def __init__(
+        self, current_env: Callable[[], EnvironmentState], subscribe: Subscribe, supported: bool = True
+    ) -> None:
         self._env = current_env
         self._subscribe = subscribe
+        self._supported = supported
 
     def mount(self, router: Router) -> None:
         router.add("PUT", "/2022-07-01/telemetry", lambda request: self._handle(request, "telemetry"))
@@ -70,5 +81,7 @@ class TelemetryApi:
                     "and the Telemetry API cannot be used together",
                 )
             agent.subscribed_api = api
+        if api == "telemetry" and not self._supported:
+            return json_response(202, NOT_SUPPORTED_BODY)
         self._subscribe(agent, subscription)
         return json_response(200, "OK")

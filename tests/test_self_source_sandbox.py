@@ -1,0 +1,123 @@
+"""The self source in the sandbox: with the Telemetry API the platform's records only,
+no duplicates; with the subscription refused (``--no-telemetry-api``, the RIE's 202)
+the supervisor's records only; ``LAMBDA_WRAPPER_TELEMETRY_SOURCE`` overrides."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lambda_wrapper.instruments.self_report import HOLD, HOLD_INVOCATIONS, SELF, SourceArbiter
+from lambda_wrapper.telemetry.records import TelemetryEvent
+from lambda_wrapper_dev.sandbox import run_command
+
+pytestmark = pytest.mark.timeout(120)
+
+APP = '''
+def handler(event, context):
+    if event.get("raise"):
+        raise KeyError("missing")
+    return {"ok": True}
+'''
+
+
+def run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str, output: str = "json",
+        event: str = "{}") -> tuple[int, str, list[dict]]:
+    task_root = tmp_path / "task"
+    task_root.mkdir(parents=True, exist_ok=True)
+    (task_root / "app.py").write_text(APP)
+    function_tmp = tmp_path / "fn-tmp"
+    code = run_command.main([
+        "--task-root", str(task_root), "--handler", "app.handler", "--invokes", "3", "--event", event,
+        "--output", output, "--tmp", str(function_tmp), *extra,
+    ])
+    out = capsys.readouterr().out
+    path = function_tmp / "lambda-wrapper" / "telemetry.ndjson"
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return code, out, lines
+
+
+def of_type(lines: list[dict], kind: str) -> list[dict]:
+    return [line for line in lines if line["type"] == kind]
+
+
+def sources(lines: list[dict], kind: str) -> list[str]:
+    return [line["record"].get("source", "platform") for line in of_type(lines, kind)]
+
+
+def test_with_the_telemetry_api_the_platform_reports_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, lines = run(tmp_path, capsys)
+    assert code == 0
+    reports = of_type(lines, "platform.report")
+    document = json.loads(out)
+    assert [r["record"]["requestId"] for r in reports] == [i["requestId"] for i in document["invocations"]]
+    for kind in ("platform.start", "platform.runtimeDone", "platform.report"):
+        assert sources(lines, kind) == ["platform"] * 3, kind
+    assert [r["invocation"]["source"] for r in reports] == ["platform"] * 3
+    assert document["telemetrySource"] == "platform"
+
+
+def test_with_the_subscription_refused_the_supervisor_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, lines = run(tmp_path, capsys, "--no-telemetry-api", output="text", event='{"raise": true}')
+    assert code == 1  # the function raised
+    for kind in ("platform.start", "platform.runtimeDone", "platform.report"):
+        assert sources(lines, kind) == ["self"] * 3, kind
+    invocations = [r["invocation"] for r in of_type(lines, "platform.report")]
+    assert [i["coldStart"] for i in invocations] == [True, False, False]
+    assert {(i["failed"], i["errorType"], i["source"]) for i in invocations} == {(True, "KeyError", "self")}
+    assert "self-reported by the wrapper's supervisor" in out
+    table = out[out.index("self-reported by the wrapper's supervisor"):].splitlines()[2:5]
+    assert all(" error " in row and "KeyError" in row for row in table), table
+    assert "subscribed no" in out
+
+
+def test_the_setting_chooses_the_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, forced_self = run(tmp_path / "a", capsys, "--env", "LAMBDA_WRAPPER_TELEMETRY_SOURCE=self")
+    for kind in ("platform.start", "platform.runtimeDone", "platform.report"):
+        assert sources(forced_self, kind) == ["self"] * 3, kind
+    _, _, forced_platform = run(tmp_path / "b", capsys, "--no-telemetry-api",
+                                "--env", "LAMBDA_WRAPPER_TELEMETRY_SOURCE=platform")
+    assert not of_type(forced_platform, "platform.report")
+    assert len(of_type(forced_platform, "lambda_wrapper.invocation")) == 3
+
+
+def event(kind: str, request_id: str, source: str | None = None) -> TelemetryEvent:
+    record: dict[str, object] = {"requestId": request_id}
+    if source is not None:
+        record["source"] = source
+    return TelemetryEvent("2026-12-04T00:00:00.000Z", kind, record, request_id=request_id)
+
+
+def test_a_held_self_record_gives_way_to_the_platform_report() -> None:
+    arbiter = SourceArbiter(HOLD)
+    arbiter.hold("a", [event("platform.report", "a", SELF)])
+    assert [e.type for e in arbiter.filter([event("platform.report", "a")])] == ["platform.report"]
+    for index in range(HOLD_INVOCATIONS + 1):
+        arbiter.hold(f"later-{index}", [event("platform.report", f"later-{index}", SELF)])
+    released = arbiter.release_due()
+    assert "a" not in {e.request_id for e in released}
+    assert [e.request_id for e in released] == ["later-0"]
+
+
+def test_a_released_self_record_makes_the_late_platform_records_drop() -> None:
+    arbiter = SourceArbiter(HOLD)
+    arbiter.hold("a", [event("platform.report", "a", SELF)])
+    assert arbiter.release_due() == []
+    for index in range(HOLD_INVOCATIONS):
+        arbiter.hold(f"later-{index}", [])
+    assert [e.request_id for e in arbiter.release_due()] == ["a"]
+    late = [event("platform.start", "a"), event("platform.report", "a"), event("platform.report", "b")]
+    assert [e.request_id for e in arbiter.filter(late)] == ["b"]
+
+
+def test_shutdown_releases_what_is_held() -> None:
+    arbiter = SourceArbiter(HOLD)
+    arbiter.hold("a", [event("platform.report", "a", SELF)])
+    arbiter.release_all()
+    assert [e.request_id for e in arbiter.release_due()] == ["a"]
