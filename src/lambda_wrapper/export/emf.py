@@ -110,6 +110,13 @@ _RESERVED_NAMES = frozenset(
 }
 
 
+# Every type ``export`` reads; it skips the others at the cost of one set lookup.
+_READ_TYPES = frozenset((
+    "platform.report", "platform.runtimeDone", "lambda_wrapper.invocation", "platform.logsDropped",
+    "lambda_wrapper.init", "lambda_wrapper.warning", "lambda_wrapper.loss",
+))
+
+
 class EmfExporter:
     name = "emf"
     local = True  # stdout: exempt from the flush budget (see export.pipeline)
@@ -146,8 +153,11 @@ class EmfExporter:
 
     def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
         lines = []
+        read = _READ_TYPES
         for event in events:
             kind = event.type
+            if kind not in read:  # log lines and the rest: one set lookup each
+                continue
             if kind == "platform.report":
                 line = self._report(event)
             elif kind == "platform.runtimeDone":
