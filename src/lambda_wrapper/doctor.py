@@ -127,6 +127,7 @@ def detect(settings: Settings, environ: Mapping[str, str]) -> dict[str, object]:
         "wrapper": wrapper_state(environ),
         "taskRoot": task_root_state(environ.get("LAMBDA_TASK_ROOT")),
         "telemetryPort": telemetry_port_state(settings.telemetry_port),
+        "telemetrySource": telemetry_source_state(settings.telemetry_source),
         "optionalPackages": {name: package_version(name) for name in ("structlog", "psutil")},
     }
 
@@ -209,6 +210,26 @@ def telemetry_port_state(port: int) -> dict[str, object]:
     finally:
         probe.close()
     return {"host": host, "port": port, "available": available, "note": note}
+
+
+def telemetry_source_state(setting: str) -> dict[str, object]:
+    """Which source the per-invocation records come from: known inside a running function."""
+    core = sys.modules.get("lambda_wrapper.supervisor.core")
+    in_use = getattr(core, "TELEMETRY_SOURCE", None) if core is not None else None
+    if in_use is None:
+        note = {
+            "auto": "platform where the Telemetry API subscription succeeds, else self "
+                    "(the supervisor's own measurements)",
+            "platform": "the Telemetry API's records only",
+            "self": "the supervisor's own measurements only",
+        }.get(setting, setting)
+        return {"setting": setting, "inUse": "not running in a function", "note": note}
+    notes = {
+        "platform": "the Telemetry API's records",
+        "self": "the supervisor's own measurements (the Telemetry API gives none, or the setting says so)",
+        "hold": "the Telemetry API's records; the supervisor's for an invocation whose report does not come",
+    }
+    return {"setting": setting, "inUse": in_use, "note": notes.get(in_use, in_use)}
 
 
 def package_version(name: str) -> str | None:

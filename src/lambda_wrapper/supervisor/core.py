@@ -42,6 +42,11 @@ if TYPE_CHECKING:
     from .bootstrap import Handler
 
 
+# Where this process's per-invocation records come from (instruments.self_report):
+# None until the extension has started; doctor reports it.
+TELEMETRY_SOURCE: str | None = None
+
+
 class InvalidSettingsError(ValueError):
     """Raised at Init under ``LAMBDA_WRAPPER_STRICT=true`` when a setting is invalid."""
 
@@ -241,23 +246,26 @@ class Supervisor:
             diagnostics.emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
 
     def _choose_telemetry_source(self, extension: InternalExtension) -> None:
-        settings = self.settings
+        """Once the subscription's outcome is known (instruments.self_report says how)."""
+        from ..extension.runner import managed_instances
+
+        global TELEMETRY_SOURCE
+        setting = self.settings.telemetry_source
         outcome = extension.subscription
         state = outcome.state if outcome is not None else None
-        if settings.telemetry_source == "platform" and state in (None, "subscribed"):
-            return  # the default cold path imports nothing more
-        from ..extension.runner import managed_instances
-        from ..instruments.self_report import HOLD, PLATFORM, SelfReporter, SourceArbiter, choose_source
+        if setting == "platform" or (setting == "auto" and state is None and managed_instances()):
+            TELEMETRY_SOURCE = "platform"  # and nothing more is imported
+            return
+        from ..instruments.self_report import HOLD, SelfReporter, SourceArbiter, choose_source
 
-        source = choose_source(settings.telemetry_source, state, managed_instances())
-        if source != PLATFORM:
-            arbiter = SourceArbiter(source)
-            extension.pipeline.arbiter = arbiter
-            self.self_reporter = SelfReporter(self.timeline, self.cold_start, arbiter)
-        self.telemetry_source = source
-        shown = "auto: platform, self where its records do not come" if source == HOLD else source
-        diagnostics.emit("info", "telemetry_source", f"per-invocation records: {shown}",
-                         source=source, subscription=state)
+        source = choose_source(setting, state, managed_instances())
+        arbiter = SourceArbiter(source)
+        extension.pipeline.arbiter = arbiter
+        self.self_reporter = SelfReporter(self.timeline, self.cold_start, arbiter)
+        self.telemetry_source = TELEMETRY_SOURCE = source
+        if source != HOLD:  # the usual case on Lambda goes without a line
+            diagnostics.emit("info", "telemetry_source", f"per-invocation records: {source}",
+                             source=source, subscription=state)
 
     def start_extension_threads(self) -> None:
         """After the handler import, so that the event loop does not compete with it."""

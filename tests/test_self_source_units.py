@@ -1,0 +1,81 @@
+"""The self source's records through the real encoders, doctor, and the handler path's cost."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from typing import Any
+
+import pytest
+
+from lambda_wrapper import doctor
+from lambda_wrapper.export.emf import EmfExporter
+from lambda_wrapper.export.otlp_metrics import MetricEncoder
+from lambda_wrapper.export.otlp_traces import SpanEncoder, TraceContexts
+from lambda_wrapper.instruments.coldstart import ColdStartTracker, InitTimeline
+from lambda_wrapper.instruments.self_report import SELF, SelfReporter
+from lambda_wrapper.supervisor import core
+from lambda_wrapper.telemetry.decode import decode_batch
+
+
+def self_records(error: BaseException | None = None) -> list[Any]:
+    timeline = InitTimeline(time.perf_counter())
+    timeline.init_ends()
+    tracker = ColdStartTracker(timeline)
+    tracker.invocation_starts(time.time())
+    reporter = SelfReporter(timeline, tracker, None)
+    reporter.started()
+    events = reporter.records(reporter.measured("req-1", 12.5, error))
+    # Through JSON and the decoder, as the pipeline gives them to exporters.
+    body = json.dumps([event.to_output() for event in events]).encode()
+    return list(decode_batch(body).events)
+
+
+def test_the_records_have_the_platform_shapes() -> None:
+    events = self_records(SystemExit(3))
+    assert [e.type for e in events] == ["platform.start", "platform.runtimeDone", "platform.report"]
+    report = events[-1]
+    assert report.request_id == "req-1" and report.record["source"] == SELF
+    assert report.metrics is not None and report.metrics["durationMs"] == 12.5
+    assert "initDurationMs" in report.metrics
+    assert (report.record["status"], report.record["errorType"]) == ("error", "Runtime.ExitError")
+
+
+def test_emf_marks_the_source_as_a_property_not_a_dimension() -> None:
+    stream = io.StringIO()
+    EmfExporter(stream=stream, environ={"AWS_LAMBDA_FUNCTION_NAME": "f"}).export(self_records(), 0.0)
+    document = json.loads(stream.getvalue().splitlines()[0])
+    assert document["source"] == "self" and document["Duration"] == 12.5 and document["ColdStarts"] == 1
+    assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0] == ["FunctionName"]
+
+
+def attribute(attributes: Any, key: str) -> object:
+    return next(a["value"] for a in attributes if a["key"] == key)
+
+
+def test_otlp_marks_the_source_on_the_report_gauges_and_the_invocation_span() -> None:
+    events = self_records(ValueError())
+    metrics: list[Any] = MetricEncoder().encode(events).items
+    duration = next(m for m in metrics if m["name"] == "aws.lambda.duration")
+    point = duration["gauge"]["dataPoints"][0]
+    assert attribute(point["attributes"], "aws.lambda.telemetry.source") == {"stringValue": "self"}
+    spans: list[Any] = SpanEncoder(TraceContexts(), "f").encode(events).items
+    invocation_id = {"stringValue": "req-1"}
+    span = next(s for s in spans if attribute(s["attributes"], "faas.invocation_id") == invocation_id)
+    assert attribute(span["attributes"], "aws.lambda.telemetry.source") == {"stringValue": "self"}
+    assert attribute(span["attributes"], "error.type") == {"stringValue": "ValueError"}
+
+
+def detected_source(environ: dict[str, str]) -> Any:
+    report: Any = doctor.build_report(environ)
+    return report["detected"]["telemetrySource"]
+
+
+def test_doctor_says_which_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    outside = detected_source({"LAMBDA_WRAPPER_TELEMETRY_SOURCE": "self"})
+    assert outside["setting"] == "self" and outside["inUse"] == "not running in a function"
+    monkeypatch.setattr(core, "TELEMETRY_SOURCE", "self")
+    inside = detected_source({})
+    assert (inside["setting"], inside["inUse"]) == ("auto", "self")
+    assert "telemetrySource:" in doctor.render_text(doctor.build_report({}))
