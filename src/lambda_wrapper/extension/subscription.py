@@ -13,7 +13,7 @@ MANAGED_INSTANCES_SCHEMA = "2025-01-29"
 # when it is done), and our listener shares the GIL with the handler: at 25 ms a
 # function printing 10,000 lines per invocation lost ~20 batches to
 # platform.logsDropped in the sandbox, at 100 ms none (tests/test_e2e_pipeline.py).
-DEFAULT_BUFFERING = {"maxItems": 10000, "maxBytes": 1048576, "timeoutMs": 1000}
+DEFAULT_BUFFERING = {"maxItems": 10000, "maxBytes": 1048576, "timeoutMs": 100}
 
 
 class SubscriptionOutcome:
