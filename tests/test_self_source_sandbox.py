@@ -87,6 +87,51 @@ def test_the_setting_chooses_the_source(tmp_path: Path, capsys: pytest.CaptureFi
     assert len(of_type(forced_platform, "lambda_wrapper.invocation")) == 3
 
 
+DIES_ONCE = '''
+import os
+
+MARK = "/tmp/died-once"
+
+def handler(event, context):
+    if not os.path.exists(MARK):
+        open(MARK, "w").close()
+        if event.get("oom"):
+            hog = []
+            while True:
+                hog.append(bytearray(16 * 1024 * 1024))
+        os._exit(1)
+    return {"ok": True}
+'''
+
+
+@pytest.mark.parametrize(("event_json", "error_type"), [
+    ('{"oom": true}', "Runtime.OutOfMemory"),
+    ("{}", "Runtime.ExitError"),
+])
+def test_a_death_is_counted_at_the_next_init(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], event_json: str, error_type: str
+) -> None:
+    """The dead process's in-flight marker names the invocation; the cgroup's oom_kill
+    counter (the sandbox enforces --memory with a memory cgroup as root) tells an
+    out-of-memory kill from another death."""
+    task_root = tmp_path / "task"
+    task_root.mkdir()
+    (task_root / "app.py").write_text(DIES_ONCE)
+    function_tmp = tmp_path / "fn-tmp"
+    run_command.main([
+        "--task-root", str(task_root), "--handler", "app.handler", "--invokes", "3", "--event", event_json,
+        "--output", "json", "--tmp", str(function_tmp), "--no-telemetry-api",
+    ])
+    document = json.loads(capsys.readouterr().out)
+    died = document["invocations"][0]
+    assert died["status"] != "success"
+    reports = [r for r in document["selfReports"]]
+    dead = [r for r in reports if r["requestId"] == died["requestId"]]
+    assert len(dead) == 1 and (dead[0]["status"], dead[0]["errorType"]) == ("error", error_type)
+    assert "durationMs" not in dead[0]["metrics"]  # when it died is not known
+    assert sorted(r["requestId"] for r in reports) == sorted(i["requestId"] for i in document["invocations"])
+
+
 def event(kind: str, request_id: str, source: str | None = None) -> TelemetryEvent:
     record: dict[str, object] = {"requestId": request_id}
     if source is not None:

@@ -222,3 +222,82 @@ def _remove_tree(directory: str) -> None:
         os.rmdir(directory)
     except OSError:
         pass
+
+
+IN_FLIGHT_SLOT = 128  # bytes: "<epoch ms> <oom kills> <request id>", space-padded
+
+
+class InFlightMarker:
+    """Which invocation this process is running, kept in a file beside the spool so that
+    the next Init can tell that a process died in the middle of one.
+
+    One fixed-size slot rewritten in place: ``begin`` writes ``<start epoch ms> <oom
+    kills at Init> <request id>``, ``end`` overwrites its first byte with ``-``; one
+    ``pwrite`` each. The cgroup's ``oom_kill`` counter, read once at Init where the
+    function can read it, lets the next Init tell an out-of-memory kill (the counter
+    grew) from any other death; where it cannot be read, every death is just a death.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        os.makedirs(root, exist_ok=True)
+        self.path = os.path.join(root, f"{os.getpid()}-{time.time_ns()}")
+        self.oom_kills = oom_kill_count()
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._oom_text = b"-1" if self.oom_kills is None else b"%d" % self.oom_kills
+        os.pwrite(self._fd, b"-".ljust(IN_FLIGHT_SLOT), 0)
+
+    def begin(self, request_id: str, started_epoch_s: float) -> None:
+        slot = b"%d %s %s" % (int(started_epoch_s * 1000), self._oom_text, request_id.encode())
+        os.pwrite(self._fd, slot[:IN_FLIGHT_SLOT].ljust(IN_FLIGHT_SLOT), 0)
+
+    def end(self) -> None:
+        os.pwrite(self._fd, b"-", 0)
+
+    def recover_orphans(self) -> list[tuple[str, float, bool | None]]:
+        """Invocations that dead processes were running: (request id, start epoch s,
+        whether the cgroup saw an out-of-memory kill since, None where unknown)."""
+        found = []
+        for name in _listdir(self.root):
+            path = os.path.join(self.root, name)
+            if path == self.path or _owner_alive(name):
+                continue
+            try:
+                with open(path, "rb") as handle:
+                    fields = handle.read(IN_FLIGHT_SLOT).split()
+                os.unlink(path)
+            except OSError:
+                continue
+            if len(fields) != 3 or not fields[0].isdigit():
+                continue  # ended, or never began one
+            then = int(fields[1]) if fields[1].lstrip(b"-").isdigit() else -1
+            oom = None if then < 0 or self.oom_kills is None else self.oom_kills > then
+            found.append((fields[2].decode("ascii", "replace"), int(fields[0]) / 1000.0, oom))
+        return found
+
+
+def oom_kill_count() -> int | None:
+    """The ``oom_kill`` count of this process's memory cgroup (v2 ``memory.events``, v1
+    ``memory.oom_control``), where it can be read."""
+    try:
+        with open("/proc/self/cgroup", encoding="ascii", errors="replace") as groups:
+            lines = groups.read().splitlines()
+    except OSError:
+        return None
+    candidates = []
+    for line in lines:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and not controllers:
+            candidates.append(f"/sys/fs/cgroup{path.rstrip('/')}/memory.events")
+        elif "memory" in controllers.split(","):
+            candidates.append(f"/sys/fs/cgroup/memory{path.rstrip('/')}/memory.oom_control")
+    for candidate in candidates:
+        try:
+            with open(candidate, "rb") as events:
+                for entry in events:
+                    if entry.startswith(b"oom_kill "):
+                        return int(entry.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return None

@@ -66,6 +66,8 @@ HOLD_INVOCATIONS = 3
 TIMEOUT_LEAD_MS = 100
 INVOCATION_TYPES = frozenset(("platform.start", "platform.runtimeDone", "platform.report"))
 MAX_RELEASED = 256
+EXIT_ERROR = "Runtime.ExitError"
+OUT_OF_MEMORY = "Runtime.OutOfMemory"
 
 
 def choose_source(setting: str, subscription_state: str | None, subscribed_elsewhere: bool) -> str:
@@ -87,7 +89,7 @@ def error_type_of(error: BaseException | None) -> str | None:
     if error is None:
         return None
     if isinstance(error, SystemExit):
-        return "Runtime.ExitError"
+        return EXIT_ERROR
     return type(error).__name__
 
 
@@ -106,7 +108,7 @@ class Measured:
     __slots__ = ("cold_start", "duration_ms", "error_type", "init_duration_ms", "max_memory_mb",
                  "request_id", "started_epoch_s", "status")
 
-    def __init__(self, request_id: str, started_epoch_s: float, duration_ms: float, status: str,
+    def __init__(self, request_id: str, started_epoch_s: float, duration_ms: float | None, status: str,
                  error_type: str | None, cold_start: bool, init_duration_ms: float | None,
                  max_memory_mb: int | None) -> None:
         self.request_id = request_id
@@ -150,13 +152,22 @@ class SelfReporter:
         return Measured(request_id, self.started_epoch_s, round(duration_ms, 3), status, error_type,
                         self.cold_start.cold_start, init_ms, _peak_rss_mb())
 
+    def died_in_flight(self, request_id: str, started_epoch_s: float, out_of_memory: bool | None) -> Measured:
+        """An invocation a dead process was running (``export.spool.InFlightMarker``): when
+        it died is not known, so it has no duration; an out-of-memory kill is told from
+        other deaths only where the cgroup's counter says so."""
+        error_type = OUT_OF_MEMORY if out_of_memory else EXIT_ERROR
+        return Measured(request_id, started_epoch_s, None, "error", error_type, False, None, None)
+
     def records(self, measured: Measured) -> list[TelemetryEvent]:
         request_id = measured.request_id
         start = measured.started_epoch_s
-        end = start + measured.duration_ms / 1000.0
+        duration = measured.duration_ms
+        end = start + (duration or 0.0) / 1000.0
+        durations: dict[str, object] = {} if duration is None else {"durationMs": duration}
         done: dict[str, object] = {"requestId": request_id, "status": measured.status, "source": SELF,
-                                   "metrics": {"durationMs": measured.duration_ms}}
-        report_metrics: dict[str, object] = {"durationMs": measured.duration_ms}
+                                   "metrics": dict(durations)}
+        report_metrics: dict[str, object] = dict(durations)
         if self.memory_size_mb is not None:
             report_metrics["memorySizeMB"] = self.memory_size_mb
         if measured.max_memory_mb is not None:

@@ -33,10 +33,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import CodeType
 
+    from ..export.spool import InFlightMarker
     from ..extension.runner import InternalExtension
     from ..instruments.import_profile import ImportProfile
     from ..instruments.process import ProcessMetrics
-    from ..instruments.self_report import SelfReporter
+    from ..instruments.self_report import Measured, SelfReporter
     from ..instruments.watchdog import Armed, Watchdog
     from ..telemetry.records import TelemetryEvent
     from .bootstrap import Handler
@@ -69,6 +70,7 @@ class Supervisor:
         # the subscription's outcome is.
         self.telemetry_source = "platform"
         self.self_reporter: SelfReporter | None = None
+        self.in_flight: InFlightMarker | None = None
 
     @property
     def invocations(self) -> int:
@@ -109,6 +111,8 @@ class Supervisor:
             self.extension.submit(own_event(INIT, init, request_id))
         if self.self_reporter is not None:
             self.self_reporter.started()
+            if self.in_flight is not None:
+                self.in_flight.begin(request_id, self.self_reporter.started_epoch_s)
         if self._track_peak:
             procfs.reset_peak_rss()
         if self.process_metrics is not None:
@@ -126,6 +130,8 @@ class Supervisor:
                 self._memory_check_after_the_fact(armed)
             # The self source's timeout report went out first: it stands.
             reported_timed_out = armed is not None and armed.report_at is not None and not armed.claim_end()
+        if self.in_flight is not None:
+            self.in_flight.end()
         if self.extension is not None:
             return self._submit_records(self.extension, request_id, duration_ms, error, reported_timed_out)
         return None
@@ -186,10 +192,19 @@ class Supervisor:
             return
         duration_ms = (armed.deadline_s - reporter.started_epoch_s) * 1000.0
         measured = reporter.measured(armed.request_id, duration_ms, None, timed_out=True)
-        request_id = armed.request_id
+        self._submit_self_records(extension, reporter, measured)
+        if self.in_flight is not None:
+            self.in_flight.end()  # reported: the next Init must not count its death again
+        extension.flush()
+
+    @staticmethod
+    def _submit_self_records(
+        extension: InternalExtension, reporter: SelfReporter, measured: Measured
+    ) -> None:
+        """Self records outside the invocation record's submit (a timeout, a death)."""
+        request_id = measured.request_id
         carrier = own_event("platform.report", {"requestId": request_id, "source": "self"}, request_id)
         extension.submit(carrier, reporter.amendment(measured, replace=True))
-        extension.flush()
 
     def on_memory_warning(self, request_id: str, rss: int, limit: int) -> None:
         message = (
@@ -228,7 +243,7 @@ class Supervisor:
             from ..extension.runner import InternalExtension
 
             exporters = build_exporters(self.settings)
-            spool_root = os.path.join(os.environ.get("TMPDIR") or "/tmp", "lambda-wrapper", "spool")
+            spool_root = os.path.join(wrapper_tmp_dir(), "spool")
             pipeline = Pipeline(
                 exporters,
                 spool_root,
@@ -261,8 +276,19 @@ class Supervisor:
         source = choose_source(setting, state, managed_instances())
         arbiter = SourceArbiter(source)
         extension.pipeline.arbiter = arbiter
-        self.self_reporter = SelfReporter(self.timeline, self.cold_start, arbiter)
+        reporter = self.self_reporter = SelfReporter(self.timeline, self.cold_start, arbiter)
         self.telemetry_source = TELEMETRY_SOURCE = source
+        try:
+            from ..export.spool import InFlightMarker
+
+            marker = InFlightMarker(os.path.join(wrapper_tmp_dir(), "in-flight"))
+            for request_id, started, out_of_memory in marker.recover_orphans():
+                measured = reporter.died_in_flight(request_id, started, out_of_memory)
+                self._submit_self_records(extension, reporter, measured)
+            self.in_flight = marker
+        except OSError as exc:
+            diagnostics.emit("warning", "instrument_failed", f"the in-flight marker is off: {exc!r}",
+                             feature="the in-flight marker")
         if source != HOLD:  # the usual case on Lambda goes without a line
             diagnostics.emit("info", "telemetry_source", f"per-invocation records: {source}",
                              source=source, subscription=state)
@@ -361,6 +387,10 @@ class Supervisor:
             warning_ms, self.memory_limit_bytes, self.on_timeout_warning, self.on_memory_warning,
             report_lead_ms, on_report,
         )
+
+
+def wrapper_tmp_dir() -> str:
+    return os.path.join(os.environ.get("TMPDIR") or "/tmp", "lambda-wrapper")
 
 
 def memory_limit_bytes(pct: int) -> int | None:

@@ -311,12 +311,13 @@ def print_self_table(self_reports: Sequence[dict[str, Any]], out: TextIO) -> Non
         record = line.get("record") or {}
         metrics = record.get("metrics") or {}
         invocation = line.get("invocation") or {}
-        init = metrics.get("initDurationMs")
+        init, duration = metrics.get("initDurationMs"), metrics.get("durationMs")
+        memory = metrics.get("maxMemoryUsedMB")
         rows.append((
             str(record.get("requestId")),
             str(record.get("status")),
-            f"{metrics.get('durationMs', 0.0):.3f} ms",
-            f"{metrics.get('maxMemoryUsedMB', '-')} MB",
+            "-" if duration is None else f"{duration:.3f} ms",  # none for a death seen at the next Init
+            "-" if memory is None else f"{memory} MB",
             "-" if init is None else f"{init:.3f} ms",
             "yes" if invocation.get("coldStart") else "no",
             str(record.get("errorType") or "-"),
