@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from garbage import cyclic_garbage, type_names
+from lambda_wrapper.export.exporter import Exporter
 from lambda_wrapper.export.pipeline import Pipeline
 from lambda_wrapper.instruments.overhead import OverheadSettlement
 from lambda_wrapper.instruments.records import INIT, INVOCATION, own_event
@@ -151,12 +152,16 @@ class SlowToSignal:
         time.sleep(self.SIGNAL_S)
 
 
-class Collector:
+class Collector(Exporter):
     name = "file"
     local = True
+    telemetry_types = ("platform",)
 
     def __init__(self) -> None:
         self.records: list[Any] = []
+
+    def prepare(self) -> None:
+        pass
 
     def export(self, events: Any, deadline: float) -> None:
         self.records.extend(event.record for event in events if event.type == INVOCATION)

@@ -8,16 +8,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lambda_wrapper.export.errors import ExportError
+from lambda_wrapper.export.exporter import Exporter
 from lambda_wrapper.export.pipeline import Pipeline
 from lambda_wrapper.telemetry.records import TelemetryEvent
 
 
-class Recorder:
+class Recorder(Exporter):
+    name = "rec"
+    local = False
+    telemetry_types = ("platform", "function")
+
     def __init__(self, name: str = "rec", fail: ExportError | None = None, delay: float = 0.0) -> None:
         self.name = name
         self.fail = fail
         self.delay = delay
         self.calls: list[list[TelemetryEvent]] = []
+
+    def prepare(self) -> None:
+        pass
 
     def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
         if self.delay:

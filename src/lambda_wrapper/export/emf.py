@@ -36,6 +36,7 @@ import time
 from .. import diagnostics
 from ..telemetry.invocations import InvocationClassifier
 from .errors import ExportError
+from .exporter import Exporter
 from .function_metadata import FunctionMetadata
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
@@ -117,9 +118,10 @@ _READ_TYPES = frozenset((
 ))
 
 
-class EmfExporter:
+class EmfExporter(Exporter):
     name = "emf"
-    local = True  # stdout: exempt from the flush budget (see export.pipeline)
+    local = True  # stdout
+    telemetry_types = ("platform",)
 
     def __init__(
         self,
@@ -150,6 +152,9 @@ class EmfExporter:
         self._stream = stream
         self._invocations = InvocationClassifier()
         self.documents_written = 0
+
+    def prepare(self) -> None:
+        pass  # nothing to set up
 
     def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
         lines = []

@@ -13,6 +13,7 @@ import time
 from json.encoder import encode_basestring_ascii as _json_string
 
 from ..telemetry.invocations import InvocationClassifier
+from .exporter import Exporter
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 
@@ -45,14 +46,18 @@ def _log_line(event: TelemetryEvent) -> str | None:
     return line + "}\n"
 
 
-class FileExporter:
+class FileExporter(Exporter):
     name = "file"
-    local = True  # exempt from the flush budget (see export.pipeline)
+    local = True
+    telemetry_types = ("platform", "function", "extension")
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.exported = 0
         self._invocations = InvocationClassifier()
+
+    def prepare(self) -> None:
+        pass  # nothing to set up
 
     def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
         if not events:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from .. import __version__
 from ..telemetry.invocations import InvocationClassifier
 from .errors import ExportError
+from .exporter import Exporter
 from .function_metadata import FunctionMetadata
 from .transport import Endpoint, Transport, check_status, gzip_body, json_body
 
@@ -24,8 +25,10 @@ if TYPE_CHECKING:
     from ..telemetry.records import TelemetryEvent
 
 
-class HttpJsonExporter:
+class HttpJsonExporter(Exporter):
     name = "http"
+    local = False
+    telemetry_types = ("platform", "function", "extension")
 
     def __init__(
         self,
@@ -47,7 +50,7 @@ class HttpJsonExporter:
         self._invocations = InvocationClassifier()
 
     def prepare(self) -> None:
-        """Optional: pay TLS setup before the first export (see ``Transport.prepare``)."""
+        """Pay TLS setup before the first export (see ``Transport.prepare``)."""
         self._transport.prepare(self.endpoint)
 
     def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:

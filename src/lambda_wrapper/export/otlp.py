@@ -29,6 +29,7 @@ import os
 
 from .. import diagnostics
 from .errors import ExportError, detached
+from .exporter import Exporter
 from .function_metadata import FunctionMetadata
 from .otlp_encoding import SCOPE, resource_attributes
 from .otlp_logs import LogEncoder
@@ -76,8 +77,10 @@ class SignalTarget:
         self.gzip = gzip
 
 
-class OtlpExporter:
+class OtlpExporter(Exporter):
     name = "otlp"
+    local = False
+    telemetry_types = ("platform", "function", "extension")
 
     def __init__(
         self,
@@ -122,7 +125,7 @@ class OtlpExporter:
         )
 
     def prepare(self) -> None:
-        """Optional: pay TLS setup before the first export (see ``Transport.prepare``)."""
+        """Pay TLS setup before the first export (see ``Transport.prepare``)."""
         for _, target, _ in self._signals:
             self._transport.prepare(target.endpoint)
 

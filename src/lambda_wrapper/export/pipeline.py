@@ -27,15 +27,10 @@ from .spool import Spool, count_records
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Sequence
-    from typing import Protocol
 
     from ..instruments.self_report import SourceArbiter
     from ..telemetry.records import TelemetryEvent
-
-    class Exporter(Protocol):
-        name: str
-
-        def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None: ...
+    from .exporter import Exporter
 
 # A local export call cannot be interrupted: at 128 MB (7 % of a CPU) 500 file records
 # take ~50 ms of wall time, short enough for a flush to stop before the SIGKILL.
@@ -114,7 +109,7 @@ class Channel:
         self.overflow_by_type: dict[str, int] = {}
         self.reported_overflow_events = 0
         self.reported_unspooled = 0
-        self.local = bool(getattr(exporter, "local", False))
+        self.local = exporter.local
         # (spool seq, body bytes, records, function records) of each batch not yet
         # delivered: what the held-bytes cap and a loss count read.
         self.held: collections.deque[tuple[int, int, int, int]] = collections.deque()

@@ -11,15 +11,7 @@ from .. import diagnostics
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from ..settings import Settings
-    from .pipeline import Exporter
-
-TYPES_NEEDED = {
-    "emf": ("platform",),
-    "file": ("platform", "function", "extension"),
-    "otlp": ("platform", "function", "extension"),
-    "http": ("platform", "function", "extension"),
-    "xray": ("platform",),  # it sends only our own call spans
-}
+    from .exporter import Exporter
 
 
 def build_exporters(settings: Settings) -> list[Exporter]:
@@ -41,7 +33,7 @@ def telemetry_types(settings: Settings, exporters: list[Exporter]) -> list[str]:
         return list(settings.telemetry_types)
     wanted: dict[str, None] = {}
     for exporter in exporters:
-        wanted.update(dict.fromkeys(TYPES_NEEDED.get(exporter.name, ("platform",))))
+        wanted.update(dict.fromkeys(exporter.telemetry_types))
     return list(wanted) or ["platform"]
 
 

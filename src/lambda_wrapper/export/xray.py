@@ -28,6 +28,7 @@ import socket
 from .. import diagnostics
 from ..instruments.calls.spans import xray_parts
 from ..instruments.records import SPAN
+from .exporter import Exporter
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
@@ -43,9 +44,10 @@ _NAME_PUNCTUATION = frozenset(" _.:/%&#=+\\-@")
 _TEXT_LIMIT = 2048
 
 
-class XrayExporter:
+class XrayExporter(Exporter):
     name = "xray"
     local = True  # one non-blocking datagram per span: nothing to budget or wait for
+    telemetry_types = ("platform",)  # it sends only our own call spans
 
     def __init__(self, address: tuple[str, int] | None = None) -> None:
         self.address = address or daemon_address(os.environ)
@@ -55,6 +57,9 @@ class XrayExporter:
         self.sent = 0
         self.dropped = 0  # too large for a datagram, or the send failed
         self.not_sampled = 0  # outside an invocation, or an unsampled one
+
+    def prepare(self) -> None:
+        pass  # nothing to set up
 
     def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
         too_large = failed = 0

@@ -142,7 +142,8 @@ class InternalExtension:
     def start(self) -> None:
         """Start the event loop; call once the handler is imported, before Init ends."""
         self._spawn(self._event_loop, "lambda-wrapper-extension")
-        if any(getattr(channel.exporter, "prepare", None) is not None for channel in self.pipeline.channels):
+        self._prepare_exporters(local=True)
+        if not all(channel.local for channel in self.pipeline.channels):
             # Remote exporters load TLS certificates (40-100 ms) on first use: do it
             # beside the end of Init, not inside the first invocation's flush budget.
             self._spawn(self._prepare_exporters, "lambda-wrapper-prepare")
@@ -152,12 +153,12 @@ class InternalExtension:
         thread.start()
         self._threads.append(thread)
 
-    def _prepare_exporters(self) -> None:
+    def _prepare_exporters(self, local: bool = False) -> None:
+        """Each exporter's ``prepare`` (export.exporter): the local ones' or the remote ones'."""
         for channel in self.pipeline.channels:
-            prepare = getattr(channel.exporter, "prepare", None)
-            if prepare is not None:
+            if channel.local is local:
                 try:
-                    prepare()
+                    channel.exporter.prepare()
                 except Exception as exc:
                     diagnostics.emit("warning", "exporter_prepare_failed",
                                      f"{channel.name} exporter could not prepare: {exc}")
