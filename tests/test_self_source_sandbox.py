@@ -132,6 +132,35 @@ def test_a_death_is_counted_at_the_next_init(
     assert sorted(r["requestId"] for r in reports) == sorted(i["requestId"] for i in document["invocations"])
 
 
+RETURNS_LATE = '''
+import time
+
+def handler(event, context):
+    time.sleep(max(0.0, context.get_remaining_time_in_millis() / 1000.0 - 0.04))
+    return {"ok": True}
+'''
+
+
+def test_a_handler_returning_after_its_timeout_report_is_reported_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The watchdog reports the timeout 100 ms before the deadline; the handler then
+    returns 40 ms before it: the timeout report stands, alone."""
+    task_root = tmp_path / "task"
+    task_root.mkdir()
+    (task_root / "app.py").write_text(RETURNS_LATE)
+    function_tmp = tmp_path / "fn-tmp"
+    run_command.main([
+        "--task-root", str(task_root), "--handler", "app.handler", "--invokes", "2", "--timeout", "1",
+        "--output", "json", "--tmp", str(function_tmp), "--no-telemetry-api",
+    ])
+    document = json.loads(capsys.readouterr().out)
+    assert [i["status"] for i in document["invocations"]] == ["success", "success"]  # for the platform
+    reports = document["selfReports"]
+    assert [r["requestId"] for r in reports] == [i["requestId"] for i in document["invocations"]]
+    assert [r["status"] for r in reports] == ["timeout", "timeout"]
+
+
 def event(kind: str, request_id: str, source: str | None = None) -> TelemetryEvent:
     record: dict[str, object] = {"requestId": request_id}
     if source is not None:

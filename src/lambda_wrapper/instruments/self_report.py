@@ -105,18 +105,17 @@ def _peak_rss_mb() -> int | None:
 class Measured:
     """What the handler path noted of one invocation; the records are built later."""
 
-    __slots__ = ("cold_start", "duration_ms", "error_type", "init_duration_ms", "max_memory_mb",
-                 "request_id", "started_epoch_s", "status")
+    __slots__ = ("duration_ms", "error_type", "init_duration_ms", "max_memory_mb", "request_id",
+                 "started_epoch_s", "status")
 
     def __init__(self, request_id: str, started_epoch_s: float, duration_ms: float | None, status: str,
-                 error_type: str | None, cold_start: bool, init_duration_ms: float | None,
+                 error_type: str | None, init_duration_ms: float | None,
                  max_memory_mb: int | None) -> None:
         self.request_id = request_id
         self.started_epoch_s = started_epoch_s
         self.duration_ms = duration_ms
         self.status = status
         self.error_type = error_type
-        self.cold_start = cold_start
         self.init_duration_ms = init_duration_ms
         self.max_memory_mb = max_memory_mb
 
@@ -149,15 +148,15 @@ class SelfReporter:
             timeline = self.timeline
             init_started = timeline.wrapper_started or timeline.started_wall
             init_ms = round(max(0.0, timeline.ended_wall - init_started) * 1000.0, 3)
-        return Measured(request_id, self.started_epoch_s, round(duration_ms, 3), status, error_type,
-                        self.cold_start.cold_start, init_ms, _peak_rss_mb())
+        return Measured(request_id, self.started_epoch_s, round(duration_ms, 3), status, error_type, init_ms,
+                        _peak_rss_mb())
 
     def died_in_flight(self, request_id: str, started_epoch_s: float, out_of_memory: bool | None) -> Measured:
         """An invocation a dead process was running (``export.spool.InFlightMarker``): when
         it died is not known, so it has no duration; an out-of-memory kill is told from
         other deaths only where the cgroup's counter says so."""
         error_type = OUT_OF_MEMORY if out_of_memory else EXIT_ERROR
-        return Measured(request_id, started_epoch_s, None, "error", error_type, False, None, None)
+        return Measured(request_id, started_epoch_s, None, "error", error_type, None, None)
 
     def records(self, measured: Measured) -> list[TelemetryEvent]:
         request_id = measured.request_id
