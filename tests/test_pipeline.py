@@ -110,6 +110,9 @@ def test_flush_respects_budget(tmp_path: Path) -> None:
 def test_submitted_records_and_recovery_after_crash(tmp_path: Path) -> None:
     first = Pipeline([Recorder("file")], str(tmp_path), 1 << 20)
     first.submit(TelemetryEvent("2024-05-01T10:00:00.000Z", "lambda_wrapper.invocation", {"requestId": "r1"}))
+    first.submit(TelemetryEvent("2024-05-01T10:00:00.000Z", "lambda_wrapper.init", {"initDurationMs": 1.0},
+                                request_id="r1"))
+    first.spool_own()  # the extension thread, once the handler is done
     # Simulate a dead previous process: its spool directory is renamed to a dead pid.
     spool_dir = Path(first.channels[0].spool.directory)
     spool_dir.rename(spool_dir.with_name("999999-1"))
@@ -117,4 +120,5 @@ def test_submitted_records_and_recovery_after_crash(tmp_path: Path) -> None:
     second = Pipeline([exporter], str(tmp_path), 1 << 20)
     assert second.recover() == 1
     second.flush(1.0)
-    assert exporter.records == [{"requestId": "r1"}]
+    assert exporter.records == [{"requestId": "r1"}, {"initDurationMs": 1.0}]
+    assert [event.request_id for call in exporter.calls for event in call] == ["r1", "r1"]

@@ -1,8 +1,14 @@
 """From raw Telemetry API bodies to exporters: spool, decode, filter, export in budget.
 
-- ``accept`` (listener thread) and ``submit`` (the supervisor's own records) only
-  append bytes to each exporter's spool and to an in-memory queue: no parsing on the
-  handler's time.
+- ``accept`` (listener thread, and call spans) only appends bytes to each
+  exporter's spool and to an in-memory queue: no parsing on the caller's time.
+- ``submit`` (the supervisor's own records, on the handler's thread) only queues the
+  ``TelemetryEvent`` itself: no serialisation, no write. ``spool_own`` serialises
+  what was queued into the spools, on the listener's thread when the platform's next
+  batch arrives (``receive``) and at the start of every flush; the objects themselves
+  go to the exporters, never decoded. Without Telemetry API batches, a record is
+  durable from the next flush on (each invocation when traffic is sparse, at most
+  ``FlushPolicy``'s interval when it is dense).
 - ``flush`` (extension thread) decodes each batch once, skips the toolkit's own
   lines (they come back as ``function`` records), and gives every exporter whose
   circuit breaker is closed what it has not delivered yet, within one time budget.
@@ -32,6 +38,8 @@ if TYPE_CHECKING:
     from ..telemetry.records import TelemetryEvent
     from .exporter import Exporter
 
+    Amend = Callable[[list[TelemetryEvent]], None]
+
 # A local export call cannot be interrupted: at 128 MB (7 % of a CPU) 500 file records
 # take ~50 ms of wall time, short enough for a flush to stop before the SIGKILL.
 MAX_LOCAL_EVENTS_PER_CALL = 500
@@ -54,6 +62,7 @@ LOSS_REPORT_BUDGET_S = 0.1
 # What writing the loss report takes at 128 MB (7 % of a CPU): one stderr line, one
 # file line, one EMF document.
 LOSS_REPORT_TIME_S = 0.04
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 _FUNCTION_TYPE_MARKS = (b'"type":"function"', b'"type": "function"')
 
 
@@ -64,6 +73,19 @@ class PipelineFull(OSError):
 def count_function_records(body: bytes) -> int:
     """``function`` events in a raw body, without parsing it (for loss counts by type)."""
     return sum(body.count(mark) for mark in _FUNCTION_TYPE_MARKS)
+
+
+def amended(events: list[TelemetryEvent], amends: list[Amend | None]) -> list[TelemetryEvent]:
+    """``events`` with each one's amendment applied to a list of its own (it may add to it)."""
+    if not any(amends):
+        return list(events)
+    out: list[TelemetryEvent] = []
+    for event, amend in zip(events, amends, strict=True):
+        one = [event]
+        if amend is not None:
+            amend(one)
+        out.extend(one)
+    return out
 
 
 def count_by_type(events: Iterable[TelemetryEvent], into: dict[str, int] | None = None) -> dict[str, int]:
@@ -133,10 +155,14 @@ class Pipeline:
         self.stats = PipelineStats()
         # Only our own EMF lines are skipped; the user's EMF metrics are their logs.
         self.emf_namespaces = set(emf_namespaces)
-        # (body, spool sequence numbers, arrival time, what to amend in its decoded events)
+        # (body, spool sequence numbers, arrival time, own events or None for a body to
+        # decode, what to amend in each own event)
         self._incoming: collections.deque[
-            tuple[bytes, list[int], float, Callable[[list[TelemetryEvent]], None] | None]
+            tuple[bytes, list[int], float, list[TelemetryEvent] | None, list[Amend | None]]
         ] = collections.deque()
+        # Own records submitted and not yet spooled (appended and taken without a lock:
+        # deque's append and popleft are atomic).
+        self._own: collections.deque[tuple[TelemetryEvent, Amend | None]] = collections.deque()
         # Platform event time to our receipt, for the newest batch: the listener's lag.
         self.listener_lag_ms: float | None = None
         self._flush_lock = threading.Lock()  # the loop thread and the SIGTERM path may both flush
@@ -164,26 +190,61 @@ class Pipeline:
             if not self._accepting or self._held_locked() + len(body) > self.max_held_bytes:
                 self.refused_batches += 1
                 raise PipelineFull("telemetry pipeline is full" if self._accepting else "shutting down")
-            self._store(body, None)
+            self._store(body, None, [])
 
-    def submit(self, event: TelemetryEvent,
-               amend: Callable[[list[TelemetryEvent]], None] | None = None) -> None:
-        """Queue one of the toolkit's own records; it goes out with the next flush.
+    def receive(self, body: bytes) -> None:
+        """``accept`` for the Telemetry API listener: the platform's batch, after the own
+        records submitted before it are spooled.
 
-        ``amend``, if given, runs on the decoded record before any exporter sees it
+        The platform posts an invocation's ``platform.runtimeDone`` once the runtime has
+        sent the response, so our records of that invocation are serialised and made
+        durable here, on the listener's thread, while the handler's thread waits for the
+        next event: off the handler's path, without waking another thread for it.
+        """
+        if self._own:
+            self.spool_own()
+        self.accept(body)
+
+    def submit(self, event: TelemetryEvent, amend: Amend | None = None) -> None:
+        """Queue one of the toolkit's own records, as it is; it goes out with the next flush.
+
+        Nothing is serialised or written here (the handler's thread): ``spool_own``
+        does that off the handler's path. ``amend``, if given, runs on a list holding
+        just this event, which it may change or extend, before any exporter sees it
         (the spooled copy keeps the record as submitted).
         """
-        body = json.dumps([event.to_output()], separators=(",", ":"), default=str).encode()
-        with self._held_lock:
-            self._store(body, amend)
+        self._own.append((event, amend))
 
-    def _store(self, body: bytes, amend: Callable[[list[TelemetryEvent]], None] | None) -> None:
+    @property
+    def own_waiting(self) -> bool:
+        """Own records were submitted and are not spooled yet."""
+        return bool(self._own)
+
+    def spool_own(self) -> None:
+        """Serialise the own records submitted so far into every spool, as one batch."""
+        own = self._own
+        events: list[TelemetryEvent] = []
+        amends: list[Amend | None] = []
+        while own:
+            try:
+                event, amend = own.popleft()
+            except IndexError:  # another thread took the last one
+                break
+            events.append(event)
+            amends.append(amend)
+        if not events:
+            return
+        body = _ENCODER.encode([event.to_output() for event in events]).encode()
+        with self._held_lock:
+            self._store(body, events, amends)
+
+    def _store(self, body: bytes, events: list[TelemetryEvent] | None, amends: list[Amend | None]) -> None:
         seqs = [channel.spool.append(body) for channel in self.channels]
         size, records, functions = len(body), count_records(body), count_function_records(body)
         for channel, seq in zip(self.channels, seqs, strict=True):
             channel.held.append((seq, size, records, functions))
             channel.held_bytes += size
-        self._incoming.append((body, seqs, time.time(), amend))
+        self._incoming.append((body, seqs, time.time(), events, amends))
         self.unflushed_bytes += len(body)
 
     def held_bytes(self) -> int:
@@ -208,13 +269,13 @@ class Pipeline:
                 with self._held_lock:
                     channel.held.append((seq, len(body), count_records(body), count_function_records(body)))
                     channel.held_bytes += len(body)
-                channel.pending.append((seq, self._decode(body)))
+                channel.pending.append((seq, self._decode(body, recovered=True)))
                 count += 1
         return count
 
     @property
     def pending_batches(self) -> int:
-        return len(self._incoming) + max((len(c.pending) for c in self.channels), default=0)
+        return len(self._own) + len(self._incoming) + max((len(c.pending) for c in self.channels), default=0)
 
     # -- the flush ------------------------------------------------------------------
     def flush(self, budget_s: float) -> int:
@@ -253,31 +314,33 @@ class Pipeline:
         if arbiter is not None:
             # After every batch received so far is decoded: those are the reports a held record waits for.
             self._distribute_batches()
-            released = arbiter.release_due()
-            if released:  # spooled like any record from here on
-                body = json.dumps([e.to_output() for e in released], separators=(",", ":"), default=str)
-                with self._held_lock:
-                    self._store(body.encode(), None)
+            # Spooled like any own record from here on.
+            self._own.extend((event, None) for event in arbiter.release_due())
         self._distribute_batches()
 
     def _distribute_batches(self) -> None:
         arbiter = self.arbiter
+        self.spool_own()
         while self._incoming and time.monotonic() < self._finish_by:
-            body, seqs, arrived, amend = self._incoming.popleft()
-            events = self._decode(body)
-            if amend is not None:
-                amend(events)
+            body, seqs, arrived, own, amends = self._incoming.popleft()
+            if own is None:
+                events = self._decode(body)
+                if events and events[-1].epoch_ms is not None:
+                    self.listener_lag_ms = max(0.0, arrived * 1000.0 - events[-1].epoch_ms)
+            else:
+                events = amended(own, amends)
+                self.stats.events += len(events)
             if arbiter is not None:
                 events = arbiter.filter(events)
-            if events and events[-1].epoch_ms is not None:
-                self.listener_lag_ms = max(0.0, arrived * 1000.0 - events[-1].epoch_ms)
             for channel, seq in zip(self.channels, seqs, strict=True):
                 channel.pending.append((seq, events))
             # Hand the GIL to the listener between batches: a platform POST waiting
             # behind a long flush can make the platform drop the next batch.
             time.sleep(0)
 
-    def _decode(self, body: bytes) -> list[TelemetryEvent]:
+    def _decode(self, body: bytes, recovered: bool = False) -> list[TelemetryEvent]:
+        """The events of ``body``; ``recovered`` for a spooled batch, whose own records
+        get back the request id that ``TelemetryEvent.to_output`` wrote beside them."""
         try:
             batch = decode_batch(body)
         except UnreadableBatch:
@@ -286,6 +349,10 @@ class Pipeline:
         self.stats.malformed_entries += len(batch.malformed)
         events = []
         for event in batch.events:
+            if recovered and event.request_id is None:
+                request_id = event.extra_fields.get("requestId")
+                if isinstance(request_id, str):
+                    event.request_id = request_id
             if is_own_diagnostic(event, self.emf_namespaces):
                 self.stats.own_lines_skipped += 1
             else:
@@ -415,6 +482,7 @@ class Pipeline:
         with self._held_lock:
             self._accepting = False
         self._finish_by = min(self._finish_by, time.monotonic())
+        self.spool_own()  # counted with the rest below
         losses: dict[str, dict[str, object]] = {}
         # A flush still running (one decode or export call it could not interrupt)
         # is waited for only while the report still fits before ``deadline``; past

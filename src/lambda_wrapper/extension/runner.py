@@ -78,7 +78,7 @@ class InternalExtension:
         self.pipeline = pipeline
         self.types = types
         self.registration: Registration | None = None
-        self.listener = TelemetryListener(sink=pipeline.accept)
+        self.listener = TelemetryListener(sink=pipeline.receive)
         self.subscription: SubscriptionOutcome | None = None
         self.policy = FlushPolicy()
         # Measured (docs/benchmarks.md): registering for INVOKE makes the platform wait

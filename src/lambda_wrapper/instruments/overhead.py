@@ -1,8 +1,9 @@
 """The toolkit's own cost: time added to each invocation, and listener lag.
 
 Our per-invocation time is what the supervisor spends on the handler's thread before
-and after the user's handler (instruments, serialising and spooling our records, the
-signal to the extension). The
+and after the user's handler (instruments, building and queueing our records, the
+signal to the extension; the records are serialised and spooled later, off that
+thread, by ``export.pipeline``). The
 time the platform then waits for the extension's ``/event/next`` is measured by the
 platform itself (``platform.report`` minus ``platform.runtimeDone``). Init time and
 RSS added at Init are in the ``lambda_wrapper.init`` record (``coldstart``).
@@ -52,11 +53,11 @@ class HandlerPathClock:
 class OverheadSettlement:
     """The final ``wrapperOverheadMs`` of a record submitted before it could be known.
 
-    The invocation record is serialised and spooled before the extension is told the
-    handler is done (so it is in that flush and survives a crash), which is before
-    its own serialisation and the signal have cost anything. It carries the figure
-    up to that point; ``settle`` (the supervisor, at the very end of its work) gives
-    the final one, and ``amend`` (the flush, on the decoded record) puts it in.
+    The invocation record is submitted before the extension is told the handler is
+    done (so it is in that flush), which is before its submission and the signal
+    have cost anything. It carries the figure up to that point; ``settle`` (the
+    supervisor, at the very end of its work) gives the final one, and ``amend`` (the
+    flush, on the record) puts it in.
     """
 
     __slots__ = ("_owner", "_unsettled", "ms")

@@ -99,7 +99,7 @@ class Supervisor:
         if self.extension is not None:
             self.extension.handler_finished(request_id)
         if settlement is not None:
-            # Last: WrapperOverhead covers the record's own serialisation and the signal.
+            # Last: WrapperOverhead covers submitting the record and the signal.
             settlement.settle(self.clock.total_ms())
 
     def _instruments_start(self, request_id: str, deadline_ms: int | None) -> None:
