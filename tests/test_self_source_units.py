@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from lambda_wrapper import doctor
 from lambda_wrapper.export.emf import EmfExporter
 from lambda_wrapper.export.otlp_metrics import MetricEncoder
 from lambda_wrapper.export.otlp_traces import SpanEncoder, TraceContexts
+from lambda_wrapper.export.spool import InFlightMarker
 from lambda_wrapper.instruments.coldstart import ColdStartTracker, InitTimeline
 from lambda_wrapper.instruments.self_report import SELF, SelfReporter
 from lambda_wrapper.supervisor import core
@@ -79,3 +81,17 @@ def test_doctor_says_which_source(monkeypatch: pytest.MonkeyPatch) -> None:
     inside = detected_source({})
     assert (inside["setting"], inside["inUse"]) == ("auto", "self")
     assert "telemetrySource:" in doctor.render_text(doctor.build_report({}))
+
+
+def test_the_in_flight_marker_names_what_a_dead_process_was_running(tmp_path: Path) -> None:
+    """A marker left by an earlier life of this pid counts as a dead process's."""
+    ended, running, timed_out = (InFlightMarker(str(tmp_path)) for _ in range(3))
+    ended.begin("ended", 1.0)
+    ended.end()
+    running.begin("running", 2.0)
+    timed_out.begin("timed-out", 3.0)
+    timed_out.timed_out()
+    found = InFlightMarker(str(tmp_path)).recover_orphans()
+    assert sorted((request_id, started, late) for request_id, started, _, late in found) == [
+        ("running", 2.0, False), ("timed-out", 3.0, True)]
+    assert InFlightMarker(str(tmp_path)).recover_orphans() == []  # each is reported once

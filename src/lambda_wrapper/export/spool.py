@@ -224,18 +224,21 @@ def _remove_tree(directory: str) -> None:
         pass
 
 
-IN_FLIGHT_SLOT = 128  # bytes: "<epoch ms> <oom kills> <request id>", space-padded
+IN_FLIGHT_SLOT = 128  # bytes: "<state> <epoch ms> <oom kills> <request id>", space-padded
+RUNNING, ENDED, TIMED_OUT = b"R", b"-", b"T"
 
 
 class InFlightMarker:
     """Which invocation this process is running, kept in a file beside the spool so that
     the next Init can tell that a process died in the middle of one.
 
-    One fixed-size slot rewritten in place: ``begin`` writes ``<start epoch ms> <oom
+    One fixed-size slot rewritten in place: ``begin`` writes ``R <start epoch ms> <oom
     kills at Init> <request id>``, ``end`` overwrites its first byte with ``-``; one
-    ``pwrite`` each. The cgroup's ``oom_kill`` counter, read once at Init where the
-    function can read it, lets the next Init tell an out-of-memory kill (the counter
-    grew) from any other death; where it cannot be read, every death is just a death.
+    ``pwrite`` each. ``timed_out`` leaves ``T``: a timeout reported but held back, which
+    the next Init reports again so that it is not lost with this process. The cgroup's
+    ``oom_kill`` counter, read once at Init where the function can read it, lets the
+    next Init tell an out-of-memory kill (the counter grew) from any other death; where
+    it cannot be read, every death is just a death.
     """
 
     def __init__(self, root: str) -> None:
@@ -245,18 +248,22 @@ class InFlightMarker:
         self.oom_kills = oom_kill_count()
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         self._oom_text = b"-1" if self.oom_kills is None else b"%d" % self.oom_kills
-        os.pwrite(self._fd, b"-".ljust(IN_FLIGHT_SLOT), 0)
+        os.pwrite(self._fd, ENDED.ljust(IN_FLIGHT_SLOT), 0)
 
     def begin(self, request_id: str, started_epoch_s: float) -> None:
-        slot = b"%d %s %s" % (int(started_epoch_s * 1000), self._oom_text, request_id.encode())
+        slot = b"R %d %s %s" % (int(started_epoch_s * 1000), self._oom_text, request_id.encode())
         os.pwrite(self._fd, slot[:IN_FLIGHT_SLOT].ljust(IN_FLIGHT_SLOT), 0)
 
     def end(self) -> None:
-        os.pwrite(self._fd, b"-", 0)
+        os.pwrite(self._fd, ENDED, 0)
 
-    def recover_orphans(self) -> list[tuple[str, float, bool | None]]:
+    def timed_out(self) -> None:
+        os.pwrite(self._fd, TIMED_OUT, 0)
+
+    def recover_orphans(self) -> list[tuple[str, float, bool | None, bool]]:
         """Invocations that dead processes were running: (request id, start epoch s,
-        whether the cgroup saw an out-of-memory kill since, None where unknown)."""
+        whether the cgroup saw an out-of-memory kill since (None where unknown), whether
+        it was reported as timed out)."""
         found = []
         for name in _listdir(self.root):
             path = os.path.join(self.root, name)
@@ -268,11 +275,12 @@ class InFlightMarker:
                 os.unlink(path)
             except OSError:
                 continue
-            if len(fields) != 3 or not fields[0].isdigit():
+            if len(fields) != 4 or fields[0] not in (RUNNING, TIMED_OUT) or not fields[1].isdigit():
                 continue  # ended, or never began one
-            then = int(fields[1]) if fields[1].lstrip(b"-").isdigit() else -1
+            then = int(fields[2]) if fields[2].lstrip(b"-").isdigit() else -1
             oom = None if then < 0 or self.oom_kills is None else self.oom_kills > then
-            found.append((fields[2].decode("ascii", "replace"), int(fields[0]) / 1000.0, oom))
+            request_id = fields[3].decode("ascii", "replace")
+            found.append((request_id, int(fields[1]) / 1000.0, oom, fields[0] == TIMED_OUT))
         return found
 
 

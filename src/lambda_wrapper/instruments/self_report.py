@@ -151,10 +151,14 @@ class SelfReporter:
         return Measured(request_id, self.started_epoch_s, round(duration_ms, 3), status, error_type, init_ms,
                         _peak_rss_mb())
 
-    def died_in_flight(self, request_id: str, started_epoch_s: float, out_of_memory: bool | None) -> Measured:
+    def died_in_flight(
+        self, request_id: str, started_epoch_s: float, out_of_memory: bool | None, timed_out: bool
+    ) -> Measured:
         """An invocation a dead process was running (``export.spool.InFlightMarker``): when
         it died is not known, so it has no duration; an out-of-memory kill is told from
         other deaths only where the cgroup's counter says so."""
+        if timed_out:
+            return Measured(request_id, started_epoch_s, None, "timeout", None, None, None)
         error_type = OUT_OF_MEMORY if out_of_memory else EXIT_ERROR
         return Measured(request_id, started_epoch_s, None, "error", error_type, None, None)
 

@@ -193,8 +193,14 @@ class Supervisor:
         duration_ms = (armed.deadline_s - reporter.started_epoch_s) * 1000.0
         measured = reporter.measured(armed.request_id, duration_ms, None, timed_out=True)
         self._submit_self_records(extension, reporter, measured)
-        if self.in_flight is not None:
-            self.in_flight.end()  # reported: the next Init must not count its death again
+        from ..instruments.self_report import HOLD
+
+        if self.in_flight is not None and reporter.arbiter is not None and reporter.arbiter.mode == HOLD:
+            # Held for the platform's report, the record dies with this process: the
+            # next Init reports the timeout again (and holds it again).
+            self.in_flight.timed_out()
+        elif self.in_flight is not None:
+            self.in_flight.end()  # exported: the next Init must not count its death again
         extension.flush()
 
     @staticmethod
@@ -282,8 +288,8 @@ class Supervisor:
             from ..export.spool import InFlightMarker
 
             marker = InFlightMarker(os.path.join(wrapper_tmp_dir(), "in-flight"))
-            for request_id, started, out_of_memory in marker.recover_orphans():
-                measured = reporter.died_in_flight(request_id, started, out_of_memory)
+            for request_id, started, out_of_memory, timed_out in marker.recover_orphans():
+                measured = reporter.died_in_flight(request_id, started, out_of_memory, timed_out)
                 self._submit_self_records(extension, reporter, measured)
             self.in_flight = marker
         except OSError as exc:
