@@ -225,7 +225,7 @@ def _remove_tree(directory: str) -> None:
 
 
 IN_FLIGHT_SLOT = 128  # bytes: "<state> <epoch ms> <oom kills> <request id>", space-padded
-RUNNING, ENDED, TIMED_OUT = b"R", b"-", b"T"
+RUNNING, ENDED = b"R", b"-"
 
 
 class InFlightMarker:
@@ -234,8 +234,7 @@ class InFlightMarker:
 
     One fixed-size slot rewritten in place: ``begin`` writes ``R <start epoch ms> <oom
     kills at Init> <request id>``, ``end`` overwrites its first byte with ``-``; one
-    ``pwrite`` each. ``timed_out`` leaves ``T``: a timeout reported but held back, which
-    the next Init reports again so that it is not lost with this process. The cgroup's
+    ``pwrite`` each. The cgroup's
     ``oom_kill`` counter, read once at Init where the function can read it, lets the
     next Init tell an out-of-memory kill (the counter grew) from any other death; where
     it cannot be read, every death is just a death.
@@ -257,13 +256,9 @@ class InFlightMarker:
     def end(self) -> None:
         os.pwrite(self._fd, ENDED, 0)
 
-    def timed_out(self) -> None:
-        os.pwrite(self._fd, TIMED_OUT, 0)
-
-    def recover_orphans(self) -> list[tuple[str, float, bool | None, bool]]:
+    def recover_orphans(self) -> list[tuple[str, float, bool | None]]:
         """Invocations that dead processes were running: (request id, start epoch s,
-        whether the cgroup saw an out-of-memory kill since (None where unknown), whether
-        it was reported as timed out)."""
+        whether the cgroup saw an out-of-memory kill since, None where unknown)."""
         found = []
         for name in _listdir(self.root):
             path = os.path.join(self.root, name)
@@ -275,12 +270,12 @@ class InFlightMarker:
                 os.unlink(path)
             except OSError:
                 continue
-            if len(fields) != 4 or fields[0] not in (RUNNING, TIMED_OUT) or not fields[1].isdigit():
+            if len(fields) != 4 or fields[0] != RUNNING or not fields[1].isdigit():
                 continue  # ended, or never began one
             then = int(fields[2]) if fields[2].lstrip(b"-").isdigit() else -1
             oom = None if then < 0 or self.oom_kills is None else self.oom_kills > then
             request_id = fields[3].decode("ascii", "replace")
-            found.append((request_id, int(fields[1]) / 1000.0, oom, fields[0] == TIMED_OUT))
+            found.append((request_id, int(fields[1]) / 1000.0, oom))
         return found
 
 

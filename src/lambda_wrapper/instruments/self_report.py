@@ -20,9 +20,11 @@ that cannot be serialised is a success here), other processes' memory, and a dea
 the process (out of memory, a crash): that invocation is counted at the next Init from
 the spool's in-flight marker (``export.spool.InFlightMarker``).
 
-A timeout is reported before it happens: the watchdog reports the invocation as timed
-out ``TIMEOUT_LEAD_MS`` before the deadline when the handler is still running, and
-flushes, because the platform kills the process at the deadline. If the handler then
+A timeout is reported before it happens (where self is the source; with a subscription
+the platform reports timeouts and no thread of ours watches for them): the watchdog
+reports the invocation as timed out ``TIMEOUT_LEAD_MS`` before the deadline when the
+handler is still running, and flushes, because the platform kills the process at the
+deadline. If the handler then
 returns after all (within the lead), the timeout report stands and nothing else is
 reported for that invocation.
 
@@ -151,14 +153,10 @@ class SelfReporter:
         return Measured(request_id, self.started_epoch_s, round(duration_ms, 3), status, error_type, init_ms,
                         _peak_rss_mb())
 
-    def died_in_flight(
-        self, request_id: str, started_epoch_s: float, out_of_memory: bool | None, timed_out: bool
-    ) -> Measured:
+    def died_in_flight(self, request_id: str, started_epoch_s: float, out_of_memory: bool | None) -> Measured:
         """An invocation a dead process was running (``export.spool.InFlightMarker``): when
         it died is not known, so it has no duration; an out-of-memory kill is told from
         other deaths only where the cgroup's counter says so."""
-        if timed_out:
-            return Measured(request_id, started_epoch_s, None, "timeout", None, None, None)
         error_type = OUT_OF_MEMORY if out_of_memory else EXIT_ERROR
         return Measured(request_id, started_epoch_s, None, "error", error_type, None, None)
 

@@ -87,6 +87,7 @@ class Watchdog:
         on_memory: MemoryCallback,
         report_lead_ms: int = 0,
         on_report_timeout: ReportCallback | None = None,
+        start: bool = True,
     ) -> None:
         self.warning_s = warning_ms / 1000.0
         self.report_lead_s = report_lead_ms / 1000.0 if on_report_timeout is not None else 0.0
@@ -97,7 +98,13 @@ class Watchdog:
         self._armed: Armed | None = None
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lambda-wrapper-watchdog", daemon=True)
-        self._thread.start()
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Start the thread (once): the supervisor does so after the handler import."""
+        if not self._thread.is_alive() and self._thread.ident is None:
+            self._thread.start()
 
     def arm(self, request_id: str, deadline_epoch_ms: int | None, thread_id: int) -> None:
         deadline_s = warn_at = None

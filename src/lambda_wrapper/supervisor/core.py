@@ -193,14 +193,8 @@ class Supervisor:
         duration_ms = (armed.deadline_s - reporter.started_epoch_s) * 1000.0
         measured = reporter.measured(armed.request_id, duration_ms, None, timed_out=True)
         self._submit_self_records(extension, reporter, measured)
-        from ..instruments.self_report import HOLD
-
-        if self.in_flight is not None and reporter.arbiter is not None and reporter.arbiter.mode == HOLD:
-            # Held for the platform's report, the record dies with this process: the
-            # next Init reports the timeout again (and holds it again).
-            self.in_flight.timed_out()
-        elif self.in_flight is not None:
-            self.in_flight.end()  # exported: the next Init must not count its death again
+        if self.in_flight is not None:
+            self.in_flight.end()  # reported: the next Init must not count its death again
         extension.flush()
 
     @staticmethod
@@ -288,8 +282,8 @@ class Supervisor:
             from ..export.spool import InFlightMarker
 
             marker = InFlightMarker(os.path.join(wrapper_tmp_dir(), "in-flight"))
-            for request_id, started, out_of_memory, timed_out in marker.recover_orphans():
-                measured = reporter.died_in_flight(request_id, started, out_of_memory, timed_out)
+            for request_id, started, out_of_memory in marker.recover_orphans():
+                measured = reporter.died_in_flight(request_id, started, out_of_memory)
                 self._submit_self_records(extension, reporter, measured)
             self.in_flight = marker
         except OSError as exc:
@@ -377,7 +371,12 @@ class Supervisor:
         pct = settings.memory_warning_pct if settings.feature_enabled("the memory warning") else 0
         if pct:
             self.memory_limit_bytes = memory_limit_bytes(pct)
-        if not warning_ms and self.memory_limit_bytes is None and self.self_reporter is None:
+        warnings = bool(warning_ms) or self.memory_limit_bytes is not None
+        # Where the platform's records come (auto with a subscription), the platform
+        # reports timeouts: no thread of ours just for that.
+        reporter = self.self_reporter
+        report_timeouts = reporter is not None and self.telemetry_source == "self"
+        if not warnings and not report_timeouts:
             return
         from ..instruments.watchdog import Watchdog
 
@@ -385,14 +384,21 @@ class Supervisor:
             self._track_peak = procfs.reset_peak_rss()
         report_lead_ms = 0
         on_report = None
-        if self.self_reporter is not None:
+        if report_timeouts:
             from ..instruments.self_report import TIMEOUT_LEAD_MS
 
             report_lead_ms, on_report = TIMEOUT_LEAD_MS, self.on_timeout_report
+        # The warnings' thread starts now, as it always has; one only for the timeout
+        # report starts after the handler import (start_watchdog_thread).
         self.watchdog = Watchdog(
             warning_ms, self.memory_limit_bytes, self.on_timeout_warning, self.on_memory_warning,
-            report_lead_ms, on_report,
+            report_lead_ms, on_report, start=warnings,
         )
+
+    def start_watchdog_thread(self) -> None:
+        """After the handler import, which nothing of ours should compete with."""
+        if self.watchdog is not None:
+            self.watchdog.start()
 
 
 def wrapper_tmp_dir() -> str:
@@ -431,6 +437,7 @@ def start(started_at: float) -> Handler:
         # Registered means the platform waits for our /event/next to end Init,
         # whether or not the handler loaded.
         supervisor.start_extension_threads()
+        supervisor.start_watchdog_thread()
     handler = wrap_handler(user_handler, supervisor)
     supervisor.handler_code = getattr(handler, "__code__", None)
     timeline.init_ends()
