@@ -170,10 +170,11 @@ def event(kind: str, request_id: str, source: str | None = None) -> TelemetryEve
 
 def test_a_held_self_record_gives_way_to_the_platform_report() -> None:
     arbiter = SourceArbiter(HOLD)
-    arbiter.hold("a", [event("platform.report", "a", SELF)])
+    arbiter.hold("a", lambda: [event("platform.report", "a", SELF)])
     assert [e.type for e in arbiter.filter([event("platform.report", "a")])] == ["platform.report"]
     for index in range(HOLD_INVOCATIONS + 1):
-        arbiter.hold(f"later-{index}", [event("platform.report", f"later-{index}", SELF)])
+        later = [event("platform.report", f"later-{index}", SELF)]
+        arbiter.hold(f"later-{index}", later.copy)
     released = arbiter.release_due()
     assert "a" not in {e.request_id for e in released}
     assert [e.request_id for e in released] == ["later-0"]
@@ -181,10 +182,10 @@ def test_a_held_self_record_gives_way_to_the_platform_report() -> None:
 
 def test_a_released_self_record_makes_the_late_platform_records_drop() -> None:
     arbiter = SourceArbiter(HOLD)
-    arbiter.hold("a", [event("platform.report", "a", SELF)])
+    arbiter.hold("a", lambda: [event("platform.report", "a", SELF)])
     assert arbiter.release_due() == []
     for index in range(HOLD_INVOCATIONS):
-        arbiter.hold(f"later-{index}", [])
+        arbiter.hold(f"later-{index}", list)
     assert [e.request_id for e in arbiter.release_due()] == ["a"]
     late = [event("platform.start", "a"), event("platform.report", "a"), event("platform.report", "b")]
     assert [e.request_id for e in arbiter.filter(late)] == ["b"]
@@ -192,6 +193,6 @@ def test_a_released_self_record_makes_the_late_platform_records_drop() -> None:
 
 def test_shutdown_releases_what_is_held() -> None:
     arbiter = SourceArbiter(HOLD)
-    arbiter.hold("a", [event("platform.report", "a", SELF)])
+    arbiter.hold("a", lambda: [event("platform.report", "a", SELF)])
     arbiter.release_all()
     assert [e.request_id for e in arbiter.release_due()] == ["a"]

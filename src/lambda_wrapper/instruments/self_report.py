@@ -165,6 +165,7 @@ class SelfReporter:
         start = measured.started_epoch_s
         duration = measured.duration_ms
         end = start + (duration or 0.0) / 1000.0
+        end_time = iso_time(end)
         durations: dict[str, object] = {} if duration is None else {"durationMs": duration}
         done: dict[str, object] = {"requestId": request_id, "status": measured.status, "source": SELF,
                                    "metrics": dict(durations)}
@@ -182,8 +183,8 @@ class SelfReporter:
         return [
             _event("platform.start", {"requestId": request_id, "version": self.function_version,
                                       "source": SELF}, start),
-            _event("platform.runtimeDone", done, end),
-            _event("platform.report", report, end),
+            _event("platform.runtimeDone", done, end, end_time),
+            _event("platform.report", report, end, end_time),
         ]
 
     def amendment(self, measured: Measured, replace: bool = False) -> Callable[[list[TelemetryEvent]], None]:
@@ -191,21 +192,23 @@ class SelfReporter:
         it holds), or hands them to the arbiter."""
 
         def add(events: list[TelemetryEvent]) -> None:
-            records = self.records(measured)
             if replace:
                 del events[:]
             if self.arbiter is not None and self.arbiter.mode == HOLD:
-                self.arbiter.hold(measured.request_id, records)
+                # Built only if released: usually the platform's report comes first.
+                self.arbiter.hold(measured.request_id, lambda: self.records(measured))
             else:
-                events.extend(records)
+                events.extend(self.records(measured))
 
         return add
 
 
-def _event(type_: str, record: dict[str, object], epoch_s: float) -> TelemetryEvent:
+def _event(
+    type_: str, record: dict[str, object], epoch_s: float, time_text: str | None = None
+) -> TelemetryEvent:
     request_id = record.get("requestId")
     metrics = record.get("metrics")
-    return TelemetryEvent(iso_time(epoch_s), type_, record, epoch_ms=epoch_s * 1000.0,
+    return TelemetryEvent(time_text or iso_time(epoch_s), type_, record, epoch_ms=epoch_s * 1000.0,
                           request_id=request_id if isinstance(request_id, str) else None,
                           metrics=metrics if isinstance(metrics, dict) else None)
 
@@ -222,7 +225,7 @@ class SourceArbiter:
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
-        self._held: dict[str, tuple[int, list[TelemetryEvent]]] = {}
+        self._held: dict[str, tuple[int, Callable[[], list[TelemetryEvent]]]] = {}
         self._released: dict[str, None] = {}
         self._invocations = 0
         self._release_all = False
@@ -230,9 +233,9 @@ class SourceArbiter:
         self.dropped_platform = 0
         self.released = 0
 
-    def hold(self, request_id: str, records: list[TelemetryEvent]) -> None:
+    def hold(self, request_id: str, make_records: Callable[[], list[TelemetryEvent]]) -> None:
         self._invocations += 1
-        self._held[request_id] = (self._invocations, records)
+        self._held[request_id] = (self._invocations, make_records)
 
     def filter(self, events: list[TelemetryEvent]) -> list[TelemetryEvent]:
         if self.mode == SELF:
@@ -261,7 +264,7 @@ class SourceArbiter:
                if self._release_all or self._invocations - index >= HOLD_INVOCATIONS]
         released: list[TelemetryEvent] = []
         for request_id in due:
-            released += self._held.pop(request_id)[1]
+            released += self._held.pop(request_id)[1]()
             self._released[request_id] = None
             self.released += 1
         while len(self._released) > MAX_RELEASED:
