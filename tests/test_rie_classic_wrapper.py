@@ -36,4 +36,5 @@ def test_local_emulator_telemetry_is_one_line_and_the_function_works(
     unavailable = [d for d in said if d["event"] == "telemetry_unavailable"]
     assert len(unavailable) == 1, said
     assert "Telemetry.NotSupported" in unavailable[0]["detail"]
+    assert "source self" in unavailable[0]["message"]
     assert not [d for d in said if d["level"] in ("warning", "error")], said

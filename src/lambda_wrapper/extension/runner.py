@@ -173,9 +173,14 @@ class InternalExtension:
         outcome = subscribe(self._connection, self.registration.extension_id, port, self.types, schema)
         self.subscription = outcome
         if outcome.state == SubscriptionOutcome.UNSUPPORTED:
+            consequence = (
+                "platform telemetry is not collected (LAMBDA_WRAPPER_TELEMETRY_SOURCE=platform)"
+                if self.settings.telemetry_source == "platform"
+                else "per-invocation records come from the wrapper's supervisor (source self)"
+            )
             diagnostics.emit("info", "telemetry_unavailable",
                              "the Telemetry API is not available here (HTTP 202, a local emulator); "
-                             "the function runs, platform telemetry is not collected", detail=outcome.detail)
+                             f"the function runs, {consequence}", detail=outcome.detail)
         elif outcome.state == SubscriptionOutcome.FAILED:
             diagnostics.emit("warning", "telemetry_subscribe_failed",
                              f"telemetry subscription refused: HTTP {outcome.status} {outcome.detail}")
