@@ -1,0 +1,383 @@
+"""Where the wrapper's cold start goes: instruction counts of its Init, module by module.
+
+Wall time on a shared machine varies by more than the parts being compared, so this
+script counts instructions with ``valgrind --tool=callgrind`` (repeatable to a fraction
+of a percent) in the runtime image's interpreter, against the layer built from the
+working tree by the project's own layer build (its shipped bytecode):
+
+1. The whole Init, bare (awslambdaric loaded, then the function imported) against the
+   default path (the entry module imported instead: settings, the internal extension's
+   register and subscribe against a stub Runtime/Extensions API, its threads, the
+   function's import). The difference is what the wrapper adds.
+2. Each of our modules on the default path alone: its dependencies imported first, then
+   the module, less the dependencies alone. Split into load (find the module and
+   unmarshal its .pyc) and body (execute it). An empty module gives the fixed cost any
+   module pays.
+3. The rest of the difference: the other modules our path imports, and
+   ``start()`` itself (the entry module's body).
+
+A few sandbox cold starts add wall-clock figures: the ``lambda_wrapper.init`` record's
+extensionInitMs and handlerImportMs (from the EMF exporter's output) and the platform's
+Init duration.
+
+    .venv/bin/python -m bench.measure_cold_path --update-doc
+
+The section goes into docs/benchmarks.md between its own markers, with the data it was
+rendered from (tests/test_cold_path_doc.py checks it is exactly that rendering).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import http.server
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "benchmarks.md"
+HEADING = "## Where the cold start goes"
+BEGIN = "<!-- cold-path:begin -->"
+END = "<!-- cold-path:end -->"
+DATA_PREFIX = "<!-- cold-path:data "
+ENTRY = "lambda_wrapper.supervisor.entry"
+EMPTY_MODULE = "lambda_wrapper._measure_empty"
+FUNCTION = "def handler(event, context):\n    return {}\n"
+
+# Runs in the runtime image's interpreter. Every mode first loads what awslambdaric has
+# loaded before it imports the handler, so that nothing of it is counted as ours.
+PROBE = r'''
+import importlib
+import importlib.util
+import json
+import sys
+import time
+
+import awslambdaric.bootstrap  # noqa: F401
+
+mode = sys.argv[1]
+if mode == "bare":
+    import app  # noqa: F401
+    time.sleep(1.0)
+elif mode == "wrapped":
+    import lambda_wrapper.supervisor.entry  # noqa: F401
+    time.sleep(1.0)  # the extension's threads reach /event/next
+elif mode == "modules":
+    before = set(sys.modules)
+    import lambda_wrapper.supervisor.entry  # noqa: F401,F811
+    time.sleep(0.5)
+    print(json.dumps([name for name in sys.modules if name not in before]))
+elif mode == "deps":
+    before = set(sys.modules)
+    importlib.import_module(sys.argv[2])
+    print(json.dumps([name for name in sys.modules if name not in before and name != sys.argv[2]]))
+elif mode == "import":
+    for name in filter(None, sys.argv[2].split(",")):
+        importlib.import_module(name)
+    targets = sys.argv[3:]
+    if any(name in sys.modules for name in targets):
+        sys.exit("a dependency imports " + " ".join(targets))
+    for name in targets:
+        importlib.import_module(name)
+elif mode == "load":
+    for name in filter(None, sys.argv[2].split(",")):
+        importlib.import_module(name)
+    spec = importlib.util.find_spec(sys.argv[3])
+    spec.loader.get_code(sys.argv[3])
+'''
+
+
+class StubApi(http.server.BaseHTTPRequestHandler):
+    """The Runtime and Extensions API as far as Init needs it: register and subscribe
+    answer, ``/event/next`` and ``/runtime/invocation/next`` never do (until shutdown)."""
+
+    protocol_version = "HTTP/1.1"
+    stopping = threading.Event()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _answer(self, body: bytes, headers: dict[str, str]) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        body = json.dumps({"functionName": "f", "functionVersion": "$LATEST", "handler": "app.handler"})
+        self._answer(body.encode(), {"Lambda-Extension-Identifier": "id-1"})
+
+    def do_PUT(self) -> None:
+        self._answer(b"OK", {})
+
+    def do_GET(self) -> None:
+        self.stopping.wait()
+
+
+class Runner:
+    """Runs the probe in the runtime image's interpreter with the layer on its path."""
+
+    def __init__(self, work: Path, layer: Path, port: int) -> None:
+        from lambda_wrapper_dev.sandbox.runtime_image import ensure_runtime_image
+
+        self.image = ensure_runtime_image()
+        self.work = work
+        self.probe = work / "probe.py"
+        self.probe.write_text(PROBE)
+        task = work / "task"
+        task.mkdir()
+        (task / "app.py").write_text(FUNCTION)
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
+            "LAMBDA_TASK_ROOT": str(task),
+            "_HANDLER": f"{ENTRY}.handler",
+            "LAMBDA_WRAPPER_HANDLER": "app.handler",
+            "LAMBDA_WRAPPER_ROOT": str(layer),
+            "AWS_LAMBDA_FUNCTION_NAME": "f",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_REGION": "us-east-1",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{self.image.python_version}",
+            "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/f",
+            "AWS_LAMBDA_LOG_STREAM_NAME": "s",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONHASHSEED": "0",
+            "PYTHONPATH": f"{self.image.runtime_dir}:{layer / 'python'}:{task}",
+        }
+        self.counts: dict[tuple[str, ...], int] = {}
+
+    def run(self, args: list[str], prefix: tuple[str, ...] = ()) -> str:
+        tmp = self.work / "tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        argv = [*prefix, str(self.image.interpreter), str(self.probe), *args]
+        result = subprocess.run(argv, env={**self.env, "TMPDIR": str(tmp)}, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed: {result.stderr[-2000:]}")
+        return result.stdout + result.stderr
+
+    def listing(self, *args: str) -> list[str]:
+        names: list[str] = json.loads(self.run(list(args)).splitlines()[-1])
+        return names
+
+    def instructions(self, *args: str) -> int:
+        """Instructions the probe executes with ``args`` (counted once per argument list)."""
+        if args not in self.counts:
+            output = self.run(list(args), ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"))
+            found = re.search(r"Collected : (\d+)", output)
+            if found is None:
+                raise RuntimeError(f"no instruction count from callgrind: {output[-2000:]}")
+            self.counts[args] = int(found.group(1))
+        return self.counts[args]
+
+
+def copy_layer_with_empty_module(layer: Path, target: Path, interpreter: Path) -> Path:
+    """The layer, plus an empty module compiled the way the layer build compiles (a hash-based
+    .pyc that is never checked against its source)."""
+    shutil.copytree(layer, target, symlinks=True)
+    package = target / "python" / "lambda_wrapper"
+    source = package / (EMPTY_MODULE.rsplit(".", 1)[1] + ".py")
+    source.write_text("")
+    compile_empty = ("import py_compile, sys; py_compile.compile(sys.argv[1], doraise=True, "
+                     "invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)")
+    subprocess.run([str(interpreter), "-X", "no_debug_ranges", "-c", compile_empty, str(source)], check=True)
+    return target
+
+
+def module_costs(runner: Runner, modules: list[str]) -> dict[str, dict[str, int]]:
+    """Each module's own import, its dependencies already imported: load, body and both."""
+    rows = {}
+    for name in modules:
+        dependencies = ",".join(runner.listing("deps", name))
+        base = runner.instructions("import", dependencies)
+        own = runner.instructions("import", dependencies, name) - base
+        load = runner.instructions("load", dependencies, name) - base
+        rows[name] = {"self": own, "load": load, "body": own - load}
+        print(f"{name}: {rows[name]}", file=sys.stderr)
+    return rows
+
+
+def sandbox_init_records(layer: Path, starts: int) -> list[dict[str, float]]:
+    """The wall-clock Init figures of ``starts`` cold starts in the sandbox, defaults."""
+    from lambda_wrapper_dev.sandbox import FunctionSpec, Sandbox
+
+    samples = []
+    with tempfile.TemporaryDirectory(prefix="cold-path-task-") as task:
+        Path(task, "app.py").write_text(FUNCTION)
+        for _ in range(starts):
+            spec = FunctionSpec(task_root=Path(task), layer_dir=layer, memory_mb=128, timeout_s=10)
+            with Sandbox(spec) as sandbox:
+                result = sandbox.invoke(b"{}")
+                assert result.status_code == 200, result.body
+            init = next(e for e in sandbox.telemetry_events if e["type"] == "platform.initReport")
+            emf = [json.loads(line) for line in sandbox.function_output
+                   if line.startswith("{") and '"ExtensionInit"' in line]
+            if not emf:
+                raise RuntimeError("no EMF document with ExtensionInit in the function's output")
+            samples.append({"initMs": init["record"]["metrics"]["durationMs"],
+                            "extensionInitMs": emf[0]["ExtensionInit"],
+                            "handlerImportMs": emf[0]["HandlerImport"]})
+    return samples
+
+
+def measure(sandbox_starts: int) -> dict[str, Any]:
+    from bench.layers import build_own_layer
+    from bench.machine import machine_info
+    from lambda_wrapper_dev.provenance import MEASURED_CODE, describe
+
+    built = build_own_layer()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StubApi)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    work = Path(tempfile.mkdtemp(prefix="measure-cold-path-"))
+    try:
+        runner = Runner(work, work / "layer", server.server_address[1])
+        copy_layer_with_empty_module(built.path, work / "layer", runner.image.interpreter)
+        bare, wrapped = runner.instructions("bare"), runner.instructions("wrapped")
+        loaded = [name for name in runner.listing("modules") if name != ENTRY]
+        ours = [name for name in loaded if name.split(".")[0] == "lambda_wrapper"]
+        others = [name for name in loaded if name not in ours]
+        modules = module_costs(runner, ours)
+        empty = module_costs(runner, [EMPTY_MODULE])[EMPTY_MODULE]
+        # The other modules as one import (they import each other), with what awslambdaric loaded.
+        other_modules = runner.instructions("import", "", *others) - runner.instructions("import", "")
+        timings = sandbox_init_records(built.path, sandbox_starts) if sandbox_starts else []
+    finally:
+        StubApi.stopping.set()
+        server.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+    machine = machine_info()
+    return {
+        "setting": {
+            "commit": describe((*MEASURED_CODE, "bench/measure_cold_path.py")),
+            "date": datetime.date.today().isoformat(),
+            "machine": f"{machine['cpu_model']}, {machine['nproc']} CPUs",
+            "python": runner.image.python_version,
+        },
+        "init": {"bare": bare, "wrapped": wrapped},
+        "modules": modules,
+        "emptyModule": empty,
+        "otherModules": {"count": len(others), "instructions": other_modules},
+        "sandbox": {
+            "starts": len(timings),
+            "medians": {key: statistics.median(sample[key] for sample in timings)
+                        for key in (timings[0] if timings else {})},
+        },
+    }
+
+
+def thousands(count: float) -> str:
+    return f"{count / 1000:,.0f}"
+
+
+def millions(count: float) -> str:
+    return f"{count / 1e6:.1f}M"
+
+
+def render(data: dict[str, Any]) -> str:
+    where, init, modules = data["setting"], data["init"], data["modules"]
+    empty, others = data["emptyModule"], data["otherModules"]
+    added = init["wrapped"] - init["bare"]
+    imports = sum(row["self"] for row in modules.values())
+    rest = added - imports - others["instructions"]
+    fixed = empty["self"] * len(modules)
+    lines = [
+        f"Measured {where['date']} on commit `{where['commit']}`, {where['machine']}, "
+        f"Python {where['python']}, by `bench/measure_cold_path.py`: instructions counted by "
+        "`valgrind --tool=callgrind` in the runtime image's interpreter, against the layer built from "
+        "that commit with its shipped bytecode, the Runtime and Extensions API stubbed (counts repeat "
+        "to a fraction of a percent; wall time here does not).",
+        "",
+        "| Init, instructions | |",
+        "| --- | ---: |",
+        f"| bare (awslambdaric loaded, then the function imported) | {millions(init['bare'])} |",
+        f"| lambda-wrapper, defaults | {millions(init['wrapped'])} |",
+        f"| **added by the wrapper** | **{millions(added)}** ({100 * added / init['bare']:+.1f} %) |",
+        f"| of which: our {len(modules)} modules' imports | {millions(imports)} |",
+        f"| of which: {others['count']} other modules they import (standard library, third party) | "
+        f"{millions(others['instructions'])} |",
+        f"| of which: the rest, `start()` (settings, register, subscribe, threads) | {millions(rest)} |",
+        "",
+        f"Every module pays a fixed cost just to exist: an empty module costs {thousands(empty['self'])}k "
+        f"instructions (load {thousands(empty['load'])}k, body {thousands(empty['body'])}k), so the "
+        f"{len(modules)} modules on the default path pay {millions(fixed)} of their {millions(imports)} "
+        "before any of their own code runs.",
+        "",
+        "Each module's own import, its dependencies imported first, in thousands of instructions "
+        "(load: find the module and unmarshal its .pyc; body: execute it):",
+        "",
+        "| module | self | load | body |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, row in sorted(modules.items(), key=lambda item: (-item[1]["self"], item[0])):
+        cells = " | ".join(thousands(row[key]) for key in ("self", "load", "body"))
+        lines.append(f"| `{name}` | {cells} |")
+    sandbox = data["sandbox"]
+    if sandbox["starts"]:
+        medians = sandbox["medians"]
+        lines += [
+            "",
+            f"Wall clock, from the `lambda_wrapper.init` record of {sandbox['starts']} sandbox cold starts "
+            f"(defaults, medians): our part of Init (extensionInitMs) {medians['extensionInitMs']:.1f} ms, "
+            f"the function's import (handlerImportMs) {medians['handlerImportMs']:.1f} ms, of a platform "
+            f"Init of {medians['initMs']:.1f} ms.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def block(data: dict[str, Any]) -> str:
+    encoded = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return f"{BEGIN}\n{render(data)}{DATA_PREFIX}{encoded} -->\n{END}"
+
+
+def read_block(doc: str) -> tuple[str, dict[str, Any]]:
+    """The section as it stands in ``doc`` and the data stored with it."""
+    begin, end = doc.index(BEGIN) + len(BEGIN) + 1, doc.index(END)
+    rendered, _, data = doc[begin:end].partition(DATA_PREFIX)
+    return rendered, json.loads(data.rsplit(" -->", 1)[0])
+
+
+def write_block(doc: str, data: dict[str, Any]) -> str:
+    if BEGIN not in doc:
+        return doc.rstrip("\n") + f"\n\n{HEADING}\n\n" + block(data) + "\n"
+    return doc[:doc.index(BEGIN)] + block(data) + doc[doc.index(END) + len(END):]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--sandbox-starts", type=int, default=5,
+                        help="sandbox cold starts for the wall-clock figures (0: none)")
+    parser.add_argument("--update-doc", action="store_true", help=f"write the section into {DOC}")
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed: this benchmark counts instructions with callgrind "
+              "(apt-get install valgrind)", file=sys.stderr)
+        return 2
+    data = measure(args.sandbox_starts)
+    results = REPO / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    raw = results / f"cold-path-{datetime.datetime.now():%Y%m%dT%H%M%S}.json"
+    raw.write_text(json.dumps(data, indent=1, sort_keys=True))
+    print(f"raw results: {raw}", file=sys.stderr)
+    if args.update_doc:
+        DOC.write_text(write_block(DOC.read_text(), data))
+        print(f"wrote the cold-path section into {DOC}", file=sys.stderr)
+    else:
+        print(render(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
