@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 
+from . import aws, handover
 from .instruments import tweaks
 from .settings import SETTINGS, Settings, _show
 
@@ -30,41 +31,29 @@ and what was detected about this environment. Exit status 1 if a setting is inva
 # Thread polling (so Python SIGTERM handlers can run) per awslambdaric's
 # lambda_config.py; used when awslambdaric itself is not importable here.
 THREAD_POLLING_ENVS = frozenset(f"AWS_Lambda_python3.{minor}" for minor in range(12, 16))
-MANAGED_INSTANCES = "lambda-managed-instances"
-SNAP_START = "snap-start"
 # Variables the wrapper sets for the supervisor: not user settings, never typos.
-WRAPPER_INTERNAL = frozenset(
-    {
-        "LAMBDA_WRAPPER_HANDLER",
-        "LAMBDA_WRAPPER_ROOT",
-        "LAMBDA_WRAPPER_T0",
-        "LAMBDA_WRAPPER_T1",
-        "LAMBDA_WRAPPER_SAVED_PYTHONPATH",
-        "LAMBDA_WRAPPER_PYTHON_DIR",
-        tweaks.APPLIED_VARIABLE,
-    }
-)
+WRAPPER_INTERNAL = frozenset(handover.ALL)
 ENVIRONMENT_SHOWN = (
-    "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME",
-    "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_INITIALIZATION_TYPE",
-    "AWS_LAMBDA_LOG_FORMAT",
-    "AWS_LAMBDA_LOG_LEVEL",
-    "AWS_LAMBDA_RUNTIME_API",
-    "AWS_LAMBDA_EXEC_WRAPPER",
-    "AWS_REGION",
-    "LAMBDA_TASK_ROOT",
-    "_HANDLER",
-    "LAMBDA_WRAPPER_HANDLER",
-    "LAMBDA_WRAPPER_ROOT",
+    aws.EXECUTION_ENV,
+    aws.FUNCTION_NAME,
+    aws.FUNCTION_VERSION,
+    aws.FUNCTION_MEMORY_SIZE,
+    aws.INITIALIZATION_TYPE,
+    aws.LOG_FORMAT,
+    aws.LOG_LEVEL,
+    aws.RUNTIME_API,
+    aws.EXEC_WRAPPER,
+    aws.REGION,
+    aws.TASK_ROOT,
+    aws.HANDLER,
+    handover.USER_HANDLER,
+    handover.ROOT,
     "PYTHONPATH",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    aws.ACCESS_KEY_ID,
+    aws.SECRET_ACCESS_KEY,
+    aws.SESSION_TOKEN,
+    aws.CONTAINER_CREDENTIALS_FULL_URI,
+    aws.CONTAINER_AUTHORIZATION_TOKEN,
 )
 SECRET_MARKERS = ("SECRET", "TOKEN", "PASSWORD", "PASSPHRASE", "CREDENTIAL", "ACCESS_KEY", "AUTHORIZATION")
 
@@ -125,7 +114,7 @@ def detect(settings: Settings, environ: Mapping[str, str]) -> dict[str, object]:
         "runtimeClient": runtime_client_mode(environ, settings.extension_enabled),
         "initialization": initialization(environ),
         "wrapper": wrapper_state(environ),
-        "taskRoot": task_root_state(environ.get("LAMBDA_TASK_ROOT")),
+        "taskRoot": task_root_state(environ.get(aws.TASK_ROOT)),
         "telemetryPort": telemetry_port_state(settings.telemetry_port),
         "telemetrySource": telemetry_source_state(settings.telemetry_source),
         "optionalPackages": {name: package_version(name) for name in ("structlog", "psutil")},
@@ -133,7 +122,7 @@ def detect(settings: Settings, environ: Mapping[str, str]) -> dict[str, object]:
 
 
 def runtime_client_mode(environ: Mapping[str, str], extension_enabled: bool) -> dict[str, object]:
-    execution_env = environ.get("AWS_EXECUTION_ENV")
+    execution_env = environ.get(aws.EXECUTION_ENV)
     thread_polling = execution_env in _thread_polling_envs()
     if execution_env is None:
         note = "not a Lambda runtime (AWS_EXECUTION_ENV is not set)"
@@ -165,20 +154,20 @@ def _thread_polling_envs() -> frozenset[str]:
 
 
 def initialization(environ: Mapping[str, str]) -> dict[str, object]:
-    init_type = environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")
+    init_type = environ.get(aws.INITIALIZATION_TYPE)
     return {
         "type": init_type,
-        "managedInstances": init_type == MANAGED_INSTANCES,
-        "snapStart": init_type == SNAP_START,
-        "maxConcurrency": environ.get("AWS_LAMBDA_MAX_CONCURRENCY"),
+        "managedInstances": init_type == aws.MANAGED_INSTANCES,
+        "snapStart": init_type == aws.SNAP_START,
+        "maxConcurrency": environ.get(aws.MAX_CONCURRENCY),
     }
 
 
 def wrapper_state(environ: Mapping[str, str]) -> dict[str, object]:
     return {
-        "execWrapper": environ.get("AWS_LAMBDA_EXEC_WRAPPER"),
-        "ranInThisEnvironment": environ.get("LAMBDA_WRAPPER_ROOT") is not None,
-        "userHandler": environ.get("LAMBDA_WRAPPER_HANDLER") or environ.get("_HANDLER"),
+        "execWrapper": environ.get(aws.EXEC_WRAPPER),
+        "ranInThisEnvironment": environ.get(handover.ROOT) is not None,
+        "userHandler": environ.get(handover.USER_HANDLER) or environ.get(aws.HANDLER),
     }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from .. import aws
+
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -28,15 +30,15 @@ class FunctionMetadata:
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
-        self.name = env.get("AWS_LAMBDA_FUNCTION_NAME") or None
-        self.version = env.get("AWS_LAMBDA_FUNCTION_VERSION") or None
-        self.region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
-        memory = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+        self.name = env.get(aws.FUNCTION_NAME) or None
+        self.version = env.get(aws.FUNCTION_VERSION) or None
+        self.region = env.get(aws.REGION) or env.get(aws.DEFAULT_REGION) or None
+        memory = env.get(aws.FUNCTION_MEMORY_SIZE, "")
         self.memory_mb = int(memory) if memory.strip().isdigit() else None
-        self.log_group = env.get("AWS_LAMBDA_LOG_GROUP_NAME") or None
-        self.log_stream = env.get("AWS_LAMBDA_LOG_STREAM_NAME") or None
-        self.runtime = env.get("AWS_EXECUTION_ENV") or None
-        self.initialization_type = env.get("AWS_LAMBDA_INITIALIZATION_TYPE") or None
+        self.log_group = env.get(aws.LOG_GROUP_NAME) or None
+        self.log_stream = env.get(aws.LOG_STREAM_NAME) or None
+        self.runtime = env.get(aws.EXECUTION_ENV) or None
+        self.initialization_type = env.get(aws.INITIALIZATION_TYPE) or None
 
     def as_dict(self) -> dict[str, object]:
         """The fields that are known, under the camelCase names of the platform's records."""

@@ -25,7 +25,7 @@ import json
 import os
 import socket
 
-from .. import diagnostics
+from .. import aws, diagnostics
 from ..instruments.calls.spans import xray_parts
 from ..instruments.records import SPAN
 from .exporter import Exporter
@@ -92,7 +92,7 @@ class XrayExporter(Exporter):
 
 def daemon_address(environ: Mapping[str, str]) -> tuple[str, int]:
     """The UDP address in ``AWS_XRAY_DAEMON_ADDRESS``; raises ValueError when it has none."""
-    raw = environ.get("AWS_XRAY_DAEMON_ADDRESS", "").strip()
+    raw = environ.get(aws.XRAY_DAEMON_ADDRESS, "").strip()
     if not raw:
         return DEFAULT_ADDRESS
     candidate = raw

@@ -1,4 +1,4 @@
-"""Extensions API (2020-01-01): register, wait for the next event, report errors.
+"""Extensions API (2020-01-01): register, then wait for the next event.
 
 Registration and the event loop are two phases on purpose: an internal extension
 must *finish* registering before the runtime's first ``/next`` (registration closes
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from .. import aws
 from ..http11 import HttpConnection, HttpResponse
 from .errors import PlatformError
 from .events import PlatformEvent, parse_event
@@ -16,9 +17,6 @@ from .events import PlatformEvent, parse_event
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-API = "/2020-01-01/extension"
-
 
 class Registration:
     """What the platform told us when we registered."""
@@ -36,14 +34,14 @@ class Registration:
 
 def register(connection: HttpConnection, name: str, events: list[str]) -> Registration:
     response = connection.request(
-        "POST", f"{API}/register",
-        {"Lambda-Extension-Name": name, "Content-Type": "application/json"},
+        "POST", f"{aws.EXTENSION_API}/register",
+        {aws.EXTENSION_NAME_HEADER: name, "Content-Type": "application/json"},
         json.dumps({"events": events}).encode(),
     )
     body = _json_object(response)
     if response.status != 200:
         raise _error("register", response, body)
-    extension_id = response.headers.get("lambda-extension-identifier", "")
+    extension_id = response.headers.get(aws.EXTENSION_ID_HEADER.lower(), "")
     if not extension_id:
         raise PlatformError("register", response.status, "MissingIdentifier",
                             "no Lambda-Extension-Identifier header in the answer")
@@ -58,25 +56,13 @@ def next_event(connection: HttpConnection, extension_id: str,
     when ``fd`` (the connection) is readable.
     """
     response = connection.request(
-        "GET", f"{API}/event/next", {"Lambda-Extension-Identifier": extension_id}, timeout=None,
+        "GET", f"{aws.EXTENSION_API}/event/next", {aws.EXTENSION_ID_HEADER: extension_id}, timeout=None,
         while_waiting=while_waiting,
     )
     body = _json_object(response)
     if response.status != 200:
         raise _error("event/next", response, body)
     return parse_event(body)
-
-
-def report_error(connection: HttpConnection, extension_id: str, phase: str, error_type: str,
-                 message: str) -> None:
-    """Tell the platform we failed (``phase`` is ``init`` or ``exit``); best effort."""
-    payload = {"errorMessage": message, "errorType": error_type, "stackTrace": []}
-    connection.request(
-        "POST", f"{API}/{phase}/error",
-        {"Lambda-Extension-Identifier": extension_id, "Lambda-Extension-Function-Error-Type": error_type,
-         "Content-Type": "application/json"},
-        json.dumps(payload).encode(),
-    )
 
 
 def _json_object(response: HttpResponse) -> dict[str, object]:

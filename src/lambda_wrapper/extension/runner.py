@@ -23,14 +23,14 @@ import select
 import threading
 import time
 
-from .. import diagnostics
+from .. import aws, diagnostics
 from ..export.policy import FlushPolicy
 from ..http11 import HttpConnection
 from .errors import PlatformError
 from .events import PlatformEvent
 from .lifecycle import Registration, next_event, register
 from .listener import TelemetryListener
-from .subscription import CLASSIC_SCHEMA, MANAGED_INSTANCES_SCHEMA, SubscriptionOutcome, subscribe
+from .subscription import SubscriptionOutcome, subscribe
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from ..settings import Settings
     from ..telemetry.records import TelemetryEvent
 
-MANAGED_INSTANCES = "lambda-managed-instances"
 # Lambda allows 500 ms between SIGTERM and SIGKILL with an internal extension.
 SHUTDOWN_BUDGET_S = 0.45
 # Stop exporting this long before the budget ends: what is still undelivered then is
@@ -50,7 +49,7 @@ LOSS_REPORT_RESERVE_S = 0.1
 
 
 def managed_instances() -> bool:
-    return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == MANAGED_INSTANCES
+    return os.environ.get(aws.INITIALIZATION_TYPE) == aws.MANAGED_INSTANCES
 
 
 def listener_host() -> str:
@@ -59,13 +58,13 @@ def listener_host() -> str:
     Looking the name up through DNS could stall Init for seconds where it does not
     exist (SAM, local runs), so only the hosts file is consulted.
     """
-    if os.environ.get("AWS_SAM_LOCAL") == "true":
+    if os.environ.get(aws.SAM_LOCAL) == "true":
         return "0.0.0.0"
     try:
         with open("/etc/hosts", encoding="utf-8", errors="replace") as hosts:
             for line in hosts:
                 fields = line.split("#", 1)[0].split()
-                if len(fields) > 1 and "sandbox.localdomain" in fields[1:] and "." in fields[0]:
+                if len(fields) > 1 and aws.SANDBOX_HOST in fields[1:] and "." in fields[0]:
                     return fields[0]
     except OSError:
         pass
@@ -89,7 +88,7 @@ class InternalExtension:
         self.background = managed_instances() or settings.flush == "background" or (
             settings.flush == "auto" and all(channel.local for channel in pipeline.channels))
         self.invocations = 0
-        self._api = os.environ.get("AWS_LAMBDA_RUNTIME_API", "")
+        self._api = os.environ.get(aws.RUNTIME_API, "")
         self._threads: list[threading.Thread] = []
         self._shutdown_lock = threading.Lock()
         self._shut_down = False
@@ -169,7 +168,7 @@ class InternalExtension:
         if managed_instances() and not self._elected_telemetry_worker():
             # Every subscriber gets the whole stream: one worker subscribes for all.
             return
-        schema = MANAGED_INSTANCES_SCHEMA if managed_instances() else CLASSIC_SCHEMA
+        schema = aws.MANAGED_INSTANCES_SCHEMA if managed_instances() else aws.CLASSIC_SCHEMA
         outcome = subscribe(self._connection, self.registration.extension_id, port, self.types, schema)
         self.subscription = outcome
         if outcome.state == SubscriptionOutcome.UNSUPPORTED:
@@ -191,7 +190,7 @@ class InternalExtension:
         their own records."""
         import fcntl
 
-        path = os.path.join(os.environ.get("TMPDIR") or "/tmp", "lambda-wrapper", "telemetry-subscriber.lock")
+        path = os.path.join(aws.wrapper_tmp_dir(), "telemetry-subscriber.lock")
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             self._subscriber_lock = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
+from .. import aws
 from ..http11 import HttpConnection
 
-CLASSIC_SCHEMA = "2022-12-13"
-MANAGED_INSTANCES_SCHEMA = "2025-01-29"
 # Few, large batches. The production extensions use timeoutMs 25 to see
 # platform.runtimeDone quickly; we do not wait for it (the handler tells us in-process
 # when it is done), and our listener shares the GIL with the handler: at 25 ms a
@@ -35,11 +34,11 @@ def subscribe(connection: HttpConnection, extension_id: str, listener_port: int,
         "schemaVersion": schema_version,
         "types": types,
         "buffering": buffering or DEFAULT_BUFFERING,
-        "destination": {"protocol": "HTTP", "URI": f"http://sandbox.localdomain:{listener_port}"},
+        "destination": {"protocol": "HTTP", "URI": f"http://{aws.SANDBOX_HOST}:{listener_port}"},
     }
     response = connection.request(
-        "PUT", "/2022-07-01/telemetry",
-        {"Lambda-Extension-Identifier": extension_id, "Content-Type": "application/json"},
+        "PUT", aws.TELEMETRY_API,
+        {aws.EXTENSION_ID_HEADER: extension_id, "Content-Type": "application/json"},
         json.dumps(body).encode(),
     )
     detail = response.body[:300].decode("utf-8", "replace")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 
+from .. import aws, handover
 from . import procfs
 from .records import mib, ms
 
@@ -30,8 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 PROACTIVE_INIT_GAP_S = 10.0
-INITIALISED_AHEAD = ("provisioned-concurrency", "lambda-managed-instances")
-SNAP_START = "snap-start"
+INITIALISED_AHEAD = (aws.PROVISIONED_CONCURRENCY, aws.MANAGED_INSTANCES)
 
 
 class InitTimeline:
@@ -41,9 +41,9 @@ class InitTimeline:
         self, started_perf: float, environ: Mapping[str, str] | None = None, init_type: str | None = None
     ) -> None:
         environ = environ or {}
-        self.init_type = init_type or "on-demand"
-        self.wrapper_started = _epoch_seconds(environ.get("LAMBDA_WRAPPER_T0"))
-        self.wrapper_exec = _epoch_seconds(environ.get("LAMBDA_WRAPPER_T1"))
+        self.init_type = init_type or aws.ON_DEMAND
+        self.wrapper_started = _epoch_seconds(environ.get(handover.STARTED_AT))
+        self.wrapper_exec = _epoch_seconds(environ.get(handover.EXEC_AT))
         self.started_perf = started_perf
         self.started_wall = time.time() - (time.perf_counter() - started_perf)
         self.rss_at_start = procfs.rss_bytes()
@@ -114,7 +114,7 @@ def classify_first_invocation(init_type: str, gap_s: float) -> tuple[bool, bool]
     """(cold start, proactive init) for the first invocation of an environment."""
     if init_type in INITIALISED_AHEAD:
         return False, True
-    if init_type == SNAP_START:
+    if init_type == aws.SNAP_START:
         return True, False
     if gap_s > PROACTIVE_INIT_GAP_S:
         return False, True

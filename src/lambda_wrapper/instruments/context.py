@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 
+from .. import aws
+
 
 class InvocationContext:
     __slots__ = ("cold_start", "function_name", "function_version", "request_id", "xray_trace_id")
 
     def __init__(self) -> None:
-        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
-        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.function_name = os.environ.get(aws.FUNCTION_NAME)
+        self.function_version = os.environ.get(aws.FUNCTION_VERSION)
         self.request_id: str | None = None
         self.cold_start: bool | None = None
         self.xray_trace_id: str | None = None
@@ -25,7 +27,7 @@ class InvocationContext:
         self.request_id = request_id or None
         self.cold_start = cold_start
         # awslambdaric sets _X_AMZN_TRACE_ID from the invoke's header before calling us.
-        self.xray_trace_id = xray_root(os.environ.get("_X_AMZN_TRACE_ID"))
+        self.xray_trace_id = xray_root(os.environ.get(aws.TRACE_ID))
 
     def fields(self) -> dict[str, object]:
         """The context as log fields, named like Lambda's own JSON log format (``requestId``)."""

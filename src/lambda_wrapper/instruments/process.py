@@ -13,12 +13,12 @@ invocations are shorter than a tick. Both count every thread of the process.
 from __future__ import annotations
 
 import gc
-import os
 import resource
 import time
 
 import psutil
 
+from .. import aws
 from . import procfs
 from .records import mib, ms
 
@@ -50,7 +50,7 @@ class GcWatch:
 
 class ProcessMetrics:
     def __init__(self, tmp_dir: str | None = None) -> None:
-        self.tmp_dir = tmp_dir or os.environ.get("TMPDIR") or "/tmp"
+        self.tmp_dir = tmp_dir or aws.tmp_dir()
         self._process = psutil.Process()
         self._gc = GcWatch()
         self._cpu_at_start = resource.getrusage(resource.RUSAGE_SELF)

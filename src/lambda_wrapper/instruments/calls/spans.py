@@ -27,6 +27,7 @@ import os
 import threading
 import time
 
+from ... import aws
 from ..context import CURRENT as invocation_context
 from ..records import SPAN, iso_time
 
@@ -54,7 +55,7 @@ class CallSpan:
         self.span_id = os.urandom(8).hex()
         self.request_id = invocation_context.request_id
         # awslambdaric sets it from the invoke's header before each invocation.
-        self.trace_header = os.environ.get("_X_AMZN_TRACE_ID") if self.request_id is not None else None
+        self.trace_header = os.environ.get(aws.TRACE_ID) if self.request_id is not None else None
         self.start_ns = time.time_ns()
 
     def traceparent(self) -> str | None:
