@@ -11,7 +11,8 @@ rendering of that data).
   The platform's Init duration and the modules the function sees are recorded.
 - Per call: a DynamoDB ``GetItem`` through boto3 whose response comes from botocore's
   ``Stubber`` (no network, so the difference is ours), inside an invocation, spans
-  handed to a real export pipeline (spool and file exporter) as in the function. Each
+  handed to a real export pipeline (``Pipeline.submit``, spool and file exporter) as in
+  the function, flushed between rounds as the extension does between invocations. Each
   process alternates rounds with and without the patch (CPU time, so that other load
   on the machine counts less); the figure is the median paired difference.
 
@@ -79,7 +80,7 @@ from lambda_wrapper.instruments import calls as instrumentation
 from lambda_wrapper.instruments.context import CURRENT
 
 pipeline = Pipeline([FileExporter(os.path.join(work, "out.ndjson"))], os.path.join(work, "spool"), 16 << 20)
-instrumentation.start(("botocore", "urllib3", "requests", "http.client"), pipeline.accept, False)
+instrumentation.start(("botocore", "urllib3", "requests", "http.client"), pipeline.submit, False)
 CURRENT.invocation_starts("request-1", False)
 import boto3
 import botocore.client

@@ -35,10 +35,11 @@ def start_ours(propagate: bool = False) -> None:
     from lambda_wrapper.instruments import calls
     from lambda_wrapper.settings import INSTRUMENTATIONS
 
-    def accept(body: bytes) -> None:
-        SPAN_RECORDS.extend(event["record"] for event in json.loads(body))
+    def submit(event: Any) -> None:
+        # As the pipeline spools it (tuples become lists): what every exporter reads.
+        SPAN_RECORDS.append(json.loads(json.dumps(event.to_output(), default=str))["record"])
 
-    calls.start(INSTRUMENTATIONS, accept, propagate)
+    calls.start(INSTRUMENTATIONS, submit, propagate)
 
 
 def start_oracle() -> Any:

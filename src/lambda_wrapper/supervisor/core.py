@@ -362,8 +362,8 @@ class Supervisor:
         from ..instruments import calls
 
         propagate = self.settings.instrument_propagate and self.settings.feature_enabled("trace propagation")
-        # Spans go in pre-encoded (see instruments.calls.spans): one per call, on the call's time.
-        calls.start(self.settings.instrument, extension.pipeline.accept, propagate)
+        # Spans are own records: queued as objects, serialised off the handler's thread.
+        calls.start(self.settings.instrument, extension.pipeline.submit, propagate)
 
     def _watchdog(self) -> None:
         settings = self.settings

@@ -16,6 +16,8 @@ TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ...telemetry.records import TelemetryEvent
+
 # instrumentation -> (the module whose import triggers the patch, our patch module)
 PATCHES = {
     "botocore": ("botocore.client", "botocore_patch"),
@@ -26,10 +28,10 @@ PATCHES = {
 
 
 def start(
-    instrumentations: tuple[str, ...], accept: Callable[[bytes], None], propagate: bool
+    instrumentations: tuple[str, ...], submit: Callable[[TelemetryEvent], None], propagate: bool
 ) -> hook.PostImportHook | None:
-    """Patch each named library once the function imports it; spans go to ``accept``, the
-    export pipeline's entry for encoded batches (``Pipeline.accept``)."""
+    """Patch each named library once the function imports it; spans go to ``submit``, the
+    export pipeline's entry for the toolkit's own records (``Pipeline.submit``)."""
     state: dict[str, object] = {}
 
     def activate(name: str) -> Callable[[], None]:
@@ -41,7 +43,7 @@ def start(
 
                 recorder = state.get("recorder")
                 if recorder is None:
-                    recorder = state["recorder"] = Recorder(accept, propagate)
+                    recorder = state["recorder"] = Recorder(submit, propagate)
                 module = importlib.import_module(f"{__name__}.{PATCHES[name][1]}")
                 module.patch(recorder)
             except Exception as exc:

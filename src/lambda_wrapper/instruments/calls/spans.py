@@ -7,11 +7,11 @@ exporter can attach it to the function's segment. Only the outermost instrumente
 call of a thread records a span: the HTTP request botocore or requests make through
 urllib3 (or urllib3 through http.client) is part of that call, not a call of its own.
 
-The span is handed to the export pipeline when the call ends, so a call that completed
-survives a timeout or crash later in the invocation (the pipeline spools it at once).
-It goes in already encoded, as the one-record batch ``Pipeline.submit`` would make of
-``own_event(SPAN, ...)``, but with one JSON encoder for every span: building an encoder
-per record cost 11 µs, half of a call's budget.
+The span is handed to the export pipeline when the call ends, as a ``TelemetryEvent``
+object (``Pipeline.submit``): nothing is encoded or written on the caller's thread. The
+pipeline makes it durable with the toolkit's other own records, when the platform's next
+batch arrives or at the next flush. The handler's thread only builds the record; the
+work of a call is what cannot wait for it (the clock, the ids the call propagates).
 
 Field names of the record (``docs/instruments.md``): ``name``, ``kind``
 (``client``), ``instrumentation``, ``spanId``, ``requestId`` (None at Init), ``phase``
@@ -22,12 +22,12 @@ message of a failed call) and ``exception`` (``type``, ``message``) when the cal
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 
 from ... import aws
+from ...telemetry.records import TelemetryEvent
 from ..context import CURRENT as invocation_context
 from ..records import SPAN, iso_time
 
@@ -42,7 +42,6 @@ SECRET_QUERY_PARAMETERS = frozenset((
     "X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token",
 ))
 REDACTED = "REDACTED"
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
 class CallSpan:
@@ -79,8 +78,8 @@ class CallSpan:
 class Recorder:
     """Starts and ends call spans; one active span per thread."""
 
-    def __init__(self, accept: Callable[[bytes], None], propagate: bool) -> None:
-        self._accept = accept  # takes a JSON array of records (``Pipeline.accept``)
+    def __init__(self, submit: Callable[[TelemetryEvent], None], propagate: bool) -> None:
+        self._submit = submit  # queues one own record as it is (``Pipeline.submit``)
         self.propagate = propagate
         self._local = threading.local()
 
@@ -127,10 +126,7 @@ class Recorder:
                 error = error or str(exception)
             if error is not None:
                 record["error"] = error
-            event: dict[str, object] = {"time": _iso_time(end_ns), "type": SPAN, "record": record}
-            if span.request_id is not None:
-                event["requestId"] = span.request_id
-            self._accept(_ENCODER.encode([event]).encode())
+            self._submit(TelemetryEvent(_iso_time(end_ns), SPAN, record, end_ns / 1e6, span.request_id))
         except Exception as exc:
             from ... import diagnostics
 
