@@ -522,7 +522,6 @@ def test_unknown_types_and_fields_are_kept() -> None:
     }
     [decoded] = decode_events([entry]).events
     assert decoded.type == "platform.quantumEntanglement"
-    assert decoded.category == "platform"
     assert decoded.record == {"requestId": "r1", "novel": [1, 2]}
     assert decoded.request_id == "r1"
     assert decoded.extra_fields == {"sequence": 12}

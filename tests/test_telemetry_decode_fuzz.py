@@ -66,7 +66,7 @@ def check_batch(batch: DecodedBatch, count: int) -> None:
         json.dumps(output)
         is_own_diagnostic(decoded)
         is_own_diagnostic(decoded, emf_namespaces={"N"})
-        _ = (decoded.status, decoded.error_type, decoded.level, decoded.category, decoded.extra_fields)
+        _ = (decoded.status, decoded.error_type, decoded.level, decoded.extra_fields)
 
 
 @settings(max_examples=300)

@@ -33,7 +33,3 @@ class CircuitBreaker:
             cooldown = min(MAX_COOLDOWN_S * 5, max(cooldown, retry_after_s))
         self.open_until = (time.monotonic() if now is None else now) + cooldown
         return cooldown
-
-    @property
-    def is_open(self) -> bool:
-        return self.failures > 0 and not self.allows()

@@ -98,7 +98,6 @@ class Transport:
         self._idle: dict[str, Connection] = {}
         self._tls_context: ssl.SSLContext | None = None
         self._resolver = Resolver()
-        self.connections_opened = 0  # for tests and diagnostics
 
     def post(
         self,
@@ -182,7 +181,6 @@ class Transport:
             )
         except HttpError as error:
             raise ExportError(error.message, retryable=error.retryable) from None
-        self.connections_opened += 1
         return connection
 
     def _tls(self) -> ssl.SSLContext:

@@ -13,6 +13,3 @@ class PlatformError(Exception):
         self.error_type = error_type
         self.message = message
 
-
-class PlatformUnavailable(Exception):
-    """No Runtime API to talk to (``AWS_LAMBDA_RUNTIME_API`` unset or unreachable)."""

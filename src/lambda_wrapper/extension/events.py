@@ -25,10 +25,6 @@ class PlatformEvent:
     def is_invoke(self) -> bool:
         return self.event_type == "INVOKE"
 
-    @property
-    def is_shutdown(self) -> bool:
-        return self.event_type == "SHUTDOWN"
-
 
 def parse_event(body: dict[str, object]) -> PlatformEvent:
     return PlatformEvent(body)

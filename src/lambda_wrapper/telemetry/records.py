@@ -74,11 +74,6 @@ class TelemetryEvent:
         self._envelope = envelope
 
     @property
-    def category(self) -> str:
-        """``platform``, ``function`` or ``extension`` (or whatever an unknown type starts with)."""
-        return self.type.partition(".")[0]
-
-    @property
     def status(self) -> str | None:
         """The record's ``status`` (``success``, ``failure``, ``error``, ``timeout``...)."""
         return self._record_str("status")
@@ -90,7 +85,7 @@ class TelemetryEvent:
 
     @property
     def extra_fields(self) -> dict[str, Any]:
-        """Envelope fields other than time/type/record: none today, kept for future schemas."""
+        """Envelope fields other than time/type/record (an own record's ``requestId`` from the spool)."""
         envelope = self._envelope
         if envelope is None or len(envelope) == 3:
             return {}
