@@ -7,12 +7,14 @@ import json
 from .. import aws
 from ..http11 import HttpConnection
 
-# Few, large batches. The production extensions use timeoutMs 25 to see
-# platform.runtimeDone quickly; we do not wait for it (the handler tells us in-process
-# when it is done), and our listener shares the GIL with the handler: at 25 ms a
-# function printing 10,000 lines per invocation lost ~20 batches to
-# platform.logsDropped in the sandbox, at 100 ms none (tests/test_e2e_pipeline.py).
-DEFAULT_BUFFERING = {"maxItems": 10000, "maxBytes": 1048576, "timeoutMs": 100}
+# Few, large batches. The platform keeps one POST in flight per subscriber and drops
+# a batch that is ready while the previous one is unanswered; our listener shares the
+# function's CPU quota, so at 128 MB an answer can wait one or two CFS periods (100 ms
+# each) while the cgroup is throttled. timeoutMs must exceed that wait, and stay short
+# enough that an invocation's lines are not all held until shutdown. The production
+# extensions use 25 ms to see platform.runtimeDone quickly; we do not wait for it (the
+# handler tells us in-process when it is done).
+DEFAULT_BUFFERING = {"maxItems": 10000, "maxBytes": 1048576, "timeoutMs": 200}
 
 
 class SubscriptionOutcome:
