@@ -19,12 +19,20 @@ def serve(instance: TelemetryListener) -> None:
     threading.Thread(target=instance.serve_forever, daemon=True).start()
 
 
+class Served:
+    """A running listener and the bodies its sink received, in order."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.instance = TelemetryListener(self.bodies.append, max_body_bytes=64 * 1024)
+        self.port = self.instance.bind("127.0.0.1", 0)
+        self.stats = self.instance.stats
+        serve(self.instance)
+
+
 @pytest.fixture()
-def listener() -> TelemetryListener:
-    instance = TelemetryListener(max_body_bytes=64 * 1024)
-    instance.bind("127.0.0.1", 0)
-    serve(instance)
-    return instance
+def listener() -> Served:
+    return Served()
 
 
 def post(port: int, body: bytes) -> int:
@@ -35,7 +43,7 @@ def post(port: int, body: bytes) -> int:
         connection.close()
 
 
-def test_stores_raw_bodies_in_order_and_answers_200(listener: TelemetryListener) -> None:
+def test_stores_raw_bodies_in_order_and_answers_200(listener: Served) -> None:
     bodies = [
         json.dumps([{"time": "t", "type": "function", "record": f"line {i}"}]).encode() for i in range(5)
     ]
@@ -44,8 +52,7 @@ def test_stores_raw_bodies_in_order_and_answers_200(listener: TelemetryListener)
         connection.request("POST", "/", {}, body).status for body in bodies
     ]  # one keep-alive connection
     assert statuses == [200] * 5
-    assert [body for _, body in listener.take()] == bodies
-    assert listener.take() == []
+    assert listener.bodies == bodies
 
 
 def test_preferred_port_taken_falls_back_to_ephemeral() -> None:
@@ -53,19 +60,21 @@ def test_preferred_port_taken_falls_back_to_ephemeral() -> None:
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
     taken = blocker.getsockname()[1]
-    other = TelemetryListener()
+    received: list[bytes] = []
+    other = TelemetryListener(received.append)
     assert other.bind("127.0.0.1", taken) not in (taken, 0)
     blocker.close()
 
 
-def test_oversized_body_is_refused_and_not_buffered(listener: TelemetryListener) -> None:
+def test_oversized_body_is_refused_and_not_buffered(listener: Served) -> None:
     assert post(listener.port, b"x" * (64 * 1024 + 1)) == 413
     assert listener.stats.oversized == 1
-    assert listener.take() == []
+    assert listener.bodies == []
     assert post(listener.port, b"[]") == 200  # still serving
+    assert listener.bodies == [b"[]"]
 
 
-def test_garbage_and_trickled_headers(listener: TelemetryListener) -> None:
+def test_garbage_and_trickled_headers(listener: Served) -> None:
     junk = socket.create_connection(("127.0.0.1", listener.port))
     junk.sendall(b"\x16\x03\x01\x00garbage that is not http\r\n\r\n")
     assert junk.recv(100).startswith(b"HTTP/1.1 400")
@@ -76,10 +85,10 @@ def test_garbage_and_trickled_headers(listener: TelemetryListener) -> None:
         slow.sendall(bytes([byte]))
     assert slow.recv(100).startswith(b"HTTP/1.1 200")
     slow.close()
-    assert [body for _, body in listener.take()] == [b"[]"]
+    assert listener.bodies == [b"[]"]
 
 
-def test_connection_flood_is_bounded_and_service_continues(listener: TelemetryListener) -> None:
+def test_connection_flood_is_bounded_and_service_continues(listener: Served) -> None:
     idle = [socket.create_connection(("127.0.0.1", listener.port)) for _ in range(MAX_CONNECTIONS + 50)]
     time.sleep(0.2)
     assert listener.stats.refused_connections >= 50
@@ -103,3 +112,14 @@ def test_sink_receives_bodies_and_wakeups_fire() -> None:
     assert received == [b"[2]"]
     os.write(write_fd, b"\x0f")
     assert woke.wait(2)
+
+
+def test_a_sink_that_refuses_makes_the_listener_refuse() -> None:
+    def full(body: bytes) -> None:
+        raise OSError("full")
+
+    instance = TelemetryListener(full)
+    instance.bind("127.0.0.1", 0)
+    serve(instance)
+    assert post(instance.port, b"[3]") == 503
+    assert instance.stats.refused_full == 1 and instance.stats.batches == 0

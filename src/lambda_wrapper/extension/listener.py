@@ -1,10 +1,11 @@
 """The Telemetry API destination: a tiny HTTP listener that stores raw bodies.
 
 It shares the GIL with the user's handler, so while the handler runs it does the
-least possible work: read bytes, answer 200, append the body to a queue. Parsing
-happens later, off the handler's time. One thread serves every connection through
-one ``poll``, so hostile input (a thousand idle sockets, headers trickled a byte at
-a time, oversized bodies) costs bounded memory and never blocks the real sender.
+least possible work: read bytes, hand the body to its sink (the pipeline, which
+spools it), answer 200. Parsing happens later, off the handler's time. One thread
+serves every connection through one ``poll``, so hostile input (a thousand idle
+sockets, headers trickled a byte at a time, oversized bodies) costs bounded memory
+and never blocks the real sender.
 Only C modules are imported on the cold path (``_socket`` and ``select``, not the
 ``socket``, ``selectors`` and ``http.server`` wrappers, whose imports cost ~1-3 ms,
 ~1 ms and ~23 ms) and nothing of their Python API is needed.
@@ -13,7 +14,6 @@ Only C modules are imported on the cold path (``_socket`` and ``select``, not th
 from __future__ import annotations
 
 import _socket
-import collections
 import errno
 import os
 import select
@@ -27,7 +27,6 @@ DEFAULT_PORT = 4271
 MAX_HEADER_BYTES = 16 * 1024
 # The platform may send up to 2 * maxBytes (1 MiB max) plus metadata in one POST.
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
-DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
 MAX_CONNECTIONS = 64
 BODY_READ_TIMEOUT_S = 0.5
 IDLE_TIMEOUT_S = 30.0
@@ -66,21 +65,15 @@ class _Connection:
 
 
 class TelemetryListener:
-    """Receives Telemetry API POSTs; ``take()`` hands over the raw bodies in order."""
+    """Receives Telemetry API POSTs and hands each body, in order, to ``sink`` before
+    answering; a sink that raises ``OSError`` (full, shutting down) makes it refuse."""
 
-    def __init__(self, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-                 max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
-                 sink: Callable[[bytes], None] | None = None) -> None:
-        # With a sink, each acknowledged body goes there (the crash-safe spool)
-        # instead of the in-memory queue.
+    def __init__(self, sink: Callable[[bytes], None], max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self.sink = sink
         self.max_body_bytes = max_body_bytes
-        self.max_pending_bytes = max_pending_bytes
         self.stats = ListenerStats()
         self.port = 0
         self.host = ""
-        self._pending: collections.deque[tuple[float, bytes]] = collections.deque()
-        self._pending_bytes = 0
         self._lock = threading.Lock()
         self._poller = select.poll()
         self._server: _socket.socket | None = None
@@ -124,24 +117,12 @@ class TelemetryListener:
         return thread
 
     # -- consumer side ----------------------------------------------------------
-    def take(self) -> list[tuple[float, bytes]]:
-        """Everything received so far, as (arrival time, body), oldest first."""
-        with self._lock:
-            items = list(self._pending)
-            self._pending.clear()
-            self._pending_bytes = 0
-        return items
-
     def wait_for_data(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for another batch; True if one arrived."""
         with self._arrival:
             before = self.stats.batches
             self._arrival.wait(timeout)
             return self.stats.batches > before
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
 
     # -- the loop ---------------------------------------------------------------
     def serve_forever(self) -> None:
@@ -270,21 +251,13 @@ class TelemetryListener:
         if not body:
             return _OK
         with self._lock:
-            if self._pending_bytes + len(body) > self.max_pending_bytes:
-                # Refusing makes the platform drop and count the batch
-                # (platform.logsDropped) instead of us losing it silently.
+            try:
+                self.sink(body)
+            except OSError:
+                # Full, /tmp gone, or shutting down: refusing makes the platform drop and
+                # count the batch (platform.logsDropped) instead of us losing it silently.
                 self.stats.refused_full += 1
                 return _BUSY
-            if self.sink is not None:
-                try:
-                    self.sink(body)
-                except OSError:
-                    # /tmp full or gone: refuse, so the platform counts the loss.
-                    self.stats.refused_full += 1
-                    return _BUSY
-            else:
-                self._pending.append((time.time(), body))
-                self._pending_bytes += len(body)
             self.stats.batches += 1
             self.stats.bytes += len(body)
             self._arrival.notify_all()
