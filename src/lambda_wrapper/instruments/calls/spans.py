@@ -75,20 +75,27 @@ class CallSpan:
         return f"Root={root};Parent={self.span_id};Sampled={sampled or '0'}"
 
 
+class _ThreadCall(threading.local):
+    """The thread's active call span. The class default answers for a thread that has
+    none, so reading it never raises (``getattr`` with a default pays for an exception)."""
+
+    span: CallSpan | None = None
+
+
 class Recorder:
     """Starts and ends call spans; one active span per thread."""
 
     def __init__(self, submit: Callable[[TelemetryEvent], None], propagate: bool) -> None:
         self._submit = submit  # queues one own record as it is (``Pipeline.submit``)
         self.propagate = propagate
-        self._local = threading.local()
+        self._local = _ThreadCall()
 
     def current(self) -> CallSpan | None:
-        return getattr(self._local, "span", None)
+        return self._local.span
 
     def start(self, name: str, instrumentation: str, attributes: dict[str, object]) -> CallSpan | None:
         """A new span, or None inside another instrumented call of this thread."""
-        if getattr(self._local, "span", None) is not None:
+        if self._local.span is not None:
             return None
         span = CallSpan(name, instrumentation, attributes)
         self._local.span = span
@@ -96,7 +103,7 @@ class Recorder:
 
     def detach(self, span: CallSpan) -> None:
         """The span stays open but is no longer this thread's current call."""
-        if getattr(self._local, "span", None) is span:
+        if self._local.span is span:
             self._local.span = None
 
     def end(self, span: CallSpan, error: str | None = None, exception: BaseException | None = None) -> None:
