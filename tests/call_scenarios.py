@@ -36,7 +36,7 @@ def start_ours(propagate: bool = False) -> None:
     from lambda_wrapper.settings import INSTRUMENTATIONS
 
     def submit(event: Any) -> None:
-        # As the pipeline spools it (tuples become lists): what every exporter reads.
+        # As the pipeline's encoder writes it (a value JSON cannot hold becomes its str()).
         SPAN_RECORDS.append(json.loads(json.dumps(event.to_output(), default=str))["record"])
 
     calls.start(INSTRUMENTATIONS, submit, propagate)
