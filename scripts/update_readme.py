@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lambda_wrapper.settings import render_reference
+from lambda_wrapper_dev.settings_reference import render_reference
 
 BEGIN = "<!-- settings-reference:begin -->"
 END = "<!-- settings-reference:end -->"

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from function_runs import run_function
-from lambda_wrapper.settings import SETTINGS, Settings, render_reference, secret_names
+from lambda_wrapper.settings import SETTINGS, Settings
+from lambda_wrapper_dev.settings_reference import render_reference
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
@@ -105,7 +106,10 @@ def test_secret_values_are_never_shown() -> None:
     for problem in settings.problems:
         assert "s3cr3t" not in problem.describe()
         assert "<redacted>" in problem.describe()
-    assert secret_names() == {"OTEL_EXPORTER_OTLP_HEADERS", "LAMBDA_WRAPPER_HTTP_HEADERS"}
+    assert {setting.name for setting in SETTINGS if setting.secret} == {
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "LAMBDA_WRAPPER_HTTP_HEADERS",
+    }
 
 
 def test_readme_reference_matches_the_settings() -> None:

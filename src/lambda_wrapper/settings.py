@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
+from . import aws
+
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 EXPORTER_NAMES = ("emf", "otlp", "http", "file", "xray")
@@ -133,7 +135,7 @@ def _absolute_tmp_path(raw: str) -> str:
     # Lambda's only writable place is /tmp; refusing anything else here means a typo can
     # never make us try (and fail) to write into the read-only code or layer dirs.
     path = os.path.normpath(raw.strip())
-    tmp = os.path.normpath(os.environ.get("TMPDIR") or "/tmp")
+    tmp = os.path.normpath(aws.tmp_dir())
     if not os.path.isabs(path) or not (path + "/").startswith(tmp + "/") or path == tmp:
         raise ValueError(raw)
     return path
@@ -184,7 +186,7 @@ def _dimension_names(raw: str) -> tuple[str, ...]:
 
 
 def _default_file_path() -> str:
-    return os.path.join(os.environ.get("TMPDIR") or "/tmp", "lambda-wrapper", "telemetry.ndjson")
+    return os.path.join(aws.wrapper_tmp_dir(), "telemetry.ndjson")
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -360,21 +362,6 @@ class Settings:
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings(os.environ if environ is None else environ)
-
-
-def secret_names() -> set[str]:
-    return {setting.name for setting in SETTINGS if setting.secret}
-
-
-def render_reference() -> str:
-    """The README's environment-variable table, generated from ``SETTINGS``."""
-    rows = ["| variable | default | accepted | what it does |", "| --- | --- | --- | --- |"]
-    for setting in SETTINGS:
-        shown = "(derived)" if setting.default is None else f"`{_show(setting.default)}`"
-        accepted = setting.accepted.replace("|", "\\|")
-        description = setting.description.replace("|", "\\|")
-        rows.append(f"| `{setting.name}` | {shown} | {accepted} | {description} |")
-    return "\n".join(rows) + "\n"
 
 
 def _show(value: object) -> str:

@@ -50,6 +50,7 @@ from __future__ import annotations
 import os
 import time
 
+from .. import aws
 from ..telemetry.records import TelemetryEvent
 from .records import iso_time
 
@@ -132,10 +133,10 @@ class SelfReporter:
         self.cold_start = cold_start
         self.arbiter = arbiter
         try:
-            self.memory_size_mb: int | None = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", ""))
+            self.memory_size_mb: int | None = int(os.environ.get(aws.FUNCTION_MEMORY_SIZE, ""))
         except ValueError:
             self.memory_size_mb = None
-        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION") or "$LATEST"
+        self.function_version = os.environ.get(aws.FUNCTION_VERSION) or aws.LATEST_VERSION
         self.started_epoch_s = 0.0
 
     def started(self) -> None:

@@ -17,7 +17,7 @@ import os
 import threading
 import time
 
-from .. import diagnostics
+from .. import aws, diagnostics, handover
 from ..instruments import procfs
 from ..instruments.coldstart import ColdStartTracker, InitTimeline
 from ..instruments.context import CURRENT as invocation_context
@@ -243,7 +243,7 @@ class Supervisor:
             from ..extension.runner import InternalExtension
 
             exporters = build_exporters(self.settings)
-            spool_root = os.path.join(wrapper_tmp_dir(), "spool")
+            spool_root = os.path.join(aws.wrapper_tmp_dir(), "spool")
             pipeline = Pipeline(
                 exporters,
                 spool_root,
@@ -281,7 +281,7 @@ class Supervisor:
         try:
             from ..export.spool import InFlightMarker
 
-            marker = InFlightMarker(os.path.join(wrapper_tmp_dir(), "in-flight"))
+            marker = InFlightMarker(os.path.join(aws.wrapper_tmp_dir(), "in-flight"))
             for request_id, started, out_of_memory in marker.recover_orphans():
                 measured = reporter.died_in_flight(request_id, started, out_of_memory)
                 self._submit_self_records(extension, reporter, measured)
@@ -344,8 +344,8 @@ class Supervisor:
     def _structured_logs(self) -> None:
         from ..instruments import logs
 
-        json_format = os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
-        logs.install(json_format, os.environ.get("AWS_LAMBDA_LOG_LEVEL"))
+        json_format = os.environ.get(aws.LOG_FORMAT, "").upper() == "JSON"
+        logs.install(json_format, os.environ.get(aws.LOG_LEVEL))
 
     def _process_metrics(self) -> None:
         from ..instruments.process import ProcessMetrics
@@ -401,23 +401,19 @@ class Supervisor:
             self.watchdog.start()
 
 
-def wrapper_tmp_dir() -> str:
-    return os.path.join(os.environ.get("TMPDIR") or "/tmp", "lambda-wrapper")
-
-
 def memory_limit_bytes(pct: int) -> int | None:
-    raw = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+    raw = os.environ.get(aws.FUNCTION_MEMORY_SIZE, "")
     try:
         size_mb = int(raw)
     except ValueError:
-        message = f"the memory warning is off: AWS_LAMBDA_FUNCTION_MEMORY_SIZE={raw!r} is not a number"
+        message = f"the memory warning is off: {aws.FUNCTION_MEMORY_SIZE}={raw!r} is not a number"
         diagnostics.emit("warning", "instrument_failed", message, feature="the memory warning")
         return None
     return size_mb * 1024 * 1024 * pct // 100
 
 
 def start(started_at: float) -> Handler:
-    timeline = InitTimeline(started_at, os.environ, os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"))
+    timeline = InitTimeline(started_at, os.environ, os.environ.get(aws.INITIALIZATION_TYPE))
     settings = Settings(os.environ)
     for problem in settings.problems:
         diagnostics.emit("warning", "invalid_setting", problem.describe(), variable=problem.name)
@@ -431,7 +427,7 @@ def start(started_at: float) -> Handler:
     supervisor.start_instruments()
     timeline.handler_import_starts()
     try:
-        user_handler = load_user_handler(os.environ.get("LAMBDA_WRAPPER_HANDLER"))
+        user_handler = load_user_handler(os.environ.get(handover.USER_HANDLER))
     finally:
         timeline.handler_import_ends()
         # Registered means the platform waits for our /event/next to end Init,
