@@ -43,15 +43,15 @@ if TYPE_CHECKING:
 # A local export call cannot be interrupted: at 128 MB (7 % of a CPU) 500 file records
 # take ~50 ms of wall time, short enough for a flush to stop before the SIGKILL.
 MAX_LOCAL_EVENTS_PER_CALL = 500
-# Remote payloads stay small: their encoding's peak memory is what RSS keeps (1,000
-# events peak at ~2.8 MB of small objects, 250 at ~0.7 MB; the 128 MB soak's RSS
-# settles ~0.8 MB lower with 250). Catching up then takes more, smaller requests.
+# Remote payloads stay small, because the peak memory of encoding one is what RSS
+# keeps afterwards (about 2.8 KB of small objects per event). Catching up then takes
+# more, smaller requests.
 MAX_REMOTE_EVENTS_PER_CALL = 250
 MIN_EVENTS_PER_CALL = 50
 # Decoded events a remote exporter may owe before the oldest are dropped (and counted).
 # A backlog grows when an endpoint is down or the function's CPU share is too small to
-# keep up; unbounded, it would eat the function's memory (the soak at 128 MB grew
-# 11 MB). The spool keeps its own, separate cap on disk.
+# keep up, and the toolkit's memory must stay bounded whatever the backend does: past
+# the cap the oldest go, counted. The spool keeps its own, separate cap on disk.
 MAX_BACKLOG_EVENTS = 2000
 # Bytes of acknowledged bodies that no exporter has delivered yet (held in memory
 # raw or decoded, on top of the spool on disk). Past it the listener refuses the
@@ -136,9 +136,9 @@ class Channel:
         # delivered: what the held-bytes cap and a loss count read.
         self.held: collections.deque[tuple[int, int, int, int]] = collections.deque()
         self.held_bytes = 0
-        # Remote calls are sized to what fits the budget: at 128 MB (7 % of a CPU)
-        # encoding 5,000 events alone used up the whole budget, every call failed and
-        # the backlog only grew. Halved when a call runs out of time, doubled on success.
+        # A remote call must fit the flush budget even at 128 MB (7 % of a CPU), or
+        # every call fails and the backlog only grows: its size adapts, halved when a
+        # call runs out of time, doubled on success.
         self.call_limit = MAX_LOCAL_EVENTS_PER_CALL if self.local else MIN_EVENTS_PER_CALL * 4
 
     @property

@@ -80,11 +80,11 @@ class InternalExtension:
         self.listener = TelemetryListener(sink=pipeline.receive)
         self.subscription: SubscriptionOutcome | None = None
         self.policy = FlushPolicy()
-        # Measured (docs/benchmarks.md): registering for INVOKE makes the platform wait
-        # for our /event/next after every response (0.3-0.5 ms of billed
-        # extensionOverhead here). With only local exporters nothing is lost by
-        # flushing beside the next invocation instead, so "auto" chooses background;
-        # a remote exporter should finish before the freeze, so it keeps adaptive.
+        # Registering for INVOKE makes the platform wait for our /event/next after
+        # every response (billed as extensionOverhead; docs/benchmarks.md). With only
+        # local exporters nothing is lost by flushing beside the next invocation
+        # instead, so "auto" chooses background; a remote exporter should finish
+        # before the freeze, so it keeps adaptive.
         self.background = managed_instances() or settings.flush == "background" or (
             settings.flush == "auto" and all(channel.local for channel in pipeline.channels))
         self.invocations = 0
