@@ -51,6 +51,7 @@ END = "<!-- cold-path:end -->"
 DATA_PREFIX = "<!-- cold-path:data "
 ENTRY = "lambda_wrapper.supervisor.entry"
 EMPTY_MODULE = "lambda_wrapper._measure_empty"
+FUNCTION_MODULE = "app"
 FUNCTION = "def handler(event, context):\n    return {}\n"
 
 # Runs in the runtime image's interpreter. Every mode first loads what awslambdaric has
@@ -115,7 +116,8 @@ class StubApi(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_POST(self) -> None:
-        body = json.dumps({"functionName": "f", "functionVersion": "$LATEST", "handler": "app.handler"})
+        body = json.dumps({"functionName": "f", "functionVersion": "$LATEST",
+                           "handler": f"{FUNCTION_MODULE}.handler"})
         self._answer(body.encode(), {"Lambda-Extension-Identifier": "id-1"})
 
     def do_PUT(self) -> None:
@@ -137,13 +139,13 @@ class Runner:
         self.probe.write_text(PROBE)
         task = work / "task"
         task.mkdir()
-        (task / "app.py").write_text(FUNCTION)
+        (task / f"{FUNCTION_MODULE}.py").write_text(FUNCTION)
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
             "LAMBDA_TASK_ROOT": str(task),
             "_HANDLER": f"{ENTRY}.handler",
-            "LAMBDA_WRAPPER_HANDLER": "app.handler",
+            "LAMBDA_WRAPPER_HANDLER": f"{FUNCTION_MODULE}.handler",
             "LAMBDA_WRAPPER_ROOT": str(layer),
             "AWS_LAMBDA_FUNCTION_NAME": "f",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
@@ -215,7 +217,7 @@ def sandbox_init_records(layer: Path, starts: int) -> list[dict[str, float]]:
 
     samples = []
     with tempfile.TemporaryDirectory(prefix="cold-path-task-") as task:
-        Path(task, "app.py").write_text(FUNCTION)
+        Path(task, f"{FUNCTION_MODULE}.py").write_text(FUNCTION)
         for _ in range(starts):
             spec = FunctionSpec(task_root=Path(task), layer_dir=layer, memory_mb=128, timeout_s=10)
             with Sandbox(spec) as sandbox:
@@ -248,7 +250,8 @@ def measure(sandbox_starts: int) -> dict[str, Any]:
         bare, wrapped = runner.instructions("bare"), runner.instructions("wrapped")
         loaded = [name for name in runner.listing("modules") if name != ENTRY]
         ours = [name for name in loaded if name.split(".")[0] == "lambda_wrapper"]
-        others = [name for name in loaded if name not in ours]
+        # The function's own module is imported on both paths: not the wrapper's.
+        others = [name for name in loaded if name not in ours and name != FUNCTION_MODULE]
         modules = module_costs(runner, ours)
         empty = module_costs(runner, [EMPTY_MODULE])[EMPTY_MODULE]
         # The other modules as one import (they import each other), with what awslambdaric loaded.
@@ -298,7 +301,7 @@ def render(data: dict[str, Any]) -> str:
         f"Python {where['python']}, by `bench/measure_cold_path.py`: instructions counted by "
         "`valgrind --tool=callgrind` in the runtime image's interpreter, against the layer built from "
         "that commit with its shipped bytecode, the Runtime and Extensions API stubbed (counts repeat "
-        "to a fraction of a percent; wall time here does not).",
+        "where wall time on this shared machine does not).",
         "",
         "| Init, instructions | |",
         "| --- | ---: |",
@@ -308,7 +311,8 @@ def render(data: dict[str, Any]) -> str:
         f"| of which: our {len(modules)} modules' imports | {millions(imports)} |",
         f"| of which: {others['count']} other modules they import (standard library, third party) | "
         f"{millions(others['instructions'])} |",
-        f"| of which: the rest, `start()` (settings, register, subscribe, threads) | {millions(rest)} |",
+        f"| of which: the rest, the entry module and its `start()` (settings, register, subscribe, "
+        f"threads) | {millions(rest)} |",
         "",
         f"Every module pays a fixed cost just to exist: an empty module costs {thousands(empty['self'])}k "
         f"instructions (load {thousands(empty['load'])}k, body {thousands(empty['body'])}k), so the "
