@@ -167,9 +167,10 @@ def render(data: dict[str, Any]) -> str:
             f"{_count(run['exported'])} | {_count(run['platformDropped'] + run['weCounted'])} | "
             f"{_count(run['lostUncounted'])} | {run['linesPerSecond']:,.0f} | "
             f"{run['billedMsPerInvocation']:,.0f} |")
-    # The largest step with every line exported, and the rate its handler printed at.
+    # The largest step that produced lines and exported every one, and the rate its
+    # handler printed at (a step whose environment failed produced nothing: no result).
     lossless = [(int(lines_), run["linesPerSecond"]) for lines_, run in data["ladder128"].items()
-                if run["exported"] == run["produced"]]
+                if run["produced"] and run["exported"] == run["produced"]]
     best = max(lossless) if lossless else None
     lines += [
         "",
@@ -178,7 +179,7 @@ def render(data: dict[str, Any]) -> str:
         "| lines per invocation | lines/s | exported | counted | lost without a count |",
         "| ---: | ---: | ---: | ---: | ---: |",
     ]
-    for lines_, run in data["ladder128"].items():
+    for lines_, run in sorted(data["ladder128"].items(), key=lambda step: int(step[0])):
         lines.append(f"| {int(lines_):,} | {run['linesPerSecond']:,.0f} | {_count(run['exported'])} | "
                      f"{_count(run['platformDropped'] + run['weCounted'])} | "
                      f"{_count(run['lostUncounted'])} |")
