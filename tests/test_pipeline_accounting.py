@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -80,7 +81,9 @@ def test_held_bytes_are_capped_and_the_listener_refuses_past_the_cap(tmp_path: P
                         max_held_bytes=first_two + 10)
     listener = TelemetryListener(sink=pipeline.accept)
     port = listener.bind("127.0.0.1", 0)
-    listener.start()
+    # Not start(): a thread named like the extension's listener would make doctor's port
+    # check, later in this process, report the port as taken by our own extension.
+    threading.Thread(target=listener.serve_forever, daemon=True).start()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
 
     def post(payload: bytes) -> int:

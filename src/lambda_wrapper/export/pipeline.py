@@ -215,11 +215,6 @@ class Pipeline:
         """
         self._own.append((event, amend))
 
-    @property
-    def own_waiting(self) -> bool:
-        """Own records were submitted and are not spooled yet."""
-        return bool(self._own)
-
     def spool_own(self) -> None:
         """Serialise the own records submitted so far into every spool, as one batch."""
         own = self._own
