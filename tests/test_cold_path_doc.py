@@ -1,0 +1,37 @@
+"""docs/benchmarks.md's "Where the cold start goes" section is exactly what
+bench/measure_cold_path.py renders from the data stored with it (a hand-edited figure
+shows here), names the commit it measured, and ``make bench`` keeps it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bench.measure_cold_path import BEGIN, END, HEADING, read_block, render, write_block
+from bench.report import kept_sections
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+
+def test_the_section_is_the_scripts_rendering_of_its_data() -> None:
+    doc = DOC.read_text()
+    assert doc.count(BEGIN) == 1 and doc.count(END) == 1
+    assert doc.index(HEADING) < doc.index(BEGIN) < doc.index(END)
+    rendered, data = read_block(doc)
+    assert rendered == render(data)
+    assert re.fullmatch(r"[0-9a-f]{7,40}( with uncommitted changes to the measured code)?",
+                        data["setting"]["commit"])
+    assert f"on commit `{data['setting']['commit']}`" in rendered
+    init, modules = data["init"], data["modules"]
+    assert 0 < init["bare"] < init["wrapped"]
+    assert "lambda_wrapper" in modules and "lambda_wrapper.supervisor.entry" not in modules
+    assert all(row["self"] == row["load"] + row["body"] for row in modules.values())
+
+
+def test_a_bench_run_keeps_the_section(tmp_path: Path) -> None:
+    target = tmp_path / "benchmarks.md"
+    target.write_text(DOC.read_text())
+    section = kept_sections(target)
+    assert f"\n{HEADING}\n\n{BEGIN}\n" in section and END in section
+    _, data = read_block(section)
+    assert read_block(write_block("# Benchmarks\n", data))[1] == data
