@@ -34,13 +34,13 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from bench.doc_section import DocSection
 from bench.measure_tweaks import interleaved, rounded, setting
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
 BEGIN = "<!-- calls-costs:begin -->"
 END = "<!-- calls-costs:end -->"
-DATA_PREFIX = "<!-- calls-costs:data "
 INIT_VARIANTS = {
     "no library, defaults": ("nothing", {}),
     "no library, instrument=all": ("nothing", {"LAMBDA_WRAPPER_INSTRUMENT": "all"}),
@@ -210,23 +210,10 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def block(data: dict[str, Any]) -> str:
-    encoded = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return f"{BEGIN}\n{render(data)}{DATA_PREFIX}{encoded} -->\n{END}"
-
-
-def read_block(doc: str) -> tuple[str, dict[str, Any]]:
-    """The section as it stands in ``doc`` and the data stored with it."""
-    begin, end = doc.index(BEGIN) + len(BEGIN) + 1, doc.index(END)
-    text = doc[begin:end]
-    rendered, _, data = text.partition(DATA_PREFIX)
-    return rendered, json.loads(data.rsplit(" -->", 1)[0])
-
-
-def write_block(doc: str, data: dict[str, Any]) -> str:
-    if BEGIN not in doc:
-        return doc.rstrip("\n") + "\n\n## Downstream-call instrumentation\n\n" + block(data) + "\n"
-    return doc[:doc.index(BEGIN)] + block(data) + doc[doc.index(END) + len(END):]
+SECTION = DocSection("calls-costs", "## Downstream-call instrumentation", lambda data: render(data))
+block = SECTION.block
+read_block = SECTION.read
+write_block = SECTION.write
 
 
 def main() -> int:

@@ -43,12 +43,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from bench.doc_section import DocSection
+
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
 HEADING = "## Where the cold start goes"
 BEGIN = "<!-- cold-path:begin -->"
 END = "<!-- cold-path:end -->"
-DATA_PREFIX = "<!-- cold-path:data "
 ENTRY = "lambda_wrapper.supervisor.entry"
 EMPTY_MODULE = "lambda_wrapper._measure_empty"
 FUNCTION_MODULE = "app"
@@ -341,22 +342,10 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def block(data: dict[str, Any]) -> str:
-    encoded = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return f"{BEGIN}\n{render(data)}{DATA_PREFIX}{encoded} -->\n{END}"
-
-
-def read_block(doc: str) -> tuple[str, dict[str, Any]]:
-    """The section as it stands in ``doc`` and the data stored with it."""
-    begin, end = doc.index(BEGIN) + len(BEGIN) + 1, doc.index(END)
-    rendered, _, data = doc[begin:end].partition(DATA_PREFIX)
-    return rendered, json.loads(data.rsplit(" -->", 1)[0])
-
-
-def write_block(doc: str, data: dict[str, Any]) -> str:
-    if BEGIN not in doc:
-        return doc.rstrip("\n") + f"\n\n{HEADING}\n\n" + block(data) + "\n"
-    return doc[:doc.index(BEGIN)] + block(data) + doc[doc.index(END) + len(END):]
+SECTION = DocSection("cold-path", HEADING, lambda data: render(data))
+block = SECTION.block
+read_block = SECTION.read
+write_block = SECTION.write
 
 
 def main() -> int:

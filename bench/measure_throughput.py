@@ -30,6 +30,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from bench.doc_section import DocSection
 from bench.measure_records import measure as measure_records
 from bench.measure_tweaks import rounded, setting
 
@@ -37,7 +38,6 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 HEADING = "## Log throughput, like with like"  # bench/report.py keeps the section from here
 BEGIN = "<!-- log-throughput:begin -->"
 END = "<!-- log-throughput:end -->"
-DATA_PREFIX = "<!-- log-throughput:data "
 
 FUNCTION = textwrap.dedent(
     """
@@ -197,22 +197,10 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def block(data: dict[str, Any]) -> str:
-    encoded = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return f"{BEGIN}\n{render(data)}{DATA_PREFIX}{encoded} -->\n{END}"
-
-
-def read_block(doc: str) -> tuple[str, dict[str, Any]]:
-    """The section as it stands in ``doc`` and the data stored with it."""
-    begin, end = doc.index(BEGIN) + len(BEGIN) + 1, doc.index(END)
-    rendered, _, data = doc[begin:end].partition(DATA_PREFIX)
-    return rendered, json.loads(data.rsplit(" -->", 1)[0])
-
-
-def write_block(doc: str, data: dict[str, Any]) -> str:
-    if BEGIN not in doc:
-        return doc.rstrip("\n") + "\n\n" + HEADING + "\n\n" + block(data) + "\n"
-    return doc[:doc.index(BEGIN)] + block(data) + doc[doc.index(END) + len(END):]
+SECTION = DocSection("log-throughput", HEADING, lambda data: render(data))
+block = SECTION.block
+read_block = SECTION.read
+write_block = SECTION.write
 
 
 def main() -> int:
