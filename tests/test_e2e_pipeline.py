@@ -102,8 +102,8 @@ def run_lines(
     }
 
 
-# Known open hole (issue 14): once the listener refuses batches after the shutdown stop
-# point, the platform counts them as dropped in a platform.logsDropped that can only be
+# Known open hole (issue 14), most likely this: once the listener refuses batches after the stop
+# point of a shutdown, the platform counts them in a platform.logsDropped that can only be
 # delivered to this same refusing listener, so under load up to two thirds of the lines
 # end neither exported nor counted. Not strict: the run shows XPASS where the CPU allows.
 @pytest.mark.xfail(reason="issue 14: batches refused after the shutdown stop point are not counted "
