@@ -10,7 +10,9 @@ data and that nobody edited a figure by hand.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -20,6 +22,7 @@ class DocSection:
         self.begin = f"<!-- {name}:begin -->"
         self.end = f"<!-- {name}:end -->"
         self.data_prefix = f"<!-- {name}:data "
+        self._name = name
         self._render = render
 
     def block(self, data: dict[str, Any]) -> str:
@@ -37,3 +40,11 @@ class DocSection:
         if self.begin not in doc:
             return doc.rstrip("\n") + f"\n\n{self.heading}\n\n" + self.block(data) + "\n"
         return doc[:doc.index(self.begin)] + self.block(data) + doc[doc.index(self.end) + len(self.end):]
+
+    def publish(self, doc: Path, data: dict[str, Any], update: bool) -> None:
+        """Write the section into ``doc`` (``--update-doc``), or print its rendering."""
+        if update:
+            doc.write_text(self.write(doc.read_text(), data))
+            print(f"wrote the {self._name} section into {doc}", file=sys.stderr)
+        else:
+            print(self._render(data))

@@ -224,11 +224,7 @@ def main() -> int:
     parser.add_argument("--update-doc", action="store_true", help=f"write the section into {DOC}")
     args = parser.parse_args()
     data = measure(args.trials, args.calls, args.rounds)
-    if args.update_doc:
-        DOC.write_text(write_block(DOC.read_text(), data))
-        print(f"wrote the calls-costs section into {DOC}", file=sys.stderr)
-    else:
-        print(render(data))
+    SECTION.publish(DOC, data, args.update_doc)
     return 0
 
 

@@ -364,11 +364,7 @@ def main() -> int:
     raw = results / f"cold-path-{datetime.datetime.now():%Y%m%dT%H%M%S}.json"
     raw.write_text(json.dumps(data, indent=1, sort_keys=True))
     print(f"raw results: {raw}", file=sys.stderr)
-    if args.update_doc:
-        DOC.write_text(write_block(DOC.read_text(), data))
-        print(f"wrote the cold-path section into {DOC}", file=sys.stderr)
-    else:
-        print(render(data))
+    SECTION.publish(DOC, data, args.update_doc)
     return 0
 
 
