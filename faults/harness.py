@@ -141,14 +141,16 @@ def diagnostics(lines: Iterable[str]) -> list[dict[str, Any]]:
     return found
 
 
-def counted_drops(diags: list[dict[str, Any]], exporter: str, record_type: str | None = None) -> int:
+def counted_drops(diags: list[dict[str, Any]], exporter: str, record_type: str | None = None,
+                  at_shutdown: bool = True) -> int:
     """Events the pipeline said it dropped for ``exporter``: permanent rejections,
-    backlog drops and spool overflow (a running total per process, so each run of
+    backlog drops, records lost at shutdown and spool overflow (a running total per process, so each run of
     increasing values counts once).
 
     With ``record_type`` (e.g. ``"function"``) only the drops the pipeline counted for
     that type (``droppedByType``): lost log lines must be matched by counted log lines,
-    not by platform events that went with them.
+    not by platform events that went with them. ``at_shutdown=False`` leaves out what
+    was counted at shutdown.
     """
 
     def amount(d: dict[str, Any], total_key: str) -> int:
@@ -162,13 +164,23 @@ def counted_drops(diags: list[dict[str, Any]], exporter: str, record_type: str |
         for d in diags
         if d.get("event") in ("export_rejected", "export_backlog_dropped") and d.get("exporter") == exporter
     )
+    # Counted at shutdown (what was received and not exported before the SIGKILL, and
+    # batches that arrived after that report), one line per report.
+    shutdown_losses = sum(
+        amount(d["exporters"][exporter], "droppedRecords")
+        for d in diags
+        if at_shutdown
+        and d.get("event") == "records_lost"
+        and isinstance(d.get("exporters"), dict)
+        and exporter in d["exporters"]
+    )
     overflow, last = 0, 0
     for d in diags:
         if d.get("event") == "spool_overflow" and d.get("exporter") == exporter:
             value = amount(d, "droppedRecords")
             overflow += value - last if value >= last else value
             last = value
-    return rejected + overflow
+    return rejected + shutdown_losses + overflow
 
 
 def exported_file_records(tmp_dir: Path) -> list[dict[str, Any]]:

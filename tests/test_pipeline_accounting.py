@@ -15,7 +15,7 @@ import pytest
 
 from lambda_wrapper.export.emf import EmfExporter
 from lambda_wrapper.export.file import FileExporter
-from lambda_wrapper.export.pipeline import Pipeline, PipelineFull
+from lambda_wrapper.export.pipeline import Pipeline
 from lambda_wrapper.extension.listener import TelemetryListener
 
 
@@ -67,9 +67,25 @@ def test_undelivered_records_are_counted_in_every_local_output_and_on_stderr(
     assert len(said) == 1
     assert said[0]["exporters"]["file"]["droppedRecords"] == 100
 
-    # Given up on: refused from now on, and not exported again by a later Init.
-    with pytest.raises(PipelineFull):
-        pipeline.accept(body(200, 1))
+    # Given up on: a batch arriving later is taken (a refusal's platform.logsDropped
+    # could only come back here) and counted as lost in every local output and on stderr.
+    pipeline.accept(body(200, 3))
+    records = file_records(output)
+    assert [r["record"]["droppedByType"] for r in records if r["type"] == "lambda_wrapper.loss"][1:] == [
+        {"function": 3, "other": 0}]
+    assert [r["type"] for r in records if r["type"] == "function"] == ["function"] * 100
+    documents = [json.loads(line) for line in emf_stream.getvalue().splitlines()]
+    assert [d["RecordsLost"] for d in documents if "RecordsLost" in d] == [100, 3]
+    said = [json.loads(line) for line in capsys.readouterr().err.splitlines() if '"records_lost"' in line]
+    assert [s["exporters"]["file"]["droppedByType"]["function"] for s in said] == [3]
+    assert pipeline.late_records == 3
+    # Our own report coming back is not a loss to report (that would report the report).
+    said_line = json.dumps(said[0]) + "\n"
+    pipeline.accept(json.dumps([{"time": "2026-05-01T10:00:01.000Z", "type": "function",
+                                 "record": said_line}]).encode())
+    assert pipeline.late_records == 3
+    assert not [line for line in capsys.readouterr().err.splitlines() if '"records_lost"' in line]
+    # Nothing of it is spooled, so a later Init exports nothing again.
     later = Pipeline([FileExporter(str(tmp_path / "later.ndjson"))], str(tmp_path / "spool"), 8 * 1024 * 1024)
     assert later.recover() == 0
 

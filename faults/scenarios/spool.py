@@ -145,8 +145,9 @@ def _judge(
         lost_text.append(f"{exporter} {len(dropped)} ({counted} function records counted)")
         # A batch bigger than the whole cap is kept in memory, not dropped (and reported
         # as spool_batch_too_large); then nothing may be lost at all.
+        overflow = counted_drops(diags, exporter, "function", at_shutdown=False)
         result.check(f"{exporter}: the overflow dropped and reported something, or lost nothing",
-                     counted > 0 or not dropped)
+                     overflow > 0 or not dropped)
         result.check(
             f"{exporter}: every lost line was counted as a dropped function record", len(dropped) <= counted
         )

@@ -169,8 +169,14 @@ class Pipeline:
         self.unflushed_bytes = 0  # received since the last complete flush (a volume signal)
         self.max_held_bytes = max_held_bytes
         self.refused_batches = 0
+        self.late_records = 0  # records of batches that arrived after ``give_up``
         self._held_lock = threading.Lock()  # producers append, the flushing thread trims
         self._accepting = True
+        # Set by ``give_up``: batches arriving after it are taken and counted as lost
+        # rather than refused, since a refused batch's platform.logsDropped could only
+        # come back to this same listener; ``_loss_deadline`` bounds reporting them.
+        self._loss_reason: str | None = None
+        self._loss_deadline = float("inf")
         # No flush works past this monotonic time (set at SIGTERM): what is not
         # delivered by then is counted as lost while the process still lives.
         self._finish_by = float("inf")
@@ -183,14 +189,20 @@ class Pipeline:
         """Store one batch durably; called on the listener thread before it answers.
 
         Raises ``PipelineFull`` when the batch would take the bytes held for the
-        exporters past their cap, or after ``give_up``: the listener then refuses the
-        batch and the platform counts it as dropped.
+        exporters past their cap: the listener then refuses the batch and the platform
+        counts it as dropped. After ``give_up`` the batch is taken and counted as lost.
         """
         with self._held_lock:
-            if not self._accepting or self._held_locked() + len(body) > self.max_held_bytes:
+            if self._loss_reason is not None:
+                late = True
+            elif not self._accepting or self._held_locked() + len(body) > self.max_held_bytes:
                 self.refused_batches += 1
                 raise PipelineFull("telemetry pipeline is full" if self._accepting else "shutting down")
-            self._store(body, None, [])
+            else:
+                late = False
+                self._store(body, None, [])
+        if late:
+            self._count_late(body)
 
     def receive(self, body: bytes) -> None:
         """``accept`` for the Telemetry API listener: the platform's batch, after the own
@@ -201,7 +213,7 @@ class Pipeline:
         durable here, on the listener's thread, while the handler's thread waits for the
         next event: off the handler's path, without waking another thread for it.
         """
-        if self._own:
+        if self._own and self._loss_reason is None:
             self.spool_own()
         self.accept(body)
 
@@ -476,6 +488,8 @@ class Pipeline:
         """
         with self._held_lock:
             self._accepting = False
+            self._loss_reason = reason
+            self._loss_deadline = deadline
         self._finish_by = min(self._finish_by, time.monotonic())
         self.spool_own()  # counted with the rest below
         losses: dict[str, dict[str, object]] = {}
@@ -514,6 +528,34 @@ class Pipeline:
             if locked:
                 self._flush_lock.release()
         return losses
+
+    def _count_late(self, body: bytes) -> None:
+        """Count a batch that arrived after ``give_up`` as lost by every exporter, and
+        report it the way ``give_up`` reports (stderr, then each local exporter while
+        ``deadline`` allows)."""
+        reason = f"{self._loss_reason} (arrived after the loss report)"
+        # Decoded, unlike the held batches counted in ``give_up``: our own diagnostic
+        # lines come back here, and counting them would report the report, endlessly.
+        events = self._decode(body)
+        if not events:
+            return
+        records = len(events)
+        functions = sum(1 for event in events if event.type == "function")
+        loss: dict[str, object] = {"droppedRecords": records, "droppedBytes": len(body),
+                                   "droppedByType": {"function": functions, "other": records - functions},
+                                   "reason": reason}
+        self.late_records += records
+        diagnostics.emit("warning", "records_lost",
+                         f"{records} telemetry records received but not exported ({reason})",
+                         reason=reason, exporters={channel.name: loss for channel in self.channels})
+        if time.monotonic() >= self._loss_deadline or not self._acquire_flush_lock(self._loss_deadline):
+            return
+        try:
+            for channel in self.channels:
+                if channel.local:
+                    self._export_loss(channel, loss, self._loss_deadline)
+        finally:
+            self._flush_lock.release()
 
     def _export_loss(self, channel: Channel, loss: dict[str, object], deadline: float) -> None:
         try:

@@ -337,7 +337,7 @@ class InternalExtension:
             while (remaining := stop_exporting - time.monotonic()) > 0:
                 if self.listener.wait_for_data(min(0.05, remaining)):
                     exported += self.flush(max(0.0, stop_exporting - time.monotonic()))
-            # From here the listener refuses batches, so the platform counts them.
+            # From here batches still arriving are counted as lost, one report each.
             lost = self.pipeline.give_up("shutdown", deadline)
             diagnostics.emit("info", "shutdown_flush", "exported what was pending at SIGTERM",
                              exported=exported, tookMs=round((time.monotonic() - started) * 1000, 1),
