@@ -9,6 +9,7 @@ import io
 import json
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from lambda_wrapper.export.emf import EmfExporter
 from lambda_wrapper.export.file import FileExporter
 from lambda_wrapper.export.pipeline import Pipeline
 from lambda_wrapper.extension.listener import TelemetryListener
+from lambda_wrapper.telemetry.records import TelemetryEvent
 
 
 def body(first: int, count: int) -> bytes:
@@ -134,3 +136,28 @@ def test_spool_overflow_is_counted_in_the_output(tmp_path: Path) -> None:
     loss = [r["record"] for r in records if r["type"] == "lambda_wrapper.loss"]
     assert loss and all(entry["reason"] == "spool_overflow" for entry in loss)
     assert len(exported) + sum(entry["droppedRecords"] for entry in loss) == 600
+
+
+def test_a_batch_larger_than_one_call_goes_out_in_parts_and_a_shutdown_counts_only_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGTERM during the export of a platform batch of 1,200 records: the flush stops
+    after the call running (500 records), and the loss report counts the 700 left."""
+    output = tmp_path / "telemetry.ndjson"
+
+    class SigtermDuringFirstCall(FileExporter):
+        def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
+            super().export(events, deadline)
+            pipeline.finish_by(time.monotonic())
+
+    pipeline = Pipeline([SigtermDuringFirstCall(str(output))], str(tmp_path / "spool"), 8 * 1024 * 1024)
+    pipeline.accept(body(0, 1200))
+    assert pipeline.flush(5.0) == 500
+    losses = pipeline.give_up("shutdown", time.monotonic() + 1.0)
+
+    records = file_records(output)
+    assert [r["record"] for r in records if r["type"] == "function"] == [f"line {n}\n" for n in range(500)]
+    assert losses["file"]["droppedByType"] == {"function": 700, "other": 0}
+    assert losses["file"]["droppedRecords"] == 700
+    assert [r["record"]["droppedRecords"] for r in records if r["type"] == "lambda_wrapper.loss"] == [700]
+    capsys.readouterr()

@@ -136,6 +136,9 @@ class Channel:
         # delivered: what the held-bytes cap and a loss count read.
         self.held: collections.deque[tuple[int, int, int, int]] = collections.deque()
         self.held_bytes = 0
+        # (spool seq, records, function records) already delivered of the batch at the
+        # head of ``pending`` when it goes out in parts: a loss count leaves them out.
+        self.partial: tuple[int, int, int] | None = None
         # A remote call must fit the flush budget even at 128 MB (7 % of a CPU), or
         # every call fails and the backlog only grows: its size adapts, halved when a
         # call runs out of time, doubled on success.
@@ -259,6 +262,12 @@ class Pipeline:
         with self._held_lock:
             return self._held_locked()
 
+    def held_records(self) -> int:
+        """Records received but not yet delivered by the exporter furthest behind."""
+        with self._held_lock:
+            self._held_locked()
+            return max((sum(entry[2] for entry in channel.held) for channel in self.channels), default=0)
+
     def _held_locked(self) -> int:
         held = 0
         for channel in self.channels:
@@ -374,10 +383,22 @@ class Pipeline:
         if not channel.local:
             self._bound_backlog(channel)
         delivered = 0
-        while channel.pending and channel.breaker.allows() and time.monotonic() < deadline:
+        # ``finish_by`` is read again before each call: SIGTERM may set it mid-flush.
+        while (channel.pending and channel.breaker.allows()
+               and time.monotonic() < min(deadline, self._finish_by)):
             take: list[tuple[int, list[TelemetryEvent]]] = []
             count = 0
+            split = False
             while channel.pending and (not take or count + len(channel.pending[0][1]) <= channel.call_limit):
+                seq, batch = channel.pending[0]
+                if not take and len(batch) > channel.call_limit:
+                    # A batch larger than one call goes out in call-sized parts: the
+                    # deadline is honoured between parts (a shutdown's loss report waits
+                    # for the call running), and a loss count leaves out what went.
+                    take.append((seq, batch[:channel.call_limit]))
+                    channel.pending[0] = (seq, batch[channel.call_limit:])
+                    split = True
+                    break
                 take.append(channel.pending.popleft())
                 count += len(take[-1][1])
             events = [event for _, batch in take for event in batch]
@@ -385,13 +406,17 @@ class Pipeline:
                 if events:
                     channel.exporter.export(events, deadline)
             except ExportError as error:
-                self._failed(channel, take, error)
+                self._failed(channel, take, error, split)
                 break
             except Exception as error:  # a bug in an exporter must not lose the batch silently
-                self._failed(channel, take, ExportError(f"{type(error).__name__}: {error}", retryable=False))
+                failure = ExportError(f"{type(error).__name__}: {error}", retryable=False)
+                self._failed(channel, take, failure, split)
                 break
             channel.breaker.succeeded()
-            channel.spool.delivered(take[-1][0])
+            if split:
+                self._part_done(channel, take[0])
+            else:
+                channel.spool.delivered(take[-1][0])
             if channel.local and channel.call_limit < MAX_LOCAL_EVENTS_PER_CALL:
                 channel.call_limit = MAX_LOCAL_EVENTS_PER_CALL
             delivered += len(events)
@@ -416,16 +441,32 @@ class Pipeline:
                              f"{channel.name} is behind: dropped the {dropped} oldest events it owed",
                              exporter=channel.name, dropped=dropped, droppedByType=by_type)
 
+    @staticmethod
+    def _part_done(channel: Channel, part: tuple[int, list[TelemetryEvent]]) -> None:
+        seq, events = part
+        before = channel.partial if channel.partial is not None and channel.partial[0] == seq else (seq, 0, 0)
+        functions = sum(1 for event in events if event.type == "function")
+        channel.partial = (seq, before[1] + len(events), before[2] + functions)
+
+    @staticmethod
+    def _keep(channel: Channel, take: list[tuple[int, list[TelemetryEvent]]], split: bool) -> None:
+        """Put ``take`` back at the head of ``pending``, a part back into its batch."""
+        if split:
+            seq, part = take[0]
+            channel.pending[0] = (seq, part + channel.pending[0][1])
+        else:
+            channel.pending.extendleft(reversed(take))
+
     def _failed(self, channel: Channel, take: list[tuple[int, list[TelemetryEvent]]],
-                error: ExportError) -> None:
+                error: ExportError, split: bool = False) -> None:
         if error.out_of_time:
             # Out of budget, not a failing endpoint: keep the data, send less next time.
-            channel.pending.extendleft(reversed(take))
+            self._keep(channel, take, split)
             channel.call_limit = max(MIN_EVENTS_PER_CALL, channel.call_limit // 2)
             return
         self.stats.export_failures += 1
         if error.retryable:
-            channel.pending.extendleft(reversed(take))
+            self._keep(channel, take, split)
             cooldown = channel.breaker.failed(error.retry_after_s)
             diagnostics.emit("warning", "export_failed",
                              f"{channel.name} export failed, retrying in {cooldown:.1f}s: {error}",
@@ -436,7 +477,10 @@ class Pipeline:
             for _, batch in take:
                 count_by_type(batch, by_type)
             self.stats.rejected_events += rejected
-            channel.spool.delivered(take[-1][0])
+            if split:
+                self._part_done(channel, take[0])  # counted as rejected, not again as lost
+            else:
+                channel.spool.delivered(take[-1][0])
             diagnostics.emit("warning", "export_rejected",
                              f"{channel.name} export failed permanently, {rejected} events dropped: {error}",
                              exporter=channel.name, retryable=False, dropped=rejected, droppedByType=by_type)
@@ -511,6 +555,9 @@ class Pipeline:
                 channel.spool.delivered(held[-1][0])
                 records = sum(entry[2] for entry in held)
                 functions = sum(entry[3] for entry in held)
+                if channel.partial is not None and channel.partial[0] == held[0][0]:
+                    records -= channel.partial[1]
+                    functions -= channel.partial[2]
                 by_type = {"function": functions, "other": records - functions}
                 losses[channel.name] = {"droppedRecords": records, "droppedBytes": sum(e[1] for e in held),
                                         "droppedByType": by_type, "reason": reason}

@@ -30,7 +30,7 @@ from .errors import PlatformError
 from .events import PlatformEvent
 from .lifecycle import Registration, next_event, register
 from .listener import TelemetryListener
-from .subscription import SubscriptionOutcome, subscribe
+from .subscription import DEFAULT_BUFFERING, SubscriptionOutcome, subscribe
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
@@ -42,10 +42,29 @@ if TYPE_CHECKING:
 
 # Lambda allows 500 ms between SIGTERM and SIGKILL with an internal extension.
 SHUTDOWN_BUDGET_S = 0.45
-# Stop exporting this long before the budget ends: what is still undelivered then is
-# counted and reported (one loss record per exporter, one stderr line) before the
-# SIGKILL. At 128 MB (7 % of a CPU) a 500-record local export call takes ~50 ms.
-LOSS_REPORT_RESERVE_S = 0.1
+SIGKILL_MARGIN_S = 0.5 - SHUTDOWN_BUDGET_S
+# Stop exporting at least this long before the budget ends: what is still undelivered
+# then is counted and reported (one loss record per exporter, one stderr line) before
+# the SIGKILL.
+LOSS_REPORT_RESERVE_S = 0.04
+# Below 1,769 MB (one vCPU) a function gets a share of each 100 ms CPU period; once
+# that share is used up, nothing of the process runs until the next period. So
+# SIGTERM may be seen up to the rest of a period after it came, and the loss report
+# waits for the decode or export step already running, whose CPU (at most a platform
+# batch of what is held) takes wall time in inverse proportion to the share.
+FULL_VCPU_MB = 1769
+CPU_PERIOD_S = 0.1
+STEP_CPU_PER_RECORD_S = 1.5e-6
+MAX_BATCH_RECORDS = int(DEFAULT_BUFFERING["maxItems"])
+MAX_LOSS_REPORT_RESERVE_S = 0.3
+
+
+def cpu_share(memory_mb: str | None) -> float:
+    """The share of one vCPU a function of ``memory_mb`` gets (Lambda scales it linearly)."""
+    try:
+        return max(0.0, min(1.0, int(memory_mb or FULL_VCPU_MB) / FULL_VCPU_MB))
+    except ValueError:
+        return 1.0
 
 
 def managed_instances() -> bool:
@@ -319,15 +338,24 @@ class InternalExtension:
         finally:
             self.policy.flushed()
 
-    def shutdown_flush(self) -> None:
-        """Export everything pending; runs once, from whichever path saw SIGTERM first."""
+    def shutdown_flush(self, seen_at: float | None = None) -> None:
+        """Export everything pending; runs once, from whichever path saw SIGTERM first.
+
+        ``seen_at`` is when that path saw the signal (monotonic); the budget counts
+        from then, less how late a throttled process may have seen it beyond the
+        margin the budget leaves before the SIGKILL.
+        """
         with self._shutdown_lock:
             if self._shut_down:
                 return
             self._shut_down = True
             started = time.monotonic()
-            deadline = started + SHUTDOWN_BUDGET_S
-            stop_exporting = deadline - LOSS_REPORT_RESERVE_S
+            share = cpu_share(os.environ.get(aws.FUNCTION_MEMORY_SIZE))
+            seen = started if seen_at is None else min(seen_at, started)
+            deadline = seen + SHUTDOWN_BUDGET_S - max(0.0, CPU_PERIOD_S * (1.0 - share) - SIGKILL_MARGIN_S)
+            step = min(self.pipeline.held_records(), MAX_BATCH_RECORDS) * STEP_CPU_PER_RECORD_S
+            reserve = LOSS_REPORT_RESERVE_S + step / max(share, 0.01)
+            stop_exporting = deadline - min(MAX_LOSS_REPORT_RESERVE_S, reserve)
             # A flush running on the event loop's thread stops by then too.
             self.pipeline.finish_by(stop_exporting)
             exported = self.flush(SHUTDOWN_BUDGET_S)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ else:
     import _signal as signal
 
 
-def install(flush: Callable[[], None], watch_fd: Callable[[int, Callable[[], None]], None]) -> bool:
+def install(flush: Callable[[float], None], watch_fd: Callable[[int, Callable[[], None]], None]) -> bool:
     """Install the SIGTERM hooks; must run on the main thread. Returns False if it could not."""
     previous = signal.getsignal(signal.SIGTERM)
     if previous not in (signal.SIG_DFL, None):
@@ -47,10 +48,12 @@ def install(flush: Callable[[], None], watch_fd: Callable[[int, Callable[[], Non
     else:
         # Not on the listener's own thread: the platform may still be delivering the
         # last batches, and only the listener can receive them.
-        watch_fd(read_fd, lambda: threading.Thread(target=flush, name="lambda-wrapper-shutdown").start())
+        # The flush gets the time the signal was seen here: its thread may start late.
+        watch_fd(read_fd, lambda: threading.Thread(target=flush, args=(time.monotonic(),),
+                                                   name="lambda-wrapper-shutdown").start())
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        flush()
+        flush(time.monotonic())
         # Then die the way we would have without a handler.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -59,9 +62,9 @@ def install(flush: Callable[[], None], watch_fd: Callable[[int, Callable[[], Non
     return True
 
 
-def _chain_only(flush: Callable[[], None], previous: Any) -> bool:
+def _chain_only(flush: Callable[[float], None], previous: Any) -> bool:
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        flush()
+        flush(time.monotonic())
         if callable(previous):
             previous(signum, frame)
 
