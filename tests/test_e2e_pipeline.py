@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,10 @@ FUNCTION = textwrap.dedent(
     def handler(event, context):
         for index in range(int(event.get("lines", 0))):
             print(f"line {index}")
+        if event.get("alarm"):  # the function's own timer, with a Python handler
+            signal.signal(signal.SIGALRM, lambda signum, frame: None)
+            signal.setitimer(signal.ITIMER_REAL, 0.01)
+            time.sleep(0.1)
         if event.get("sleep"):
             time.sleep(float(event["sleep"]))
         if event.get("kill"):
@@ -115,6 +120,24 @@ def test_ten_thousand_lines_x3_at_128_mb_every_record_exported_or_counted(
     assert seen["produced"] == 30000
     accounted = seen["exported"] + seen["platform_dropped"] + seen["we_counted"]
     assert 30000 <= accounted <= 30000 + seen["others"], seen
+
+
+def test_a_signal_of_the_function_is_not_a_shutdown(
+    task_root: Path, layer_dir: Path, tmp_path: Path, runtime_python: str
+) -> None:
+    """The signal wakeup fd the extension watches carries the function's SIGALRM too."""
+    tmp_dir = tmp_path / "fn-tmp"
+    tmp_dir.mkdir()
+    with Sandbox(spec(task_root, layer_dir, tmp_dir, runtime_python, memory_mb=1769)) as sandbox:
+        sandbox.invoke({"alarm": True, "lines": 3})
+        time.sleep(0.6)  # longer than a shutdown's budget: one started by mistake is over
+        sandbox.invoke({"lines": 5})
+        during = list(sandbox.function_output)
+    assert not [line for line in during if '"event": "shutdown_flush"' in line]
+    records = exported(tmp_dir)
+    assert sorted(r["record"] for r in records if is_line(r)) == sorted(
+        [f"line {n}\n" for n in range(3)] + [f"line {n}\n" for n in range(5)])
+    assert not [r for r in records if r["type"] == "lambda_wrapper.loss"]
 
 
 def test_ten_thousand_lines_x3_at_512_mb_are_all_exported(

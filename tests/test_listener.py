@@ -106,12 +106,19 @@ def test_sink_receives_bodies_and_wakeups_fire() -> None:
     import os
 
     read_fd, write_fd = os.pipe()
-    instance.watch_fd(read_fd, woke.set)
+    signals: list[bytes] = []
+
+    def on_wakeup(data: bytes) -> None:
+        signals.append(data)
+        woke.set()
+
+    instance.watch_fd(read_fd, on_wakeup)
     serve(instance)
     assert post(instance.port, b"[2]") == 200
     assert received == [b"[2]"]
     os.write(write_fd, b"\x0f")
     assert woke.wait(2)
+    assert signals == [b"\x0f"]
 
 
 def test_a_sink_that_refuses_makes_the_listener_refuse() -> None:

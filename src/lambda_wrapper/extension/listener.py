@@ -78,7 +78,7 @@ class TelemetryListener:
         self._poller = select.poll()
         self._server: _socket.socket | None = None
         self._connections: dict[int, _Connection] = {}
-        self._wakeups: dict[int, Callable[[], None]] = {}
+        self._wakeups: dict[int, Callable[[bytes], None]] = {}
         self._arrival = threading.Condition(self._lock)
 
     # -- set-up -----------------------------------------------------------------
@@ -101,8 +101,9 @@ class TelemetryListener:
         self._poller.register(server.fileno(), select.POLLIN)
         return self.port
 
-    def watch_fd(self, fd: int, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on this thread whenever ``fd`` becomes readable (signals).
+    def watch_fd(self, fd: int, callback: Callable[[bytes], None]) -> None:
+        """Run ``callback`` with what was read on this thread whenever ``fd`` becomes
+        readable (a signal wakeup fd: the numbers of the signals that came).
 
         Call it before ``start``: a running poll sees new registrations only on its
         next round (within a second).
@@ -142,11 +143,11 @@ class TelemetryListener:
 
     def _on_wakeup(self, fd: int) -> None:
         try:
-            os.read(fd, 512)
+            data = os.read(fd, 512)
         except OSError:
-            pass
+            return
         try:
-            self._wakeups[fd]()
+            self._wakeups[fd](data)
         except Exception:  # a failing callback must not stop the listener
             pass
 

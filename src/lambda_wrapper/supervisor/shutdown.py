@@ -27,7 +27,7 @@ else:
     import _signal as signal
 
 
-def install(flush: Callable[[float], None], watch_fd: Callable[[int, Callable[[], None]], None]) -> bool:
+def install(flush: Callable[[float], None], watch_fd: Callable[[int, Callable[[bytes], None]], None]) -> bool:
     """Install the SIGTERM hooks; must run on the main thread. Returns False if it could not."""
     previous = signal.getsignal(signal.SIGTERM)
     if previous not in (signal.SIG_DFL, None):
@@ -48,9 +48,15 @@ def install(flush: Callable[[float], None], watch_fd: Callable[[int, Callable[[]
     else:
         # Not on the listener's own thread: the platform may still be delivering the
         # last batches, and only the listener can receive them.
-        # The flush gets the time the signal was seen here: its thread may start late.
-        watch_fd(read_fd, lambda: threading.Thread(target=flush, args=(time.monotonic(),),
-                                                   name="lambda-wrapper-shutdown").start())
+        def on_wakeup(signals: bytes) -> None:
+            # The wakeup fd carries every signal with a Python handler (the function's
+            # SIGALRM timer as well): only SIGTERM ends the environment. The flush gets
+            # the time the signal was seen here, as its thread may start late.
+            if signal.SIGTERM in signals:
+                seen_at = time.monotonic()
+                threading.Thread(target=flush, args=(seen_at,), name="lambda-wrapper-shutdown").start()
+
+        watch_fd(read_fd, on_wakeup)
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         flush(time.monotonic())
