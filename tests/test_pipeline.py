@@ -7,9 +7,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from lambda_wrapper.export.errors import ExportError
 from lambda_wrapper.export.exporter import Exporter
-from lambda_wrapper.export.pipeline import Pipeline
+from lambda_wrapper.export.pipeline import GIL_YIELD_INTERVAL_S, Pipeline
 from lambda_wrapper.telemetry.records import TelemetryEvent
 
 
@@ -105,6 +107,33 @@ def test_flush_respects_budget(tmp_path: Path) -> None:
     started = time.monotonic()
     pipeline.flush(0.1)
     assert time.monotonic() - started < 0.3
+
+
+def test_a_flush_of_many_small_batches_yields_the_gil_by_time_not_per_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A yield costs a system call, as much CPU as decoding a small batch: paid per batch,
+    a flush of hundreds of small batches at 7 % of a CPU outlasts the SIGTERM window.
+    The listener still gets the GIL during a long flush."""
+    exporter = Recorder()
+    pipeline = Pipeline([exporter], str(tmp_path), 1 << 24)
+    batches = 2000
+    for n in range(batches):
+        pipeline.accept(body(f"line {n}"))
+    yields: list[float] = []
+    sleep = time.sleep
+
+    def counted_sleep(seconds: float) -> None:
+        if seconds == 0:
+            yields.append(time.monotonic())
+        sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", counted_sleep)
+    started = time.monotonic()
+    assert pipeline.flush(5.0) == batches
+    took = time.monotonic() - started
+    assert len(exporter.records) == batches
+    assert 1 <= len(yields) <= took / GIL_YIELD_INTERVAL_S + 1, f"{len(yields)} yields, {took * 1000:.1f} ms"
 
 
 def test_submitted_records_and_recovery_after_crash(tmp_path: Path) -> None:

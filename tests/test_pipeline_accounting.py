@@ -16,8 +16,9 @@ import pytest
 
 from lambda_wrapper.export.emf import EmfExporter
 from lambda_wrapper.export.file import FileExporter
-from lambda_wrapper.export.pipeline import Pipeline
+from lambda_wrapper.export.pipeline import MAX_LOCAL_EVENTS_PER_CALL, Pipeline
 from lambda_wrapper.extension.listener import TelemetryListener
+from lambda_wrapper.instruments.records import INVOCATION, own_event
 from lambda_wrapper.telemetry.records import TelemetryEvent
 
 
@@ -90,6 +91,36 @@ def test_undelivered_records_are_counted_in_every_local_output_and_on_stderr(
     # Nothing of it is spooled, so a later Init exports nothing again.
     later = Pipeline([FileExporter(str(tmp_path / "later.ndjson"))], str(tmp_path / "spool"), 8 * 1024 * 1024)
     assert later.recover() == 0
+
+
+def test_a_flush_cut_by_the_stop_point_has_delivered_the_oldest_batches(tmp_path: Path) -> None:
+    """SIGTERM's stop point can arrive while a flush decodes a long backlog (one frozen
+    mid-flush, thawed for the shutdown): what it decoded before must be out, only what
+    it had not reached is counted as lost."""
+    output = tmp_path / "telemetry.ndjson"
+    pipeline = Pipeline([FileExporter(str(output))], str(tmp_path / "spool"), 8 * 1024 * 1024)
+    per_batch = 10
+    before = MAX_LOCAL_EVENTS_PER_CALL // per_batch + 10  # more than one export call's worth
+    for n in range(before):
+        pipeline.accept(body(n * per_batch, per_batch))
+
+    def stop_now(events: list[TelemetryEvent]) -> None:
+        # The flush reaches this record at the moment the shutdown sets the stop point
+        # (on another thread in production; here, exactly between two batches).
+        pipeline.finish_by(time.monotonic())
+
+    pipeline.submit(own_event(INVOCATION, {"requestId": "r1"}, "r1"), stop_now)
+    after = 20
+    for n in range(before, before + after):
+        pipeline.accept(body(n * per_batch, per_batch))
+    delivered = pipeline.flush(5.0)
+    losses = pipeline.give_up("shutdown", time.monotonic() + 1.0)
+
+    lines = [r["record"] for r in file_records(output) if r["type"] == "function"]
+    assert delivered == len(lines) == MAX_LOCAL_EVENTS_PER_CALL
+    assert lines == [f"line {n}\n" for n in range(MAX_LOCAL_EVENTS_PER_CALL)]
+    total = (before + after) * per_batch + 1  # the own record too
+    assert losses["file"]["droppedRecords"] == total - len(lines)
 
 
 def test_held_bytes_are_capped_and_the_listener_refuses_past_the_cap(tmp_path: Path) -> None:

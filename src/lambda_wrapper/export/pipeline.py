@@ -62,6 +62,10 @@ LOSS_REPORT_BUDGET_S = 0.1
 # What writing the loss report takes at 128 MB (7 % of a CPU): one stderr line, one
 # file line, one EMF document.
 LOSS_REPORT_TIME_S = 0.04
+# A flush hands the GIL to the listener between batches at most this often: a yield
+# costs a system call, as much CPU as decoding a small batch, and the SIGTERM window
+# must hold the rest of a flush of many small batches at 7 % of a CPU.
+GIL_YIELD_INTERVAL_S = 0.001
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 _FUNCTION_TYPE_MARKS = (b'"type":"function"', b'"type": "function"')
 
@@ -306,12 +310,19 @@ class Pipeline:
             return 0  # another flush holds it past the time to stop
         try:
             deadline = min(time.monotonic() + budget_s, self._finish_by)
-            self._distribute()
+            local = [channel for channel in self.channels if channel.local]
             delivered = 0
-            for channel in sorted(self.channels, key=lambda c: not c.local):
-                if channel.local:
+            # Decoded and exported in rounds of one local export call: a flush that
+            # meets the stop point (SIGTERM) has delivered the oldest batches and
+            # leaves only the newest to be counted as lost, instead of having spent
+            # the window decoding with nothing exported.
+            more = True
+            while more:
+                more = self._distribute(MAX_LOCAL_EVENTS_PER_CALL if local else None)
+                for channel in local:
                     delivered += self._flush_channel(channel, self._finish_by)
-                elif time.monotonic() < deadline:
+            for channel in self.channels:
+                if not channel.local and time.monotonic() < deadline:
                     delivered += self._flush_channel(channel, deadline)
             self._report_drops()
             if not any(channel.pending for channel in self.channels):
@@ -325,19 +336,32 @@ class Pipeline:
             return self._flush_lock.acquire()
         return self._flush_lock.acquire(timeout=max(0.0, until - time.monotonic()))
 
-    def _distribute(self) -> None:
+    def _distribute(self, max_events: int | None = None) -> bool:
+        """Decode received batches into every channel's ``pending``, stopping once
+        ``max_events`` were added; True when it stopped there with more to decode."""
+        if self._distribute_batches(max_events):
+            return True
         arbiter = self.arbiter
         if arbiter is not None:
-            # After every batch received so far is decoded: those are the reports a held record waits for.
-            self._distribute_batches()
-            # Spooled like any own record from here on.
+            # Every batch received so far is decoded now, with the reports a held self
+            # record waits for; what is released is spooled like any own record.
             self._own.extend((event, None) for event in arbiter.release_due())
-        self._distribute_batches()
+            self._distribute_batches()
+        return False
 
-    def _distribute_batches(self) -> None:
+    def _distribute_batches(self, max_events: int | None = None) -> bool:
         arbiter = self.arbiter
         self.spool_own()
-        while self._incoming and time.monotonic() < self._finish_by:
+        added = 0
+        yielded = time.monotonic()
+        while self._incoming and (now := time.monotonic()) < self._finish_by:
+            if max_events is not None and added >= max_events:
+                return True
+            if now - yielded >= GIL_YIELD_INTERVAL_S:
+                # Hand the GIL to the listener: a platform POST waiting behind a long
+                # flush can make the platform drop the next batch.
+                time.sleep(0)
+                yielded = now
             body, seqs, arrived, own, amends = self._incoming.popleft()
             if own is None:
                 events = self._decode(body)
@@ -350,9 +374,8 @@ class Pipeline:
                 events = arbiter.filter(events)
             for channel, seq in zip(self.channels, seqs, strict=True):
                 channel.pending.append((seq, events))
-            # Hand the GIL to the listener between batches: a platform POST waiting
-            # behind a long flush can make the platform drop the next batch.
-            time.sleep(0)
+            added += len(events)
+        return False
 
     def _decode(self, body: bytes, recovered: bool = False) -> list[TelemetryEvent]:
         """The events of ``body``; ``recovered`` for a spooled batch, whose own records
