@@ -9,6 +9,9 @@ rendering of that data).
   wrapper, once importing nothing and once importing boto3 and creating two clients at
   Init, each with the defaults and with ``LAMBDA_WRAPPER_INSTRUMENT=all``, interleaved.
   The platform's Init duration and the modules the function sees are recorded.
+- Init, in instructions: the same four variants, the entry module's Init counted by
+  callgrind in the runtime image's interpreter (``init_instructions``), converted to
+  time at the rate of the same Init's CPU time run natively.
 - Per call: a DynamoDB ``GetItem`` through boto3 whose response comes from botocore's
   ``Stubber`` (no network, so the difference is ours), inside an invocation, spans
   handed to a real export pipeline (``Pipeline.submit``, spool and file exporter) as in
@@ -131,6 +134,61 @@ def init_trial(
     return {"initMs": init["record"]["metrics"]["durationMs"], "modules": result.json()["modules"]}
 
 
+# Runs in the runtime image's interpreter (bench.measure_cold_path.Runner): Init with the
+# entry module, against the stubbed Runtime and Extensions API; "runtime" stops after
+# awslambdaric, so that the difference is the entry module's Init (the function's import
+# included). Prints the entry's CPU time (all threads; the API round trips wait without
+# it), for the conversion of instructions to time.
+INIT_PROBE = r"""
+import json, sys, time
+
+import awslambdaric.bootstrap  # noqa: F401
+
+if sys.argv[1] == "entry":
+    started = time.process_time()
+    import lambda_wrapper.supervisor.entry  # noqa: F401
+    time.sleep(0.5)  # the extension's threads reach /event/next
+    print(json.dumps({"entryCpuSeconds": time.process_time() - started}))
+"""
+
+
+def init_instructions(native_runs: int) -> dict[str, dict[str, float]]:
+    """Per Init variant: the instructions the entry module's Init executes (callgrind,
+    repeatable where wall time here is not) and its median CPU time run natively."""
+    import http.server
+    import threading
+
+    from bench.layers import build_own_layer
+    from bench.measure_cold_path import Runner, StubApi
+
+    built = build_own_layer()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StubApi)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    work = Path(tempfile.mkdtemp(prefix="measure-calls-instructions-"))
+    figures: dict[str, dict[str, float]] = {}
+    runtime: int | None = None
+    try:
+        for index, (name, (function, env)) in enumerate(INIT_VARIANTS.items()):
+            (work / str(index)).mkdir()
+            runner = Runner(work / str(index), built.path, server.server_address[1])
+            runner.probe.write_text(INIT_PROBE)
+            (work / str(index) / "task" / "app.py").write_text(textwrap.dedent(FUNCTIONS[function]))
+            # As Lambda sets it: botocore reads this one, not AWS_REGION.
+            runner.env.update({"AWS_DEFAULT_REGION": runner.env["AWS_REGION"], **env})
+            if runtime is None:  # the same for every variant: nothing of ours, no function
+                runtime = runner.instructions("runtime")
+            entry = runner.instructions("entry") - runtime
+            seconds = [json.loads(runner.run(["entry"]).splitlines()[0])["entryCpuSeconds"]
+                       for _ in range(native_runs)]
+            figures[name] = {"instructions": entry, "cpuMs": statistics.median(seconds) * 1000}
+    finally:
+        StubApi.stopping.set()
+        server.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+    return figures
+
+
 def call_trial(calls: int, rounds: int) -> dict[str, float]:
     result = subprocess.run(
         [sys.executable, "-c", CALL_WORKER, str(calls), str(rounds)],
@@ -155,6 +213,7 @@ def measure(trials: int, calls: int, rounds: int) -> dict[str, Any]:
         init_runs = interleaved(trials, INIT_VARIANTS, lambda variant: init_trial(task_roots, layer, variant))
         print("init trials done", file=sys.stderr)
         call_runs = [call_trial(calls, rounds) for _ in range(trials)]
+        instructions = init_instructions(trials)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     added: dict[str, list[str]] = {}
@@ -170,6 +229,7 @@ def measure(trials: int, calls: int, rounds: int) -> dict[str, Any]:
         "initSpreadMs": {name: (max(r["initMs"] for r in runs) - min(r["initMs"] for r in runs)) / 2
                          for name, runs in init_runs.items()},
         "modulesAdded": added,
+        "initInstructions": instructions,
         "perCallUs": {key: statistics.median(run[key] for run in call_runs)
                       for key in ("bare", "instrumented", "difference", "spooled")},
     })
@@ -196,6 +256,26 @@ def render(data: dict[str, Any]) -> str:
             added = "" if suffix == "defaults" else (
                 ", ".join(f"`{m}`" for m in data["modulesAdded"][library]) or "none")
             lines.append(f"| {name} | {init[name]:.1f} ms{delta} | {spread[name]:.1f} ms | {added} |")
+    counted = data.get("initInstructions")
+    if counted:
+        # CPU time, not wall: the API round trips of Init wait without it.
+        rate = counted["boto3, defaults"]["instructions"] / counted["boto3, defaults"]["cpuMs"]
+        lines += [
+            "",
+            "Wall time here cannot resolve a few milliseconds, so Init is also counted in instructions "
+            "(`valgrind --tool=callgrind`, the entry module's Init against a stubbed Runtime and Extensions "
+            "API in the runtime image's interpreter, the function's import included), converted to time "
+            f"at the rate of this machine's CPU time for the same Init ({rate / 1e6:.2f}M instructions per "
+            "ms, boto3 with the defaults):",
+            "",
+            "| function | defaults | instrument=all | added | ≈ time |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for library in ("no library", "boto3"):
+            base = counted[f"{library}, defaults"]["instructions"]
+            on = counted[f"{library}, instrument=all"]["instructions"]
+            lines.append(f"| {library} | {base / 1e6:.1f}M | {on / 1e6:.1f}M | {(on - base) / 1e6:+.2f}M "
+                         f"({100 * (on - base) / base:+.1f} %) | {(on - base) / rate:+.1f} ms |")
     lines += [
         "",
         f"Per AWS SDK call (DynamoDB `GetItem` answered by botocore's `Stubber`; CPU time of "
