@@ -717,6 +717,8 @@ USER_EMF = {
         ("extension", {"logger": "lambda_wrapper.pipeline"}),
         ("function", json.dumps(OWN_EMF) + "\n"),
         ("function", OWN_EMF),
+        ("function", ' \t{"logger": "lambda_wrapper", "event": "indented"}\n'),  # leading blanks
+        ("function", "\n" + json.dumps(OWN_EMF)),
     ],
 )
 def test_own_diagnostics_are_recognised(type_: str, record: object) -> None:
