@@ -41,6 +41,7 @@ SEVERITY_NUMBERS = {
 _LOG_TYPES = ("function", "extension")
 # As ``transport.json_body`` writes a body; every value here went through ``any_value``.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+_UNSET = object()
 
 
 class LogBatch:
@@ -64,40 +65,42 @@ class LogEncoder:
         current = self._current_request
         observed = now_nanos()
         start = '{"observedTimeUnixNano":"' + observed + '","body":'
-        # The parts lines share (their invocation's attributes and trace context, their
-        # time, their level), each encoded once per batch.
-        attributes_of: dict[tuple[str | None, str], str] = {}
-        trace_of: dict[str | None, str] = {}
-        time_of: dict[float | None, str] = {}
-        severity_of: dict[str | None, str] = {}
+        # The parts lines share, encoded once per batch: their invocation's attributes and
+        # trace context, their time and level. Consecutive lines mostly share all of them.
+        invocation_of: dict[tuple[str | None, str], tuple[str, str]] = {}
+        moment_of: dict[tuple[float | None, str | None], str] = {}
+        last_invocation: tuple[object, object] = (_UNSET, _UNSET)
+        last_moment: tuple[object, object] = (_UNSET, _UNSET)
+        attrs = trace = moment = ""
         records = []
         for event in events:
             kind = event.type
-            if kind == "platform.start":
-                current = event.request_id
-            elif kind in _LOG_TYPES:
+            if kind in _LOG_TYPES:
                 request_id = event.request_id or current
+                if request_id != last_invocation[0] or kind != last_invocation[1]:
+                    last_invocation = (request_id, kind)
+                    shared = invocation_of.get((request_id, kind))
+                    if shared is None:
+                        shared = invocation_of[request_id, kind] = self._invocation_json(request_id, kind)
+                    attrs, trace = shared
+                epoch_ms, level = event.epoch_ms, event.level
+                if epoch_ms != last_moment[0] or level != last_moment[1]:
+                    last_moment = (epoch_ms, level)
+                    moment = moment_of.get((epoch_ms, level))  # type: ignore[assignment]
+                    if moment is None:
+                        moment = moment_of[epoch_ms, level] = _time_json(epoch_ms) + _severity_json(level)
                 record = event.record
                 if isinstance(record, (dict, list)):
                     body = any_value_json(record)
                 else:
-                    body = '{"stringValue":' + _json_string(_text_message(event)) + "}"
-                attrs = attributes_of.get((request_id, kind))
-                if attrs is None:
-                    pairs = [("faas.invocation_id", request_id), ("aws.lambda.telemetry.type", kind)]
-                    attrs = ',"attributes":' + _ENCODER.encode(attributes(pairs))
-                    attributes_of[request_id, kind] = attrs
-                trace = trace_of.get(request_id)
-                if trace is None:
-                    trace = trace_of[request_id] = self._trace_json(request_id)
-                stamp = time_of.get(event.epoch_ms)
-                if stamp is None:
-                    stamp = time_of[event.epoch_ms] = _time_json(event.epoch_ms)
-                severity = severity_of.get(event.level)
-                if severity is None:
-                    severity = severity_of[event.level] = _severity_json(event.level)
+                    text = event.message
+                    if text is None or level is not None:
+                        text = _text_message(event)
+                    body = '{"stringValue":' + _json_string(text) + "}"
                 # The members in ``_log_record``'s order, then ``_add_trace_context``'s.
-                records.append(start + body + attrs + stamp + severity + trace + "}")
+                records.append(start + body + attrs + moment + trace + "}")
+            elif kind == "platform.start":
+                current = event.request_id
             elif kind == "lambda_wrapper.warning":
                 records.append(_ENCODER.encode(self._warning(event, observed)))
             elif kind == "lambda_wrapper.import_profile":
@@ -109,10 +112,14 @@ class LogEncoder:
     def commit(self, batch: LogBatch) -> None:
         self._current_request = batch.current_request
 
-    def _trace_json(self, request_id: str | None) -> str:
+    def _invocation_json(self, request_id: str | None, kind: str) -> tuple[str, str]:
+        """A line's attributes, and its trace context, as JSON members."""
+        pairs = [("faas.invocation_id", request_id), ("aws.lambda.telemetry.type", kind)]
         trace: dict[str, object] = {}
         self._add_trace_context(trace, request_id)
-        return "".join(f',"{key}":"{value}"' for key, value in trace.items())  # lowercase hex ids
+        # Trace and span ids are lowercase hex: nothing to escape.
+        return (',"attributes":' + _ENCODER.encode(attributes(pairs)),
+                "".join(f',"{key}":"{value}"' for key, value in trace.items()))
 
     def _warning(self, event: TelemetryEvent, observed: str) -> dict[str, object]:
         record = event.record if isinstance(event.record, dict) else {}
