@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambda_wrapper.export.file import _ENCODER, _log_line
+from lambda_wrapper.export.file import _ENCODER, _log_line, _log_lines
 from lambda_wrapper.telemetry.decode import decode_batch
 
 LINES = st.one_of(
@@ -48,7 +48,7 @@ def test_lines_of_consecutive_times_and_types_keep_their_own() -> None:
                        for time_, kind in (("2026-05-01T10:00:00.000Z", "function"),
                                            ("2026-05-01T10:00:00.000Z", "extension"),
                                            ("2026-05-01T10:00:00.001Z", "extension"))])
-    lines = [json.loads(_log_line(event) or "null") for event in decode_batch(body).events]
+    lines = [json.loads(line or "null") for line in _log_lines(decode_batch(body).events)]
     assert [(line["time"], line["type"]) for line in lines] == [
         ("2026-05-01T10:00:00.000Z", "function"), ("2026-05-01T10:00:00.000Z", "extension"),
         ("2026-05-01T10:00:00.001Z", "extension")]

@@ -30,41 +30,45 @@ CHUNK = 1000
 _LOG_TYPES = ("function", "extension")
 
 
-# (time, type, the line's start up to the record) of the last log line: a batch's lines
-# share their time, mostly. Replaced as a whole, so a reader never sees a torn entry.
-_last_start: tuple[str, str, str] = ("", "", "")
-
-
 def _log_line(event: TelemetryEvent) -> str | None:
-    """The encoding of ``event.to_output()`` for a log line, assembled without building
-    the dict (a third of the generic encoding's cost); None for any other event. The
-    keys and their order are ``to_output``'s, the escaping the encoder's."""
-    kind = event.type
-    if kind not in _LOG_TYPES:
-        return None
-    global _last_start
-    time_, last_kind, start = _last_start
-    if time_ != event.time or last_kind != kind:
-        start = '{"time":' + _json_string(event.time) + ',"type":' + _json_string(kind) + ',"record":'
-        _last_start = (event.time, kind, start)
-    record = event.record
-    encoded_record = _json_string(record) if type(record) is str else _ENCODER.encode(record)
-    line = start + encoded_record
-    if event.request_id is not None:
-        line += ',"requestId":' + _json_string(event.request_id)
-    message = event.message
-    if message is not None:
-        if message is record:
-            line += ',"message":' + encoded_record
-        elif type(record) is str and len(message) + 1 == len(record) and record.endswith("\n") \
-                and record.startswith(message):
-            # The record's encoding less its final "\n" escape: the same text, escaped once.
-            line += ',"message":' + encoded_record[:-3] + '"'
-        else:
-            line += ',"message":' + _json_string(message)
-    if event.metrics is not None:
-        line += ',"metrics":' + _ENCODER.encode(event.metrics)
-    return line + "}\n"
+    """``_log_lines`` for one event."""
+    return _log_lines([event])[0]
+
+
+def _log_lines(events: Sequence[TelemetryEvent]) -> list[str | None]:
+    """The encoding of ``event.to_output()`` for each log line, assembled without
+    building the dict (a third of the generic encoding's cost); None for any other
+    event. The keys and their order are ``to_output``'s, the escaping the encoder's."""
+    lines: list[str | None] = []
+    append = lines.append
+    last_time = last_kind = start = ""
+    for event in events:
+        kind = event.type
+        if kind not in _LOG_TYPES:
+            append(None)
+            continue
+        if event.time != last_time or kind != last_kind:  # a batch's lines mostly share both
+            last_time, last_kind = event.time, kind
+            start = '{"time":' + _json_string(last_time) + ',"type":' + _json_string(kind) + ',"record":'
+        record = event.record
+        encoded_record = _json_string(record) if type(record) is str else _ENCODER.encode(record)
+        line = start + encoded_record
+        if event.request_id is not None:
+            line += ',"requestId":' + _json_string(event.request_id)
+        message = event.message
+        if message is not None:
+            if message is record:
+                line += ',"message":' + encoded_record
+            elif type(record) is str and len(message) + 1 == len(record) and record.endswith("\n") \
+                    and record.startswith(message):
+                # The record's encoding less its final "\n" escape: the same text, escaped once.
+                line += ',"message":' + encoded_record[:-3] + '"'
+            else:
+                line += ',"message":' + _json_string(message)
+        if event.metrics is not None:
+            line += ',"metrics":' + _ENCODER.encode(event.metrics)
+        append(line + "}\n")
+    return lines
 
 
 class FileExporter(Exporter):
@@ -88,8 +92,11 @@ class FileExporter(Exporter):
         output = self._invocations.output
         with open(self.path, "a", encoding="utf-8") as handle:
             for start in range(0, len(events), CHUNK):
-                handle.writelines([_log_line(event) or encode(output(event)) + "\n"
-                                   for event in events[start:start + CHUNK]])
+                chunk = events[start:start + CHUNK]
+                lines = _log_lines(chunk)
+                # The rest in order: the classifier reads a runtimeDone before its report.
+                handle.writelines([line if line is not None else encode(output(event)) + "\n"
+                                   for line, event in zip(lines, chunk, strict=True)])
                 # Let the listener thread in: it shares the GIL with this loop.
                 time.sleep(0)
         self.exported += len(events)
