@@ -51,10 +51,12 @@ def test_own_lines_are_skipped_user_emf_kept(tmp_path: Path) -> None:
     ours = json.dumps({"logger": "lambda_wrapper", "event": "x"})
     our_emf = json.dumps({"_aws": {"CloudWatchMetrics": [{"Namespace": "LambdaWrapper"}]}})
     user_emf = json.dumps({"_aws": {"CloudWatchMetrics": [{"Namespace": "Shop"}]}})
-    pipeline.accept(body("hello\n", ours + "\n", our_emf + "\n", user_emf + "\n"))
-    assert pipeline.flush(1.0) == 2
-    assert exporter.records == ["hello\n", user_emf + "\n"]
-    assert pipeline.stats.own_lines_skipped == 2
+    structured_ours = {"logger": "lambda_wrapper.extension", "event": "x"}  # the JSON log format's
+    pipeline.accept(body("hello\n", ours + "\n", our_emf + "\n", user_emf + "\n", "  " + ours,
+                         structured_ours, {"logger": "app"}))
+    assert pipeline.flush(1.0) == 3
+    assert exporter.records == ["hello\n", user_emf + "\n", {"logger": "app"}]
+    assert pipeline.stats.own_lines_skipped == 4 and pipeline.stats.events == 3
 
 
 def test_malformed_batch_counted_and_skipped(tmp_path: Path) -> None:

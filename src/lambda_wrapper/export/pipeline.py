@@ -28,7 +28,7 @@ import time
 
 from .. import diagnostics
 from ..instruments.records import LOSS, own_event
-from ..telemetry.decode import UnreadableBatch, decode_batch, is_own_diagnostic
+from ..telemetry.decode import UnreadableBatch, decode_batch
 from .breaker import CircuitBreaker
 from .errors import ExportError
 from .spool import Spool, count_records
@@ -351,22 +351,20 @@ class Pipeline:
             self.stats.unread_records += unread
             return []
         try:
-            batch = decode_batch(body, self.unread_types)
+            batch = decode_batch(body, self.unread_types, True, self.emf_namespaces)
         except UnreadableBatch:
             self.stats.malformed_batches += 1
             return []
         self.stats.malformed_entries += len(batch.malformed)
         self.stats.unread_records += batch.unread
-        events = []
-        for event in batch.events:
-            if recovered and event.request_id is None:
-                request_id = event.extra_fields.get("requestId")
-                if isinstance(request_id, str):
-                    event.request_id = request_id
-            if is_own_diagnostic(event, self.emf_namespaces):
-                self.stats.own_lines_skipped += 1
-            else:
-                events.append(event)
+        self.stats.own_lines_skipped += batch.own
+        events = batch.events
+        if recovered:
+            for event in events:
+                if event.request_id is None:
+                    request_id = event.extra_fields.get("requestId")
+                    if isinstance(request_id, str):
+                        event.request_id = request_id
         self.stats.events += len(events)
         return events
 

@@ -44,12 +44,17 @@ class UnreadableBatch(ValueError):
     """The body as a whole is not a JSON array, so no event in it can be trusted."""
 
 
-def decode_batch(body: bytes | str, unread_types: Collection[str] = ()) -> DecodedBatch:
+def decode_batch(
+    body: bytes | str,
+    unread_types: Collection[str] = (),
+    skip_own: bool = False,
+    emf_namespaces: Collection[str] | None = None,
+) -> DecodedBatch:
     """Decode one Telemetry API POST body (a JSON array of events).
 
     Raises ``UnreadableBatch`` when the body is not JSON or not an array; malformed
     entries inside a valid array are reported in ``DecodedBatch.malformed`` instead.
-    Events whose type is in ``unread_types`` are counted, not built (``decode_events``).
+    What is counted rather than built: see ``decode_events``.
     """
     if isinstance(body, str) and body.startswith("\ufeff"):
         # json.loads tolerates a BOM in bytes but not in str; be as lenient for both.
@@ -62,21 +67,28 @@ def decode_batch(body: bytes | str, unread_types: Collection[str] = ()) -> Decod
         raise UnreadableBatch(f"telemetry batch is not valid JSON: {exc}") from exc
     if not isinstance(items, list):
         raise UnreadableBatch(f"telemetry batch is a JSON {json_kind(items)}, expected an array of events")
-    return decode_events(items, unread_types)
+    return decode_events(items, unread_types, skip_own, emf_namespaces)
 
 
-def decode_events(items: list[object], unread_types: Collection[str] = ()) -> DecodedBatch:
+def decode_events(
+    items: list[object],
+    unread_types: Collection[str] = (),
+    skip_own: bool = False,
+    emf_namespaces: Collection[str] | None = None,
+) -> DecodedBatch:
     """Decode an already parsed batch; entries that are not events become ``MalformedEntry``.
 
     An entry is malformed when it is not an object, lacks ``time``, ``type`` or
     ``record``, or when ``time`` or ``type`` is not a string (both are strings in every
     schema version; a ``record`` may be anything, including null). A well-formed entry
     whose type is in ``unread_types`` (what no consumer reads) is only counted, in
-    ``DecodedBatch.unread``: building events is most of the cost of a log line.
+    ``DecodedBatch.unread``: building events is most of the cost of a log line. With
+    ``skip_own``, the toolkit's own lines (``is_own_diagnostic`` with ``emf_namespaces``)
+    are only counted too, in ``DecodedBatch.own``.
     """
     events: list[TelemetryEvent] = []
     malformed: list[MalformedEntry] = []
-    unread = 0
+    unread = own = 0
     # Events of a batch often share a timestamp; reuse the last parse.
     last_time: str | None = None
     last_epoch_ms: float | None = None
@@ -102,6 +114,12 @@ def decode_events(items: list[object], unread_types: Collection[str] = ()) -> De
             last_epoch_ms = parse_time_ms(time)
         if type(record) is str and type_ in _LOG_TYPES:
             # A text log line, the bulk of most batches: built here, without a call.
+            if skip_own:
+                first = record[:1]
+                # Both kinds of own line are JSON objects: most lines are done after one test.
+                if (first == "{" or first.isspace()) and _is_own_text(record, emf_namespaces):
+                    own += 1
+                    continue
             level = request_id = None
             if record[:1] == "[":
                 level, request_id = _text_log_prefix(record)
@@ -111,8 +129,12 @@ def decode_events(items: list[object], unread_types: Collection[str] = ()) -> De
                 TelemetryEvent(time, type_, record, last_epoch_ms, request_id, message, None, level, item)
             )
         else:
-            events.append(_build_event(time, type_, record, last_epoch_ms, item))
-    return DecodedBatch(events, malformed, unread)
+            event = _build_event(time, type_, record, last_epoch_ms, item)
+            if skip_own and is_own_diagnostic(event, emf_namespaces):
+                own += 1
+                continue
+            events.append(event)
+    return DecodedBatch(events, malformed, unread, own)
 
 
 def _build_event(
@@ -357,13 +379,19 @@ def is_own_diagnostic(event: TelemetryEvent, emf_namespaces: Collection[str] | N
         first = record[:1]
         if first != "{" and not first.isspace():
             return False  # both kinds of own line are JSON objects: most lines end here
-        for prefix in _OWN_LOGGER_PREFIXES:
-            # The fast path for our own lines; "lambda_wrapper_x" falls through to a parse.
-            if record.startswith(prefix) and record[len(prefix) : len(prefix) + 1] in ('"', "."):
-                return True
-        record = _parse_json_object_line(record)
-        if record is None:
-            return False
+        return _is_own_text(record, emf_namespaces)
+    return _is_own_object(record, emf_namespaces)
+
+
+def _is_own_text(line: str, emf_namespaces: Collection[str] | None) -> bool:
+    for prefix in _OWN_LOGGER_PREFIXES:
+        # The fast path for our own lines; "lambda_wrapper_x" falls through to a parse.
+        if line.startswith(prefix) and line[len(prefix) : len(prefix) + 1] in ('"', "."):
+            return True
+    return _is_own_object(_parse_json_object_line(line), emf_namespaces)
+
+
+def _is_own_object(record: object, emf_namespaces: Collection[str] | None) -> bool:
     if not isinstance(record, dict):
         return False
     logger = record.get("logger")
