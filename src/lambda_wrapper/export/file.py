@@ -52,19 +52,25 @@ def _log_lines(events: Sequence[TelemetryEvent]) -> list[str | None]:
             start = '{"time":' + _json_string(last_time) + ',"type":' + _json_string(kind) + ',"record":'
         record = event.record
         encoded_record = _json_string(record) if type(record) is str else _ENCODER.encode(record)
-        line = start + encoded_record
-        if event.request_id is not None:
-            line += ',"requestId":' + _json_string(event.request_id)
+        request_id = event.request_id
         message = event.message
-        if message is not None:
-            if message is record:
-                line += ',"message":' + encoded_record
-            elif type(record) is str and len(message) + 1 == len(record) and record.endswith("\n") \
-                    and record.startswith(message):
-                # The record's encoding less its final "\n" escape: the same text, escaped once.
-                line += ',"message":' + encoded_record[:-3] + '"'
-            else:
-                line += ',"message":' + _json_string(message)
+        if message is None:
+            encoded_message = ""
+        elif message is record:
+            encoded_message = ',"message":' + encoded_record
+        elif type(record) is str and len(message) + 1 == len(record) and record.endswith("\n") \
+                and record.startswith(message):
+            # The record's encoding less its final "\n" escape: the same text, escaped once.
+            encoded_message = ',"message":' + encoded_record[:-3] + '"'
+        else:
+            encoded_message = ',"message":' + _json_string(message)
+        if request_id is None and event.metrics is None:  # the usual line: one join
+            append(f"{start}{encoded_record}{encoded_message}}}\n")
+            continue
+        line = start + encoded_record
+        if request_id is not None:
+            line += ',"requestId":' + _json_string(request_id)
+        line += encoded_message
         if event.metrics is not None:
             line += ',"metrics":' + _ENCODER.encode(event.metrics)
         append(line + "}\n")
@@ -95,8 +101,9 @@ class FileExporter(Exporter):
                 chunk = events[start:start + CHUNK]
                 lines = _log_lines(chunk)
                 # The rest in order: the classifier reads a runtimeDone before its report.
-                handle.writelines([line if line is not None else encode(output(event)) + "\n"
-                                   for line, event in zip(lines, chunk, strict=True)])
+                # One write per chunk: a text file's writelines encodes and buffers line by line.
+                handle.write("".join([line if line is not None else encode(output(event)) + "\n"
+                                      for line, event in zip(lines, chunk, strict=True)]))
                 # Let the listener thread in: it shares the GIL with this loop.
                 time.sleep(0)
         self.exported += len(events)
