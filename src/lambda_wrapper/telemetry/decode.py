@@ -114,15 +114,14 @@ def decode_events(
             last_epoch_ms = parse_time_ms(time)
         if type(record) is str and type_ in _LOG_TYPES:
             # A text log line, the bulk of most batches: built here, without a call.
-            if skip_own:
-                first = record[:1]
-                # Both kinds of own line are JSON objects: most lines are done after one test.
-                if (first == "{" or first.isspace()) and _is_own_text(record, emf_namespaces):
-                    own += 1
-                    continue
             level = request_id = None
-            if record[:1] == "[":
+            first = record[:1]
+            if first == "[":
                 level, request_id = _text_log_prefix(record)
+            # Both kinds of own line are JSON objects: a line is done after one or two tests.
+            elif skip_own and (first == "{" or first.isspace()) and _is_own_text(record, emf_namespaces):
+                own += 1
+                continue
             message = record[:-1] if record[-1:] == "\n" else record
             # Positional: keyword arguments cost measurably at 10,000 events per batch.
             events.append(
