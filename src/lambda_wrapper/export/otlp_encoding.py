@@ -82,8 +82,11 @@ def any_value_json(value: object, depth: int = 0) -> str:
         values = ",".join([any_value_json(item, depth + 1) for item in value])
         return '{"arrayValue":{"values":[' + values + "]}}"
     if isinstance(value, dict):
+        # A string member, the usual one, is written here rather than by a call.
         return '{"kvlistValue":{"values":[' + ",".join([
-            '{"key":' + _json_string(str(key)) + ',"value":' + any_value_json(item, depth + 1) + "}"
+            '{"key":' + _json_string(str(key)) + ',"value":'
+            + ('{"stringValue":' + _json_string(item) + "}}" if type(item) is str
+               else any_value_json(item, depth + 1) + "}")
             for key, item in value.items()
         ]) + "]}}"
     return '{"stringValue":' + _json_string(str(value)) + "}"
