@@ -52,11 +52,12 @@ def test_own_lines_are_skipped_user_emf_kept(tmp_path: Path) -> None:
     our_emf = json.dumps({"_aws": {"CloudWatchMetrics": [{"Namespace": "LambdaWrapper"}]}})
     user_emf = json.dumps({"_aws": {"CloudWatchMetrics": [{"Namespace": "Shop"}]}})
     structured_ours = {"logger": "lambda_wrapper.extension", "event": "x"}  # the JSON log format's
+    # Indented by ASCII or other blanks, still ours; behind any other character, not.
     pipeline.accept(body("hello\n", ours + "\n", our_emf + "\n", user_emf + "\n", "  " + ours,
-                         structured_ours, {"logger": "app"}))
-    assert pipeline.flush(1.0) == 3
-    assert exporter.records == ["hello\n", user_emf + "\n", {"logger": "app"}]
-    assert pipeline.stats.own_lines_skipped == 4 and pipeline.stats.events == 3
+                         "\u2003" + ours, structured_ours, {"logger": "app"}, "\x00" + ours, "~" + ours))
+    assert pipeline.flush(1.0) == 5
+    assert exporter.records == ["hello\n", user_emf + "\n", {"logger": "app"}, "\x00" + ours, "~" + ours]
+    assert pipeline.stats.own_lines_skipped == 5 and pipeline.stats.events == 5
 
 
 def test_malformed_batch_counted_and_skipped(tmp_path: Path) -> None:

@@ -90,15 +90,14 @@ class LogEncoder:
                     if moment is None:
                         moment = moment_of[epoch_ms, level] = _time_json(epoch_ms) + _severity_json(level)
                 record = event.record
-                if isinstance(record, (dict, list)):
-                    body = any_value_json(record)
-                else:
-                    text = event.message
-                    if text is None or level is not None:
-                        text = _text_message(event)
-                    body = '{"stringValue":' + _json_string(text) + "}"
                 # The members in ``_log_record``'s order, then ``_add_trace_context``'s.
-                records.append(start + body + attrs + moment + trace + "}")
+                if isinstance(record, (dict, list)):
+                    records.append(f"{start}{any_value_json(record)}{attrs}{moment}{trace}}}")
+                    continue
+                text = event.message
+                if text is None or level is not None:
+                    text = _text_message(event)
+                records.append(f'{start}{{"stringValue":{_json_string(text)}}}{attrs}{moment}{trace}}}')
             elif kind == "platform.start":
                 current = event.request_id
             elif kind == "lambda_wrapper.warning":

@@ -120,8 +120,10 @@ def decode_events(
             first = record[:1]
             if first == "[":
                 level, request_id = _text_log_prefix(record)
-            # Both kinds of own line are JSON objects: a line is done after one or two tests.
-            elif skip_own and (first == "{" or first.isspace()) and _is_own_text(record, emf_namespaces):
+            # Both kinds of own line are JSON objects, maybe indented: a printable ASCII
+            # first character other than "{" settles it without a call.
+            elif skip_own and (first == "{" or first <= " " or (first > "~" and first.isspace())) \
+                    and _is_own_text(record, emf_namespaces):
                 own += 1
                 continue
             # ``TelemetryEvent(...)`` without the call: its frame is a third of a line's cost
