@@ -27,7 +27,8 @@ class DocSection:
 
     def block(self, data: dict[str, Any]) -> str:
         encoded = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        return f"{self.begin}\n{self._render(data)}{self.data_prefix}{encoded} -->\n{self.end}"
+        # Rendered from the stored form (keys sorted), so the stored data renders the same text again.
+        return f"{self.begin}\n{self._render(json.loads(encoded))}{self.data_prefix}{encoded} -->\n{self.end}"
 
     def read(self, doc: str) -> tuple[str, dict[str, Any]]:
         """The section as it stands in ``doc`` and the data stored with it."""

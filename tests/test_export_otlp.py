@@ -27,7 +27,9 @@ from http_receiver import Receiver, Reply
 from lambda_wrapper.export.errors import ExportError
 from lambda_wrapper.export.function_metadata import FunctionMetadata
 from lambda_wrapper.export.otlp import OtlpExporter, SignalTarget, signal_targets
-from lambda_wrapper.export.otlp_traces import parse_xray_header
+from lambda_wrapper.export.otlp_encoding import any_value, any_value_json
+from lambda_wrapper.export.otlp_logs import LogEncoder, _log_record, _text_message
+from lambda_wrapper.export.otlp_traces import TraceContexts, parse_xray_header
 from lambda_wrapper.export.registry import _build
 from lambda_wrapper.export.transport import Endpoint, HttpResponse, Transport
 from lambda_wrapper.settings import load
@@ -689,3 +691,58 @@ def test_with_the_real_pipeline_a_partial_failure_is_retried_without_duplicates(
     pipeline.flush(budget_s=2.0)
     assert [r.path for r in receiver.requests][3:] == ["/v1/traces"]
     assert set(parsed(receiver)) == {"logs", "metrics", "traces"}
+
+
+# --- the logs encoder writes JSON text: the same records as the AnyValue dicts ---------------
+
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.floats(),
+              st.text()),
+    lambda children: st.one_of(st.lists(children, max_size=4),
+                               st.dictionaries(st.text(max_size=8), children, max_size=4)),
+    max_leaves=20,
+)
+LOG_RECORDS = st.one_of(
+    st.text(),
+    st.builds(lambda level, request_id, rest: f"[{level}]\t2024-05-01T10:00:00.000Z\t{request_id}\t{rest}\n",
+              st.sampled_from(["INFO", "ERROR", "WARN", "X"]), st.sampled_from(["req-a", "req-b", ""]),
+              st.text()),
+    st.dictionaries(st.sampled_from(["message", "level", "requestId", "logger", "extra"]), JSON_VALUES),
+)
+
+
+@settings(max_examples=300)
+@given(value=JSON_VALUES)
+def test_any_value_json_is_any_value_encoded(value: object) -> None:
+    assert json.loads(any_value_json(value)) == json.loads(json.dumps(any_value(value)))
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(st.tuples(st.sampled_from(["function", "extension", "platform.start"]), LOG_RECORDS,
+                                st.sampled_from(["2024-05-01T10:00:00.000Z", "2024-05-01T10:00:00.001Z",
+                                                 "x"])),
+                      max_size=12))
+def test_log_lines_encode_as_their_log_records(lines: list[tuple[str, object, str]]) -> None:
+    events = decode_events([{"time": time_, "type": kind, "record": record if kind != "platform.start"
+                             else {"requestId": "req-a"}} for kind, record, time_ in lines]).events
+    encoder = LogEncoder(TraceContexts())
+    batch = encoder.encode(events)
+    # What each line must be: the record built from AnyValue dicts, then encoded.
+    expected, current = [], None
+    for event in events:
+        if event.type == "platform.start":
+            current = event.request_id
+            continue
+        request_id = event.request_id or current
+        record = event.record
+        body = (any_value(record) if isinstance(record, (dict, list))
+                else {"stringValue": _text_message(event)})
+        log = _log_record(event, "0", event.level, body,
+                          [("faas.invocation_id", request_id), ("aws.lambda.telemetry.type", event.type)])
+        encoder._add_trace_context(log, request_id)
+        expected.append(log)
+    got = [json.loads(text) for text in batch.items]
+    for log in got:
+        log["observedTimeUnixNano"] = "0"
+    assert got == json.loads(json.dumps(expected))
+    assert [list(log) for log in got] == [list(log) for log in expected]  # the same member order

@@ -18,7 +18,7 @@ from lambda_wrapper.telemetry.records import TelemetryEvent
 class Recorder(Exporter):
     name = "rec"
     local = False
-    telemetry_types = ("platform", "function")
+    telemetry_types: tuple[str, ...] = ("platform", "function")
 
     def __init__(self, name: str = "rec", fail: ExportError | None = None, delay: float = 0.0) -> None:
         self.name = name
@@ -53,10 +53,13 @@ def test_own_lines_are_skipped_user_emf_kept(tmp_path: Path) -> None:
     ours = json.dumps({"logger": "lambda_wrapper", "event": "x"})
     our_emf = json.dumps({"_aws": {"CloudWatchMetrics": [{"Namespace": "LambdaWrapper"}]}})
     user_emf = json.dumps({"_aws": {"CloudWatchMetrics": [{"Namespace": "Shop"}]}})
-    pipeline.accept(body("hello\n", ours + "\n", our_emf + "\n", user_emf + "\n"))
-    assert pipeline.flush(1.0) == 2
-    assert exporter.records == ["hello\n", user_emf + "\n"]
-    assert pipeline.stats.own_lines_skipped == 2
+    structured_ours = {"logger": "lambda_wrapper.extension", "event": "x"}  # the JSON log format's
+    # Indented by ASCII or other blanks, still ours; behind any other character, not.
+    pipeline.accept(body("hello\n", ours + "\n", our_emf + "\n", user_emf + "\n", "  " + ours,
+                         "\u2003" + ours, structured_ours, {"logger": "app"}, "\x00" + ours, "~" + ours))
+    assert pipeline.flush(1.0) == 5
+    assert exporter.records == ["hello\n", user_emf + "\n", {"logger": "app"}, "\x00" + ours, "~" + ours]
+    assert pipeline.stats.own_lines_skipped == 5 and pipeline.stats.events == 5
 
 
 def test_malformed_batch_counted_and_skipped(tmp_path: Path) -> None:
@@ -68,6 +71,56 @@ def test_malformed_batch_counted_and_skipped(tmp_path: Path) -> None:
     pipeline.flush(1.0)
     assert exporter.records == ["ok"]
     assert pipeline.stats.malformed_batches == 1 and pipeline.stats.malformed_entries == 2
+
+
+class PlatformOnly(Recorder):
+    """Reads no log line, like the EMF exporter."""
+
+    telemetry_types: tuple[str, ...] = ("platform",)
+
+
+def compact(*entries: tuple[str, object]) -> bytes:
+    """A body as the platform posts it: compact JSON."""
+    items = [{"time": "2024-05-01T10:00:00.000Z", "type": kind, "record": record} for kind, record in entries]
+    return json.dumps(items, separators=(",", ":")).encode()
+
+
+def test_log_records_no_exporter_reads_are_counted_not_decoded(tmp_path: Path) -> None:
+    exporter = PlatformOnly()
+    pipeline = Pipeline([exporter], str(tmp_path), 1 << 20)
+    assert pipeline.unread_types == {"function", "extension"}
+    pipeline.accept(compact(("function", "a\n"), ("extension", "b\n"), ("function", {"message": "c"})))
+    pipeline.flush(1.0)
+    assert exporter.calls == [] and pipeline.stats.unread_records == 3 and pipeline.stats.events == 0
+    assert pipeline.channels[0].spool.cursor == 1  # delivered: nothing of it was owed
+
+
+def test_records_that_are_read_are_never_skipped_with_the_unread(tmp_path: Path) -> None:
+    exporter = PlatformOnly()
+    pipeline = Pipeline([exporter], str(tmp_path), 1 << 20)
+    start = {"requestId": "r1"}
+    # A JSON log line with its own "type" keys, one saying "function"; the platform's
+    # record with other spacing; a text line quoting a platform record.
+    pipeline.accept(compact(("function", {"type": "function"}), ("platform.start", start),
+                            ("function", {"type": "platform.start"})))
+    pipeline.accept(json.dumps([{"time": "2024-05-01T10:00:00.000Z", "type": "platform.start",
+                                 "record": {"requestId": "r2"}}]).encode())
+    pipeline.accept(compact(("function", '{"type":"platform.start"}'),
+                            ("platform.start", {"requestId": "r3"})))
+    pipeline.flush(1.0)
+    assert [event.request_id for call in exporter.calls for event in call] == ["r1", "r2", "r3"]
+    assert pipeline.stats.unread_records == 3
+
+
+def test_an_exporter_that_reads_log_lines_gets_them_all(tmp_path: Path) -> None:
+    reader, platform_only = Recorder("rec"), PlatformOnly("emf")
+    pipeline = Pipeline([reader, platform_only], str(tmp_path), 1 << 20)
+    assert pipeline.unread_types == {"extension"}
+    pipeline.accept(compact(("function", "a\n"), ("extension", "b\n"),
+                            ("platform.start", {"requestId": "r"})))
+    pipeline.flush(1.0)
+    assert reader.records == ["a\n", {"requestId": "r"}] and platform_only.records == reader.records
+    assert pipeline.stats.unread_records == 1
 
 
 def test_retryable_failure_keeps_data_opens_breaker_then_delivers(tmp_path: Path) -> None:

