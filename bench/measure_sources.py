@@ -9,9 +9,10 @@ on the same platform:
 - ``self``: the Telemetry API refused (the RIE's 202), ``auto`` falls back to self;
 - ``auto``: the Telemetry API answering, ``auto`` holds self records for the platform's.
 
-Rounds run every variant once, in the same order (A B C D A B C D ...), so the slow
-phases of a shared machine hit all alike; a round's added cost is the variant's median
-minus its baseline's median in that round, and the figure is the median over rounds.
+In each round the four environments live side by side and are invoked in turn (A B C
+D A B C D ...), so the slow phases of a shared machine hit all alike; a round's added
+cost is the variant's median minus its baseline's median in that round, and the figure
+is the median over rounds.
 
 ``.venv/bin/python -m bench.measure_sources [--memory 128,1769] [--rounds 3] [--invokes 500]``
 """
@@ -19,6 +20,7 @@ minus its baseline's median in that round, and the figure is the median over rou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import tempfile
@@ -55,20 +57,25 @@ def overhead_ms(output_lines: list[str]) -> list[float]:
     return found
 
 
-def run_environment(
-    layer: Path, memory_mb: int, telemetry_api: bool, setting: str, invokes: int
-) -> list[float]:
+def run_round(layer: Path, memory_mb: int, invokes: int) -> dict[str, list[float]]:
+    """Every variant in its own environment, all alive at once, invoked in turn (A B C D A
+    B C D ...): a slow moment of the machine hits them alike."""
     from lambda_wrapper_dev.sandbox import FunctionSpec, Sandbox
 
     workdir = Path(tempfile.mkdtemp(prefix="lw-sources-"))
-    spec = FunctionSpec(task_root=task_root(), handler="app.handler", layer_dir=layer, memory_mb=memory_mb,
-                        env={SOURCE_SETTING: setting}, tmp_dir=workdir / "tmp", telemetry_api=telemetry_api,
-                        function_name="bench")
     try:
-        with Sandbox(spec) as sandbox:
+        with contextlib.ExitStack() as stack:
+            sandboxes = {}
+            for name, (telemetry_api, setting) in VARIANTS.items():
+                spec = FunctionSpec(task_root=task_root(), handler="app.handler", layer_dir=layer,
+                                    memory_mb=memory_mb, env={SOURCE_SETTING: setting},
+                                    tmp_dir=workdir / name, telemetry_api=telemetry_api,
+                                    function_name="bench")
+                sandboxes[name] = stack.enter_context(Sandbox(spec))
             for _ in range(invokes):
-                sandbox.invoke(b"{}")
-        return overhead_ms(list(sandbox.function_output))[WARM_UP:]
+                for sandbox in sandboxes.values():
+                    sandbox.invoke(b"{}")
+        return {name: overhead_ms(list(box.function_output))[WARM_UP:] for name, box in sandboxes.items()}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -85,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         added: dict[str, list[float]] = {name: [] for name in BASELINE}
         for round_number in range(args.rounds):
             this_round = {}
-            for name, (telemetry_api, setting) in VARIANTS.items():
-                values = run_environment(layer, memory_mb, telemetry_api, setting, args.invokes)
+            for name, values in run_round(layer, memory_mb, args.invokes).items():
                 value = median(values)
                 if value is None:
                     raise SystemExit(f"{name} at {memory_mb} MB printed no WrapperOverhead")
