@@ -90,6 +90,8 @@ def test_the_in_flight_marker_names_what_a_dead_process_was_running(tmp_path: Pa
     ended, running = InFlightMarker(str(tmp_path)), InFlightMarker(str(tmp_path))
     ended.begin("ended", 1.0)
     ended.end()
+    running.begin("an-earlier-and-longer-request-id", 1.5)  # its tail stays behind the next one's
+    running.end()
     running.begin("running", 2.0)
     found = InFlightMarker(str(tmp_path)).recover_orphans()
     assert [(request_id, started) for request_id, started, _ in found] == [("running", 2.0)]

@@ -233,7 +233,8 @@ class InFlightMarker:
     the next Init can tell that a process died in the middle of one.
 
     One fixed-size slot rewritten in place: ``begin`` writes ``R <start epoch ms> <oom
-    kills at Init> <request id>``, ``end`` overwrites its first byte with ``-``. The slot
+    kills at Init> <request id>`` and a newline (what follows it is stale), ``end``
+    overwrites its first byte with ``-``. The slot
     is a shared mapping of the file, so each is a store into memory on the handler's
     thread, no system call (a ``pwrite`` also updates the file's times, which costs a
     journal entry on a disk file system); the page cache keeps what was stored when the
@@ -259,8 +260,10 @@ class InFlightMarker:
             os.close(fd)
 
     def begin(self, request_id: str, started_epoch_s: float) -> None:
-        slot = b"R %d %s %s" % (int(started_epoch_s * 1000), self._oom_text, request_id.encode())
-        self._slot[:] = slot[:IN_FLIGHT_SLOT].ljust(IN_FLIGHT_SLOT)
+        slot = b"R %d %s %s\n" % (int(started_epoch_s * 1000), self._oom_text, request_id.encode())
+        if len(slot) > IN_FLIGHT_SLOT:
+            slot = slot[:IN_FLIGHT_SLOT - 1] + b"\n"
+        self._slot[:len(slot)] = slot
 
     def end(self) -> None:
         self._slot[0] = ENDED[0]
@@ -275,7 +278,7 @@ class InFlightMarker:
                 continue
             try:
                 with open(path, "rb") as handle:
-                    fields = handle.read(IN_FLIGHT_SLOT).split()
+                    fields = handle.read(IN_FLIGHT_SLOT).split(b"\n", 1)[0].split()
                 os.unlink(path)
             except OSError:
                 continue

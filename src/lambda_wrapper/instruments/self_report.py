@@ -146,9 +146,8 @@ class SelfReporter:
         self.function_version = os.environ.get(aws.FUNCTION_VERSION) or aws.LATEST_VERSION
         self.started_epoch_s = 0.0
 
-    def started(self, now_epoch_s: float | None = None) -> None:
-        """The invocation starts (the timeout report's duration counts from here)."""
-        self.started_epoch_s = time.time() if now_epoch_s is None else now_epoch_s
+    def started(self) -> None:
+        self.started_epoch_s = time.time()
 
     def measured(self, request_id: str, duration_ms: float, error: BaseException | None,
                  timed_out: bool = False) -> Measured:

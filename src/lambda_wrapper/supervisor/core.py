@@ -93,7 +93,7 @@ class Supervisor:
         self.clock.resume()
         # Again at the end: a listener that died during the handler must be back before
         # the platform posts this invocation's runtimeDone and report.
-        self.keep_threads_alive()
+        self.keep_threads_alive(watchdog=False)
         settlement = None
         try:
             settlement = self._instruments_finish(request_id, duration_ms, error)
@@ -105,15 +105,16 @@ class Supervisor:
             # Last: WrapperOverhead covers submitting the record and the signal.
             settlement.settle(self.clock.total_ms())
 
-    def keep_threads_alive(self) -> None:
+    def keep_threads_alive(self, watchdog: bool = True) -> None:
         """Start again whichever of our threads died (an exception raised into it, say):
         the extension's event loop and listener (``InternalExtension.ensure_running``)
         and the watchdog. This is the one place that knows which threads must live; a
-        few ``is_alive`` checks per invocation."""
+        few ``is_alive`` checks per invocation. ``watchdog=False`` when the handler has
+        returned: the watchdog's next work is the next invocation's, checked as it starts."""
         try:
             if self.extension is not None:
                 self.extension.ensure_running()
-            if self.watchdog is not None and self.watchdog.ensure_running():
+            if watchdog and self.watchdog is not None and self.watchdog.ensure_running():
                 diagnostics.emit("warning", "watchdog_restarted", "the watchdog had stopped; restarted")
         except Exception as exc:  # e.g. no thread can be started: the function runs on
             diagnostics.emit_once("warning", "restart_failed", f"a thread of ours could not restart: {exc!r}")
@@ -127,7 +128,7 @@ class Supervisor:
             init = self.timeline.record(self.cold_start.cold_start, self.cold_start.proactive_init)
             self.extension.submit(own_event(INIT, init, request_id))
         if self.self_reporter is not None:
-            self.self_reporter.started(now)
+            self.self_reporter.started_epoch_s = now
             if self.in_flight is not None:
                 self.in_flight.begin(request_id, now)
         if self._track_peak:
@@ -143,7 +144,7 @@ class Supervisor:
         reported_timed_out = False
         if self.watchdog is not None:
             armed = self.watchdog.disarm()
-            if armed is not None and not armed.memory_fired:
+            if armed is not None and self.memory_limit_bytes is not None and not armed.memory_fired:
                 self._memory_check_after_the_fact(armed)
             # The self source's timeout report went out first: it stands.
             reported_timed_out = armed is not None and armed.report_at is not None and not armed.claim_end()
