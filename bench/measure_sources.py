@@ -12,7 +12,7 @@ on the same platform:
 In each round the four environments live side by side and are invoked in turn (A B C
 D A B C D ...), so the slow phases of a shared machine hit all alike; a round's added
 cost is the variant's median minus its baseline's median in that round, and the figure
-is the median over rounds.
+is the median over rounds, checked against ``BUDGET_MS`` (exit status 1 when missed).
 
 ``.venv/bin/python -m bench.measure_sources [--memory 128,1769] [--rounds 3] [--invokes 500]``
 """
@@ -30,6 +30,7 @@ from .layers import build_own_layer, task_root
 from .stats import median
 
 WARM_UP = 20
+BUDGET_MS = 0.02  # the self source's warm cost (issue 16), for either pair
 SOURCE_SETTING = "LAMBDA_WRAPPER_TELEMETRY_SOURCE"
 # name: (the Telemetry API answers, the setting)
 VARIANTS = {
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invokes", type=int, default=500)
     args = parser.parse_args(argv)
     layer = build_own_layer().path
+    missed = False
     for memory_mb in (int(size) for size in args.memory.split(",")):
         medians: dict[str, list[float]] = {name: [] for name in VARIANTS}
         added: dict[str, list[float]] = {name: [] for name in BASELINE}
@@ -104,9 +106,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{memory_mb} MB round {round_number + 1}: median WrapperOverhead ms: {cells}", flush=True)
         for name, baseline in BASELINE.items():
             rounds = " ".join(f"{value:+.4f}" for value in added[name])
-            print(f"{memory_mb} MB {name} vs {baseline}: {median(added[name]):+.4f} ms added "
-                  f"(rounds: {rounds})", flush=True)
-    return 0
+            figure = median(added[name]) or 0.0
+            verdict = "pass" if figure <= BUDGET_MS else "MISS"
+            missed = missed or verdict == "MISS"
+            print(f"{verdict}  {memory_mb} MB {name} vs {baseline}: {figure:+.4f} ms added "
+                  f"(limit {BUDGET_MS} ms; rounds: {rounds})", flush=True)
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":
