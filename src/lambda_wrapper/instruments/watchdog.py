@@ -53,7 +53,8 @@ class Armed:
         "warn_at",
     )
 
-    def __init__(self, request_id: str, thread_id: int, deadline_s: float, warn_at: float | None) -> None:
+    def __init__(self, request_id: str, thread_id: int, deadline_s: float, warn_at: float | None,
+                 report_at: float | None = None) -> None:
         self.request_id = request_id
         self.thread_id = thread_id
         self.deadline_s = deadline_s
@@ -62,7 +63,7 @@ class Armed:
         self.memory_fired = False
         # The self source's timeout report: when it is due, and whether the invocation
         # already ended one way (the handler returned) or the other (reported timed out).
-        self.report_at: float | None = None
+        self.report_at = report_at
         self._end_claim = [True]
 
     @property
@@ -133,27 +134,26 @@ class Watchdog:
         self, request_id: str, deadline_epoch_ms: int | None, thread_id: int, now: float | None = None
     ) -> None:
         """Watch the invocation from ``now`` (the caller's wall clock reading, if it has one)."""
-        armed = Armed(request_id, thread_id, 0.0, None)
-        if deadline_epoch_ms is not None and (self.warning_s > 0 or self.report_lead_s > 0):
-            if now is None:
-                now = time.time()
-            deadline_s = armed.deadline_s = deadline_epoch_ms / 1000.0
-            remaining = deadline_s - now
-            due = deadline_s
-            if self.warning_s > 0:
-                # A warning larger than the whole timeout would fire as the handler
-                # starts, on every invocation; warn halfway instead.
-                due = armed.warn_at = (deadline_s - self.warning_s if self.warning_s < remaining
-                                       else now + remaining / 2)
-            if self.report_lead_s > 0:
-                lead = self.report_lead_s if self.report_lead_s < remaining / 2 else remaining / 2
-                armed.report_at = deadline_s - lead
-                due = min(due, armed.report_at)
-            self._armed = armed
-            if due - now < POLL_INTERVAL_S:
-                self._wake.set()
-        else:
-            self._armed = armed
+        if deadline_epoch_ms is None or (self.warning_s <= 0 and self.report_lead_s <= 0):
+            self._armed = Armed(request_id, thread_id, 0.0, None)
+            return
+        if now is None:
+            now = time.time()
+        deadline_s = deadline_epoch_ms / 1000.0
+        remaining = deadline_s - now
+        warn_at = report_at = None
+        due = deadline_s
+        if self.warning_s > 0:
+            # A warning larger than the whole timeout would fire as the handler
+            # starts, on every invocation; warn halfway instead.
+            due = warn_at = deadline_s - self.warning_s if self.warning_s < remaining else now + remaining / 2
+        if self.report_lead_s > 0:
+            lead = self.report_lead_s if self.report_lead_s < remaining / 2 else remaining / 2
+            report_at = deadline_s - lead
+            due = report_at if report_at < due else due
+        self._armed = Armed(request_id, thread_id, deadline_s, warn_at, report_at)
+        if due - now < POLL_INTERVAL_S:
+            self._wake.set()
 
     def disarm(self) -> Armed | None:
         """Stop watching; returns what was armed, to see which warnings fired."""
