@@ -109,6 +109,9 @@ class Watchdog:
         self._armed: Armed | None = None
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        # False once the thread's loop has ended, however: ``ensure_running`` reads it on
+        # the handler's thread, where ``Thread.is_alive`` measured ~10 us in the sandbox.
+        self._looping = False
         if start:
             self.start()
 
@@ -119,14 +122,14 @@ class Watchdog:
 
     def ensure_running(self) -> bool:
         """Start the thread again if it died; True if it had to. Not before ``start``."""
-        thread = self._thread
-        if thread is None or thread.is_alive():
+        if self._thread is None or self._looping:
             return False
         self._thread = self._new_thread()
         return True
 
     def _new_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+        self._looping = True
         thread.start()
         return thread
 
@@ -161,15 +164,18 @@ class Watchdog:
         return armed
 
     def _run(self) -> None:
-        while True:
-            armed = self._armed  # read once: the handler's thread may replace it any time
-            if armed is not None:
-                try:
-                    self._check(armed)
-                except Exception:
-                    pass  # a failing warning must never kill the watchdog
-            self._wake.wait(self._sleep_s(self._armed))
-            self._wake.clear()
+        try:
+            while True:
+                armed = self._armed  # read once: the handler's thread may replace it any time
+                if armed is not None:
+                    try:
+                        self._check(armed)
+                    except Exception:
+                        pass  # a failing warning must never kill the watchdog
+                self._wake.wait(self._sleep_s(self._armed))
+                self._wake.clear()
+        finally:  # an exception raised into this thread ends it: say so first thing
+            self._looping = False
 
     def _check(self, armed: Armed) -> None:
         report_at = armed.report_at
