@@ -130,7 +130,11 @@ class Watchdog:
     def _new_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         self._looping = True
-        thread.start()
+        try:
+            thread.start()
+        except BaseException:
+            self._looping = False  # not started: the next ensure_running tries again
+            raise
         return thread
 
     def arm(
