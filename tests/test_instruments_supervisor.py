@@ -31,6 +31,9 @@ class FakeExtension:
         self.calls.append(("flush", None))
         return 0
 
+    def ensure_running(self) -> None:
+        pass
+
     def handler_started(self, request_id: str) -> None:
         self.calls.append(("handler_started", request_id))
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import threading
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from function_runs import parse_json_object, read_exported, run_function
 from lambda_wrapper.instruments.records import WARNING
@@ -231,3 +234,22 @@ def test_diagnostic_lines_are_single_json_objects(layer_dir: Path, tmp_path: Pat
     parsed = parse_json_object(line)
     assert parsed is not None and parsed["logger"] == "lambda_wrapper" and parsed["event"] == "memory_warning"
     assert isinstance(parsed["timestamp"], float)  # epoch seconds
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the kill
+def test_a_killed_watchdog_thread_is_started_again_and_still_warns() -> None:
+    recorder = Recorder()
+    before = set(watchdog_threads())
+    watchdog = Watchdog(100, None, recorder.on_timeout, recorder.on_memory)
+    (thread,) = set(watchdog_threads()) - before
+    # As the fault suite kills our threads; it dies at its next poll.
+    assert thread.ident is not None
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(SystemExit))
+    thread.join(2)
+    assert not thread.is_alive()
+    assert watchdog.ensure_running() is True
+    assert watchdog.ensure_running() is False  # alive again: nothing to do
+    watchdog.arm("after", int(time.time() * 1000) + 300, threading.get_ident())
+    assert recorder.fired.wait(2)
+    watchdog.disarm()
+    assert [request_id for request_id, *_ in recorder.timeouts] == ["after"]

@@ -11,7 +11,7 @@ import pytest
 
 from lambda_wrapper.instruments.self_report import HOLD, HOLD_INVOCATIONS, SELF, SourceArbiter
 from lambda_wrapper.telemetry.records import TelemetryEvent
-from lambda_wrapper_dev.sandbox import run_command
+from lambda_wrapper_dev.sandbox import FunctionSpec, Sandbox, run_command
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -196,3 +196,62 @@ def test_shutdown_releases_what_is_held() -> None:
     arbiter.hold("a", lambda: [event("platform.report", "a", SELF)])
     arbiter.release_all()
     assert [e.request_id for e in arbiter.release_due()] == ["a"]
+
+
+KILLS_THE_WATCHDOG = '''
+import ctypes
+import threading
+import time
+
+WATCHDOG = "lambda-wrapper-watchdog"
+
+
+def watchdogs():
+    return [t for t in threading.enumerate() if t.name == WATCHDOG]
+
+
+def handler(event, context):
+    if event.get("kill"):
+        # As the fault suite does: SystemExit raised into the real thread, again until it is gone.
+        targets = watchdogs()
+        until = time.monotonic() + 1.5
+        while any(t.is_alive() for t in targets) and time.monotonic() < until:
+            for thread in targets:
+                if thread.is_alive():
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                        ctypes.c_ulong(thread.ident), ctypes.py_object(SystemExit))
+            time.sleep(0.002)
+        return {"hit": len(targets), "alive": sum(t.is_alive() for t in targets)}
+    if event.get("sleep"):
+        time.sleep(30)
+    return {"alive": len(watchdogs())}
+'''
+
+
+def emf_documents(lines: list[str]) -> list[dict]:
+    return [json.loads(line[line.index("{"):]) for line in lines if '"_aws"' in line]
+
+
+def test_a_killed_watchdog_is_restarted_and_still_reports_the_timeout(
+    tmp_path: Path, layer_dir: Path
+) -> None:
+    """Self is the source (the subscription refused): the watchdog thread that reports
+    timeouts is killed during one invocation; the next one starts it again, and a
+    handler that then sleeps past its deadline is still reported as timed out."""
+    task_root = tmp_path / "task"
+    task_root.mkdir()
+    (task_root / "app.py").write_text(KILLS_THE_WATCHDOG)
+    spec = FunctionSpec(task_root=task_root, layer_dir=layer_dir, tmp_dir=tmp_path / "fn-tmp", timeout_s=1.0,
+                        telemetry_api=False)
+    with Sandbox(spec) as sandbox:
+        killed = sandbox.invoke({"kill": True})
+        after = sandbox.invoke({})
+        timed_out = sandbox.invoke({"sleep": True})
+    assert killed.json() == {"hit": 1, "alive": 0}  # the real thread died
+    assert after.json() == {"alive": 1}  # back as the next invocation started
+    assert timed_out.status == "timeout"
+    output = sandbox.function_output
+    assert any('"watchdog_restarted"' in line for line in output)
+    reports = [d for d in emf_documents(output) if d.get("requestId") == timed_out.request_id
+               and "Timeouts" in d]
+    assert [(d["source"], d["Timeouts"]) for d in reports] == [("self", 1)]

@@ -16,9 +16,11 @@ from lambda_wrapper.export.otlp_metrics import MetricEncoder
 from lambda_wrapper.export.otlp_traces import SpanEncoder, TraceContexts
 from lambda_wrapper.export.spool import InFlightMarker
 from lambda_wrapper.instruments.coldstart import ColdStartTracker, InitTimeline
-from lambda_wrapper.instruments.self_report import SELF, SelfReporter
+from lambda_wrapper.instruments.records import INVOCATION, own_event
+from lambda_wrapper.instruments.self_report import HOLD, SELF, SelfReporter, SourceArbiter
 from lambda_wrapper.supervisor import core
 from lambda_wrapper.telemetry.decode import decode_batch
+from lambda_wrapper.telemetry.records import TelemetryEvent
 
 
 def self_records(error: BaseException | None = None) -> list[Any]:
@@ -88,7 +90,65 @@ def test_the_in_flight_marker_names_what_a_dead_process_was_running(tmp_path: Pa
     ended, running = InFlightMarker(str(tmp_path)), InFlightMarker(str(tmp_path))
     ended.begin("ended", 1.0)
     ended.end()
+    running.begin("an-earlier-and-longer-request-id", 1.5)  # its tail stays behind the next one's
+    running.end()
     running.begin("running", 2.0)
     found = InFlightMarker(str(tmp_path)).recover_orphans()
     assert [(request_id, started) for request_id, started, _ in found] == [("running", 2.0)]
     assert InFlightMarker(str(tmp_path)).recover_orphans() == []  # each is reported once
+
+
+def reporter_after_init(arbiter: SourceArbiter | None = None) -> SelfReporter:
+    timeline = InitTimeline(time.perf_counter())
+    timeline.init_ends()
+    return SelfReporter(timeline, ColdStartTracker(timeline), arbiter)
+
+
+def invocation_record(request_id: str, cold_start: bool, error_type: str | None) -> TelemetryEvent:
+    record = {"requestId": request_id, "coldStart": cold_start, "handlerDurationMs": 250.0,
+              "wrapperOverheadMs": 0.05, "errorType": error_type}
+    return own_event(INVOCATION, record, request_id, epoch_s=1_800_000_000.5)
+
+
+def test_the_records_are_made_on_the_flush_from_the_invocation_record() -> None:
+    """The handler's thread only submits its invocation record: the self records come
+    from it, as the flush amends it; its time is the invocation's end."""
+    reporter = reporter_after_init()
+    events = [invocation_record("cold", True, "SystemExit")]
+    reporter.add_records(events)
+    assert [e.type for e in events] == [
+        INVOCATION, "platform.start", "platform.runtimeDone", "platform.report"]
+    start, _, report = events[1:]
+    assert start.epoch_ms == 1_800_000_000_250.0  # the end less the duration
+    assert report.epoch_ms == 1_800_000_000_500.0 and report.metrics is not None
+    assert report.metrics["durationMs"] == 250.0 and "initDurationMs" in report.metrics
+    record: Any = report.record
+    assert (record["status"], record["errorType"]) == ("error", "Runtime.ExitError")
+    warm = [invocation_record("warm", False, None)]
+    reporter.add_records(warm)
+    assert warm[-1].metrics is not None and "initDurationMs" not in warm[-1].metrics
+    record = warm[-1].record
+    assert record["status"] == "success" and "errorType" not in record
+
+
+def test_with_a_subscription_the_records_are_built_only_when_released() -> None:
+    arbiter = SourceArbiter(HOLD)
+    reporter = reporter_after_init(arbiter)
+    built: list[str] = []
+    make_records = reporter.records
+
+    def counted(measured: Any) -> list[TelemetryEvent]:
+        built.append(measured.request_id)
+        return make_records(measured)
+
+    reporter.records = counted  # type: ignore[method-assign]
+    for request_id in ("seen", "missing"):
+        events = [invocation_record(request_id, False, None)]
+        reporter.add_records(events)
+        assert len(events) == 1  # held, not added
+    arbiter.filter([TelemetryEvent("2026-12-04T00:00:00.000Z", "platform.report", {"requestId": "seen"},
+                                   request_id="seen")])
+    arbiter.release_all()
+    released = arbiter.release_due()
+    assert built == ["missing"]
+    assert [(e.type, e.request_id) for e in released][-1] == ("platform.report", "missing")

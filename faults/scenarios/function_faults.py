@@ -39,6 +39,7 @@ PROCESS_GONE = "the runtime process, and the listener in it, is gone before the 
 INIT_GONE = "init fails and the runtime process exits before the platform reports the invocation"
 LOOP_THREAD = "lambda-wrapper-extension"
 LISTENER_THREAD = "lambda-wrapper-listener"
+WATCHDOG_THREAD = "lambda-wrapper-watchdog"
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,11 @@ def faults(ctx: Context) -> list[Fault]:
         # adaptive: the platform waits for the extension's /event/next after each
         # response (the default with a remote exporter), so a dead loop would matter.
         Fault(
-            "function: SystemExit in the extension's threads, the listener killed (adaptive flush)",
+            "function: SystemExit in our threads, the listener and the watchdog killed (adaptive flush)",
             "kill_thread",
             {"fault": "kill_extension_thread"},
-            env={"LAMBDA_WRAPPER_FLUSH": "adaptive"},
+            # The timeout warning runs the watchdog thread (it never fires: 5 s into 6).
+            env={"LAMBDA_WRAPPER_FLUSH": "adaptive", "LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "1000"},
             timeout_s=6.0,  # the handler keeps hitting the threads for up to 1.5 s
         ),
     ]
@@ -244,10 +246,10 @@ def _check_unreachable_status(
 
 
 def _check_threads_hit(result: Result, wrapped: Session) -> None:
-    """The fault must have reached the extension's threads before survival means anything:
-    the listener is killed and must be restarted (the wrapper says so); the event loop,
-    blocked on /event/next while the handler runs, gets SystemExit afterwards and must
-    either catch it (and say so) or die and be restarted."""
+    """The fault must have reached our threads before survival means anything: the
+    listener and the watchdog are killed and must be restarted (the wrapper says so);
+    the event loop, blocked on /event/next while the handler runs, gets SystemExit
+    afterwards and must either catch it (and say so) or die and be restarted."""
     output = wrapped.sandbox.function_output
     hit_line = next((line for line in output if line.startswith("threads hit: ")), "")
     fields = dict(part.split(": ", 1) for part in hit_line.split("; ") if ": " in part)
@@ -263,6 +265,10 @@ def _check_threads_hit(result: Result, wrapped: Session) -> None:
     result.check(
         "the listener thread was killed and the wrapper restarted it (listener_restarted)",
         LISTENER_THREAD in dead and "listener_restarted" in events,
+    )
+    result.check(
+        "the watchdog thread was killed and the wrapper restarted it (watchdog_restarted)",
+        WATCHDOG_THREAD in dead and "watchdog_restarted" in events,
     )
     loop_restarted = LOOP_THREAD in dead and "extension_restarted" in events
     result.check(

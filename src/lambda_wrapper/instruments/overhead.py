@@ -16,7 +16,7 @@ import time
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable
 
     from ..telemetry.records import TelemetryEvent
 
@@ -57,13 +57,15 @@ class OverheadSettlement:
     done (so it is in that flush), which is before its submission and the signal
     have cost anything. It carries the figure up to that point; ``settle`` (the
     supervisor, at the very end of its work) gives the final one, and ``amend`` (the
-    flush, on the record) puts it in.
+    flush, on the record) puts it in, then hands the list to ``then`` (another
+    amendment of the same record, which may extend it).
     """
 
-    __slots__ = ("_owner", "_unsettled", "ms")
+    __slots__ = ("_owner", "_unsettled", "ms", "then")
 
-    def __init__(self) -> None:
+    def __init__(self, then: Callable[[list[TelemetryEvent]], None] | None = None) -> None:
         self.ms: float | None = None
+        self.then = then
         self._owner = threading.get_ident()
         self._unsettled = threading.Lock()
         self._unsettled.acquire()
@@ -72,16 +74,17 @@ class OverheadSettlement:
         self.ms = ms
         self._unsettled.release()
 
-    def amend(self, events: Sequence[TelemetryEvent]) -> None:
+    def amend(self, events: list[TelemetryEvent]) -> None:
         # A flush on the submitting thread (a SIGTERM handler) would wait for itself.
         if threading.get_ident() != self._owner and self._unsettled.acquire(timeout=SETTLE_WAIT_S):
             self._unsettled.release()
-        if self.ms is None:
-            return
-        for event in events:
-            record = event.record
-            if isinstance(record, dict) and OVERHEAD_FIELD in record:
-                record[OVERHEAD_FIELD] = self.ms
+        if self.ms is not None:
+            for event in events:
+                record = event.record
+                if isinstance(record, dict) and OVERHEAD_FIELD in record:
+                    record[OVERHEAD_FIELD] = self.ms
+        if self.then is not None:
+            self.then(events)
 
 
 def listener_lag_ms(extension: object) -> float | None:

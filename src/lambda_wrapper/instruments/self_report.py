@@ -41,8 +41,14 @@ subscription's outcome, and the guarantee that one invocation is never reported 
   down (the self record is exported, and the platform's records of that invocation,
   should they come later, are dropped).
 
-The handler path only notes a few numbers; the records are built on the flush's
-thread, riding on the submit of the supervisor's invocation record.
+The handler's thread adds nothing of its own but the in-flight marker's two stores
+into a mapped page (and, where self is the source, arming the watchdog): the records
+are built on the flush's thread (``add_records``, an amendment of the supervisor's
+invocation record) from that record, which already holds the request id, the handler's
+duration, the error type and the cold start; its own time is the invocation's end. With
+a subscription they are built only if they are released. The peak RSS is read when
+they are built: the lifetime peak as of that flush (or release), so a later invocation
+of the same flush interval (``export.policy``) can raise it.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ import time
 
 from .. import aws
 from ..telemetry.records import TelemetryEvent
-from .records import iso_time
+from .records import INVOCATION, iso_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -70,6 +76,7 @@ TIMEOUT_LEAD_MS = 100
 INVOCATION_TYPES = frozenset(("platform.start", "platform.runtimeDone", "platform.report"))
 MAX_RELEASED = 256
 EXIT_ERROR = "Runtime.ExitError"
+EXIT_TYPE = SystemExit.__name__  # the invocation record's errorType for sys.exit
 OUT_OF_MEMORY = "Runtime.OutOfMemory"
 
 
@@ -106,7 +113,7 @@ def _peak_rss_mb() -> int | None:
 
 
 class Measured:
-    """What the handler path noted of one invocation; the records are built later."""
+    """One invocation as the self source knows it; its records are built from it."""
 
     __slots__ = ("duration_ms", "error_type", "init_duration_ms", "max_memory_mb", "request_id",
                  "started_epoch_s", "status")
@@ -124,7 +131,7 @@ class Measured:
 
 
 class SelfReporter:
-    """Notes each invocation on the handler path; turns it into platform-shaped records."""
+    """Turns each invocation into platform-shaped records, off the handler's thread."""
 
     def __init__(
         self, timeline: InitTimeline, cold_start: ColdStartTracker, arbiter: SourceArbiter | None
@@ -148,11 +155,50 @@ class SelfReporter:
         status = "timeout" if timed_out else ("error" if error is not None else "success")
         init_ms = None
         if self.cold_start.cold_start and self.cold_start.first:
-            timeline = self.timeline
-            init_started = timeline.wrapper_started or timeline.started_wall
-            init_ms = round(max(0.0, timeline.ended_wall - init_started) * 1000.0, 3)
+            init_ms = self.init_duration_ms()
         return Measured(request_id, self.started_epoch_s, round(duration_ms, 3), status, error_type, init_ms,
                         _peak_rss_mb())
+
+    def from_invocation(self, event: TelemetryEvent) -> Measured | None:
+        """What the supervisor's invocation record tells (on the flush's thread): its
+        time is the invocation's end, its duration the handler's."""
+        record = event.record
+        if event.type != INVOCATION or not isinstance(record, dict) or event.epoch_ms is None:
+            return None
+        request_id, duration = record.get("requestId"), record.get("handlerDurationMs")
+        if not isinstance(request_id, str) or not isinstance(duration, (int, float)):
+            return None
+        error_type = record.get("errorType")
+        if not isinstance(error_type, str):
+            error_type = None
+        elif error_type == EXIT_TYPE:
+            error_type = EXIT_ERROR
+        init_ms = self.init_duration_ms() if record.get("coldStart") is True else None
+        return Measured(request_id, event.epoch_ms / 1000.0 - duration / 1000.0, float(duration),
+                        "success" if error_type is None else "error", error_type, init_ms, _peak_rss_mb())
+
+    def add_records(self, events: list[TelemetryEvent]) -> None:
+        """The amendment of the supervisor's invocation record (``events`` holds just it):
+        adds its self records, or, with a subscription, hands the arbiter the means to
+        build them, used only if the platform's report does not come."""
+        if len(events) != 1:
+            return
+        invocation = events[0]
+        arbiter = self.arbiter
+        if arbiter is not None and arbiter.mode == HOLD:
+            if invocation.request_id is not None:
+                arbiter.hold(invocation.request_id, lambda: self.records_of(invocation))
+        else:
+            events.extend(self.records_of(invocation))
+
+    def records_of(self, invocation: TelemetryEvent) -> list[TelemetryEvent]:
+        measured = self.from_invocation(invocation)
+        return [] if measured is None else self.records(measured)
+
+    def init_duration_ms(self) -> float:
+        timeline = self.timeline
+        init_started = timeline.wrapper_started or timeline.started_wall
+        return round(max(0.0, timeline.ended_wall - init_started) * 1000.0, 3)
 
     def died_in_flight(self, request_id: str, started_epoch_s: float, out_of_memory: bool | None) -> Measured:
         """An invocation a dead process was running (``export.spool.InFlightMarker``): when

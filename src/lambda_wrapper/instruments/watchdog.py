@@ -14,6 +14,10 @@ environment is frozen between invocations.
 Callbacks run on this thread, so a slow flush after a warning never holds up the
 handler.
 
+A thread that dies (killed by an exception raised into it) is started again by
+``ensure_running``, which the supervisor calls as each invocation starts, beside the
+extension's: what was armed is picked up by the new thread.
+
 Limit: a handler stuck in C code that holds the GIL keeps this thread from running
 (the same limit as any Python-level watchdog); the platform's timeout report still
 says what happened.
@@ -35,7 +39,8 @@ if TYPE_CHECKING:
     ReportCallback = Callable[["Armed"], None]  # the invocation to report as timed out
 
 POLL_INTERVAL_S = 0.05
-# One lock for the process: claims are rare (a warning, at most once per invocation),
+THREAD_NAME = "lambda-wrapper-watchdog"
+# One lock for the process: memory warnings are rare (at most once per invocation),
 # and arming makes no lock per invocation on the handler path.
 _CLAIMS = threading.Lock()
 
@@ -44,11 +49,12 @@ class Armed:
     """One invocation under watch; ``*_fired`` tell which warnings went out."""
 
     __slots__ = (
-        "deadline_s", "ended", "memory_fired", "report_at", "request_id", "thread_id", "timeout_fired",
+        "_end_claim", "deadline_s", "memory_fired", "report_at", "request_id", "thread_id", "timeout_fired",
         "warn_at",
     )
 
-    def __init__(self, request_id: str, thread_id: int, deadline_s: float, warn_at: float | None) -> None:
+    def __init__(self, request_id: str, thread_id: int, deadline_s: float, warn_at: float | None,
+                 report_at: float | None = None) -> None:
         self.request_id = request_id
         self.thread_id = thread_id
         self.deadline_s = deadline_s
@@ -57,16 +63,21 @@ class Armed:
         self.memory_fired = False
         # The self source's timeout report: when it is due, and whether the invocation
         # already ended one way (the handler returned) or the other (reported timed out).
-        self.report_at: float | None = None
-        self.ended = False
+        self.report_at = report_at
+        self._end_claim = [True]
+
+    @property
+    def ended(self) -> bool:
+        return not self._end_claim
 
     def claim_end(self) -> bool:
-        """True for exactly one caller: the handler returning, or the timeout report."""
-        with _CLAIMS:
-            if self.ended:
-                return False
-            self.ended = True
-            return True
+        """True for exactly one caller: the handler returning, or the timeout report.
+
+        ``list.pop`` is atomic, so the handler's thread takes no lock for it."""
+        try:
+            return self._end_claim.pop()
+        except IndexError:
+            return False
 
     def claim_memory_warning(self) -> bool:
         """True for exactly one caller: the watchdog's sample and the supervisor's
@@ -97,33 +108,58 @@ class Watchdog:
         self.on_memory = on_memory
         self._armed: Armed | None = None
         self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lambda-wrapper-watchdog", daemon=True)
+        self._thread: threading.Thread | None = None
+        # False once the thread's loop has ended, however: ``ensure_running`` reads it on
+        # the handler's thread, where ``Thread.is_alive`` measured ~10 us in the sandbox.
+        self._looping = False
         if start:
             self.start()
 
     def start(self) -> None:
         """Start the thread (once): the supervisor does so after the handler import."""
-        if not self._thread.is_alive() and self._thread.ident is None:
-            self._thread.start()
+        if self._thread is None:
+            self._thread = self._new_thread()
 
-    def arm(self, request_id: str, deadline_epoch_ms: int | None, thread_id: int) -> None:
-        deadline_s = warn_at = None
-        if self.warning_s > 0 and deadline_epoch_ms is not None:
-            deadline_s = deadline_epoch_ms / 1000.0
+    def ensure_running(self) -> bool:
+        """Start the thread again if it died; True if it had to. Not before ``start``."""
+        if self._thread is None or self._looping:
+            return False
+        self._thread = self._new_thread()
+        return True
+
+    def _new_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+        self._looping = True
+        try:
+            thread.start()
+        except BaseException:
+            self._looping = False  # not started: the next ensure_running tries again
+            raise
+        return thread
+
+    def arm(
+        self, request_id: str, deadline_epoch_ms: int | None, thread_id: int, now: float | None = None
+    ) -> None:
+        """Watch the invocation from ``now`` (the caller's wall clock reading, if it has one)."""
+        if deadline_epoch_ms is None or (self.warning_s <= 0 and self.report_lead_s <= 0):
+            self._armed = Armed(request_id, thread_id, 0.0, None)
+            return
+        if now is None:
             now = time.time()
-            remaining = deadline_s - now
+        deadline_s = deadline_epoch_ms / 1000.0
+        remaining = deadline_s - now
+        warn_at = report_at = None
+        due = deadline_s
+        if self.warning_s > 0:
             # A warning larger than the whole timeout would fire as the handler
             # starts, on every invocation; warn halfway instead.
-            warn_at = deadline_s - self.warning_s if self.warning_s < remaining else now + remaining / 2
-        armed = Armed(request_id, thread_id, deadline_s or 0.0, warn_at)
-        if self.report_lead_s > 0 and deadline_epoch_ms is not None:
-            armed.deadline_s = deadline_epoch_ms / 1000.0
-            remaining = armed.deadline_s - time.time()
+            due = warn_at = deadline_s - self.warning_s if self.warning_s < remaining else now + remaining / 2
+        if self.report_lead_s > 0:
             lead = self.report_lead_s if self.report_lead_s < remaining / 2 else remaining / 2
-            armed.report_at = armed.deadline_s - lead
-        self._armed = armed
-        due = min(t for t in (warn_at, armed.report_at, float("inf")) if t is not None)
-        if due - time.time() < POLL_INTERVAL_S:
+            report_at = deadline_s - lead
+            due = report_at if report_at < due else due
+        self._armed = Armed(request_id, thread_id, deadline_s, warn_at, report_at)
+        if due - now < POLL_INTERVAL_S:
             self._wake.set()
 
     def disarm(self) -> Armed | None:
@@ -132,15 +168,18 @@ class Watchdog:
         return armed
 
     def _run(self) -> None:
-        while True:
-            armed = self._armed  # read once: the handler's thread may replace it any time
-            if armed is not None:
-                try:
-                    self._check(armed)
-                except Exception:
-                    pass  # a failing warning must never kill the watchdog
-            self._wake.wait(self._sleep_s(self._armed))
-            self._wake.clear()
+        try:
+            while True:
+                armed = self._armed  # read once: the handler's thread may replace it any time
+                if armed is not None:
+                    try:
+                        self._check(armed)
+                    except Exception:
+                        pass  # a failing warning must never kill the watchdog
+                self._wake.wait(self._sleep_s(self._armed))
+                self._wake.clear()
+        finally:  # an exception raised into this thread ends it: say so first thing
+            self._looping = False
 
     def _check(self, armed: Armed) -> None:
         report_at = armed.report_at
