@@ -19,8 +19,8 @@ Beside the billed time: the CPU the platform itself spent (the RIE's process; th
 sandbox's process), per line printed, from the same runs with a quiet function (no
 line) subtracted: what the sandbox costs per line, against what the RIE costs.
 
-``.venv/bin/python -m bench.measure_chatty [--rounds N] [--update-doc]`` (about 4 minutes
-with 5 rounds).
+``.venv/bin/python -m bench.measure_chatty [--rounds N] [--update-doc]`` (about 2 minutes
+with the default 15 rounds).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ VARIANTS: tuple[Variant, ...] = (BARE, WRAPPER_DEFAULT)
 # (platform, memory size): the RIE at Lambda's smallest size and at one full vCPU's; the
 # sandbox at the smallest and at 1,024 MB, where cgroups give 7 % and 58 % of a vCPU.
 CELLS: tuple[tuple[str, int], ...] = (("rie", 128), ("rie", 1769), ("sandbox", 128), ("sandbox", 1024))
-FIELDS = ("billedMs", "durationMs", "runtimeCpuMs", "platformCpuMs")
+FIELDS = ("billedMs", "durationMs", "runtimeCpuMs", "mainThreadCpuMs", "platformCpuMs")
 TARGET_RATIO = 1.05  # issue 14: defaults bill at most 5 % over bare on the RIE
 
 
@@ -66,25 +66,33 @@ def one_environment(spec: EnvironmentSpec, platform: str, lines: int) -> dict[st
         if not first.ok:
             raise RuntimeError(f"{platform}: the first invocation failed: {first.detail}")
         cpu_before, runtime_before = environment.platform_cpu_ms(), environment.runtime_cpu_ms()
+        main_before = environment.runtime_main_thread_cpu_ms()
         for _ in range(WARM_INVOCATIONS):
             answer = environment.invoke(payload)
             if not answer.ok:
                 raise RuntimeError(f"{platform}: an invocation failed: {answer.detail}")
         platform_cpu_ms = environment.platform_cpu_ms() - cpu_before
-        runtime_after = environment.runtime_cpu_ms()
-        if runtime_before is None or runtime_after is None:
+        runtime_after, main_after = environment.runtime_cpu_ms(), environment.runtime_main_thread_cpu_ms()
+        if runtime_before is None or runtime_after is None or main_before is None or main_after is None:
             raise RuntimeError(f"{platform}: the runtime process was not found")
     finally:
         observations = environment.stop()
     warm = observations.invocations[1:]
     if len(warm) != WARM_INVOCATIONS or any(i.billed_ms is None or i.report_ms is None for i in warm):
         raise RuntimeError(f"{platform}: expected {WARM_INVOCATIONS} warm reports, got {warm}")
-    return {
+    return rounded({
         "billedMs": sum(float(i.billed_ms or 0.0) for i in warm),
         "durationMs": sum(float(i.report_ms or 0.0) for i in warm),
         "platformCpuMs": platform_cpu_ms,
         "runtimeCpuMs": runtime_after - runtime_before,
-    }
+        "mainThreadCpuMs": main_after - main_before,
+    })
+
+
+def _describe(result: dict[str, float]) -> str:
+    return (f"billed {result['billedMs']:.0f} ms, duration {result['durationMs']:.1f} ms, runtime CPU "
+            f"{result['runtimeCpuMs']:.1f} ms (main thread {result['mainThreadCpuMs']:.1f}), "
+            f"platform CPU {result['platformCpuMs']:.1f} ms")
 
 
 def measure(rounds: int, log: Any = print) -> dict[str, Any]:
@@ -111,13 +119,14 @@ def measure(rounds: int, log: Any = print) -> dict[str, Any]:
                 result = one_environment(spec, platform, LINES)
                 trials[cell_key(platform, memory_mb)][variant.name].append(result)
                 log(f"round {round_number + 1}/{rounds} {cell_key(platform, memory_mb)} {variant.name}: "
-                    f"billed {result['billedMs']:.0f} ms, duration {result['durationMs']:.1f} ms, "
-                    f"runtime CPU {result['runtimeCpuMs']:.1f} ms, "
-                    f"platform CPU {result['platformCpuMs']:.1f} ms")
+                    + _describe(result))
         for platform in ("rie", "sandbox"):
             for variant in order:
                 spec = replace(specs[variant.name], memory_mb=1024)
-                quiet[platform][variant.name].append(one_environment(spec, platform, 0))
+                result = one_environment(spec, platform, 0)
+                quiet[platform][variant.name].append(result)
+                log(f"round {round_number + 1}/{rounds} {platform} @ 1024 MB, no line, {variant.name}: "
+                    + _describe(result))
     cells: dict[str, Any] = {}
     for key, by_variant in trials.items():
         medians = {name: {field: statistics.median(run[field] for run in runs)
@@ -140,14 +149,32 @@ def measure(rounds: int, log: Any = print) -> dict[str, Any]:
                                                                   else 1024)][variant.name])
             silent = statistics.median(run["platformCpuMs"] for run in quiet[platform][variant.name])
             platform_cost[platform][variant.name] = (chatty - silent) * 1000.0 / (LINES * WARM_INVOCATIONS)
+    extra: dict[str, dict[str, dict[str, float]]] = {}
+    for platform in ("rie", "sandbox"):
+        chatty_runs = trials[cell_key(platform, 1769 if platform == "rie" else 1024)]
+        extra[platform] = {str(LINES): _extra_per_invocation(chatty_runs),
+                           "0": _extra_per_invocation(quiet[platform])}
     return rounded({
         "setting": setting(),
+        "extraCpuUsPerInvocation": extra,
         "cgroups": unavailable_reason() or "on",
         "counts": {"lines": LINES, "warmInvocations": WARM_INVOCATIONS, "rounds": rounds},
         "cells": cells,
         "platformCpuUsPerLine": platform_cost,
         "quiet": quiet,
     })
+
+
+def _extra_per_invocation(runs: dict[str, list[dict[str, float]]]) -> dict[str, float]:
+    """The defaults' runtime CPU over bare's, per warm invocation, in µs (medians), on the
+    main thread (the handler's) and on the other threads."""
+    def median(variant: Variant, field: str) -> float:
+        return statistics.median(run[field] for run in runs[variant.name])
+
+    total = median(WRAPPER_DEFAULT, "runtimeCpuMs") - median(BARE, "runtimeCpuMs")
+    main = median(WRAPPER_DEFAULT, "mainThreadCpuMs") - median(BARE, "mainThreadCpuMs")
+    scale = 1000.0 / WARM_INVOCATIONS
+    return {"total": total * scale, "mainThread": main * scale, "otherThreads": (total - main) * scale}
 
 
 def render(data: dict[str, Any]) -> str:
@@ -187,6 +214,27 @@ def render(data: dict[str, Any]) -> str:
     rie = [cell["billedRatio"] for key, cell in data["cells"].items() if key.startswith("rie ")]
     held = all(ratio <= TARGET_RATIO for ratio in rie)
     cost = data["platformCpuUsPerLine"]
+    lines += [
+        "",
+        "Where the defaults' extra CPU goes: runtime CPU of the defaults less bare's, per warm invocation, "
+        "µs (medians; the main thread is the one that runs the handler; RIE at 1,769 MB, sandbox at 1,024 "
+        "MB, and the same with a function printing nothing):",
+        "",
+        "| platform | lines per invocation | extra CPU | on the handler's thread | on other threads |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for platform, by_lines in data["extraCpuUsPerInvocation"].items():
+        for lines_, extra in by_lines.items():
+            lines.append(f"| {platform} | {int(lines_):,} | {extra['total']:,.0f} "
+                         f"| {extra['mainThread']:,.0f} | {extra['otherThreads']:,.0f} |")
+    rie_extra = data["extraCpuUsPerInvocation"]["rie"]
+    chatty, silent = rie_extra[str(counts["lines"])]["total"], rie_extra["0"]["total"]
+    lines += [
+        "",
+        f"On the RIE the defaults cost {silent:,.0f} µs of CPU per invocation that prints nothing and "
+        f"{chatty:,.0f} µs per invocation that prints {counts['lines']:,} lines: "
+        f"{(chatty - silent) * 1000.0 / counts['lines']:,.0f} ns per line printed.",
+    ]
     lines += [
         "",
         f"On the RIE the defaults bill {' and '.join(f'{ratio:.2f}' for ratio in rie)} times bare: the "

@@ -103,6 +103,17 @@ class FunctionEnvironment(ABC):
         pid = runtime_pid(self.runtime_pid_roots())
         return None if pid is None else _cpu_ns(pid) / 1e6
 
+    def runtime_main_thread_cpu_ms(self) -> float | None:
+        """CPU time of the runtime's main thread so far, in ms: where awslambdaric (3.10 and
+        3.11, and the handler call on every version) runs the handler, and where whatever a
+        wrapper does on the handler's own time shows."""
+        pid = runtime_pid(self.runtime_pid_roots())
+        if pid is None:
+            return None
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[0]) / 1e6
+        return None
+
     @abstractmethod
     def platform_cpu_ms(self) -> float:
         """CPU time the platform itself (not the function's processes) has used so far, in ms."""
