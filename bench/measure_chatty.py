@@ -5,7 +5,8 @@ Writes the "A chatty function's billed cost" section of docs/benchmarks.md
 invocation, one write each as ``print`` does. Each environment is fresh: its first
 invocation (the cold one) is discarded, the next 9 are summed. Bare and the wrapper's
 defaults (EMF, platform telemetry only) alternate within each round, and the rounds
-repeat, so both variants see the same machine load; the figures are medians over rounds.
+repeat, so both variants see the same machine load; sums are medians over rounds, ratios
+and differences the medians of each round's pair.
 
 - On the RIE (AWS's own emulator) the memory size is only a number: the RIE reports it
   and hands it to the runtime, but has no cgroups, so neither memory nor CPU is limited.
@@ -132,12 +133,11 @@ def measure(rounds: int, log: Any = print) -> dict[str, Any]:
         medians = {name: {field: statistics.median(run[field] for run in runs)
                           for field in FIELDS}
                    for name, runs in by_variant.items()}
-        wrapped, bare = medians[WRAPPER_DEFAULT.name], medians[BARE.name]
         cells[key] = {
             "medians": medians,
-            "billedRatio": wrapped["billedMs"] / bare["billedMs"],
-            "durationRatio": wrapped["durationMs"] / bare["durationMs"],
-            "runtimeCpuRatio": wrapped["runtimeCpuMs"] / bare["runtimeCpuMs"],
+            "billedRatio": _paired_ratio(by_variant, "billedMs"),
+            "durationRatio": _paired_ratio(by_variant, "durationMs"),
+            "runtimeCpuRatio": _paired_ratio(by_variant, "runtimeCpuMs"),
             "trials": by_variant,
         }
     platform_cost: dict[str, dict[str, float]] = {}
@@ -165,16 +165,27 @@ def measure(rounds: int, log: Any = print) -> dict[str, Any]:
     })
 
 
-def _extra_per_invocation(runs: dict[str, list[dict[str, float]]]) -> dict[str, float]:
-    """The defaults' runtime CPU over bare's, per warm invocation, in µs (medians), on the
-    main thread (the handler's) and on the other threads."""
-    def median(variant: Variant, field: str) -> float:
-        return statistics.median(run[field] for run in runs[variant.name])
+def _pairs(runs: dict[str, list[dict[str, float]]]) -> list[tuple[dict[str, float], dict[str, float]]]:
+    """(bare, defaults) of each round: the two ran next to each other, under the same load."""
+    return list(zip(runs[BARE.name], runs[WRAPPER_DEFAULT.name], strict=True))
 
-    total = median(WRAPPER_DEFAULT, "runtimeCpuMs") - median(BARE, "runtimeCpuMs")
-    main = median(WRAPPER_DEFAULT, "mainThreadCpuMs") - median(BARE, "mainThreadCpuMs")
-    scale = 1000.0 / WARM_INVOCATIONS
-    return {"total": total * scale, "mainThread": main * scale, "otherThreads": (total - main) * scale}
+
+def _paired_ratio(runs: dict[str, list[dict[str, float]]], field: str) -> float:
+    """The median over rounds of defaults / bare within the round (the load of a busy
+    machine moves both, so the ratio in a round is steadier than a ratio of medians)."""
+    return statistics.median(wrapped[field] / bare[field] for bare, wrapped in _pairs(runs))
+
+
+def _extra_per_invocation(runs: dict[str, list[dict[str, float]]]) -> dict[str, float]:
+    """The defaults' runtime CPU over bare's in the same round, per warm invocation, in µs
+    (medians over rounds), in all, on the main thread (the handler's) and on the others."""
+    measures = {
+        "total": lambda run: run["runtimeCpuMs"],
+        "mainThread": lambda run: run["mainThreadCpuMs"],
+        "otherThreads": lambda run: run["runtimeCpuMs"] - run["mainThreadCpuMs"],
+    }
+    return {name: statistics.median(of(wrapped) - of(bare) for bare, wrapped in _pairs(runs))
+            * 1000.0 / WARM_INVOCATIONS for name, of in measures.items()}
 
 
 def render(data: dict[str, Any]) -> str:
@@ -188,7 +199,8 @@ def render(data: dict[str, Any]) -> str:
         f"`bench/functions/app.py` printing {counts['lines']:,} lines per invocation; per environment the "
         f"first invocation is discarded and the billed durations of the next {counts['warmInvocations']} "
         f"are summed; bare and the wrapper's defaults (EMF, platform telemetry only) alternate, "
-        f"{counts['rounds']} rounds, medians. The RIE takes the memory size as a number only (it "
+        f"{counts['rounds']} rounds; the sums are medians over rounds, the ratios and differences "
+        "medians of each round's pair. The RIE takes the memory size as a number only (it "
         "reports it and passes it to the runtime): it has no cgroups, so the CPU is not throttled and "
         "there is no Telemetry API; its figures are our in-process cost alone. The sandbox shares out "
         f"the CPU by memory size with cgroups ({data['cgroups']}) and serves the Telemetry API.",
@@ -217,8 +229,8 @@ def render(data: dict[str, Any]) -> str:
     lines += [
         "",
         "Where the defaults' extra CPU goes: runtime CPU of the defaults less bare's, per warm invocation, "
-        "µs (medians; the main thread is the one that runs the handler; RIE at 1,769 MB, sandbox at 1,024 "
-        "MB, and the same with a function printing nothing):",
+        "µs (median of each round's pair; the main thread runs the handler; RIE at 1,769 MB, sandbox "
+        "at 1,024 MB, and the same with a function printing nothing):",
         "",
         "| platform | lines per invocation | extra CPU | on the handler's thread | on other threads |",
         "| --- | ---: | ---: | ---: | ---: |",
