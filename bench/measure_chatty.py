@@ -53,6 +53,7 @@ VARIANTS: tuple[Variant, ...] = (BARE, WRAPPER_DEFAULT)
 CELLS: tuple[tuple[str, int], ...] = (
     ("rie", 128), ("rie", 1769), ("sandbox", 128), ("sandbox", 1024), ("sandbox", 1769))
 FIELDS = ("billedMs", "durationMs", "runtimeCpuMs", "mainThreadCpuMs", "platformCpuMs")
+PLATFORMS = ("rie", "sandbox")
 TARGET_RATIO = 1.05  # issue 14: defaults bill at most 5 % over bare on the RIE
 
 
@@ -112,7 +113,7 @@ def measure(rounds: int, log: Any = print) -> dict[str, Any]:
     trials: dict[str, dict[str, list[dict[str, float]]]] = {
         cell_key(*cell): {variant.name: [] for variant in VARIANTS} for cell in CELLS}
     quiet: dict[str, dict[str, list[dict[str, float]]]] = {
-        platform: {variant.name: [] for variant in VARIANTS} for platform in ("rie", "sandbox")}
+        platform: {variant.name: [] for variant in VARIANTS} for platform in PLATFORMS}
     for round_number in range(rounds):
         # Alternate which variant goes first, so neither always follows the other.
         order = VARIANTS if round_number % 2 == 0 else tuple(reversed(VARIANTS))
@@ -123,7 +124,7 @@ def measure(rounds: int, log: Any = print) -> dict[str, Any]:
                 trials[cell_key(platform, memory_mb)][variant.name].append(result)
                 log(f"round {round_number + 1}/{rounds} {cell_key(platform, memory_mb)} {variant.name}: "
                     + _describe(result))
-        for platform in ("rie", "sandbox"):
+        for platform in PLATFORMS:
             for variant in order:
                 spec = replace(specs[variant.name], memory_mb=1024)
                 result = one_environment(spec, platform, 0)
@@ -143,7 +144,7 @@ def measure(rounds: int, log: Any = print) -> dict[str, Any]:
             "trials": by_variant,
         }
     platform_cost: dict[str, dict[str, float]] = {}
-    for platform in ("rie", "sandbox"):
+    for platform in PLATFORMS:
         platform_cost[platform] = {}
         for variant in VARIANTS:
             chatty = statistics.median(run["platformCpuMs"]
@@ -152,7 +153,7 @@ def measure(rounds: int, log: Any = print) -> dict[str, Any]:
             silent = statistics.median(run["platformCpuMs"] for run in quiet[platform][variant.name])
             platform_cost[platform][variant.name] = (chatty - silent) * 1000.0 / (LINES * WARM_INVOCATIONS)
     extra: dict[str, dict[str, dict[str, float]]] = {}
-    for platform in ("rie", "sandbox"):
+    for platform in PLATFORMS:
         chatty_runs = trials[cell_key(platform, 1769 if platform == "rie" else 1024)]
         extra[platform] = {str(LINES): _extra_per_invocation(chatty_runs),
                            "0": _extra_per_invocation(quiet[platform])}
@@ -216,7 +217,9 @@ def render(data: dict[str, Any]) -> str:
         "| CPU ratio |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for key, cell in data["cells"].items():
+    # The stored data's keys come back sorted: rows follow CELLS and PLATFORMS instead.
+    cells = {cell_key(*cell): data["cells"][cell_key(*cell)] for cell in CELLS}
+    for key, cell in cells.items():
         platform, memory = key.split(" @ ")
         of_bare, of_wrapped = cell["medians"][bare], cell["medians"][wrapped]
         lines.append(
@@ -225,10 +228,9 @@ def render(data: dict[str, Any]) -> str:
             f"{of_wrapped['durationMs']:,.1f} | {cell['durationRatio']:.2f} | "
             f"{of_bare['runtimeCpuMs']:,.1f} | {of_wrapped['runtimeCpuMs']:,.1f} | "
             f"{cell['runtimeCpuRatio']:.2f} |")
-    rie = [cell["billedRatio"] for key, cell in data["cells"].items() if key.startswith("rie ")]
+    rie = [cell["billedRatio"] for key, cell in cells.items() if key.startswith("rie ")]
     held = all(ratio <= TARGET_RATIO for ratio in rie)
     cost = data["platformCpuUsPerLine"]
-    cells = data["cells"]
     lines += [
         "",
         "Bare in the sandbox against bare on the RIE at the same memory size, billed ms (what the sandbox "
@@ -256,8 +258,9 @@ def render(data: dict[str, Any]) -> str:
         "| platform | lines per invocation | extra CPU | on the handler's thread | on other threads |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
-    for platform, by_lines in data["extraCpuUsPerInvocation"].items():
-        for lines_, extra in by_lines.items():
+    for platform in PLATFORMS:
+        for lines_ in (str(counts["lines"]), "0"):
+            extra = data["extraCpuUsPerInvocation"][platform][lines_]
             lines.append(f"| {platform} | {int(lines_):,} | {extra['total']:,.0f} "
                          f"| {extra['mainThread']:,.0f} | {extra['otherThreads']:,.0f} |")
     rie_extra = data["extraCpuUsPerInvocation"]["rie"]
@@ -280,7 +283,8 @@ def render(data: dict[str, Any]) -> str:
         "| platform | bare | defaults (a platform-only subscriber) |",
         "| --- | ---: | ---: |",
     ]
-    for platform, by_variant in cost.items():
+    for platform in PLATFORMS:
+        by_variant = cost[platform]
         lines.append(f"| {platform} | {by_variant[bare]:.1f} | {by_variant[wrapped]:.1f} |")
     lines.append("")
     return "\n".join(lines)
