@@ -47,6 +47,7 @@ class EnvironmentSpec:
     handler: str
     layer_dir: Path | None
     env: dict[str, str]
+    memory_mb: int = MEMORY_MB
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class PlatformInvocation:
     report_ms: float | None  # the platform's Duration, including waiting for extensions
     extension_overhead_ms: float | None  # post-runtime time spent waiting for extensions
     max_memory_mb: float | None = None  # the platform's own figure, when it has a real one
+    billed_ms: float | None = None  # the platform's Billed Duration
 
 
 @dataclass
@@ -100,6 +102,21 @@ class FunctionEnvironment(ABC):
         """
         pid = runtime_pid(self.runtime_pid_roots())
         return None if pid is None else _cpu_ns(pid) / 1e6
+
+    def runtime_main_thread_cpu_ms(self) -> float | None:
+        """CPU time of the runtime's main thread so far, in ms: where awslambdaric (3.10 and
+        3.11, and the handler call on every version) runs the handler, and where whatever a
+        wrapper does on the handler's own time shows."""
+        pid = runtime_pid(self.runtime_pid_roots())
+        if pid is None:
+            return None
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[0]) / 1e6
+        return None
+
+    @abstractmethod
+    def platform_cpu_ms(self) -> float:
+        """CPU time the platform itself (not the function's processes) has used so far, in ms."""
 
 
 def runtime_pid(roots: list[int]) -> int | None:
@@ -144,7 +161,7 @@ class SandboxEnvironment(FunctionEnvironment):
             layer_dir=spec.layer_dir,
             use_wrapper=False,
             env=dict(spec.env),
-            memory_mb=MEMORY_MB,
+            memory_mb=spec.memory_mb,
             timeout_s=TIMEOUT_S,
             tmp_dir=self._workdir / "tmp",
             function_name=FUNCTION_NAME,
@@ -161,6 +178,12 @@ class SandboxEnvironment(FunctionEnvironment):
 
     def runtime_pid_roots(self) -> list[int]:
         return [os.getpid()]
+
+    def platform_cpu_ms(self) -> float:
+        # The sandbox runs in this process: its threads (output readers, telemetry bus,
+        # API servers) and this caller's few requests. Not schedstat: that forgets the
+        # threads that have ended (each subscriber's sender, for one).
+        return time.process_time() * 1000.0
 
     def stop(self) -> Observations:
         try:
@@ -192,6 +215,7 @@ def sandbox_observations(events: list[dict[str, Any]], output_lines: list[str]) 
                     # No span means no extension was registered for INVOKE: nothing to wait for.
                     extension_overhead_ms=spans.get("extensionOverhead", 0.0),
                     max_memory_mb=metrics.get("maxMemoryUsedMB"),
+                    billed_ms=metrics.get("billedDurationMs"),
                 )
             )
         elif kind == "platform.logsDropped":
@@ -204,6 +228,7 @@ def sandbox_observations(events: list[dict[str, Any]], output_lines: list[str]) 
 _INIT_REPORT = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
 _RTDONE = re.compile(r"INVOKE RTDONE\(status: [^,]*, produced bytes: \d+, duration: ([0-9.]+)ms\)")
 _REPORT = re.compile(r"^REPORT RequestId: \S+.*?\tDuration: ([0-9.]+) ms")
+_BILLED = re.compile(r"\tBilled Duration: ([0-9.]+) ms")
 
 
 class RieEnvironment(FunctionEnvironment):
@@ -257,6 +282,10 @@ class RieEnvironment(FunctionEnvironment):
     def runtime_pid_roots(self) -> list[int]:
         return [self._process.pid]
 
+    def platform_cpu_ms(self) -> float:
+        # ``unshare`` and ``sh`` exec the RIE: the process we started is the RIE itself.
+        return _cpu_ns(self._process.pid) / 1e6
+
     def stop(self) -> Observations:
         self._connection.close()
         # The RIE starts the runtime in a process group of its own: collect it first, and
@@ -304,14 +333,18 @@ def rie_observations(log_text: str) -> Observations:
         elif match := _REPORT.search(line):
             report_ms = float(match.group(1))
             overhead = None if pending_runtime is None else max(0.0, report_ms - pending_runtime)
-            observations.invocations.append(PlatformInvocation(pending_runtime, report_ms, overhead))
+            billed = _BILLED.search(line)
+            observations.invocations.append(PlatformInvocation(
+                pending_runtime, report_ms, overhead, billed_ms=float(billed.group(1)) if billed else None))
             pending_runtime = None
     return observations
 
 
 def _rie_environment(spec: EnvironmentSpec, interpreter_bin: str) -> dict[str, str]:
     # The same variables the sandbox sets, plus the variant's.
-    env = function_environment(spec.handler, FUNCTION_NAME, MEMORY_MB, TIMEOUT_S, interpreter_bin)
+    # The RIE honours the memory size only as a number: it reports it and hands it to the
+    # runtime (AWS_LAMBDA_FUNCTION_MEMORY_SIZE); it limits neither memory nor CPU.
+    env = function_environment(spec.handler, FUNCTION_NAME, spec.memory_mb, TIMEOUT_S, interpreter_bin)
     env.update({
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{FUNCTION_NAME}",
         "AWS_LAMBDA_LOG_STREAM_NAME": "2026/01/01/[$LATEST]0123456789abcdef0123456789abcdef",

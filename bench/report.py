@@ -237,6 +237,7 @@ make bench-check    # the budgets; exits non-zero when one is missed, and says w
 # Sections other scripts generate in the same file (heading, end marker): kept as they are.
 KEPT_SECTIONS = (("## Downstream-call instrumentation", "<!-- calls-costs:end -->"),
                  ("## Log throughput, like with like", "<!-- log-throughput:end -->"),
+                 ("## A chatty function's billed cost", "<!-- chatty-billed:end -->"),
                  ("## Where the cold start goes", "<!-- cold-path:end -->"),
                  ("## Cost per log line", "<!-- log-lines:end -->"))
 

@@ -156,6 +156,7 @@ def test_platform_observations_are_parsed() -> None:
     observed = rie_observations(rie_log)
     assert observed.init_ms == pytest.approx(45.347)
     assert [i.runtime_ms for i in observed.invocations] == [0.859, 0.684]
+    assert [i.billed_ms for i in observed.invocations] == [47, 1]
     assert observed.invocations[1].extension_overhead_ms == pytest.approx(0.296)
 
     events = [
@@ -165,7 +166,7 @@ def test_platform_observations_are_parsed() -> None:
             "type": "platform.report",
             "record": {
                 "requestId": "a",
-                "metrics": {"durationMs": 1.5, "maxMemoryUsedMB": 14},
+                "metrics": {"durationMs": 1.5, "billedDurationMs": 2, "maxMemoryUsedMB": 14},
                 "spans": [{"name": "extensionOverhead", "durationMs": 0.4}],
             },
         },
@@ -174,6 +175,7 @@ def test_platform_observations_are_parsed() -> None:
     observed = sandbox_observations(events, [])
     assert observed.init_ms == 33.9
     assert observed.invocations[0].extension_overhead_ms == 0.4
+    assert observed.invocations[0].billed_ms == 2
     assert observed.logs_dropped_records == 7 and observed.logs_dropped_events == 1
 
 

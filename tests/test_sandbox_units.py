@@ -192,6 +192,43 @@ def test_a_batch_ready_while_one_is_in_flight_is_dropped(listener: Listener) -> 
     assert [event["record"] for event in listener.batches[0]] == ["first\n"]
 
 
+def test_log_lines_reach_only_the_subscribers_of_their_category(listener: Listener) -> None:
+    """A subscriber of platform telemetry is never asked about a function's lines once
+    Init is over (a chatty function's lines cost it nothing); lines printed during Init
+    are still replayed to a subscriber that comes later."""
+    bus = TelemetryBus(FreezeClock(), lambda *drop: None)
+
+    def publish(*texts: str) -> None:
+        events = [records.event("function", text) for text in texts]
+        bus.publish_lines("function", events, list(texts))
+
+    publish("during init\n")
+    asked: list[str] = []
+    platform_only = SubscriptionRequest(
+        "telemetry", "2022-12-13", ("platform",), Buffering(1000, 262144, 25),
+        Destination("HTTP", listener.port),
+    )
+    platform_view = view_for(platform_only)
+
+    def counting_view(stored: StoredEvent) -> list[dict]:
+        asked.append(stored.category)
+        return platform_view(stored)
+
+    functions = SubscriptionRequest(
+        "telemetry", "2022-12-13", ("function",), Buffering(1000, 262144, 25),
+        Destination("HTTP", listener.port),
+    )
+    bus.subscribe("platform-only", platform_only, counting_view)
+    bus.subscribe("functions", functions, view_for(functions))
+    bus.close_subscriptions()
+    publish("a\n", "b\n")
+    bus.flush_all(5)
+    bus.close()
+    received = [event["record"] for batch in listener.batches for event in batch]
+    assert received == ["during init\n", "a\n", "b\n"]
+    assert asked == ["function"]  # the Init line, at its replay; never the later ones
+
+
 def test_a_post_in_flight_across_a_freeze_is_waited_for(listener: Listener) -> None:
     bus, clock, drops = bus_with(listener)
     listener.release.clear()

@@ -61,14 +61,15 @@ class Emitter:
         as on Lambda) and one trip through the bus's lock for all of them."""
         at = time.time()
         stamp = records.iso_time(at)
-        events = [{"time": stamp, "type": kind, "record": self._record(line, at)} for line in lines]
+        if self.json_logs:
+            events = [{"time": stamp, "type": kind, "record": self._record(line, at)} for line in lines]
+        else:
+            events = [{"time": stamp, "type": kind, "record": line} for line in lines]
         with self._lock:
             output.extend(line.rstrip("\n") for line in lines)
             self.events.extend(events)
             if self._bus is not None:
-                self._bus.publish_many(
-                    [StoredEvent(event, line) for event, line in zip(events, lines, strict=True)]
-                )
+                self._bus.publish_lines(kind, events, lines)
         for listener in self._listeners:
             for event in events:
                 listener(event)
@@ -76,9 +77,8 @@ class Emitter:
     def logs_dropped(self, dropped_bytes: int, dropped_records: int, reason: str) -> None:
         self.emit(records.logs_dropped(dropped_bytes, dropped_records, reason))
 
-    def _record(self, line: str, at: float) -> dict[str, Any] | str:
-        if not self.json_logs:
-            return line
+    def _record(self, line: str, at: float) -> dict[str, Any]:
+        """A line as a JSON-format record (``AWS_LAMBDA_LOG_FORMAT=JSON``)."""
         try:
             parsed = json.loads(line)
         except ValueError:

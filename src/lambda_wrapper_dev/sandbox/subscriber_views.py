@@ -40,13 +40,21 @@ TELEMETRY_ONLY = {
 }
 
 
+def takes_category(request: SubscriptionRequest, category: str) -> bool:
+    """Whether a subscriber sees anything of ``category`` (``platform``, ``function``,
+    ``extension``): the first rule of every view, also asked before a log line is even
+    made into a ``StoredEvent``."""
+    return category in request.types
+
+
 def view_for(request: SubscriptionRequest) -> View:
-    types = set(request.types)
     if request.api == "telemetry":
         plain_strings = request.schema_version == "2022-07-01"
 
         def telemetry_view(stored: StoredEvent) -> list[Event]:
-            if stored.category not in types or stored.event["type"] == "platform.logsSubscription":
+            if not takes_category(request, stored.category):
+                return []
+            if stored.event["type"] == "platform.logsSubscription":
                 return []
             if plain_strings and stored.raw_line is not None:
                 return [{**stored.event, "record": stored.raw_line}]
@@ -58,7 +66,7 @@ def view_for(request: SubscriptionRequest) -> View:
 
     def logs_view(stored: StoredEvent) -> list[Event]:
         kind = stored.event["type"]
-        if stored.category not in types or kind in TELEMETRY_ONLY:
+        if not takes_category(request, stored.category) or kind in TELEMETRY_ONLY:
             return []
         if stored.raw_line is not None:
             return [{**stored.event, "record": stored.raw_line}]

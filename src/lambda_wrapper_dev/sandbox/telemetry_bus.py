@@ -18,8 +18,11 @@ Cost matters: the listener of an internal extension shares the function's CPU,
 and every millisecond the platform's own threads spend per log line (on two busy
 cores) is taken from that listener and turns into "slow consumer" drops Lambda
 would not have. So each event is JSON-encoded once, when it is buffered; lines are
-published a pipe read at a time under one lock; and only what changes a schedule
-wakes a thread (a buffer that starts, or fills up), not every event.
+published a pipe read at a time under one lock, and made into ``StoredEvent``s only
+when a subscriber takes their category or Init's replay keeps them (a subscriber of
+platform telemetry alone costs a chatty function's lines nothing); and only what
+changes a schedule wakes a thread (a buffer that starts, or fills up), not every
+event.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _quote
 
 from .freeze_clock import FreezeClock
-from .subscriber_views import StoredEvent, View
+from .records import Event
+from .subscriber_views import StoredEvent, View, takes_category
 from .subscription_rules import SubscriptionRequest
 from .telemetry_delivery import BatchSender, DeliveryFailed
 
@@ -156,15 +160,28 @@ class TelemetryBus:
 
     def publish_many(self, stored_events: list[StoredEvent]) -> None:
         with self._cond:
-            if self._init_events is not None:
-                self._init_events.extend(stored_events)
-            reschedule = False
-            for subscriber in self._subscribers:
-                view = subscriber.view
-                if subscriber.add(item for stored in stored_events for item in view(stored)):
-                    reschedule = True
-            if reschedule:
-                self._cond.notify_all()
+            self._publish_locked(stored_events, self._subscribers)
+
+    def publish_lines(self, category: str, events: list[Event], raw_lines: list[str]) -> None:
+        """Log lines of one category (``function`` or ``extension``), with their original
+        text; nothing is built for them when nobody takes that category."""
+        with self._cond:
+            takers = [s for s in self._subscribers if takes_category(s.request, category)]
+            if not takers and self._init_events is None:
+                return
+            stored = [StoredEvent(event, line) for event, line in zip(events, raw_lines, strict=True)]
+            self._publish_locked(stored, takers)
+
+    def _publish_locked(self, stored_events: list[StoredEvent], subscribers: list[Subscriber]) -> None:
+        if self._init_events is not None:
+            self._init_events.extend(stored_events)
+        reschedule = False
+        for subscriber in subscribers:
+            view = subscriber.view
+            if subscriber.add(item for stored in stored_events for item in view(stored)):
+                reschedule = True
+        if reschedule:
+            self._cond.notify_all()
 
     def subscribe(self, name: str, request: SubscriptionRequest, view: View) -> None:
         """Add (or replace) ``name``'s subscription and replay the Init events to it."""
