@@ -192,3 +192,26 @@ def test_a_batch_larger_than_one_call_goes_out_in_parts_and_a_shutdown_counts_on
     assert losses["file"]["droppedRecords"] == 700
     assert [r["record"]["droppedRecords"] for r in records if r["type"] == "lambda_wrapper.loss"] == [700]
     capsys.readouterr()
+
+
+def test_a_flush_lock_left_by_a_dead_thread_is_taken_over(tmp_path: Path) -> None:
+    """Our threads can die anywhere (an exception injected by the function): one that
+    dies holding the flush lock must not stop every later flush, since the event loop
+    flushes before its /event/next and the invocation would wait for it."""
+    output = tmp_path / "telemetry.ndjson"
+    pipeline = Pipeline([FileExporter(str(output))], str(tmp_path / "spool"), 8 * 1024 * 1024)
+    holder = threading.Thread(target=pipeline._acquire_flush_lock, args=(float("inf"),))
+    holder.start()
+    holder.join()
+    pipeline.accept(body(0, 10))
+    assert pipeline.flush(1.0) == 10
+    assert [r["record"] for r in file_records(output)] == [f"line {n}\n" for n in range(10)]
+    # A live holder is waited for only within the budget.
+    assert pipeline._acquire_flush_lock(float("inf"))
+    started = time.monotonic()
+    waiter: list[int] = []
+    thread = threading.Thread(target=lambda: waiter.append(pipeline.flush(0.2)))
+    thread.start()
+    thread.join(5)
+    assert waiter == [0] and time.monotonic() - started < 2
+    pipeline._release_flush_lock()
