@@ -79,9 +79,9 @@ calls, rounds = int(sys.argv[1]), int(sys.argv[2])
 work = tempfile.mkdtemp()
 os.environ["_X_AMZN_TRACE_ID"] = "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=53995c3f42cd8ad8;Sampled=1"
 from lambda_wrapper.export.file import FileExporter
-from lambda_wrapper.export.pipeline import Pipeline
+from lambda_wrapper.export import Pipeline
 from lambda_wrapper.instruments import calls as instrumentation
-from lambda_wrapper.instruments.context import CURRENT
+from lambda_wrapper.instruments import CURRENT
 
 pipeline = Pipeline([FileExporter(os.path.join(work, "out.ndjson"))], os.path.join(work, "spool"), 16 << 20)
 instrumentation.start(("botocore", "urllib3", "requests", "http.client"), pipeline.submit, False)

@@ -53,7 +53,7 @@ class Context:
 # Ours, as the supervisor installs it (no awslambdaric handler here: a stream handler).
 real_stdout, sys.stdout = sys.stdout, devnull
 from lambda_wrapper.instruments import logs
-from lambda_wrapper.instruments.context import CURRENT
+from lambda_wrapper.instruments import CURRENT
 import structlog
 
 logs.install(json_format=False, level_name="INFO")

@@ -33,8 +33,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from lambda_wrapper.export.pipeline import Pipeline
-from lambda_wrapper.extension.listener import TelemetryListener
+from lambda_wrapper.export import Pipeline
+from lambda_wrapper.extension import TelemetryListener
 from lambda_wrapper_dev.sandbox import records
 
 LINE_PADDING = "x" * 48

@@ -169,7 +169,7 @@ def main() -> None:
     if mode in ("ours", "oracle"):
         start_ours(propagate="--propagate" in sys.argv)
     if "--invocation" in sys.argv:
-        from lambda_wrapper.instruments.context import CURRENT
+        from lambda_wrapper.instruments import CURRENT
 
         os.environ["_X_AMZN_TRACE_ID"] = TRACE_HEADER
         CURRENT.invocation_starts("request-1", True)

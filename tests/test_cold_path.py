@@ -97,7 +97,7 @@ def test_default_function_imports_nothing_heavy(layer_dir: Path, tmp_path: Path,
     bare = modules_seen(layer_dir, tmp_path / "bare", runtime_python, use_wrapper=False)
     wrapped = modules_seen(layer_dir, tmp_path / "wrapped", runtime_python, use_wrapper=True)
     assert "lambda_wrapper.supervisor.entry" in wrapped["init"]  # the wrapper did run
-    assert "lambda_wrapper.extension.runner" in wrapped["init"]  # with the extension on
+    assert "lambda_wrapper.extension" in wrapped["init"]  # with the extension on
     assert not imported(bare["invoke"], ("lambda_wrapper",))
     for moment in ("init", "invoke"):
         ours = sorted(set(wrapped[moment]) - set(bare[moment]))
@@ -122,7 +122,7 @@ def test_call_instrumentation_of_unused_libraries_imports_only_its_hook(
 def test_entry_module_default_path(tmp_path: Path) -> None:
     # No AWS_LAMBDA_RUNTIME_API: the extension says so and stays off, the rest runs.
     modules = importtime({}, tmp_path)
-    assert "lambda_wrapper.supervisor.core" in modules
+    assert "lambda_wrapper.supervisor" in modules
     assert imported(list(modules), HEAVY) == []
     assert "typing" not in modules  # ~4 ms: only under TYPE_CHECKING in our modules
 
@@ -134,7 +134,7 @@ def test_entry_module_default_path(tmp_path: Path) -> None:
         ({"LAMBDA_WRAPPER_PROCESS_METRICS": "true"}, ("psutil",), ("structlog",)),
         (
             {"LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "100", "LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "90"},
-            ("lambda_wrapper.instruments.watchdog",),
+            ("lambda_wrapper.instruments",),
             ("structlog", "psutil"),
         ),
         (

@@ -123,7 +123,7 @@ def test_initialization_type(init_type: str, managed: bool, snap: bool) -> None:
 def test_telemetry_port_taken_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
-    monkeypatch.setattr("lambda_wrapper.extension.runner.listener_host", lambda: "127.0.0.1")
+    monkeypatch.setattr("lambda_wrapper.extension.listener_host", lambda: "127.0.0.1")
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()

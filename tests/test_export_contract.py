@@ -10,11 +10,16 @@ from pathlib import Path
 import pytest
 
 import lambda_wrapper.export
-from lambda_wrapper.export.exporter import CONTRACT, Exporter, contract_problems
-from lambda_wrapper.export.pipeline import Pipeline
-from lambda_wrapper.export.registry import build_exporters, telemetry_types
+from lambda_wrapper.export import (
+    CONTRACT,
+    Exporter,
+    Pipeline,
+    build_exporters,
+    contract_problems,
+    telemetry_types,
+)
 from lambda_wrapper.settings import Settings
-from lambda_wrapper.telemetry.records import TelemetryEvent
+from lambda_wrapper.telemetry import TelemetryEvent
 
 EXPECTED = {  # name: (local, telemetry types)
     "emf": (True, ("platform",)),
@@ -125,7 +130,7 @@ def test_the_extension_prepares_local_exporters_inline_and_remote_ones_on_their_
         tmp_path: Path) -> None:
     import threading
 
-    from lambda_wrapper.extension.runner import InternalExtension
+    from lambda_wrapper.extension import InternalExtension
 
     local, remote = Preparing("local", True), Preparing("remote", False)
     pipeline = Pipeline([local, remote], str(tmp_path), 1 << 20)

@@ -14,14 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixtures import batch_bodies, telemetry_files
+from lambda_wrapper.export import ExportError, FunctionMetadata, _build
 from lambda_wrapper.export import emf as emf_module
 from lambda_wrapper.export.emf import EmfExporter
-from lambda_wrapper.export.errors import ExportError
-from lambda_wrapper.export.function_metadata import FunctionMetadata
-from lambda_wrapper.export.registry import _build
 from lambda_wrapper.settings import load
-from lambda_wrapper.telemetry.decode import decode_batch, decode_events, is_own_diagnostic
-from lambda_wrapper.telemetry.records import TelemetryEvent
+from lambda_wrapper.telemetry import TelemetryEvent, decode_batch, decode_events, is_own_diagnostic
 
 TESTS = Path(__file__).resolve().parent
 SCHEMA = json.loads((TESTS / "schemas" / "emf.schema.json").read_text())

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lambda_wrapper.export.file import _ENCODER, _log_line, _log_lines
-from lambda_wrapper.telemetry.decode import decode_batch
+from lambda_wrapper.telemetry import decode_batch
 
 LINES = st.one_of(
     st.text(),

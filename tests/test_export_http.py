@@ -11,12 +11,10 @@ import pytest
 
 from fixtures import batch_bodies, telemetry_files
 from http_receiver import Receiver, Reply
-from lambda_wrapper.export.errors import ExportError
-from lambda_wrapper.export.function_metadata import FunctionMetadata
+from lambda_wrapper.export import ExportError, FunctionMetadata, _build
 from lambda_wrapper.export.http_json import HttpJsonExporter
-from lambda_wrapper.export.registry import _build
 from lambda_wrapper.settings import load
-from lambda_wrapper.telemetry.decode import decode_batch, decode_events
+from lambda_wrapper.telemetry import decode_batch, decode_events
 
 ENV = {
     "AWS_LAMBDA_FUNCTION_NAME": "orders",

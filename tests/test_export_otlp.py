@@ -24,17 +24,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from fixtures import batch_bodies, telemetry_files
 from garbage import cyclic_garbage, type_names
 from http_receiver import Receiver, Reply
-from lambda_wrapper.export.errors import ExportError
-from lambda_wrapper.export.function_metadata import FunctionMetadata
+from lambda_wrapper.export import ExportError, FunctionMetadata, _build
 from lambda_wrapper.export.otlp import OtlpExporter, SignalTarget, signal_targets
 from lambda_wrapper.export.otlp_encoding import any_value, any_value_json
 from lambda_wrapper.export.otlp_logs import LogEncoder, _log_record, _text_message
 from lambda_wrapper.export.otlp_traces import TraceContexts, parse_xray_header
-from lambda_wrapper.export.registry import _build
 from lambda_wrapper.export.transport import Endpoint, HttpResponse, Transport
 from lambda_wrapper.settings import load
-from lambda_wrapper.telemetry.decode import decode_batch, decode_events
-from lambda_wrapper.telemetry.records import TelemetryEvent
+from lambda_wrapper.telemetry import TelemetryEvent, decode_batch, decode_events
 
 MESSAGES: dict[str, type[Message]] = {
     "/v1/logs": ExportLogsServiceRequest,
@@ -677,7 +674,7 @@ def _not_json(name: str) -> object:
 def test_with_the_real_pipeline_a_partial_failure_is_retried_without_duplicates(
     receiver: Receiver, tmp_path: Path
 ) -> None:
-    from lambda_wrapper.export.pipeline import Pipeline
+    from lambda_wrapper.export import Pipeline
 
     exporter = exporter_for(receiver)
     pipeline = Pipeline([exporter], str(tmp_path), 1 << 20)

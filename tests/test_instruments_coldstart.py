@@ -19,14 +19,17 @@ from typing import Any
 import pytest
 
 from function_runs import FunctionRun, run_function
-from lambda_wrapper.instruments.coldstart import (
+from lambda_wrapper.instruments import (
+    INIT,
+    INVOCATION,
     PROACTIVE_INIT_GAP_S,
     ColdStartTracker,
     InitTimeline,
     classify_first_invocation,
+    iso_time,
+    own_event,
 )
 from lambda_wrapper.instruments.import_profile import ImportProfile
-from lambda_wrapper.instruments.records import INIT, INVOCATION, iso_time, own_event
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,8 +12,7 @@ import pytest
 import structlog
 
 from function_runs import parse_json_object, run_function
-from lambda_wrapper.instruments import logs
-from lambda_wrapper.instruments.context import CURRENT, xray_root
+from lambda_wrapper.instruments import CURRENT, logs, xray_root
 
 TRACE_HEADER = "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"
 LOGGING_FUNCTION = {

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from function_runs import run_function
-from lambda_wrapper.instruments import procfs
+from lambda_wrapper.instruments import INVOCATION, peak_rss_bytes, reset_peak_rss, rss_bytes
 from lambda_wrapper.instruments.process import GcWatch, ProcessMetrics
-from lambda_wrapper.instruments.records import INVOCATION
 
 PROCESS_FIELDS = {
     "rssMB",
@@ -69,15 +68,15 @@ def test_snapshot_has_every_field_with_sane_values() -> None:
 
 
 def test_peak_rss_can_be_reset_per_invocation() -> None:
-    rss = procfs.rss_bytes()
+    rss = rss_bytes()
     assert rss is not None and rss > 0
     hold = bytearray(64 * 1024 * 1024)
     hold[::4096] = b"x" * len(hold[::4096])
     del hold
-    peak_before = procfs.peak_rss_bytes()
+    peak_before = peak_rss_bytes()
     assert peak_before is not None
-    if procfs.reset_peak_rss():
-        peak_after = procfs.peak_rss_bytes()
+    if reset_peak_rss():
+        peak_after = peak_rss_bytes()
         assert peak_after is not None and peak_after < peak_before
 
 

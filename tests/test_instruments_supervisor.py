@@ -11,13 +11,11 @@ from typing import Any
 import pytest
 
 from garbage import cyclic_garbage, type_names
-from lambda_wrapper.export.exporter import Exporter
-from lambda_wrapper.export.pipeline import Pipeline
-from lambda_wrapper.instruments.overhead import OverheadSettlement
-from lambda_wrapper.instruments.records import INIT, INVOCATION, own_event
+from lambda_wrapper.export import Exporter, Pipeline
+from lambda_wrapper.instruments import INIT, INVOCATION, OverheadSettlement, own_event
 from lambda_wrapper.settings import Settings
+from lambda_wrapper.supervisor import Supervisor
 from lambda_wrapper.supervisor.bootstrap import wrap_handler
-from lambda_wrapper.supervisor.core import Supervisor
 
 
 class FakeExtension:

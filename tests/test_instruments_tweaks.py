@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from function_runs import run_function
-from lambda_wrapper import handover
 from lambda_wrapper.instruments import tweaks
-from lambda_wrapper.settings import SETTINGS, Settings
+from lambda_wrapper.settings import SETTINGS, Handover, Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WRAPPER = REPO_ROOT / "wrapper" / "lambda-wrapper"
@@ -102,7 +101,7 @@ def test_each_switch_works_and_garbage_keeps_the_default(layer_dir: Path) -> Non
 def test_the_kill_switch_applies_no_tweak(layer_dir: Path) -> None:
     env = wrapper_environment(layer_dir, "sh", LAMBDA_WRAPPER_DISABLED="true")
     assert not {t.variable for t in tweaks.TWEAKS} & set(env)
-    assert handover.TWEAKS_APPLIED not in env
+    assert Handover.TWEAKS_APPLIED not in env
 
 
 # -- end to end -------------------------------------------------------------------------

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 
 from function_runs import parse_json_object, read_exported, run_function
-from lambda_wrapper.instruments.records import WARNING
+from lambda_wrapper.instruments import WARNING, Watchdog
 from lambda_wrapper.instruments.stacks import thread_stack
-from lambda_wrapper.instruments.watchdog import Watchdog
 
 SLEEPER = {
     "app.py": """
@@ -112,7 +111,7 @@ def test_memory_warning_fires_when_rss_crosses_the_limit() -> None:
 def test_a_sample_in_flight_at_disarm_and_the_check_at_return_warn_once(monkeypatch: Any) -> None:
     # The watchdog has read "not fired" and is sampling RSS when the handler returns;
     # the supervisor's own check at return sees the limit crossed too.
-    from lambda_wrapper.instruments import procfs
+    import lambda_wrapper.instruments as instruments
 
     sampling, release = threading.Event(), threading.Event()
 
@@ -121,7 +120,7 @@ def test_a_sample_in_flight_at_disarm_and_the_check_at_return_warn_once(monkeypa
         release.wait(5)
         return 10
 
-    monkeypatch.setattr(procfs, "rss_bytes", slow_rss)
+    monkeypatch.setattr(instruments, "rss_bytes", slow_rss)
     recorder = Recorder()
     watchdog = Watchdog(0, 1, recorder.on_timeout, recorder.on_memory)
     watchdog.arm("m", None, threading.get_ident())

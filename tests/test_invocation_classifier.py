@@ -17,13 +17,12 @@ import pytest
 from google.protobuf import json_format
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
+from lambda_wrapper.export import FunctionMetadata
 from lambda_wrapper.export.emf import EmfExporter
 from lambda_wrapper.export.file import FileExporter
-from lambda_wrapper.export.function_metadata import FunctionMetadata
 from lambda_wrapper.export.otlp import OtlpExporter, SignalTarget
 from lambda_wrapper.export.transport import Endpoint, HttpResponse, Transport
-from lambda_wrapper.telemetry.decode import decode_events
-from lambda_wrapper.telemetry.invocations import InvocationClassifier
+from lambda_wrapper.telemetry import InvocationClassifier, decode_events
 
 ENV = {"AWS_LAMBDA_FUNCTION_NAME": "orders", "AWS_LAMBDA_FUNCTION_VERSION": "1"}
 RID = "8f5f2ce4-9a1e-4b58-a1a4-7f1e1b7a4d11"

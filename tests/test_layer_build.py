@@ -145,7 +145,7 @@ def test_zip_layout(dist_dir: Path, layer_inputs: LayerInputs, arch: str) -> Non
     }
     assert sources <= set(infos)
     assert "python/lambda_wrapper/doctor.py" in infos
-    assert "python/lambda_wrapper/telemetry/decode.py" in infos
+    assert "python/lambda_wrapper/telemetry.py" in infos
     for top_level in (
         "structlog/__init__.py",
         "psutil/__init__.py",
@@ -504,13 +504,13 @@ def test_import_from_read_only_layer_compiles_nothing(extracted_site: Path, inte
 _TRACEBACK_PROBE = """
 import json, sys, traceback
 sys.path.insert(0, sys.argv[1])
-from lambda_wrapper.telemetry import decode
+from lambda_wrapper import telemetry
 try:
-    decode.decode_batch(b"{}")
-except decode.UnreadableBatch as error:
+    telemetry.decode_batch(b"{}")
+except telemetry.UnreadableBatch as error:
     frame = traceback.extract_tb(error.__traceback__)[-1]
     print(json.dumps({"text": traceback.format_exc(), "file": frame.filename, "line": frame.lineno,
-                      "function": frame.name, "cached": decode.__cached__}))
+                      "function": frame.name, "cached": telemetry.__cached__}))
 """
 
 
@@ -518,9 +518,9 @@ except decode.UnreadableBatch as error:
 def test_tracebacks_from_the_layer_show_source_lines(extracted_site: Path, interpreter: Interpreter) -> None:
     """The line numbers in the slimmed bytecode still point at the shipped source's lines."""
     report = run_probe(interpreter, _TRACEBACK_PROBE, str(extracted_site))
-    source = extracted_site / "lambda_wrapper" / "telemetry" / "decode.py"
+    source = extracted_site / "lambda_wrapper" / "telemetry.py"
     tag = "cpython-" + interpreter.version.replace(".", "")
-    assert report["cached"] == str(source.parent / "__pycache__" / f"decode.{tag}.pyc")
+    assert report["cached"] == str(source.parent / "__pycache__" / f"telemetry.{tag}.pyc")
     assert (report["file"], report["function"]) == (str(source), "decode_batch")
     line_text = source.read_text(encoding="utf-8").splitlines()[report["line"] - 1].strip()
     assert line_text.startswith("raise UnreadableBatch("), f"line {report['line']} is {line_text!r}"
@@ -531,7 +531,7 @@ _DOCSTRING_PROBE = """
 import json, sys, types
 sys.path.insert(0, sys.argv[1])
 import lambda_wrapper.settings
-from lambda_wrapper.telemetry import decode
+from lambda_wrapper import telemetry
 
 def code_objects(code):
     yield code
@@ -541,11 +541,11 @@ def code_objects(code):
 
 columns = set()
 if sys.version_info >= (3, 11):
-    for code in code_objects(decode.decode_batch.__code__):
+    for code in code_objects(telemetry.decode_batch.__code__):
         columns.update(str(position[2]) for position in code.co_positions())
 print(json.dumps({
-    "docs": [lambda_wrapper.settings.__doc__, decode.__doc__, decode.decode_batch.__doc__,
-             decode.UnreadableBatch.__doc__],
+    "docs": [lambda_wrapper.settings.__doc__, telemetry.__doc__, telemetry.decode_batch.__doc__,
+             telemetry.UnreadableBatch.__doc__],
     "cached": lambda_wrapper.settings.__cached__,
     "columns": sorted(columns),
 }))
@@ -558,7 +558,7 @@ def test_shipped_bytecode_has_no_docstrings_or_columns(
 ) -> None:
     """The documented trade-off: `__doc__` is None and (3.11+) tracebacks get no `^^^` markers."""
     sources = extracted_site / "lambda_wrapper"
-    for relative in ("settings.py", "telemetry/decode.py"):
+    for relative in ("settings.py", "telemetry.py"):
         assert ast.get_docstring(ast.parse((sources / relative).read_text(encoding="utf-8"))), relative
     report = run_probe(interpreter, _DOCSTRING_PROBE, str(extracted_site))
     assert report["cached"].startswith(str(sources / "__pycache__" / "settings.cpython-"))

@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from lambda_wrapper.extension.listener import MAX_CONNECTIONS, TelemetryListener
-from lambda_wrapper.http11 import HttpConnection
+from lambda_wrapper.extension import MAX_CONNECTIONS, HttpConnection, TelemetryListener
 
 
 def serve(instance: TelemetryListener) -> None:

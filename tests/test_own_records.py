@@ -9,13 +9,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from lambda_wrapper.export import Pipeline
 from lambda_wrapper.export.file import FileExporter
-from lambda_wrapper.export.pipeline import Pipeline
-from lambda_wrapper.instruments.records import IMPORT_PROFILE, INIT, INVOCATION, own_event
+from lambda_wrapper.instruments import IMPORT_PROFILE, INIT, INVOCATION, own_event
 from lambda_wrapper.settings import Settings
+from lambda_wrapper.supervisor import Supervisor
 from lambda_wrapper.supervisor.bootstrap import wrap_handler
-from lambda_wrapper.supervisor.core import Supervisor
-from lambda_wrapper.telemetry.records import TelemetryEvent
+from lambda_wrapper.telemetry import TelemetryEvent
 
 
 class PassThrough:

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lambda_wrapper.export.errors import ExportError
-from lambda_wrapper.export.exporter import Exporter
-from lambda_wrapper.export.pipeline import GIL_YIELD_INTERVAL_S, Pipeline
-from lambda_wrapper.telemetry.records import TelemetryEvent
+from lambda_wrapper.export import GIL_YIELD_INTERVAL_S, Exporter, ExportError, Pipeline
+from lambda_wrapper.telemetry import TelemetryEvent
 
 
 class Recorder(Exporter):

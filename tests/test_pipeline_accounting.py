@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from lambda_wrapper.export import MAX_LOCAL_EVENTS_PER_CALL, Pipeline
 from lambda_wrapper.export.emf import EmfExporter
 from lambda_wrapper.export.file import FileExporter
-from lambda_wrapper.export.pipeline import MAX_LOCAL_EVENTS_PER_CALL, Pipeline
-from lambda_wrapper.extension.listener import TelemetryListener
-from lambda_wrapper.instruments.records import INVOCATION, own_event
-from lambda_wrapper.telemetry.records import TelemetryEvent
+from lambda_wrapper.extension import TelemetryListener
+from lambda_wrapper.instruments import INVOCATION, own_event
+from lambda_wrapper.telemetry import TelemetryEvent
 
 
 def body(first: int, count: int) -> bytes:

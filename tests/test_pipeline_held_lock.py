@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lambda_wrapper.export.pipeline import Pipeline
-from lambda_wrapper.instruments.records import own_event
+from lambda_wrapper.export import Pipeline
+from lambda_wrapper.instruments import own_event
 from test_pipeline import Recorder, body
 
 

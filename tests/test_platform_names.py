@@ -1,5 +1,5 @@
-"""The platform's names are spelled once (``aws.py``), the wrapper's hand-over variables
-once (``handover.py``), our settings once (``settings.py``): no other module of the
+"""The platform's names are spelled once (``aws.py``), our own variables once (``settings.py``:
+the settings, and the wrapper's hand-over variables in ``Handover``): no other module of the
 runtime package writes one of them as a string literal."""
 
 from __future__ import annotations
@@ -8,14 +8,16 @@ import ast
 import re
 from pathlib import Path
 
-from lambda_wrapper import aws, handover
+from lambda_wrapper import aws
+from lambda_wrapper.settings import Handover
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "lambda_wrapper"
 WRAPPER_SCRIPT = ROOT / "wrapper" / "lambda-wrapper"
 PATH_HOOK = PACKAGE / "supervisor" / "pathhook" / "sitecustomize.py"
-# Where the names are declared, relative to the package; settings.py declares our settings.
-DECLARED_IN = {"aws.py", "handover.py"}
+# Where the platform's names are declared, relative to the package; settings.py declares our
+# own (the settings and the hand-over variables).
+DECLARED_IN = {"aws.py"}
 SETTINGS_MODULE = "settings.py"
 
 ENVIRONMENT_NAME = re.compile(
@@ -76,13 +78,13 @@ def test_the_scan_sees_a_spelled_name() -> None:
 def test_hand_over_names_are_the_ones_the_wrapper_script_sets() -> None:
     script = WRAPPER_SCRIPT.read_text(encoding="utf-8")
     assigned = set(re.findall(r"^\s*(LAMBDA_WRAPPER_[A-Z0-9_]+)=", script, re.MULTILINE))
-    assert assigned == set(handover.ALL)
+    assert assigned == set(Handover.ALL)
 
 
 def test_the_path_hook_reads_hand_over_names() -> None:
     spelled = set(re.findall(r'"(LAMBDA_WRAPPER_[A-Z0-9_]+)"', PATH_HOOK.read_text(encoding="utf-8")))
     assert spelled
-    assert spelled <= set(handover.ALL)
+    assert spelled <= set(Handover.ALL)
 
 
 def test_tmp_dir_falls_back_to_tmp_when_tmpdir_is_unset_or_empty(monkeypatch) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lambda_wrapper.instruments.self_report import HOLD, HOLD_INVOCATIONS, SELF, SourceArbiter
-from lambda_wrapper.telemetry.records import TelemetryEvent
+from lambda_wrapper.instruments import HOLD, HOLD_INVOCATIONS, SELF, SourceArbiter
+from lambda_wrapper.telemetry import TelemetryEvent
 from lambda_wrapper_dev.sandbox import FunctionSpec, Sandbox, run_command
 
 pytestmark = pytest.mark.timeout(120)

@@ -10,17 +10,22 @@ from typing import Any
 
 import pytest
 
-from lambda_wrapper import doctor
+from lambda_wrapper import doctor, supervisor
+from lambda_wrapper.export import InFlightMarker
 from lambda_wrapper.export.emf import EmfExporter
 from lambda_wrapper.export.otlp_metrics import MetricEncoder
 from lambda_wrapper.export.otlp_traces import SpanEncoder, TraceContexts
-from lambda_wrapper.export.spool import InFlightMarker
-from lambda_wrapper.instruments.coldstart import ColdStartTracker, InitTimeline
-from lambda_wrapper.instruments.records import INVOCATION, own_event
-from lambda_wrapper.instruments.self_report import HOLD, SELF, SelfReporter, SourceArbiter
-from lambda_wrapper.supervisor import core
-from lambda_wrapper.telemetry.decode import decode_batch
-from lambda_wrapper.telemetry.records import TelemetryEvent
+from lambda_wrapper.instruments import (
+    HOLD,
+    INVOCATION,
+    SELF,
+    ColdStartTracker,
+    InitTimeline,
+    SelfReporter,
+    SourceArbiter,
+    own_event,
+)
+from lambda_wrapper.telemetry import TelemetryEvent, decode_batch
 
 
 def self_records(error: BaseException | None = None) -> list[Any]:
@@ -79,7 +84,7 @@ def detected_source(environ: dict[str, str]) -> Any:
 def test_doctor_says_which_source(monkeypatch: pytest.MonkeyPatch) -> None:
     outside = detected_source({"LAMBDA_WRAPPER_TELEMETRY_SOURCE": "self"})
     assert outside["setting"] == "self" and outside["inUse"] == "not running in a function"
-    monkeypatch.setattr(core, "TELEMETRY_SOURCE", "self")
+    monkeypatch.setattr(supervisor, "TELEMETRY_SOURCE", "self")
     inside = detected_source({})
     assert (inside["setting"], inside["inUse"]) == ("auto", "self")
     assert "telemetrySource:" in doctor.render_text(doctor.build_report({}))

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from lambda_wrapper.supervisor import shutdown
+from lambda_wrapper.supervisor import install_sigterm_flush
 
 
 @pytest.fixture()
@@ -20,7 +20,7 @@ def hooks() -> Iterator[tuple[list[float], list[Callable[[bytes], None]]]]:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     old_fd = signal.set_wakeup_fd(-1)
     try:
-        assert shutdown.install(flushes.append, lambda fd, callback: watched.append(callback))
+        assert install_sigterm_flush(flushes.append, lambda fd, callback: watched.append(callback))
         yield flushes, watched
     finally:
         signal.set_wakeup_fd(old_fd)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_wrapper.export.spool import Spool, read_segment
+from lambda_wrapper.export import Spool, read_segment
 
 
 def batch(index: int, events: int = 1) -> bytes:
@@ -132,7 +132,7 @@ def test_batch_bigger_than_the_cap_stays_off_disk_and_is_counted(tmp_path: Path)
 def test_orphan_of_killed_process_is_recovered_once(tmp_path: Path, deliveries: tuple[int, ...]) -> None:
     code = (
         "import sys, os\n"
-        "from lambda_wrapper.export.spool import Spool\n"
+        "from lambda_wrapper.export import Spool\n"
         f"s = Spool({str(tmp_path)!r}, 1 << 20)\n"
         "for i in range(15): s.append(b'[\"%d\"]' % i)\n"
         f"for seq in {deliveries!r}: s.delivered(seq)\n"  # the cursor rewritten in place each time

@@ -15,7 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixtures import API_EXCHANGES, batch_bodies, batches, load, raw_events, telemetry_files
-from lambda_wrapper.telemetry.decode import (
+from lambda_wrapper.telemetry import (
+    MalformedEntry,
+    TelemetryEvent,
     UnreadableBatch,
     _build_event,
     decode_batch,
@@ -23,7 +25,6 @@ from lambda_wrapper.telemetry.decode import (
     is_own_diagnostic,
     parse_time_ms,
 )
-from lambda_wrapper.telemetry.records import MalformedEntry, TelemetryEvent
 from lambda_wrapper_dev.telemetry_decode import decode_files
 
 # Event types of each hand-written fixture file, batch after batch, in delivery order.
@@ -801,7 +802,7 @@ def test_ten_thousand_event_batch_decodes_quickly() -> None:
 def test_decoding_modules_stay_off_heavy_imports() -> None:
     probe = (
         "import sys; before = set(sys.modules); "
-        "import lambda_wrapper.telemetry.decode, lambda_wrapper_dev.telemetry_decode; "
+        "import lambda_wrapper.telemetry, lambda_wrapper_dev.telemetry_decode; "
         "print('\\n'.join(sorted(set(sys.modules) - before)))"
     )
     loaded = set(
@@ -810,7 +811,7 @@ def test_decoding_modules_stay_off_heavy_imports() -> None:
         ).stdout.split()
     )
     heavy = {"typing", "dataclasses", "datetime", "calendar", "http", "email", "urllib", "ssl", "asyncio"}
-    assert "lambda_wrapper.telemetry.decode" in loaded
+    assert "lambda_wrapper.telemetry" in loaded
     assert {name for name in loaded if name.split(".")[0] in heavy} == set()
 
 

@@ -8,14 +8,14 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambda_wrapper.telemetry.decode import (
+from lambda_wrapper.telemetry import (
+    DecodedBatch,
     UnreadableBatch,
     decode_batch,
     decode_events,
     is_own_diagnostic,
     parse_time_ms,
 )
-from lambda_wrapper.telemetry.records import DecodedBatch
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),

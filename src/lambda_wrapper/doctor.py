@@ -14,9 +14,9 @@ import socket
 import sys
 import threading
 
-from . import aws, handover
+from . import aws
 from .instruments import tweaks
-from .settings import SETTINGS, Settings, _show
+from .settings import SETTINGS, Handover, Settings, _show
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ and what was detected about this environment. Exit status 1 if a setting is inva
 # lambda_config.py; used when awslambdaric itself is not importable here.
 THREAD_POLLING_ENVS = frozenset(f"AWS_Lambda_python3.{minor}" for minor in range(12, 16))
 # Variables the wrapper sets for the supervisor: not user settings, never typos.
-WRAPPER_INTERNAL = frozenset(handover.ALL)
+WRAPPER_INTERNAL = frozenset(Handover.ALL)
 ENVIRONMENT_SHOWN = (
     aws.EXECUTION_ENV,
     aws.FUNCTION_NAME,
@@ -46,8 +46,8 @@ ENVIRONMENT_SHOWN = (
     aws.REGION,
     aws.TASK_ROOT,
     aws.HANDLER,
-    handover.USER_HANDLER,
-    handover.ROOT,
+    Handover.USER_HANDLER,
+    Handover.ROOT,
     "PYTHONPATH",
     aws.ACCESS_KEY_ID,
     aws.SECRET_ACCESS_KEY,
@@ -166,8 +166,8 @@ def initialization(environ: Mapping[str, str]) -> dict[str, object]:
 def wrapper_state(environ: Mapping[str, str]) -> dict[str, object]:
     return {
         "execWrapper": environ.get(aws.EXEC_WRAPPER),
-        "ranInThisEnvironment": environ.get(handover.ROOT) is not None,
-        "userHandler": environ.get(handover.USER_HANDLER) or environ.get(aws.HANDLER),
+        "ranInThisEnvironment": environ.get(Handover.ROOT) is not None,
+        "userHandler": environ.get(Handover.USER_HANDLER) or environ.get(aws.HANDLER),
     }
 
 
@@ -183,7 +183,7 @@ def task_root_state(path: str | None) -> dict[str, object]:
 
 
 def telemetry_port_state(port: int) -> dict[str, object]:
-    from .extension.runner import listener_host
+    from .extension import listener_host
 
     host = listener_host()
     probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -203,7 +203,7 @@ def telemetry_port_state(port: int) -> dict[str, object]:
 
 def telemetry_source_state(setting: str) -> dict[str, object]:
     """Which source the per-invocation records come from: known inside a running function."""
-    core = sys.modules.get("lambda_wrapper.supervisor.core")
+    core = sys.modules.get("lambda_wrapper.supervisor")
     in_use = getattr(core, "TELEMETRY_SOURCE", None) if core is not None else None
     if in_use is None:
         note = {

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 def get_logger(name: str | None = None, **initial_values: Any) -> Any:
     import structlog
 
-    from .instruments.context import CURRENT
+    from .instruments import CURRENT
 
     if name is None:
         name = sys._getframe(1).f_globals.get("__name__", "")

@@ -1,19 +1,26 @@
-"""One typed settings object, read once from the environment.
+"""One typed settings object, read once from the environment; the wrapper script's
+handover variables; the toolkit's own diagnostic lines.
 
 Every ``LAMBDA_WRAPPER_*`` variable is declared here once, with its type, default,
 accepted values and a one-line description. The same table renders the README's
 environment-variable reference (``lambda-wrapper doctor --markdown``), so the docs
-cannot drift from the code.
+cannot drift from the code. The variables the wrapper script sets for the Python side
+are not user settings: they are named once in ``Handover``.
 
 A bad value never takes the function down: the feature it belongs to is switched
 off, one line names the variable, the value and what is accepted, and the function
 runs. ``LAMBDA_WRAPPER_STRICT=true`` turns bad values into an init error instead,
-for users who prefer to fail loudly in staging.
+for users who prefer to fail loudly in staging. That line, and every other the
+toolkit says about itself, goes through ``emit`` (the diagnostics section below).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+import threading
+import time
 from collections.abc import Callable, Mapping
 
 from . import aws
@@ -374,3 +381,57 @@ def _show(value: object) -> str:
 
 def _clip(value: str, limit: int = 80) -> str:
     return value if len(value) <= limit else value[:limit] + f"...({len(value)} chars)"
+
+
+# -- the wrapper script's handover ---------------------------------------------------------
+class Handover:
+    """The variables the wrapper script (``wrapper/lambda-wrapper``) sets for the Python side.
+
+    They are not user settings (``SETTINGS`` declares those): the script writes them,
+    the supervisor, the start-up hook and ``doctor`` read them. A test holds this list and
+    the script to each other. The start-up hook (``supervisor/pathhook/sitecustomize.py``)
+    runs before this package is importable, so it spells its two names itself; the same
+    test checks them against these.
+    """
+
+    USER_HANDLER = "LAMBDA_WRAPPER_HANDLER"
+    ROOT = "LAMBDA_WRAPPER_ROOT"
+    STARTED_AT = "LAMBDA_WRAPPER_T0"
+    EXEC_AT = "LAMBDA_WRAPPER_T1"
+    SAVED_PYTHONPATH = "LAMBDA_WRAPPER_SAVED_PYTHONPATH"
+    PYTHON_DIR = "LAMBDA_WRAPPER_PYTHON_DIR"
+    TWEAKS_APPLIED = "LAMBDA_WRAPPER_TWEAKS_APPLIED"
+
+    ALL = (USER_HANDLER, ROOT, STARTED_AT, EXEC_AT, SAVED_PYTHONPATH, PYTHON_DIR, TWEAKS_APPLIED)
+
+
+# -- diagnostics ---------------------------------------------------------------------------
+# The toolkit's own diagnostics: one JSON line each, on stderr.
+#
+# Every line carries ``"logger": "lambda_wrapper"`` and an ``"event"`` name, so users can
+# filter them in CloudWatch and our own pipeline can recognise (and never re-export)
+# them when they come back through the Telemetry API as ``function`` records.
+
+
+_once_lock = threading.Lock()
+_already_said: set[str] = set()
+
+
+def emit(level: str, event: str, message: str, **fields: object) -> None:
+    line: dict[str, object] = {"logger": "lambda_wrapper", "level": level, "event": event, "message": message}
+    line.update(fields)
+    line["timestamp"] = round(time.time(), 3)
+    try:
+        sys.stderr.write(json.dumps(line, default=str) + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # a closed stderr must never break the function
+
+
+def emit_once(level: str, event: str, message: str, **fields: object) -> None:
+    """Say something at most once per process (for conditions that repeat per invoke)."""
+    with _once_lock:
+        if event in _already_said:
+            return
+        _already_said.add(event)
+    emit(level, event, message, **fields)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import sys
 
-from lambda_wrapper.telemetry.decode import decode_events, json_kind
+from lambda_wrapper.telemetry import decode_events, json_kind
 
 # ``typing`` costs ~15 ms to import; mypy honours a module-level TYPE_CHECKING constant.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TextIO
 
-    from lambda_wrapper.telemetry.records import TelemetryEvent
+    from lambda_wrapper.telemetry import TelemetryEvent
 
 _PROG = "lambda-wrapper telemetry decode"
 

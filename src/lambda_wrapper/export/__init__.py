@@ -1,4 +1,1157 @@
-"""Export: batching, flush policy, the /tmp spool and one module per exporter.
+"""Export: the exporter contract, batching, flush policy, the /tmp spool and the pipeline.
 
-It knows nothing of where telemetry came from: it gets decoded events.
+It knows nothing of where telemetry came from: it gets decoded events. This module is
+the part every Init uses; each exporter is a module of its own in this package,
+imported by ``build_exporters`` only when it is switched on.
+
+Sections: ``errors`` (what an exporter raises), ``breaker`` (a circuit breaker per
+exporter), ``policy`` (when to flush), ``exporter`` (the contract), ``function
+metadata``, ``spool``, ``pipeline`` and ``registry`` (which exporters the settings ask
+for).
 """
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import threading
+import time
+
+from .. import aws
+from ..instruments import LOSS, own_event
+from ..settings import emit
+from ..telemetry import UnreadableBatch, decode_batch, is_own_diagnostic
+
+TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+    from typing import TypeVar
+
+    from ..instruments import SourceArbiter
+    from ..settings import Settings
+    from ..telemetry import TelemetryEvent
+
+    E = TypeVar("E", bound=BaseException)
+    Amend = Callable[[list[TelemetryEvent]], None]
+
+
+# -- errors --------------------------------------------------------------------------------
+# What an exporter raises when a delivery fails, and what the pipeline does with it.
+#
+# ``retryable`` decides the fate of the events: True keeps them in the spool for a later
+# attempt (the backend may come back: refused or reset connections, timeouts, DNS
+# failures, 408, 429, 5xx); False counts and drops them (a retry would fail the same
+# way: a rejected payload, a redirect we do not follow, an untrusted TLS certificate).
+#
+# Messages must never contain header values or credentials: they name an endpoint as
+# ``scheme://host:port`` only, since paths, query strings and user info can carry tokens.
+
+
+class ExportError(Exception):
+    """A failed delivery; ``retryable`` says whether the same events may succeed later."""
+
+    def __init__(self, message: str, retryable: bool, retry_after_s: float | None = None,
+                 out_of_time: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        # The flush budget ran out before sending: not the endpoint's fault, so it
+        # must not open the circuit breaker.
+        self.out_of_time = out_of_time
+        # The backend's own wish (Retry-After) in seconds from now; None when it gave none.
+        self.retry_after_s = retry_after_s
+
+    def __repr__(self) -> str:
+        return (
+            f"ExportError({self.message!r}, retryable={self.retryable!r}, "
+            f"retry_after_s={self.retry_after_s!r})"
+        )
+
+
+def detached(error: E) -> E:
+    """``error`` without the tracebacks of its chain, fit to be kept after its handler.
+
+    An exception kept in a local or a list holds its traceback, the traceback holds
+    the frames it went through, and their locals hold the exception again and the
+    payload being sent: a reference cycle only the full garbage collection frees.
+    During a slow or failing endpoint that happens on every flush, so without this the
+    payloads pile up in RSS until a full collection runs. The messages are kept.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__
+    return error
+
+
+# -- breaker -------------------------------------------------------------------------------
+# A circuit breaker per exporter: stop trying a failing destination for a while.
+#
+# During a backend outage every attempt costs the function time; after a failure we
+# wait (exponentially longer, or as long as ``Retry-After`` says) before one trial
+# request, and the data waits in the spool meanwhile.
+
+
+FIRST_COOLDOWN_S = 1.0
+MAX_COOLDOWN_S = 60.0
+
+
+class CircuitBreaker:
+    def __init__(self) -> None:
+        self.failures = 0
+        self.open_until = 0.0
+
+    def allows(self, now: float | None = None) -> bool:
+        return (time.monotonic() if now is None else now) >= self.open_until
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.open_until = 0.0
+
+    def failed(self, retry_after_s: float | None = None, now: float | None = None) -> float:
+        """Open the breaker; returns the cool-down chosen."""
+        self.failures += 1
+        cooldown = min(MAX_COOLDOWN_S, FIRST_COOLDOWN_S * 2 ** (self.failures - 1))
+        if retry_after_s is not None and retry_after_s > 0:
+            cooldown = min(MAX_COOLDOWN_S * 5, max(cooldown, retry_after_s))
+        self.open_until = (time.monotonic() if now is None else now) + cooldown
+        return cooldown
+
+
+# -- policy --------------------------------------------------------------------------------
+# When to flush: at the end of each invocation when traffic is sparse, periodically
+# when it is dense.
+#
+# Every flush that happens before our ``/event/next`` is time the platform waits for
+# (billed, though the caller already has its response). With sparse traffic the
+# environment may be frozen or recycled after any invocation, so data should leave at
+# the end of each one. With dense traffic, flushing every few seconds costs a fraction
+# of the invocations and loses nothing: the spool holds the rest.
+
+
+DENSE_GAP_S = 1.0  # invocations closer than this are "dense"
+DENSE_FLUSH_INTERVAL_S = 1.0
+# Past this much unexported telemetry, flush even when dense: a large backlog would
+# not fit in the 500 ms Lambda gives at shutdown (10,000 log lines are ~0.5 MB).
+MAX_UNFLUSHED_BYTES = 256 * 1024
+
+
+class FlushPolicy:
+    def __init__(self) -> None:
+        self.last_invocation: float | None = None
+        self.last_flush = time.monotonic()
+        self.dense = False
+
+    def invocation_started(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self.last_invocation is not None:
+            self.dense = now - self.last_invocation < DENSE_GAP_S
+        self.last_invocation = now
+
+    def due(self, pending_batches: int, unflushed_bytes: int = 0, now: float | None = None) -> bool:
+        """Should this invocation end with a flush? ``pending_batches`` counts what waits."""
+        now = time.monotonic() if now is None else now
+        if not self.dense:
+            return True
+        return pending_batches > 0 and (
+            now - self.last_flush >= DENSE_FLUSH_INTERVAL_S or unflushed_bytes >= MAX_UNFLUSHED_BYTES
+        )
+
+    def flushed(self, now: float | None = None) -> None:
+        self.last_flush = time.monotonic() if now is None else now
+
+
+# -- exporter ------------------------------------------------------------------------------
+# The exporter contract: what the pipeline, the registry and the extension read of an exporter.
+#
+# Every exporter subclasses ``Exporter`` and declares, in its own class body:
+#
+# - ``name``: ``str``, the value of ``LAMBDA_WRAPPER_EXPORTERS`` that selects it; it also
+#   names its spool directory and its loss counts.
+# - ``local``: ``bool``. A local exporter writes to this process's stdout, a file or a
+#   non-blocking socket: it takes every pending event in each flush, outside the flush
+#   budget, since its cost is the CPU of the data itself. A remote one sends over the
+#   network within the budget, with adaptive call sizes and a backlog cap.
+# - ``telemetry_types``: the Telemetry API types (``platform``, ``function``,
+#   ``extension``) it needs; the extension subscribes to the union, so what no exporter
+#   reads costs nothing.
+# - ``prepare()``: one-time set-up off the handler's path, called once after the
+#   handler import (remote exporters load TLS certificates there). A local exporter's
+#   runs on the main thread at the end of Init and must be cheap; a remote exporter's
+#   runs on a thread of its own. Failures are reported and the exporter still runs.
+# - ``export(events, deadline)``: deliver ``events`` (``TelemetryEvent``), stopping by
+#   ``deadline`` (``time.monotonic()``); raise ``ExportError`` to have them kept
+#   (retryable) or dropped and counted.
+#
+# A class that leaves any of them out fails when it is defined, not when a flush first
+# touches it.
+
+
+CONTRACT = ("name", "local", "telemetry_types", "prepare", "export")
+TELEMETRY_TYPES = frozenset(("platform", "function", "extension"))
+
+
+class Exporter:
+    name: str
+    local: bool
+    telemetry_types: tuple[str, ...]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        problems = contract_problems(cls)
+        if problems:
+            raise TypeError(f"exporter {cls.__qualname__} does not meet the exporter contract: "
+                            + "; ".join(problems))
+
+    def prepare(self) -> None:
+        raise NotImplementedError
+
+    def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
+        raise NotImplementedError
+
+
+def contract_problems(cls: type) -> list[str]:
+    """What ``cls`` fails to declare of the contract (empty when it declares it all).
+
+    Each member must come from ``cls`` or a subclass of ``Exporter``, never from
+    ``Exporter`` itself, whose methods only raise.
+    """
+    declared: dict[str, object] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is not Exporter and klass is not object and issubclass(klass, Exporter):
+            declared.update(vars(klass))
+    problems = [f"{member} is not declared" for member in CONTRACT if member not in declared]
+    if "name" in declared and not (isinstance(declared["name"], str) and declared["name"]):
+        problems.append("name must be a non-empty str")
+    if "local" in declared and not isinstance(declared["local"], bool):
+        problems.append("local must be a bool")
+    types = declared.get("telemetry_types")
+    if "telemetry_types" in declared and not (
+        isinstance(types, tuple) and types and all(t in TELEMETRY_TYPES for t in types)
+    ):
+        problems.append(f"telemetry_types must be a non-empty tuple of {sorted(TELEMETRY_TYPES)}")
+    for method in ("prepare", "export"):
+        if method in declared and not callable(declared[method]):
+            problems.append(f"{method} must be a method")
+    return problems
+
+
+# -- function metadata ---------------------------------------------------------------------
+# What the Lambda environment says about the function, read once for every exporter.
+
+
+class FunctionMetadata:
+    """The function's identity; a field is None when the environment does not say.
+
+    ``log_group`` and ``log_stream`` are absent under SnapStart (platform contract 5.1).
+    """
+
+    __slots__ = (
+        "initialization_type",
+        "log_group",
+        "log_stream",
+        "memory_mb",
+        "name",
+        "region",
+        "runtime",
+        "version",
+    )
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.name = env.get(aws.FUNCTION_NAME) or None
+        self.version = env.get(aws.FUNCTION_VERSION) or None
+        self.region = env.get(aws.REGION) or env.get(aws.DEFAULT_REGION) or None
+        memory = env.get(aws.FUNCTION_MEMORY_SIZE, "")
+        self.memory_mb = int(memory) if memory.strip().isdigit() else None
+        self.log_group = env.get(aws.LOG_GROUP_NAME) or None
+        self.log_stream = env.get(aws.LOG_STREAM_NAME) or None
+        self.runtime = env.get(aws.EXECUTION_ENV) or None
+        self.initialization_type = env.get(aws.INITIALIZATION_TYPE) or None
+
+    def as_dict(self) -> dict[str, object]:
+        """The fields that are known, under the camelCase names of the platform's records."""
+        fields = {
+            "functionName": self.name,
+            "functionVersion": self.version,
+            "region": self.region,
+            "memorySizeMB": self.memory_mb,
+            "logGroupName": self.log_group,
+            "logStreamName": self.log_stream,
+            "runtime": self.runtime,
+            "initializationType": self.initialization_type,
+        }
+        return {key: value for key, value in fields.items() if value is not None}
+
+
+# -- spool ---------------------------------------------------------------------------------
+# A bounded, crash-safe spool of telemetry batches under /tmp, one per exporter.
+#
+# Every batch the listener acknowledged is appended here before anything else looks at
+# it, so a runtime killed mid-invocation (SIGKILL, out-of-memory, timeout) loses
+# nothing: the next Init finds the dead process's spool and exports what it holds.
+# Each exporter has its own spool, so one exporter being down never makes another
+# re-send, and each spool needs one cursor only. Past the size cap the oldest segment
+# goes, and every record in it that was not delivered is counted as dropped.
+#
+# Layout: ``<tmp>/lambda-wrapper/spool/<exporter>/<pid>-<start ns>/`` holding segment
+# files named by their first sequence number, each a run of ``<seq> <length>\n<body>\n``
+# entries, and ``cursor`` (the last delivered sequence number, replaced atomically).
+
+
+SEGMENT_BYTES = 512 * 1024
+# The cursor file and its replacement being written hold at most 20 digits each;
+# the cap covers them too, so segments get the cap minus this.
+CURSOR_FILES_BYTES = 2 * 20
+
+
+class _Segment:
+    __slots__ = ("first", "last", "path", "size")
+
+    def __init__(self, first: int, path: str) -> None:
+        self.first = first
+        self.last = first - 1
+        self.path = path
+        self.size = 0
+
+
+class Spool:
+    def __init__(self, root: str, max_bytes: int) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+        self._segment_capacity = max(0, max_bytes - CURSOR_FILES_BYTES)
+        self.directory = os.path.join(root, f"{os.getpid()}-{time.time_ns()}")
+        os.makedirs(self.directory, exist_ok=True)
+        self.dropped_records = 0
+        self.dropped_bytes = 0
+        self.dropped_batches = 0
+        self.unspooled_batches = 0
+        self.cursor = 0
+        self._next_seq = 1
+        self._segments: list[_Segment] = []
+        self._fd: int | None = None
+        self._bytes = 0
+        self._lock = threading.Lock()  # the listener and the supervisor both append
+
+    def append(self, body: bytes) -> int:
+        """Store one batch; it survives the process (``/tmp`` outlives a killed runtime)."""
+        with self._lock:
+            seq = self._next_seq
+            self._next_seq += 1
+            entry = b"%d %d\n%s\n" % (seq, len(body), body)
+            if len(entry) > self._segment_capacity:
+                # Bigger than the whole cap: it cannot be kept on disk. It is still
+                # exported from memory; only its crash safety is lost, and counted.
+                self.unspooled_batches += 1
+                return seq
+            # Room first, so the spool never holds more than the cap, even briefly.
+            self._make_room(len(entry))
+            # Overflow drops whole segments: one may not hold more than a share of the cap.
+            limit = min(SEGMENT_BYTES, self._segment_capacity // 4)
+            if self._fd is None or self._segments[-1].size + len(entry) > limit:
+                self._open_segment(seq)
+            assert self._fd is not None
+            os.write(self._fd, entry)
+            segment = self._segments[-1]
+            segment.size += len(entry)
+            segment.last = seq
+            self._bytes += len(entry)
+            return seq
+
+    def delivered(self, seq: int) -> None:
+        """Every batch up to ``seq`` reached the exporter's destination."""
+        with self._lock:
+            if seq <= self.cursor:
+                return
+            self.cursor = seq
+            partial = os.path.join(self.directory, "cursor.partial")
+            with open(partial, "w", encoding="ascii") as handle:
+                handle.write(str(seq))
+            os.replace(partial, os.path.join(self.directory, "cursor"))
+            # Whole segments that are delivered (and not being written) are reclaimed.
+            while len(self._segments) > 1 and self._segments[0].last <= seq:
+                self._remove_segment()
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def recover_orphans(self) -> list[tuple[int, bytes]]:
+        """Undelivered batches of dead processes, oldest first, moved into this spool.
+
+        They are appended here before the orphan is deleted, so a crash during
+        recovery loses nothing either.
+        """
+        recovered: list[tuple[int, bytes]] = []
+        for name in sorted(_listdir(self.root)):
+            directory = os.path.join(self.root, name)
+            if directory == self.directory or _owner_alive(name):
+                continue
+            cursor = _read_cursor(os.path.join(directory, "cursor"))
+            for segment in sorted(f for f in _listdir(directory) if f.endswith(".seg")):
+                for seq, body in read_segment(os.path.join(directory, segment)):
+                    if seq > cursor:
+                        recovered.append((self.append(body), body))
+            _remove_tree(directory)
+        return recovered
+
+    # -- internals ----------------------------------------------------------------
+    def _open_segment(self, seq: int) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        path = os.path.join(self.directory, f"{seq:012d}.seg")
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._segments.append(_Segment(seq, path))
+
+    def _make_room(self, incoming: int) -> None:
+        while self._bytes + incoming > self._segment_capacity and self._segments:
+            if len(self._segments) == 1 and self._fd is not None:
+                os.close(self._fd)  # dropping the segment being written: start a new one
+                self._fd = None
+            for seq, body in read_segment(self._segments[0].path):
+                if seq > self.cursor:
+                    self.dropped_batches += 1
+                    self.dropped_records += count_records(body)
+                    self.dropped_bytes += len(body)
+            self.cursor = max(self.cursor, self._segments[0].last)
+            self._remove_segment()
+
+    def _remove_segment(self) -> None:
+        segment = self._segments.pop(0)
+        try:
+            os.unlink(segment.path)
+        except OSError:
+            pass
+        self._bytes -= segment.size
+
+
+def read_segment(path: str) -> list[tuple[int, bytes]]:
+    """Entries of one segment; a torn tail (killed mid-write) is ignored."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return []
+    entries = []
+    position = 0
+    while position < len(data):
+        header_end = data.find(b"\n", position)
+        if header_end < 0:
+            break
+        try:
+            seq_text, length_text = data[position:header_end].split(b" ")
+            seq, length = int(seq_text), int(length_text)
+        except ValueError:
+            break
+        body_end = header_end + 1 + length
+        if body_end + 1 > len(data):
+            break
+        entries.append((seq, data[header_end + 1:body_end]))
+        position = body_end + 1
+    return entries
+
+
+def count_records(body: bytes) -> int:
+    # Good enough for a drop counter without parsing: one "time" key per event.
+    return max(1, body.count(b'"time"'))
+
+
+def _owner_alive(directory_name: str) -> bool:
+    pid_text = directory_name.split("-", 1)[0]
+    if not pid_text.isdigit():
+        return True  # not ours: leave it alone
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # same pid, other start time: a previous life of this pid
+    return process_alive(pid)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` names a live process (one we may not signal counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_cursor(path: str) -> int:
+    try:
+        with open(path, encoding="ascii") as handle:
+            text = handle.read().strip()
+    except OSError:
+        return 0
+    return int(text) if text.isdigit() else 0
+
+
+def _listdir(directory: str) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except OSError:
+        return []
+
+
+def _remove_tree(directory: str) -> None:
+    for name in _listdir(directory):
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
+    try:
+        os.rmdir(directory)
+    except OSError:
+        pass
+
+
+IN_FLIGHT_SLOT = 128  # bytes: "<state> <epoch ms> <oom kills> <request id>", space-padded
+RUNNING, ENDED = b"R", b"-"
+
+
+class InFlightMarker:
+    """Which invocation this process is running, kept in a file beside the spool so that
+    the next Init can tell that a process died in the middle of one.
+
+    One fixed-size slot rewritten in place: ``begin`` writes ``R <start epoch ms> <oom
+    kills at Init> <request id>``, ``end`` overwrites its first byte with ``-``; one
+    ``pwrite`` each. The cgroup's
+    ``oom_kill`` counter, read once at Init where the function can read it, lets the
+    next Init tell an out-of-memory kill (the counter grew) from any other death; where
+    it cannot be read, every death is just a death.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        os.makedirs(root, exist_ok=True)
+        self.path = os.path.join(root, f"{os.getpid()}-{time.time_ns()}")
+        self.oom_kills = oom_kill_count()
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._oom_text = b"-1" if self.oom_kills is None else b"%d" % self.oom_kills
+        os.pwrite(self._fd, ENDED.ljust(IN_FLIGHT_SLOT), 0)
+
+    def begin(self, request_id: str, started_epoch_s: float) -> None:
+        slot = b"R %d %s %s" % (int(started_epoch_s * 1000), self._oom_text, request_id.encode())
+        os.pwrite(self._fd, slot[:IN_FLIGHT_SLOT].ljust(IN_FLIGHT_SLOT), 0)
+
+    def end(self) -> None:
+        os.pwrite(self._fd, ENDED, 0)
+
+    def recover_orphans(self) -> list[tuple[str, float, bool | None]]:
+        """Invocations that dead processes were running: (request id, start epoch s,
+        whether the cgroup saw an out-of-memory kill since, None where unknown)."""
+        found = []
+        for name in _listdir(self.root):
+            path = os.path.join(self.root, name)
+            if path == self.path or _owner_alive(name):
+                continue
+            try:
+                with open(path, "rb") as handle:
+                    fields = handle.read(IN_FLIGHT_SLOT).split()
+                os.unlink(path)
+            except OSError:
+                continue
+            if len(fields) != 4 or fields[0] != RUNNING or not fields[1].isdigit():
+                continue  # ended, or never began one
+            then = int(fields[2]) if fields[2].lstrip(b"-").isdigit() else -1
+            oom = None if then < 0 or self.oom_kills is None else self.oom_kills > then
+            request_id = fields[3].decode("ascii", "replace")
+            found.append((request_id, int(fields[1]) / 1000.0, oom))
+        return found
+
+
+def oom_kill_count() -> int | None:
+    """The ``oom_kill`` count of this process's memory cgroup (v2 ``memory.events``, v1
+    ``memory.oom_control``), where it can be read."""
+    try:
+        with open("/proc/self/cgroup", encoding="ascii", errors="replace") as groups:
+            lines = groups.read().splitlines()
+    except OSError:
+        return None
+    candidates = []
+    for line in lines:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and not controllers:
+            candidates.append(f"/sys/fs/cgroup{path.rstrip('/')}/memory.events")
+        elif "memory" in controllers.split(","):
+            candidates.append(f"/sys/fs/cgroup/memory{path.rstrip('/')}/memory.oom_control")
+    for candidate in candidates:
+        try:
+            with open(candidate, "rb") as events:
+                for entry in events:
+                    if entry.startswith(b"oom_kill "):
+                        return int(entry.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
+
+
+# -- pipeline ------------------------------------------------------------------------------
+# From raw Telemetry API bodies to exporters: spool, decode, filter, export in budget.
+#
+# - ``accept`` (listener thread, and call spans) only appends bytes to each
+#   exporter's spool and to an in-memory queue: no parsing on the caller's time.
+# - ``submit`` (the supervisor's own records, on the handler's thread) only queues the
+#   ``TelemetryEvent`` itself: no serialisation, no write. ``spool_own`` serialises
+#   what was queued into the spools, on the listener's thread when the platform's next
+#   batch arrives (``receive``) and at the start of every flush; the objects themselves
+#   go to the exporters, never decoded. Without Telemetry API batches, a record is
+#   durable from the next flush on (each invocation when traffic is sparse, at most
+#   ``FlushPolicy``'s interval when it is dense).
+# - ``flush`` (extension thread) decodes each batch once, skips the toolkit's own
+#   lines (they come back as ``function`` records), and gives every exporter whose
+#   circuit breaker is closed what it has not delivered yet, within one time budget.
+#   What does not make it stays in the spool for the next flush or the next Init.
+
+
+# A local export call cannot be interrupted: at 128 MB (7 % of a CPU) 500 file records
+# take ~50 ms of wall time, short enough for a flush to stop before the SIGKILL.
+MAX_LOCAL_EVENTS_PER_CALL = 500
+# Remote payloads stay small, because the peak memory of encoding one is what RSS
+# keeps afterwards (about 2.8 KB of small objects per event). Catching up then takes
+# more, smaller requests.
+MAX_REMOTE_EVENTS_PER_CALL = 250
+MIN_EVENTS_PER_CALL = 50
+# Decoded events a remote exporter may owe before the oldest are dropped (and counted).
+# A backlog grows when an endpoint is down or the function's CPU share is too small to
+# keep up, and the toolkit's memory must stay bounded whatever the backend does: past
+# the cap the oldest go, counted. The spool keeps its own, separate cap on disk.
+MAX_BACKLOG_EVENTS = 2000
+# Bytes of acknowledged bodies that no exporter has delivered yet (held in memory
+# raw or decoded, on top of the spool on disk). Past it the listener refuses the
+# batch, so the platform drops and counts it (platform.logsDropped).
+MAX_HELD_BYTES = 4 * 1024 * 1024
+# What a remote exporter may spend telling its destination about a loss.
+LOSS_REPORT_BUDGET_S = 0.1
+# What writing the loss report takes at 128 MB (7 % of a CPU): one stderr line, one
+# file line, one EMF document.
+LOSS_REPORT_TIME_S = 0.04
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+_FUNCTION_TYPE_MARKS = (b'"type":"function"', b'"type": "function"')
+
+
+class PipelineFull(OSError):
+    """The held bytes reached their cap, or the pipeline stopped accepting (shutdown)."""
+
+
+def count_function_records(body: bytes) -> int:
+    """``function`` events in a raw body, without parsing it (for loss counts by type)."""
+    return sum(body.count(mark) for mark in _FUNCTION_TYPE_MARKS)
+
+
+def amended(events: list[TelemetryEvent], amends: list[Amend | None]) -> list[TelemetryEvent]:
+    """``events`` with each one's amendment applied to a list of its own (it may add to it)."""
+    if not any(amends):
+        return list(events)
+    out: list[TelemetryEvent] = []
+    for event, amend in zip(events, amends, strict=True):
+        one = [event]
+        if amend is not None:
+            amend(one)
+        out.extend(one)
+    return out
+
+
+def count_by_type(events: Iterable[TelemetryEvent], into: dict[str, int] | None = None) -> dict[str, int]:
+    """Events per ``type`` (``function``, ``platform.report``...), added to ``into``.
+
+    Every drop is reported by type as well as in total, so that lost log lines can be
+    matched with counted log lines rather than with any events that happened to go.
+    """
+    counts = {} if into is None else into
+    for event in events:
+        counts[event.type] = counts.get(event.type, 0) + 1
+    return counts
+
+
+class PipelineStats:
+    __slots__ = ("delivered", "events", "export_failures", "malformed_batches", "malformed_entries",
+                 "own_lines_skipped", "rejected_events")
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.delivered = 0
+        self.malformed_batches = 0
+        self.malformed_entries = 0
+        self.own_lines_skipped = 0
+        self.export_failures = 0
+        self.rejected_events = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class Channel:
+    """One exporter with its spool, breaker and the decoded batches it still owes."""
+
+    def __init__(self, exporter: Exporter, spool: Spool) -> None:
+        self.exporter = exporter
+        self.spool = spool
+        self.breaker = CircuitBreaker()
+        self.pending: collections.deque[tuple[int, list[TelemetryEvent]]] = collections.deque()
+        self.reported_drops = 0
+        self.reported_drop_bytes = 0
+        # Events of the batches the spool dropped on overflow, per type (a running total).
+        self.overflow_by_type: dict[str, int] = {}
+        self.reported_overflow_events = 0
+        self.reported_unspooled = 0
+        self.local = exporter.local
+        # (spool seq, body bytes, records, function records) of each batch not yet
+        # delivered: what the held-bytes cap and a loss count read.
+        self.held: collections.deque[tuple[int, int, int, int]] = collections.deque()
+        self.held_bytes = 0
+        # A remote call must fit the flush budget even at 128 MB (7 % of a CPU), or
+        # every call fails and the backlog only grows: its size adapts, halved when a
+        # call runs out of time, doubled on success.
+        self.call_limit = MAX_LOCAL_EVENTS_PER_CALL if self.local else MIN_EVENTS_PER_CALL * 4
+
+    @property
+    def name(self) -> str:
+        return self.exporter.name
+
+
+class Pipeline:
+    def __init__(self, exporters: Sequence[Exporter], spool_root: str, spool_max_bytes: int,
+                 emf_namespaces: Collection[str] = (), max_held_bytes: int = MAX_HELD_BYTES) -> None:
+        # The cap is for all exporters together: each spool gets its share.
+        share = spool_max_bytes // max(1, len(exporters))
+        self.channels = [Channel(e, Spool(os.path.join(spool_root, e.name), share)) for e in exporters]
+        self.stats = PipelineStats()
+        # Only our own EMF lines are skipped; the user's EMF metrics are their logs.
+        self.emf_namespaces = set(emf_namespaces)
+        # (body, spool sequence numbers, arrival time, own events or None for a body to
+        # decode, what to amend in each own event)
+        self._incoming: collections.deque[
+            tuple[bytes, list[int], float, list[TelemetryEvent] | None, list[Amend | None]]
+        ] = collections.deque()
+        # Own records submitted and not yet spooled (appended and taken without a lock:
+        # deque's append and popleft are atomic).
+        self._own: collections.deque[tuple[TelemetryEvent, Amend | None]] = collections.deque()
+        # Platform event time to our receipt, for the newest batch: the listener's lag.
+        self.listener_lag_ms: float | None = None
+        self._flush_lock = threading.Lock()  # the loop thread and the SIGTERM path may both flush
+        self.unflushed_bytes = 0  # received since the last complete flush (a volume signal)
+        self.max_held_bytes = max_held_bytes
+        self.refused_batches = 0
+        self._held_lock = threading.Lock()  # producers append, the flushing thread trims
+        self._accepting = True
+        # No flush works past this monotonic time (set at SIGTERM): what is not
+        # delivered by then is counted as lost while the process still lives.
+        self._finish_by = float("inf")
+        # Which source reports each invocation (instruments.self_report.SourceArbiter),
+        # when the supervisor reports invocations itself.
+        self.arbiter: SourceArbiter | None = None
+
+    # -- producers ------------------------------------------------------------------
+    def accept(self, body: bytes) -> None:
+        """Store one batch durably; called on the listener thread before it answers.
+
+        Raises ``PipelineFull`` when the batch would take the bytes held for the
+        exporters past their cap, or after ``give_up``: the listener then refuses the
+        batch and the platform counts it as dropped.
+        """
+        with self._held_lock:
+            if not self._accepting or self._held_locked() + len(body) > self.max_held_bytes:
+                self.refused_batches += 1
+                raise PipelineFull("telemetry pipeline is full" if self._accepting else "shutting down")
+            self._store(body, None, [])
+
+    def receive(self, body: bytes) -> None:
+        """``accept`` for the Telemetry API listener: the platform's batch, after the own
+        records submitted before it are spooled.
+
+        The platform posts an invocation's ``platform.runtimeDone`` once the runtime has
+        sent the response, so our records of that invocation are serialised and made
+        durable here, on the listener's thread, while the handler's thread waits for the
+        next event: off the handler's path, without waking another thread for it.
+        """
+        if self._own:
+            self.spool_own()
+        self.accept(body)
+
+    def submit(self, event: TelemetryEvent, amend: Amend | None = None) -> None:
+        """Queue one of the toolkit's own records, as it is; it goes out with the next flush.
+
+        Nothing is serialised or written here (the handler's thread): ``spool_own``
+        does that off the handler's path. ``amend``, if given, runs on a list holding
+        just this event, which it may change or extend, before any exporter sees it
+        (the spooled copy keeps the record as submitted).
+        """
+        self._own.append((event, amend))
+
+    def spool_own(self) -> None:
+        """Serialise the own records submitted so far into every spool, as one batch."""
+        own = self._own
+        events: list[TelemetryEvent] = []
+        amends: list[Amend | None] = []
+        while own:
+            try:
+                event, amend = own.popleft()
+            except IndexError:  # another thread took the last one
+                break
+            events.append(event)
+            amends.append(amend)
+        if not events:
+            return
+        body = _ENCODER.encode([event.to_output() for event in events]).encode()
+        with self._held_lock:
+            self._store(body, events, amends)
+
+    def _store(self, body: bytes, events: list[TelemetryEvent] | None, amends: list[Amend | None]) -> None:
+        seqs = [channel.spool.append(body) for channel in self.channels]
+        size, records, functions = len(body), count_records(body), count_function_records(body)
+        for channel, seq in zip(self.channels, seqs, strict=True):
+            channel.held.append((seq, size, records, functions))
+            channel.held_bytes += size
+        self._incoming.append((body, seqs, time.time(), events, amends))
+        self.unflushed_bytes += len(body)
+
+    def held_bytes(self) -> int:
+        """Bytes received but not yet delivered by the exporter furthest behind."""
+        with self._held_lock:
+            return self._held_locked()
+
+    def _held_locked(self) -> int:
+        held = 0
+        for channel in self.channels:
+            cursor = channel.spool.cursor
+            while channel.held and channel.held[0][0] <= cursor:
+                channel.held_bytes -= channel.held.popleft()[1]
+            held = max(held, channel.held_bytes)
+        return held
+
+    def recover(self) -> int:
+        """Take over what dead processes left in the spool; returns the batch count."""
+        count = 0
+        for channel in self.channels:
+            for seq, body in channel.spool.recover_orphans():
+                with self._held_lock:
+                    channel.held.append((seq, len(body), count_records(body), count_function_records(body)))
+                    channel.held_bytes += len(body)
+                channel.pending.append((seq, self._decode(body, recovered=True)))
+                count += 1
+        return count
+
+    @property
+    def pending_batches(self) -> int:
+        return len(self._own) + len(self._incoming) + max((len(c.pending) for c in self.channels), default=0)
+
+    # -- the flush ------------------------------------------------------------------
+    def flush(self, budget_s: float) -> int:
+        """Export what is pending; returns events delivered.
+
+        The budget bounds what remote exporters may cost (an outage must cost the
+        function bounded time). Local exporters (stdout, a file) always take
+        everything: their cost is the CPU of the data itself, and leaving it for later
+        only grows the backlog that must fit in the 500 ms of a shutdown.
+        """
+        if not self._acquire_flush_lock(self._finish_by):
+            return 0  # another flush holds it past the time to stop
+        try:
+            deadline = min(time.monotonic() + budget_s, self._finish_by)
+            self._distribute()
+            delivered = 0
+            for channel in sorted(self.channels, key=lambda c: not c.local):
+                if channel.local:
+                    delivered += self._flush_channel(channel, self._finish_by)
+                elif time.monotonic() < deadline:
+                    delivered += self._flush_channel(channel, deadline)
+            self._report_drops()
+            if not any(channel.pending for channel in self.channels):
+                self.unflushed_bytes = 0
+            return delivered
+        finally:
+            self._flush_lock.release()
+
+    def _acquire_flush_lock(self, until: float) -> bool:
+        if until == float("inf"):
+            return self._flush_lock.acquire()
+        return self._flush_lock.acquire(timeout=max(0.0, until - time.monotonic()))
+
+    def _distribute(self) -> None:
+        arbiter = self.arbiter
+        if arbiter is not None:
+            # After every batch received so far is decoded: those are the reports a held record waits for.
+            self._distribute_batches()
+            # Spooled like any own record from here on.
+            self._own.extend((event, None) for event in arbiter.release_due())
+        self._distribute_batches()
+
+    def _distribute_batches(self) -> None:
+        arbiter = self.arbiter
+        self.spool_own()
+        while self._incoming and time.monotonic() < self._finish_by:
+            body, seqs, arrived, own, amends = self._incoming.popleft()
+            if own is None:
+                events = self._decode(body)
+                if events and events[-1].epoch_ms is not None:
+                    self.listener_lag_ms = max(0.0, arrived * 1000.0 - events[-1].epoch_ms)
+            else:
+                events = amended(own, amends)
+                self.stats.events += len(events)
+            if arbiter is not None:
+                events = arbiter.filter(events)
+            for channel, seq in zip(self.channels, seqs, strict=True):
+                channel.pending.append((seq, events))
+            # Hand the GIL to the listener between batches: a platform POST waiting
+            # behind a long flush can make the platform drop the next batch.
+            time.sleep(0)
+
+    def _decode(self, body: bytes, recovered: bool = False) -> list[TelemetryEvent]:
+        """The events of ``body``; ``recovered`` for a spooled batch, whose own records
+        get back the request id that ``TelemetryEvent.to_output`` wrote beside them."""
+        try:
+            batch = decode_batch(body)
+        except UnreadableBatch:
+            self.stats.malformed_batches += 1
+            return []
+        self.stats.malformed_entries += len(batch.malformed)
+        events = []
+        for event in batch.events:
+            if recovered and event.request_id is None:
+                request_id = event.extra_fields.get("requestId")
+                if isinstance(request_id, str):
+                    event.request_id = request_id
+            if is_own_diagnostic(event, self.emf_namespaces):
+                self.stats.own_lines_skipped += 1
+            else:
+                events.append(event)
+        self.stats.events += len(events)
+        return events
+
+    def _flush_channel(self, channel: Channel, deadline: float) -> int:
+        # Batches the spool dropped on overflow are already counted there.
+        while channel.pending and channel.pending[0][0] <= channel.spool.cursor:
+            count_by_type(channel.pending.popleft()[1], channel.overflow_by_type)
+        if not channel.local:
+            self._bound_backlog(channel)
+        delivered = 0
+        while channel.pending and channel.breaker.allows() and time.monotonic() < deadline:
+            take: list[tuple[int, list[TelemetryEvent]]] = []
+            count = 0
+            while channel.pending and (not take or count + len(channel.pending[0][1]) <= channel.call_limit):
+                take.append(channel.pending.popleft())
+                count += len(take[-1][1])
+            events = [event for _, batch in take for event in batch]
+            try:
+                if events:
+                    channel.exporter.export(events, deadline)
+            except ExportError as error:
+                self._failed(channel, take, error)
+                break
+            except Exception as error:  # a bug in an exporter must not lose the batch silently
+                self._failed(channel, take, ExportError(f"{type(error).__name__}: {error}", retryable=False))
+                break
+            channel.breaker.succeeded()
+            channel.spool.delivered(take[-1][0])
+            if channel.local and channel.call_limit < MAX_LOCAL_EVENTS_PER_CALL:
+                channel.call_limit = MAX_LOCAL_EVENTS_PER_CALL
+            delivered += len(events)
+            if not channel.local:
+                channel.call_limit = min(MAX_REMOTE_EVENTS_PER_CALL, channel.call_limit * 2)
+        self.stats.delivered += delivered
+        return delivered
+
+    def _bound_backlog(self, channel: Channel) -> None:
+        owed = sum(len(events) for _, events in channel.pending)
+        dropped = 0
+        by_type: dict[str, int] = {}
+        while channel.pending and owed > MAX_BACKLOG_EVENTS:
+            seq, events = channel.pending.popleft()
+            owed -= len(events)
+            dropped += len(events)
+            count_by_type(events, by_type)
+            channel.spool.delivered(seq)  # given up on: reclaim it on disk too
+        if dropped:
+            self.stats.rejected_events += dropped
+            emit("warning", "export_backlog_dropped",
+                             f"{channel.name} is behind: dropped the {dropped} oldest events it owed",
+                             exporter=channel.name, dropped=dropped, droppedByType=by_type)
+
+    def _failed(self, channel: Channel, take: list[tuple[int, list[TelemetryEvent]]],
+                error: ExportError) -> None:
+        if error.out_of_time:
+            # Out of budget, not a failing endpoint: keep the data, send less next time.
+            channel.pending.extendleft(reversed(take))
+            channel.call_limit = max(MIN_EVENTS_PER_CALL, channel.call_limit // 2)
+            return
+        self.stats.export_failures += 1
+        if error.retryable:
+            channel.pending.extendleft(reversed(take))
+            cooldown = channel.breaker.failed(error.retry_after_s)
+            emit("warning", "export_failed",
+                             f"{channel.name} export failed, retrying in {cooldown:.1f}s: {error}",
+                             exporter=channel.name, retryable=True)
+        else:
+            rejected = sum(len(batch) for _, batch in take)
+            by_type: dict[str, int] = {}
+            for _, batch in take:
+                count_by_type(batch, by_type)
+            self.stats.rejected_events += rejected
+            channel.spool.delivered(take[-1][0])
+            emit("warning", "export_rejected",
+                             f"{channel.name} export failed permanently, {rejected} events dropped: {error}",
+                             exporter=channel.name, retryable=False, dropped=rejected, droppedByType=by_type)
+
+    def _report_drops(self) -> None:
+        for channel in self.channels:
+            spool = channel.spool
+            if spool.unspooled_batches != channel.reported_unspooled:
+                channel.reported_unspooled = spool.unspooled_batches
+                emit("warning", "spool_batch_too_large",
+                                 f"{channel.name}: a batch larger than the spool cap was kept in memory only",
+                                 exporter=channel.name, unspooledBatches=spool.unspooled_batches)
+            overflow_events = sum(channel.overflow_by_type.values())
+            changed = overflow_events != channel.reported_overflow_events
+            if spool.dropped_records != channel.reported_drops or changed:
+                if spool.dropped_records > channel.reported_drops:
+                    self._export_loss(channel, {
+                        "droppedRecords": spool.dropped_records - channel.reported_drops,
+                        "droppedBytes": spool.dropped_bytes - channel.reported_drop_bytes,
+                        "reason": "spool_overflow"}, time.monotonic() + LOSS_REPORT_BUDGET_S)
+                channel.reported_drops = spool.dropped_records
+                channel.reported_drop_bytes = spool.dropped_bytes
+                channel.reported_overflow_events = overflow_events
+                emit("warning", "spool_overflow",
+                                 f"{channel.name} spool is full: dropped the oldest batches",
+                                 exporter=channel.name, droppedRecords=spool.dropped_records,
+                                 droppedBatches=spool.dropped_batches,
+                                 droppedByType=dict(channel.overflow_by_type))
+
+    def dropped_records(self) -> int:
+        return sum(channel.spool.dropped_records for channel in self.channels)
+
+    # -- shutdown -------------------------------------------------------------------
+    def finish_by(self, deadline: float) -> None:
+        """Make every flush, a running one included, stop by ``deadline`` (monotonic)."""
+        self._finish_by = deadline
+        if self.arbiter is not None:
+            self.arbiter.release_all()  # the environment ends: held self records go out now
+
+    def give_up(self, reason: str, deadline: float) -> dict[str, dict[str, object]]:
+        """Stop accepting, count per exporter what it received and did not deliver,
+        and tell the user while the process still lives.
+
+        Each exporter gets one ``lambda_wrapper.loss`` record with its own count (the
+        file exporter writes it, EMF turns it into metrics, remote ones send it if
+        they still can before ``deadline``), and stderr gets one diagnostic line. What
+        is counted here is marked delivered in the spool, so a later Init does not
+        export it again. Returns the losses by exporter name.
+        """
+        with self._held_lock:
+            self._accepting = False
+        self._finish_by = min(self._finish_by, time.monotonic())
+        self.spool_own()  # counted with the rest below
+        losses: dict[str, dict[str, object]] = {}
+        # A flush still running (one decode or export call it could not interrupt)
+        # is waited for only while the report still fits before ``deadline``; past
+        # that the count goes out beside it, and may include records that flush was
+        # delivering at that moment (counted twice rather than not at all).
+        locked = self._acquire_flush_lock(deadline - LOSS_REPORT_TIME_S)
+        try:
+            for channel in self.channels:
+                with self._held_lock:
+                    self._held_locked()
+                    held = list(channel.held)
+                    channel.held.clear()
+                    channel.held_bytes = 0
+                channel.pending.clear()
+                if not held:
+                    continue
+                channel.spool.delivered(held[-1][0])
+                records = sum(entry[2] for entry in held)
+                functions = sum(entry[3] for entry in held)
+                by_type = {"function": functions, "other": records - functions}
+                losses[channel.name] = {"droppedRecords": records, "droppedBytes": sum(e[1] for e in held),
+                                        "droppedByType": by_type, "reason": reason}
+            self._incoming.clear()
+            if losses:
+                total = sum(int(str(loss["droppedRecords"])) for loss in losses.values())
+                emit("warning", "records_lost",
+                                 f"{total} telemetry records received but not exported ({reason})",
+                                 reason=reason, exporters=losses)
+            for channel in self.channels:
+                loss = losses.get(channel.name)
+                if loss is not None and (channel.local or time.monotonic() < deadline):
+                    self._export_loss(channel, loss, deadline)
+        finally:
+            if locked:
+                self._flush_lock.release()
+        return losses
+
+    def _export_loss(self, channel: Channel, loss: dict[str, object], deadline: float) -> None:
+        try:
+            channel.exporter.export([own_event(LOSS, {**loss, "exporter": channel.name})], deadline)
+        except Exception:  # the stderr line already said it
+            pass
+
+
+# -- registry ------------------------------------------------------------------------------
+# Build the exporters the settings ask for, and the telemetry types they need.
+#
+# The extension subscribes only to what the enabled exporters use, so function logs
+# cost nothing unless something exports them.
+
+
+def build_exporters(settings: Settings) -> list[Exporter]:
+    exporters: list[Exporter] = []
+    for name in settings.exporters:
+        try:
+            exporter = _build(name, settings)
+        except Exception as exc:
+            emit("warning", "exporter_disabled", f"the {name} exporter is disabled: {exc}",
+                             exporter=name)
+            continue
+        if exporter is not None:  # None: its settings were invalid, already reported
+            exporters.append(exporter)
+    return exporters
+
+
+def telemetry_types(settings: Settings, exporters: list[Exporter]) -> list[str]:
+    if settings.telemetry_types:
+        return list(settings.telemetry_types)
+    wanted: dict[str, None] = {}
+    for exporter in exporters:
+        wanted.update(dict.fromkeys(exporter.telemetry_types))
+    return list(wanted) or ["platform"]
+
+
+def _build(name: str, settings: Settings) -> Exporter | None:
+    """The exporter ``name`` configured from ``settings``; None when one of its settings
+    was invalid (``Settings`` switched it off and already said so in one line).
+    Raises ValueError when the exporter cannot work, with a message fit to print."""
+    if not settings.feature_enabled(f"the {name} exporter"):
+        return None
+    if name == "file":
+        from .file import FileExporter
+
+        assert settings.file_path is not None
+        return FileExporter(settings.file_path)
+    if name == "emf":
+        from .emf import EmfExporter
+
+        return EmfExporter(settings.emf_namespace, settings.emf_dimensions)
+    if name == "http":
+        if settings.http_endpoint is None:
+            raise ValueError("LAMBDA_WRAPPER_HTTP_ENDPOINT is not set")
+        from .http_json import HttpJsonExporter
+
+        return HttpJsonExporter(settings.http_endpoint, settings.http_headers)
+    if name == "otlp":
+        from .otlp import OtlpExporter
+
+        otlp = OtlpExporter.from_settings(settings)
+        if not otlp.signals:
+            raise ValueError("every OTLP signal was switched off by an invalid setting (see above)")
+        return otlp
+    if name == "xray":
+        import os
+
+        from .xray import XrayExporter, daemon_address
+
+        return XrayExporter(daemon_address(os.environ))
+    raise ValueError(f"exporter {name!r} is not implemented yet")

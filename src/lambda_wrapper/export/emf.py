@@ -33,18 +33,16 @@ import json
 import os
 import time
 
-from .. import diagnostics
-from ..telemetry.invocations import InvocationClassifier
-from .errors import ExportError
-from .exporter import Exporter
-from .function_metadata import FunctionMetadata
+from ..settings import emit
+from ..telemetry import InvocationClassifier
+from . import Exporter, ExportError, FunctionMetadata
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import TextIO
 
-    from ..telemetry.records import TelemetryEvent
+    from ..telemetry import TelemetryEvent
 
     Metric = tuple[str, str, float]
 
@@ -137,7 +135,7 @@ class EmfExporter(Exporter):
         self.dimensions = tuple(name for name in dict.fromkeys(dimensions) if name not in _RESERVED_NAMES)
         for name in dict.fromkeys(dimensions):
             if name in _RESERVED_NAMES:
-                diagnostics.emit(
+                emit(
                     "warning",
                     "emf_dimension_ignored",
                     f"EMF dimension {name!r} is ignored: the name is taken by a metric or field",

@@ -12,15 +12,15 @@ import os
 import time
 from json.encoder import encode_basestring_ascii as _json_string
 
-from ..telemetry.invocations import InvocationClassifier
-from .exporter import Exporter
+from ..telemetry import InvocationClassifier
+from . import Exporter
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ..telemetry.records import TelemetryEvent
+    from ..telemetry import TelemetryEvent
 
 
 # One encoder for every line: json.dumps given options builds a new encoder per call,

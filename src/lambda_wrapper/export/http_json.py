@@ -12,17 +12,15 @@ the events, since sending the same body again would get the same answer.
 from __future__ import annotations
 
 from .. import __version__
-from ..telemetry.invocations import InvocationClassifier
-from .errors import ExportError
-from .exporter import Exporter
-from .function_metadata import FunctionMetadata
+from ..telemetry import InvocationClassifier
+from . import Exporter, ExportError, FunctionMetadata
 from .transport import Endpoint, Transport, check_status, gzip_body, json_body
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ..telemetry.records import TelemetryEvent
+    from ..telemetry import TelemetryEvent
 
 
 class HttpJsonExporter(Exporter):

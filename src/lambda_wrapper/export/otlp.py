@@ -27,15 +27,12 @@ from __future__ import annotations
 
 import os
 
-from .. import diagnostics
-from .errors import ExportError, detached
-from .exporter import Exporter
-from .function_metadata import FunctionMetadata
+from ..settings import emit, emit_once
+from . import Exporter, ExportError, FunctionMetadata, count_by_type, detached
 from .otlp_encoding import SCOPE, resource_attributes
 from .otlp_logs import LogEncoder
 from .otlp_metrics import MetricEncoder
 from .otlp_traces import SpanEncoder, TraceContexts
-from .pipeline import count_by_type
 from .transport import Endpoint, Transport, check_status, gzip_body, join_url_path, json_body
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
@@ -44,7 +41,7 @@ if TYPE_CHECKING:
     from typing import Any, Protocol
 
     from ..settings import Settings
-    from ..telemetry.records import TelemetryEvent
+    from ..telemetry import TelemetryEvent
 
     class SignalEncoder(Protocol):
         def encode(self, events: Sequence[TelemetryEvent]) -> Any: ...  # a batch with ``items``
@@ -160,7 +157,7 @@ class OtlpExporter(Exporter):
             if failures:
                 # Some signals got through: the events are not "dropped" as a whole, so
                 # say what was, and let the pipeline count the call as delivered.
-                diagnostics.emit(
+                emit(
                     "warning", "export_rejected", f"otlp: {_summary(failures)}", exporter=self.name,
                     dropped=len(events), droppedByType=count_by_type(events),
                     signals=[signal for signal, _ in failures],
@@ -246,7 +243,7 @@ def signal_targets(settings: Settings, environ: Mapping[str, str]) -> dict[str, 
                 parsed[suffix] = parse(raw)
             except (ValueError, TypeError):
                 problem = Problem(prefix + suffix, raw, accepted, consequence, secret=secret)
-                diagnostics.emit("warning", "invalid_setting", problem.describe(), variable=problem.name)
+                emit("warning", "invalid_setting", problem.describe(), variable=problem.name)
                 valid = False
         _warn_about_protocol(environ, prefix + "PROTOCOL")
         if not valid:
@@ -261,7 +258,7 @@ def signal_targets(settings: Settings, environ: Mapping[str, str]) -> dict[str, 
         except ValueError as error:  # the URL passed the settings check but cannot be used
             variable = prefix + "ENDPOINT" if "ENDPOINT" in parsed else "OTEL_EXPORTER_OTLP_ENDPOINT"
             message = f"{variable}: {error}; {consequence}"
-            diagnostics.emit("warning", "invalid_setting", message, variable=variable)
+            emit("warning", "invalid_setting", message, variable=variable)
     return targets
 
 
@@ -271,14 +268,14 @@ def _compression(raw: str | None) -> bool | None:
     value = raw.strip().lower()
     if value not in ("gzip", "none"):
         message = f"OTLP compression {value!r} is not supported (gzip or none); sending uncompressed"
-        diagnostics.emit_once("warning", "otlp_compression", message)
+        emit_once("warning", "otlp_compression", message)
     return value == "gzip"
 
 
 def _warn_about_protocol(environ: Mapping[str, str], name: str) -> None:
     protocol = environ.get(name, "").strip().lower()
     if protocol and protocol != "http/json":
-        diagnostics.emit_once(
+        emit_once(
             "warning",
             f"otlp_protocol_{name}",
             f"{name}={protocol} is not supported: lambda-wrapper sends http/json, which OTLP/HTTP receivers"

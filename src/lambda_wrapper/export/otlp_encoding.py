@@ -18,7 +18,7 @@ TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .function_metadata import FunctionMetadata
+    from . import FunctionMetadata
 
 SCOPE = {"name": "lambda-wrapper", "version": __version__}
 _INT64_MIN = -(2**63)

@@ -23,7 +23,7 @@ TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from ..telemetry.records import TelemetryEvent
+    from ..telemetry import TelemetryEvent
     from .otlp_traces import TraceContexts
 
 # OTLP SeverityNumber: the first number of each range (TRACE=1, DEBUG=5, ... FATAL=21).

@@ -12,16 +12,16 @@ dropped logs), each interval starting where the last delivered one ended.
 
 from __future__ import annotations
 
-from ..telemetry.invocations import CLASSIFIER_INPUTS as _CLASSIFIER_INPUTS
-from ..telemetry.invocations import InvocationClassifier
-from ..telemetry.invocations import finite_number as _number
+from ..telemetry import CLASSIFIER_INPUTS as _CLASSIFIER_INPUTS
+from ..telemetry import InvocationClassifier
+from ..telemetry import finite_number as _number
 from .otlp_encoding import attributes, unix_nanos
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from ..telemetry.records import TelemetryEvent
+    from ..telemetry import TelemetryEvent
 
     Point = tuple[float, float | int, bool | None, str | None]  # (epoch ms, value, cold start, source)
 

@@ -15,15 +15,14 @@ spans were delivered.
 
 from __future__ import annotations
 
-from ..telemetry.decode import parse_time_ms
-from ..telemetry.invocations import CLASSIFIER_INPUTS, InvocationClassifier, record_source
+from ..telemetry import CLASSIFIER_INPUTS, InvocationClassifier, parse_time_ms, record_source
 from .otlp_encoding import attributes, new_span_id, new_trace_id, unix_nanos
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ..telemetry.records import TelemetryEvent
+    from ..telemetry import TelemetryEvent
 
 SPAN_KIND_INTERNAL = 1
 SPAN_KIND_SERVER = 2

@@ -2,7 +2,7 @@
 
 The wire format, the connections (every connect, send and receive bounded by what is
 left of one monotonic deadline, DNS on a helper thread we stop waiting for at the
-deadline, TLS) are ``lambda_wrapper.http11``'s, shared with the platform API client.
+deadline, TLS) are ``lambda_wrapper.extension``'s, shared with the platform API client.
 This adds the exporters' side: URLs, the per-origin pool, the resend rule, framing
 headers the settings cannot override, and the classification of failures as
 ``ExportError``. ``ssl`` and ``zlib`` are imported only when a request needs them.
@@ -23,9 +23,9 @@ from __future__ import annotations
 import time
 
 from .. import __version__
-from ..http11 import Connection, HttpError, HttpResponse, NoResponse, Resolver, encode_request
-from ..telemetry.decode import parse_time_ms
-from .errors import ExportError
+from ..extension import Connection, HttpError, HttpResponse, NoResponse, Resolver, encode_request
+from ..telemetry import parse_time_ms
+from . import ExportError
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:

@@ -25,16 +25,17 @@ import json
 import os
 import socket
 
-from .. import aws, diagnostics
+from .. import aws
+from ..instruments import SPAN
 from ..instruments.calls.spans import xray_parts
-from ..instruments.records import SPAN
-from .exporter import Exporter
+from ..settings import emit
+from . import Exporter
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from ..telemetry.records import TelemetryEvent
+    from ..telemetry import TelemetryEvent
 
 DEFAULT_ADDRESS = ("127.0.0.1", 2000)
 HEADER = b'{"format": "json", "version": 1}\n'
@@ -82,7 +83,7 @@ class XrayExporter(Exporter):
             self.sent += 1
         if too_large or failed:
             self.dropped += too_large + failed
-            diagnostics.emit(
+            emit(
                 "warning", "xray_dropped",
                 f"xray: dropped {too_large} subsegments larger than a datagram and {failed} the socket "
                 f"refused ({self.dropped} in all)",

@@ -1,7 +1,791 @@
 """What the supervisor measures about the function and about itself.
 
-Each module is one idea, loaded only when its feature is on (see
-``docs/instruments.md``). The modules on the default path (``records``, ``context``,
-``coldstart``, ``overhead``, ``procfs``) import nothing beyond what awslambdaric already
-loaded; structlog and psutil are imported only by ``logs`` and ``process``.
+This module holds what every Init uses, and imports nothing beyond what awslambdaric
+already loaded: memory figures from /proc, the toolkit's own records, the current
+invocation's context, cold start and the Init breakdown, the toolkit's own overhead,
+the watchdog thread and the self source of per-invocation records. Each optional
+instrument is a module of its own, loaded only when its feature is on (see
+``docs/instruments.md``); structlog and psutil are imported only by ``logs`` and
+``process``.
 """
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from .. import aws
+from ..settings import Handover
+from ..telemetry import TelemetryEvent
+
+TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    TimeoutCallback = Callable[[str, int, float], None]  # request id, thread id, ms left
+    MemoryCallback = Callable[[str, int, int], None]  # request id, rss, limit
+    ReportCallback = Callable[["Armed"], None]  # the invocation to report as timed out
+
+
+# -- procfs --------------------------------------------------------------------------------
+# Memory figures straight from /proc: cheap enough for a watchdog, and no psutil.
+#
+# Reading ``/proc/self/statm`` costs about 10 µs, ``/proc/self/status`` about 35 µs. The
+# peak RSS (``VmHWM``) can be reset to the current RSS by writing ``5`` to
+# ``/proc/self/clear_refs`` (Linux 4.0+, about 10 µs), which turns the process-lifetime
+# peak into a per-invocation one.
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def peak_rss_bytes() -> int | None:
+    """The RSS high-water mark, ``VmHWM``.
+
+    Not ``getrusage``'s ``ru_maxrss``: the kernel also folds the high-water mark into
+    it whenever a thread exits, and ``clear_refs`` cannot reset that part.
+    """
+    try:
+        with open("/proc/self/status", "rb") as status:
+            text = status.read()
+        start = text.index(b"VmHWM:") + 6
+        return int(text[start : text.index(b"kB", start)]) * 1024
+    except (OSError, ValueError):
+        return None
+
+
+def reset_peak_rss() -> bool:
+    """Make ``peak_rss_bytes`` start again from the current RSS; False where not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "wb", buffering=0) as clear_refs:
+            clear_refs.write(b"5")
+        return True
+    except OSError:
+        return False
+
+
+# -- records -------------------------------------------------------------------------------
+# The toolkit's own records, shaped like Telemetry API events so one pipeline carries both.
+#
+# The exporters encode exactly these types and fields (``docs/instruments.md``).
+
+
+INVOCATION = "lambda_wrapper.invocation"
+INIT = "lambda_wrapper.init"
+IMPORT_PROFILE = "lambda_wrapper.import_profile"
+WARNING = "lambda_wrapper.warning"
+SPAN = "lambda_wrapper.span"  # one downstream call (instruments.calls)
+LOSS = "lambda_wrapper.loss"  # records received but never exported, counted (export.pipeline)
+
+
+def own_event(
+    type_: str, record: dict[str, object], request_id: str | None = None, epoch_s: float | None = None
+) -> TelemetryEvent:
+    now = time.time() if epoch_s is None else epoch_s
+    return TelemetryEvent(iso_time(now), type_, record, epoch_ms=now * 1000.0, request_id=request_id)
+
+
+def iso_time(epoch_s: float) -> str:
+    """``2026-11-26T15:23:59.332Z``, the Telemetry API's own time format."""
+    epoch_ms = int(epoch_s * 1000)
+    seconds, millis = divmod(epoch_ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def ms(seconds: float) -> float:
+    """Seconds to milliseconds, rounded to the microsecond the clocks can resolve."""
+    return round(seconds * 1000.0, 3)
+
+
+def mib(size_bytes: float) -> float:
+    return round(size_bytes / (1024 * 1024), 2)
+
+
+# -- context -------------------------------------------------------------------------------
+# What log lines and the public logger helper know about the current invocation.
+#
+# The supervisor updates ``CURRENT`` as each invocation starts; readers take the
+# values at the moment they log, so a logger created at import time still names the
+# invocation it logs in. Python runtimes run one invocation at a time per process
+# (Managed Instances run several processes), so one module-level object is enough.
+
+
+class InvocationContext:
+    __slots__ = ("cold_start", "function_name", "function_version", "request_id", "xray_trace_id")
+
+    def __init__(self) -> None:
+        self.function_name = os.environ.get(aws.FUNCTION_NAME)
+        self.function_version = os.environ.get(aws.FUNCTION_VERSION)
+        self.request_id: str | None = None
+        self.cold_start: bool | None = None
+        self.xray_trace_id: str | None = None
+
+    def invocation_starts(self, request_id: str, cold_start: bool) -> None:
+        self.request_id = request_id or None
+        self.cold_start = cold_start
+        # awslambdaric sets _X_AMZN_TRACE_ID from the invoke's header before calling us.
+        self.xray_trace_id = xray_root(os.environ.get(aws.TRACE_ID))
+
+    def fields(self) -> dict[str, object]:
+        """The context as log fields, named like Lambda's own JSON log format (``requestId``)."""
+        values = {
+            "requestId": self.request_id,
+            "functionName": self.function_name,
+            "functionVersion": self.function_version,
+            "coldStart": self.cold_start,
+            "xrayTraceId": self.xray_trace_id,
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+
+def xray_root(header: str | None) -> str | None:
+    """``1-5bef4de7-ad49b0e87f6ef6c87fc2e700`` from ``Root=1-5bef...;Parent=...;Sampled=1``."""
+    if not header:
+        return None
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == "Root" and value:
+            return value
+    return None
+
+
+CURRENT = InvocationContext()
+
+
+# -- cold start ----------------------------------------------------------------------------
+# Cold start, proactive initialisation, and where the Init time went.
+#
+# ``coldStart`` is true on the first invocation of each environment, unless the
+# environment was initialised ahead of traffic:
+#
+# - provisioned concurrency and Lambda Managed Instances initialise before any
+#   request is routed to them;
+# - Lambda also initialises on-demand environments proactively. Like Datadog, we call
+#   an Init that ended more than 10 s before the first invocation proactive: no caller
+#   waited for it.
+#
+# SnapStart restores are cold starts (the restore is on the caller's path), even
+# though our own Init ran long before, when the snapshot was taken.
+#
+# The breakdown splits Init into the wrapper script (from its two ``$EPOCHREALTIME``
+# stamps; absent where the shell has no such clock), the interpreter and runtime
+# start-up before our first line (``runtimeStartMs``), our own work (settings,
+# extension, instruments: ``extensionInitMs``) and the import of the user's handler.
+
+
+PROACTIVE_INIT_GAP_S = 10.0
+INITIALISED_AHEAD = (aws.PROVISIONED_CONCURRENCY, aws.MANAGED_INSTANCES)
+
+
+class InitTimeline:
+    """Timestamps of the Init phase: ``perf_counter`` for durations, wall clock for gaps."""
+
+    def __init__(
+        self, started_perf: float, environ: Mapping[str, str] | None = None, init_type: str | None = None
+    ) -> None:
+        environ = environ or {}
+        self.init_type = init_type or aws.ON_DEMAND
+        self.wrapper_started = _epoch_seconds(environ.get(Handover.STARTED_AT))
+        self.wrapper_exec = _epoch_seconds(environ.get(Handover.EXEC_AT))
+        self.started_perf = started_perf
+        self.started_wall = time.time() - (time.perf_counter() - started_perf)
+        self.rss_at_start = rss_bytes()
+        self.rss_before_handler: int | None = None
+        self.handler_import_started = 0.0
+        self.handler_import_ended = 0.0
+        self.ended_perf = 0.0
+        self.ended_wall = 0.0
+
+    def handler_import_starts(self) -> None:
+        self.rss_before_handler = rss_bytes()
+        self.handler_import_started = time.perf_counter()
+
+    def handler_import_ends(self) -> None:
+        self.handler_import_ended = time.perf_counter()
+
+    def init_ends(self) -> None:
+        self.ended_perf = time.perf_counter()
+        self.ended_wall = time.time()
+
+    def record(self, cold_start: bool, proactive_init: bool) -> dict[str, object]:
+        """The ``lambda_wrapper.init`` record."""
+        handler_import = self.handler_import_ended - self.handler_import_started
+        own = (self.ended_perf - self.started_perf) - handler_import
+        wrapper_ms = runtime_start_ms = None
+        if self.wrapper_started is not None and self.wrapper_exec is not None:
+            wrapper_ms = ms(max(0.0, self.wrapper_exec - self.wrapper_started))
+            runtime_start_ms = ms(max(0.0, self.started_wall - self.wrapper_exec))
+        own_rss = None
+        if self.rss_at_start is not None and self.rss_before_handler is not None:
+            own_rss = mib(max(0, self.rss_before_handler - self.rss_at_start))
+        return {
+            "wrapperInitMs": wrapper_ms,
+            "runtimeStartMs": runtime_start_ms,
+            "extensionInitMs": ms(own),
+            "handlerImportMs": ms(handler_import),
+            "wrapperRssMB": own_rss,
+            "coldStart": cold_start,
+            "proactiveInit": proactive_init,
+            "initType": self.init_type,
+        }
+
+
+class ColdStartTracker:
+    """Answers, once per invocation, whether it was a cold start."""
+
+    def __init__(self, timeline: InitTimeline) -> None:
+        self.timeline = timeline
+        self.invocations = 0
+        self.cold_start = False
+        self.proactive_init = False
+
+    def invocation_starts(self, now_wall: float) -> None:
+        self.invocations += 1
+        if self.invocations == 1:
+            self.cold_start, self.proactive_init = classify_first_invocation(
+                self.timeline.init_type, now_wall - self.timeline.ended_wall
+            )
+        else:
+            self.cold_start = self.proactive_init = False
+
+    @property
+    def first(self) -> bool:
+        return self.invocations == 1
+
+
+def classify_first_invocation(init_type: str, gap_s: float) -> tuple[bool, bool]:
+    """(cold start, proactive init) for the first invocation of an environment."""
+    if init_type in INITIALISED_AHEAD:
+        return False, True
+    if init_type == aws.SNAP_START:
+        return True, False
+    if gap_s > PROACTIVE_INIT_GAP_S:
+        return False, True
+    return True, False
+
+
+def _epoch_seconds(raw: str | None) -> float | None:
+    # bash prints $EPOCHREALTIME with the locale's decimal separator.
+    if not raw:
+        return None
+    try:
+        return float(raw.replace(",", "."))
+    except ValueError:
+        return None
+
+
+# -- overhead ------------------------------------------------------------------------------
+# The toolkit's own cost: time added to each invocation, and listener lag.
+#
+# Our per-invocation time is what the supervisor spends on the handler's thread before
+# and after the user's handler (instruments, building and queueing our records, the
+# signal to the extension; the records are serialised and spooled later, off that
+# thread, by ``export.pipeline``). The
+# time the platform then waits for the extension's ``/event/next`` is measured by the
+# platform itself (``platform.report`` minus ``platform.runtimeDone``). Init time and
+# RSS added at Init are in the ``lambda_wrapper.init`` record (``coldstart``).
+
+
+# How long a flush waits for the figure; only a flush racing the end of the handler
+# path waits at all, for a few microseconds of the supervisor's work.
+SETTLE_WAIT_S = 0.05
+OVERHEAD_FIELD = "wrapperOverheadMs"
+
+class HandlerPathClock:
+    """Sums the supervisor's time around the handler: ``begin``, ``pause``, ``resume``, ``total_ms``."""
+
+    __slots__ = ("_mark", "_spent")
+
+    def __init__(self) -> None:
+        self._mark = 0.0
+        self._spent = 0.0
+
+    def begin(self) -> None:
+        self._spent = 0.0
+        self._mark = time.perf_counter()
+
+    def pause(self) -> None:
+        """The user's handler takes over."""
+        self._spent += time.perf_counter() - self._mark
+
+    def resume(self) -> None:
+        """The user's handler returned (or raised)."""
+        self._mark = time.perf_counter()
+
+    def total_ms(self) -> float:
+        return round((self._spent + time.perf_counter() - self._mark) * 1000.0, 3)
+
+
+class OverheadSettlement:
+    """The final ``wrapperOverheadMs`` of a record submitted before it could be known.
+
+    The invocation record is submitted before the extension is told the handler is
+    done (so it is in that flush), which is before its submission and the signal
+    have cost anything. It carries the figure up to that point; ``settle`` (the
+    supervisor, at the very end of its work) gives the final one, and ``amend`` (the
+    flush, on the record) puts it in.
+    """
+
+    __slots__ = ("_owner", "_unsettled", "ms")
+
+    def __init__(self) -> None:
+        self.ms: float | None = None
+        self._owner = threading.get_ident()
+        self._unsettled = threading.Lock()
+        self._unsettled.acquire()
+
+    def settle(self, ms: float) -> None:
+        self.ms = ms
+        self._unsettled.release()
+
+    def amend(self, events: Sequence[TelemetryEvent]) -> None:
+        # A flush on the submitting thread (a SIGTERM handler) would wait for itself.
+        if threading.get_ident() != self._owner and self._unsettled.acquire(timeout=SETTLE_WAIT_S):
+            self._unsettled.release()
+        if self.ms is None:
+            return
+        for event in events:
+            record = event.record
+            if isinstance(record, dict) and OVERHEAD_FIELD in record:
+                record[OVERHEAD_FIELD] = self.ms
+
+
+def listener_lag_ms(extension: object) -> float | None:
+    """How late the telemetry listener runs behind the platform, if the extension measures it."""
+    measure = getattr(extension, "listener_lag_ms", None)
+    if not callable(measure):
+        return None
+    try:
+        value = measure()
+    except Exception:
+        return None
+    return round(float(value), 3) if isinstance(value, (int, float)) else None
+
+
+# -- watchdog ------------------------------------------------------------------------------
+# One watchdog thread for the process: the timeout warning and the memory warning.
+#
+# The supervisor arms it when an invocation starts (with the deadline from the
+# runtime's deadline header and the handler's thread) and disarms it when the handler
+# returns. Each warning fires at most once per invocation.
+#
+# Arming and disarming are one attribute assignment each, no lock and usually no
+# wake-up: the thread looks at what is armed at least every ``POLL_INTERVAL_S`` (and
+# samples RSS then, when the memory warning is on), and is woken early only when a
+# warning is due sooner than that. Waking it on every invocation measured about 0.1 ms
+# of handler-path time; a poll costs microseconds, and none at all while the
+# environment is frozen between invocations.
+#
+# Callbacks run on this thread, so a slow flush after a warning never holds up the
+# handler.
+#
+# Limit: a handler stuck in C code that holds the GIL keeps this thread from running
+# (the same limit as any Python-level watchdog); the platform's timeout report still
+# says what happened.
+
+
+POLL_INTERVAL_S = 0.05
+# One lock for the process: claims are rare (a warning, at most once per invocation),
+# and arming makes no lock per invocation on the handler path.
+_CLAIMS = threading.Lock()
+
+
+class Armed:
+    """One invocation under watch; ``*_fired`` tell which warnings went out."""
+
+    __slots__ = (
+        "deadline_s", "ended", "memory_fired", "report_at", "request_id", "thread_id", "timeout_fired",
+        "warn_at",
+    )
+
+    def __init__(self, request_id: str, thread_id: int, deadline_s: float, warn_at: float | None) -> None:
+        self.request_id = request_id
+        self.thread_id = thread_id
+        self.deadline_s = deadline_s
+        self.warn_at = warn_at
+        self.timeout_fired = False
+        self.memory_fired = False
+        # The self source's timeout report: when it is due, and whether the invocation
+        # already ended one way (the handler returned) or the other (reported timed out).
+        self.report_at: float | None = None
+        self.ended = False
+
+    def claim_end(self) -> bool:
+        """True for exactly one caller: the handler returning, or the timeout report."""
+        with _CLAIMS:
+            if self.ended:
+                return False
+            self.ended = True
+            return True
+
+    def claim_memory_warning(self) -> bool:
+        """True for exactly one caller: the watchdog's sample and the supervisor's
+        check when the handler returns can both see the limit crossed at once."""
+        with _CLAIMS:
+            if self.memory_fired:
+                return False
+            self.memory_fired = True
+            return True
+
+
+class Watchdog:
+    def __init__(
+        self,
+        warning_ms: int,
+        memory_limit_bytes: int | None,
+        on_timeout: TimeoutCallback,
+        on_memory: MemoryCallback,
+        report_lead_ms: int = 0,
+        on_report_timeout: ReportCallback | None = None,
+        start: bool = True,
+    ) -> None:
+        self.warning_s = warning_ms / 1000.0
+        self.report_lead_s = report_lead_ms / 1000.0 if on_report_timeout is not None else 0.0
+        self.on_report_timeout = on_report_timeout
+        self.memory_limit_bytes = memory_limit_bytes
+        self.on_timeout = on_timeout
+        self.on_memory = on_memory
+        self._armed: Armed | None = None
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lambda-wrapper-watchdog", daemon=True)
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Start the thread (once): the supervisor does so after the handler import."""
+        if not self._thread.is_alive() and self._thread.ident is None:
+            self._thread.start()
+
+    def arm(self, request_id: str, deadline_epoch_ms: int | None, thread_id: int) -> None:
+        deadline_s = warn_at = None
+        if self.warning_s > 0 and deadline_epoch_ms is not None:
+            deadline_s = deadline_epoch_ms / 1000.0
+            now = time.time()
+            remaining = deadline_s - now
+            # A warning larger than the whole timeout would fire as the handler
+            # starts, on every invocation; warn halfway instead.
+            warn_at = deadline_s - self.warning_s if self.warning_s < remaining else now + remaining / 2
+        armed = Armed(request_id, thread_id, deadline_s or 0.0, warn_at)
+        if self.report_lead_s > 0 and deadline_epoch_ms is not None:
+            armed.deadline_s = deadline_epoch_ms / 1000.0
+            remaining = armed.deadline_s - time.time()
+            lead = self.report_lead_s if self.report_lead_s < remaining / 2 else remaining / 2
+            armed.report_at = armed.deadline_s - lead
+        self._armed = armed
+        due = min(t for t in (warn_at, armed.report_at, float("inf")) if t is not None)
+        if due - time.time() < POLL_INTERVAL_S:
+            self._wake.set()
+
+    def disarm(self) -> Armed | None:
+        """Stop watching; returns what was armed, to see which warnings fired."""
+        armed, self._armed = self._armed, None
+        return armed
+
+    def _run(self) -> None:
+        while True:
+            armed = self._armed  # read once: the handler's thread may replace it any time
+            if armed is not None:
+                try:
+                    self._check(armed)
+                except Exception:
+                    pass  # a failing warning must never kill the watchdog
+            self._wake.wait(self._sleep_s(self._armed))
+            self._wake.clear()
+
+    def _check(self, armed: Armed) -> None:
+        report_at = armed.report_at
+        if report_at is not None and not armed.ended and time.time() >= report_at and armed.claim_end():
+            assert self.on_report_timeout is not None
+            self.on_report_timeout(armed)
+        if not armed.timeout_fired and armed.warn_at is not None and time.time() >= armed.warn_at:
+            armed.timeout_fired = True
+            self.on_timeout(armed.request_id, armed.thread_id, (armed.deadline_s - time.time()) * 1000.0)
+        limit = self.memory_limit_bytes
+        if limit is not None and not armed.memory_fired:
+            rss = rss_bytes()
+            if rss is not None and rss >= limit and armed.claim_memory_warning():
+                self.on_memory(armed.request_id, rss, limit)
+
+    @staticmethod
+    def _sleep_s(armed: Armed | None) -> float:
+        sleep = POLL_INTERVAL_S
+        if armed is not None and not armed.timeout_fired and armed.warn_at is not None:
+            sleep = min(sleep, armed.warn_at - time.time())
+        if armed is not None and not armed.ended and armed.report_at is not None:
+            sleep = min(sleep, armed.report_at - time.time())
+        return max(0.0, sleep)
+
+
+# -- self report ---------------------------------------------------------------------------
+# The self source: per-invocation records from the supervisor's own measurements.
+#
+# Where the Telemetry API gives nothing (the subscription is refused, as local emulators
+# do with a 202, or fails), the supervisor still sees every invocation. It makes the
+# records the platform would have sent, with the same types and fields, so every
+# exporter and dashboard reads them unchanged, plus ``"source": "self"``
+# (``telemetry.invocations`` turns that into the invocation's source):
+#
+# - ``platform.start``: when the runtime handed us the event.
+# - ``platform.runtimeDone`` and ``platform.report``: ``durationMs`` on our clock (from
+#   the event to our return), ``status`` (``success``, ``error``, ``timeout``), the
+#   ``errorType`` (the exception's type name; ``Runtime.ExitError`` for ``sys.exit``),
+#   ``memorySizeMB``, ``maxMemoryUsedMB`` (the process's peak RSS from ``getrusage``,
+#   the lifetime peak like the platform's) and, on a cold start, ``initDurationMs`` (from
+#   the wrapper script's first line to the end of Init).
+#
+# What the self source cannot see: billing, the runtime's own overhead before it calls
+# us and after we return (``extensionOverhead``, response serialisation: a return value
+# that cannot be serialised is a success here), other processes' memory, and a death of
+# the process (out of memory, a crash): that invocation is counted at the next Init from
+# the spool's in-flight marker (``export.spool.InFlightMarker``).
+#
+# A timeout is reported before it happens (where self is the source; with a subscription
+# the platform reports timeouts and no thread of ours watches for them): the watchdog
+# reports the invocation as timed out ``TIMEOUT_LEAD_MS`` before the deadline when the
+# handler is still running, and flushes, because the platform kills the process at the
+# deadline. If the handler then
+# returns after all (within the lead), the timeout report stands and nothing else is
+# reported for that invocation.
+#
+# Source selection (``LAMBDA_WRAPPER_TELEMETRY_SOURCE``), decided once at Init from the
+# subscription's outcome, and the guarantee that one invocation is never reported twice:
+#
+# - ``platform``: no self records.
+# - ``self``: self records only; the platform's start, runtimeDone and report records
+#   are dropped by the pipeline (``SourceArbiter``).
+# - ``auto`` without a subscription: self records only (the platform sends none).
+# - ``auto`` with a subscription: each self record is held in memory until the
+#   invocation's ``platform.report`` is seen (the self record is dropped) or until
+#   ``HOLD_INVOCATIONS`` later invocations went by without it, or the environment shuts
+#   down (the self record is exported, and the platform's records of that invocation,
+#   should they come later, are dropped).
+#
+# The handler path only notes a few numbers; the records are built on the flush's
+# thread, riding on the submit of the supervisor's invocation record.
+
+
+PLATFORM = "platform"
+SELF = "self"
+HOLD = "hold"  # auto with a subscription: self records wait for the platform's
+AUTO = "auto"
+SUBSCRIBED = "subscribed"  # extension.subscription.SubscriptionOutcome.SUBSCRIBED
+HOLD_INVOCATIONS = 3
+TIMEOUT_LEAD_MS = 100
+INVOCATION_TYPES = frozenset(("platform.start", "platform.runtimeDone", "platform.report"))
+MAX_RELEASED = 256
+EXIT_ERROR = "Runtime.ExitError"
+OUT_OF_MEMORY = "Runtime.OutOfMemory"
+
+
+def choose_source(setting: str, subscription_state: str | None, subscribed_elsewhere: bool) -> str:
+    """``platform``, ``self`` or ``hold`` from the setting and the subscription's outcome.
+
+    ``subscribed_elsewhere``: under Managed Instances one worker process subscribes for
+    all, so the others get the platform's records through it.
+    """
+    if setting in (PLATFORM, SELF):
+        return setting
+    if subscription_state == SUBSCRIBED:
+        return HOLD
+    if subscription_state is None and subscribed_elsewhere:
+        return PLATFORM
+    return SELF
+
+
+def error_type_of(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    if isinstance(error, SystemExit):
+        return EXIT_ERROR
+    return type(error).__name__
+
+
+def _peak_rss_mb() -> int | None:
+    try:
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # KiB on Linux
+    except (ImportError, OSError, ValueError):
+        return None
+
+
+class Measured:
+    """What the handler path noted of one invocation; the records are built later."""
+
+    __slots__ = ("duration_ms", "error_type", "init_duration_ms", "max_memory_mb", "request_id",
+                 "started_epoch_s", "status")
+
+    def __init__(self, request_id: str, started_epoch_s: float, duration_ms: float | None, status: str,
+                 error_type: str | None, init_duration_ms: float | None,
+                 max_memory_mb: int | None) -> None:
+        self.request_id = request_id
+        self.started_epoch_s = started_epoch_s
+        self.duration_ms = duration_ms
+        self.status = status
+        self.error_type = error_type
+        self.init_duration_ms = init_duration_ms
+        self.max_memory_mb = max_memory_mb
+
+
+class SelfReporter:
+    """Notes each invocation on the handler path; turns it into platform-shaped records."""
+
+    def __init__(
+        self, timeline: InitTimeline, cold_start: ColdStartTracker, arbiter: SourceArbiter | None
+    ) -> None:
+        self.timeline = timeline
+        self.cold_start = cold_start
+        self.arbiter = arbiter
+        try:
+            self.memory_size_mb: int | None = int(os.environ.get(aws.FUNCTION_MEMORY_SIZE, ""))
+        except ValueError:
+            self.memory_size_mb = None
+        self.function_version = os.environ.get(aws.FUNCTION_VERSION) or aws.LATEST_VERSION
+        self.started_epoch_s = 0.0
+
+    def started(self) -> None:
+        self.started_epoch_s = time.time()
+
+    def measured(self, request_id: str, duration_ms: float, error: BaseException | None,
+                 timed_out: bool = False) -> Measured:
+        error_type = error_type_of(error)
+        status = "timeout" if timed_out else ("error" if error is not None else "success")
+        init_ms = None
+        if self.cold_start.cold_start and self.cold_start.first:
+            timeline = self.timeline
+            init_started = timeline.wrapper_started or timeline.started_wall
+            init_ms = round(max(0.0, timeline.ended_wall - init_started) * 1000.0, 3)
+        return Measured(request_id, self.started_epoch_s, round(duration_ms, 3), status, error_type, init_ms,
+                        _peak_rss_mb())
+
+    def died_in_flight(self, request_id: str, started_epoch_s: float, out_of_memory: bool | None) -> Measured:
+        """An invocation a dead process was running (``export.spool.InFlightMarker``): when
+        it died is not known, so it has no duration; an out-of-memory kill is told from
+        other deaths only where the cgroup's counter says so."""
+        error_type = OUT_OF_MEMORY if out_of_memory else EXIT_ERROR
+        return Measured(request_id, started_epoch_s, None, "error", error_type, None, None)
+
+    def records(self, measured: Measured) -> list[TelemetryEvent]:
+        request_id = measured.request_id
+        start = measured.started_epoch_s
+        duration = measured.duration_ms
+        end = start + (duration or 0.0) / 1000.0
+        end_time = iso_time(end)
+        durations: dict[str, object] = {} if duration is None else {"durationMs": duration}
+        done: dict[str, object] = {"requestId": request_id, "status": measured.status, "source": SELF,
+                                   "metrics": dict(durations)}
+        report_metrics: dict[str, object] = dict(durations)
+        if self.memory_size_mb is not None:
+            report_metrics["memorySizeMB"] = self.memory_size_mb
+        if measured.max_memory_mb is not None:
+            report_metrics["maxMemoryUsedMB"] = measured.max_memory_mb
+        if measured.init_duration_ms is not None:
+            report_metrics["initDurationMs"] = measured.init_duration_ms
+        report: dict[str, object] = {"requestId": request_id, "status": measured.status, "source": SELF,
+                                     "metrics": report_metrics}
+        if measured.error_type is not None:
+            done["errorType"] = report["errorType"] = measured.error_type
+        return [
+            _event("platform.start", {"requestId": request_id, "version": self.function_version,
+                                      "source": SELF}, start),
+            _event("platform.runtimeDone", done, end, end_time),
+            _event("platform.report", report, end, end_time),
+        ]
+
+    def amendment(self, measured: Measured, replace: bool = False) -> Callable[[list[TelemetryEvent]], None]:
+        """Adds the invocation's records to a decoded batch (``replace``: instead of what
+        it holds), or hands them to the arbiter."""
+
+        def add(events: list[TelemetryEvent]) -> None:
+            if replace:
+                del events[:]
+            if self.arbiter is not None and self.arbiter.mode == HOLD:
+                # Built only if released: usually the platform's report comes first.
+                self.arbiter.hold(measured.request_id, lambda: self.records(measured))
+            else:
+                events.extend(self.records(measured))
+
+        return add
+
+
+def _event(
+    type_: str, record: dict[str, object], epoch_s: float, time_text: str | None = None
+) -> TelemetryEvent:
+    request_id = record.get("requestId")
+    metrics = record.get("metrics")
+    return TelemetryEvent(time_text or iso_time(epoch_s), type_, record, epoch_ms=epoch_s * 1000.0,
+                          request_id=request_id if isinstance(request_id, str) else None,
+                          metrics=metrics if isinstance(metrics, dict) else None)
+
+
+class SourceArbiter:
+    """In the pipeline's flush: one source per invocation.
+
+    ``self``: the platform's start, runtimeDone and report records are dropped.
+    ``hold``: self records wait (``hold``) until the platform's report of the same
+    invocation shows up in a decoded batch (``filter`` drops them) or until
+    ``HOLD_INVOCATIONS`` later invocations were held, or the shutdown (``release_due``
+    gives them out); the platform's records of a released invocation are then dropped.
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self._held: dict[str, tuple[int, Callable[[], list[TelemetryEvent]]]] = {}
+        self._released: dict[str, None] = {}
+        self._invocations = 0
+        self._release_all = False
+        self.dropped_self = 0
+        self.dropped_platform = 0
+        self.released = 0
+
+    def hold(self, request_id: str, make_records: Callable[[], list[TelemetryEvent]]) -> None:
+        self._invocations += 1
+        self._held[request_id] = (self._invocations, make_records)
+
+    def filter(self, events: list[TelemetryEvent]) -> list[TelemetryEvent]:
+        if self.mode == SELF:
+            kept = [e for e in events if e.type not in INVOCATION_TYPES or _is_self(e)]
+        elif not self._held and not self._released:
+            return events
+        else:
+            kept = []
+            for event in events:
+                request_id = event.request_id
+                if event.type in INVOCATION_TYPES and request_id is not None and not _is_self(event):
+                    if request_id in self._released:
+                        continue
+                    if event.type == "platform.report" and self._held.pop(request_id, None) is not None:
+                        self.dropped_self += 1
+                kept.append(event)
+        self.dropped_platform += len(events) - len(kept)
+        return kept
+
+    def release_all(self) -> None:
+        """At shutdown, after the last platform records could come: give out the rest."""
+        self._release_all = True
+
+    def release_due(self) -> list[TelemetryEvent]:
+        due = [request_id for request_id, (index, _) in self._held.items()
+               if self._release_all or self._invocations - index >= HOLD_INVOCATIONS]
+        released: list[TelemetryEvent] = []
+        for request_id in due:
+            released += self._held.pop(request_id)[1]()
+            self._released[request_id] = None
+            self.released += 1
+        while len(self._released) > MAX_RELEASED:
+            del self._released[next(iter(self._released))]
+        return released
+
+
+def _is_self(event: TelemetryEvent) -> bool:
+    record = event.record
+    return isinstance(record, dict) and record.get("source") == SELF

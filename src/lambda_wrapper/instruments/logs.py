@@ -22,8 +22,7 @@ import sys
 
 import structlog
 
-from .context import CURRENT
-from .records import iso_time
+from . import CURRENT, iso_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 psutil costs about 20 ms to import, so this module is imported only when the feature
 is on. CPU time and GC figures are deltas over the invocation; RSS, fds, threads and
 /tmp usage are values at its end; the peak RSS is per invocation where the kernel lets
-us reset the high-water mark (see ``procfs``), else since the process started.
+us reset the high-water mark (see ``instruments``: procfs), else since the process started.
 
 CPU time comes from ``getrusage`` rather than psutil: psutil reads ``/proc/self/stat``,
 whose clock ticks are 10 ms, while ``getrusage`` resolves microseconds, and most
@@ -19,8 +19,7 @@ import time
 import psutil
 
 from .. import aws
-from . import procfs
-from .records import mib, ms
+from . import mib, ms, peak_rss_bytes
 
 
 class GcWatch:
@@ -72,7 +71,7 @@ class ProcessMetrics:
             tmp_used = None
         return {
             "rssMB": mib(rss),
-            "peakRssMB": mib(max(rss, procfs.peak_rss_bytes() or 0)),
+            "peakRssMB": mib(max(rss, peak_rss_bytes() or 0)),
             "cpuUserMs": ms(max(0.0, cpu.ru_utime - self._cpu_at_start.ru_utime)),
             "cpuSystemMs": ms(max(0.0, cpu.ru_stime - self._cpu_at_start.ru_stime)),
             "openFds": _open_fds(process),

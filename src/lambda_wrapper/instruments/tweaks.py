@@ -1,14 +1,14 @@
 """The wrapper's environment tweaks, as the Python side sees them (``docs/tweaks.md``).
 
 The wrapper script applies them before Python starts (it cannot import this module)
-and lists what it applied in ``handover.TWEAKS_APPLIED``. This table names, for
+and lists what it applied in ``Handover.TWEAKS_APPLIED``. This table names, for
 each tweak, its switch in ``settings.py`` and the variable it sets; a test holds the
 script, this table and the settings' defaults to each other.
 """
 
 from __future__ import annotations
 
-from .. import handover
+from ..settings import Handover
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ TWEAKS = (
 
 def applied(environ: Mapping[str, str]) -> list[str]:
     """Keys of the tweaks the wrapper applied to this process."""
-    return [key for key in environ.get(handover.TWEAKS_APPLIED, "").split(",") if key]
+    return [key for key in environ.get(Handover.TWEAKS_APPLIED, "").split(",") if key]
 
 
 def status(settings: Settings, environ: Mapping[str, str]) -> list[dict[str, object]]:
@@ -56,7 +56,7 @@ def status(settings: Settings, environ: Mapping[str, str]) -> list[dict[str, obj
             origin = "set by the wrapper"
         elif value is not None:
             origin = "set by the user (the wrapper never overrides it)"
-        elif environ.get(handover.ROOT) is None:
+        elif environ.get(Handover.ROOT) is None:
             origin = "not set (the wrapper did not run in this environment)"
         else:
             origin = "not set"

@@ -2,5 +2,622 @@
 
 ``entry`` is the handler Lambda calls (the wrapper points ``_HANDLER`` at it); it
 loads the user's handler with the runtime's own error semantics, starts the
-extension and wraps every invocation.
+extension and wraps every invocation. ``bootstrap`` wraps the handler (its file name
+is what hides our frame). This module is the rest: SIGTERM handling, loading the
+user's handler, and the supervisor that wires settings, extension, instruments and
+handler together.
 """
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+import time
+
+from .. import aws
+from ..instruments import CURRENT as invocation_context
+from ..instruments import (
+    HOLD,
+    IMPORT_PROFILE,
+    INIT,
+    INVOCATION,
+    TIMEOUT_LEAD_MS,
+    WARNING,
+    ColdStartTracker,
+    HandlerPathClock,
+    InitTimeline,
+    OverheadSettlement,
+    SelfReporter,
+    SourceArbiter,
+    Watchdog,
+    choose_source,
+    listener_lag_ms,
+    mib,
+    own_event,
+    peak_rss_bytes,
+    reset_peak_rss,
+    rss_bytes,
+)
+from ..settings import Handover, Settings, emit, emit_once
+from .bootstrap import wrap_handler
+
+TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
+if TYPE_CHECKING:
+    import signal
+    from collections.abc import Callable
+    from types import CodeType, FrameType
+    from typing import Any
+
+    from ..export import InFlightMarker
+    from ..extension import InternalExtension
+    from ..instruments import Armed, Measured
+    from ..instruments.import_profile import ImportProfile
+    from ..instruments.process import ProcessMetrics
+    from ..telemetry import TelemetryEvent
+    from .bootstrap import Handler
+else:
+    # The C module: the ``signal`` wrapper's enums cost ~0.5 ms of Init and only wrap
+    # the same numbers (its SIG_DFL equals _signal's 0).
+    import _signal as signal
+
+
+# -- shutdown ------------------------------------------------------------------------------
+# See SIGTERM in both awslambdaric modes, and flush before the process dies.
+#
+# Lambda sends SIGTERM (then SIGKILL 500 ms later) when an internal extension is
+# registered. On Python 3.12+ runtimes awslambdaric polls ``/next`` from a worker
+# thread, so a Python signal handler runs on the main thread. On 3.10/3.11 the main
+# thread sits inside awslambdaric's C client and a Python handler never runs; but the
+# interpreter's C-level handler still writes the signal number to the wakeup fd, and
+# the extension's listener thread watches that fd. Whichever path notices first runs
+# the (idempotent) shutdown flush.
+
+
+def install_sigterm_flush(
+    flush: Callable[[], None], watch_fd: Callable[[int, Callable[[], None]], None]
+) -> bool:
+    """Install the SIGTERM hooks; must run on the main thread. Returns False if it could not."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous not in (signal.SIG_DFL, None):
+        return _chain_only(flush, previous)
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    try:
+        old_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread
+        os.close(read_fd)
+        os.close(write_fd)
+        return False
+    if old_fd != -1:
+        # Someone else owns the wakeup fd; give it back and rely on the handler alone.
+        signal.set_wakeup_fd(old_fd)
+        os.close(read_fd)
+        os.close(write_fd)
+    else:
+        # Not on the listener's own thread: the platform may still be delivering the
+        # last batches, and only the listener can receive them.
+        watch_fd(read_fd, lambda: threading.Thread(target=flush, name="lambda-wrapper-shutdown").start())
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        flush()
+        # Then die the way we would have without a handler.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    return True
+
+
+def _chain_only(flush: Callable[[], None], previous: Any) -> bool:
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        flush()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    return True
+
+
+# -- handler loader ------------------------------------------------------------------------
+# Load the user's handler exactly as awslambdaric would.
+#
+# Every init failure (missing module, syntax error, exception at import, missing
+# function, malformed handler name) must reach the caller with the same ``errorType``
+# and ``errorMessage`` as without the wrapper. The surest way is to let awslambdaric's
+# own loader do it: we are being imported *by* that loader, so it is already loaded,
+# and its ``FaultException`` passes through our import unchanged.
+#
+# An exception raised by the user's module itself must also reach the caller with the
+# bare runtime's ``stackTrace``: awslambdaric builds it from the traceback, which would
+# show our frames (entry, core, this loader) and a second import chain. So such an
+# exception is turned into the error document awslambdaric would have built from the
+# traceback below our frames, carried by a ``FaultException``, which awslambdaric
+# reports as it stands.
+
+
+def load_user_handler(name: str | None) -> Handler:
+    ric = sys.modules.get("awslambdaric.bootstrap")
+    if name is None or not name.strip():
+        raise _fault(ric, "MALFORMED_HANDLER_NAME",
+                     "Bad handler '': LAMBDA_WRAPPER_HANDLER is not set (the wrapper stores the original "
+                     "_HANDLER there)")
+    loader = getattr(ric, "_get_handler", None)
+    if loader is None:
+        return _load_without_awslambdaric(name)
+    try:
+        return loader(name)
+    except Exception as error:
+        fault = _fault_as_reported_without_us(ric, error)
+        if fault is None:
+            raise
+        raise fault from None
+
+
+def _fault_as_reported_without_us(ric: Any, error: Exception) -> Exception | None:
+    """``error`` as a ``FaultException`` carrying awslambdaric's own error document.
+
+    The document is built by awslambdaric's ``build_fault_result`` from the traceback
+    minus this module's frames: what remains starts at awslambdaric's loader, exactly
+    where the bare runtime's traceback starts, and awslambdaric drops those frames of
+    its own in both cases. None when there is nothing to rebuild (awslambdaric's own
+    faults already carry their document) or awslambdaric cannot build it.
+    """
+    fault_class = getattr(sys.modules.get("awslambdaric.lambda_runtime_exception"), "FaultException", None)
+    build_fault_result = getattr(ric, "build_fault_result", None)
+    if fault_class is None or build_fault_result is None or isinstance(error, fault_class):
+        return None
+    below_us = error.__traceback__
+    while below_us is not None and below_us.tb_frame.f_globals.get("__name__") == __name__:
+        below_us = below_us.tb_next
+    document = build_fault_result((type(error), error, below_us), None)
+    return fault_class(document["errorType"], document["errorMessage"], document["stackTrace"])
+
+
+def _load_without_awslambdaric(name: str) -> Handler:
+    # Outside awslambdaric (another runtime client, or a unit test) keep its messages.
+    try:
+        module_name, function_name = name.rsplit(".", 1)
+    except ValueError as exc:
+        raise _fault(None, "MALFORMED_HANDLER_NAME", f"Bad handler '{name}': {exc}") from None
+    try:
+        module = importlib.import_module(module_name.replace("/", "."))
+    except ImportError as exc:
+        raise _fault(None, "IMPORT_MODULE_ERROR", f"Unable to import module '{module_name}': {exc}") from None
+    except SyntaxError as exc:
+        message = f"Syntax error in module '{module_name}': {exc}"
+        raise _fault(None, "USER_CODE_SYNTAX_ERROR", message) from None
+    try:
+        return getattr(module, function_name)
+    except AttributeError:
+        raise _fault(None, "HANDLER_NOT_FOUND",
+                     f"Handler '{function_name}' missing on module '{module_name}'") from None
+
+
+_FALLBACK_TYPES = {
+    "MALFORMED_HANDLER_NAME": "Runtime.MalformedHandlerName",
+    "IMPORT_MODULE_ERROR": "Runtime.ImportModuleError",
+    "USER_CODE_SYNTAX_ERROR": "Runtime.UserCodeSyntaxError",
+    "HANDLER_NOT_FOUND": "Runtime.HandlerNotFound",
+}
+
+
+class HandlerLoadError(Exception):
+    def __init__(self, exception_type: str, msg: str) -> None:
+        super().__init__(msg)
+        self.exception_type = exception_type
+        self.msg = msg
+        self.trace = None
+
+
+def _fault(ric: Any, kind: str, message: str) -> Exception:
+    fault_module = sys.modules.get("awslambdaric.lambda_runtime_exception")
+    fault_class = getattr(fault_module, "FaultException", None)
+    if fault_class is not None:
+        return fault_class(getattr(fault_class, kind), message)
+    return HandlerLoadError(_FALLBACK_TYPES[kind], message)
+
+
+# -- core ----------------------------------------------------------------------------------
+# Wire settings, extension, instruments and handler together; never let any of it break Init.
+#
+# The supervisor is the ``InvocationObserver`` of the wrapped handler. Around each
+# invocation it runs the instruments that are switched on, submits the toolkit's own
+# records to the extension and, last, tells the extension the handler is done, so
+# everything the instruments submitted is in that invocation's flush.
+#
+# Only small modules are imported on the default path; structlog, psutil and the
+# other optional instruments are imported by ``start_instruments`` when their feature
+# is on. An instrument that fails is switched off with one diagnostic line; the
+# function keeps running.
+
+
+# Where this process's per-invocation records come from (instruments.self_report):
+# None until the extension has started; doctor reports it.
+TELEMETRY_SOURCE: str | None = None
+
+
+class InvalidSettingsError(ValueError):
+    """Raised at Init under ``LAMBDA_WRAPPER_STRICT=true`` when a setting is invalid."""
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, timeline: InitTimeline | None = None) -> None:
+        self.settings = settings
+        self.timeline = timeline or InitTimeline(time.perf_counter())
+        self.extension: InternalExtension | None = None
+        self.cold_start = ColdStartTracker(self.timeline)
+        self.clock = HandlerPathClock()
+        self.process_metrics: ProcessMetrics | None = None
+        self.watchdog: Watchdog | None = None
+        self.import_profile: ImportProfile | None = None
+        self.memory_limit_bytes: int | None = None
+        # Our handler wrapper's code: stacks in warnings start below it.
+        self.handler_code: CodeType | None = None
+        self._track_peak = False
+        # Where per-invocation records come from (instruments.self_report), known once
+        # the subscription's outcome is.
+        self.telemetry_source = "platform"
+        self.self_reporter: SelfReporter | None = None
+        self.in_flight: InFlightMarker | None = None
+
+    @property
+    def invocations(self) -> int:
+        return self.cold_start.invocations
+
+    # -- InvocationObserver -------------------------------------------------------------
+    # Both run on the handler's path: an instrument's failure is one line, never the
+    # function's. The extension calls come last so our records are in its flush.
+    def invocation_started(self, request_id: str, deadline_ms: int | None) -> None:
+        self.clock.begin()
+        try:
+            self._instruments_start(request_id, deadline_ms)
+        except Exception as exc:
+            emit_once("warning", "instruments_failed", f"an instrument failed: {exc!r}")
+        if self.extension is not None:
+            self.extension.handler_started(request_id)
+        self.clock.pause()
+
+    def invocation_finished(self, request_id: str, duration_ms: float, error: BaseException | None) -> None:
+        self.clock.resume()
+        settlement = None
+        try:
+            settlement = self._instruments_finish(request_id, duration_ms, error)
+        except Exception as exc:
+            emit_once("warning", "instruments_failed", f"an instrument failed: {exc!r}")
+        if self.extension is not None:
+            self.extension.handler_finished(request_id)
+        if settlement is not None:
+            # Last: WrapperOverhead covers submitting the record and the signal.
+            settlement.settle(self.clock.total_ms())
+
+    def _instruments_start(self, request_id: str, deadline_ms: int | None) -> None:
+        self.cold_start.invocation_starts(time.time())
+        invocation_context.invocation_starts(request_id, self.cold_start.cold_start)
+        if self.cold_start.first and self.extension is not None:
+            # At the start, not the end: a first invocation that times out still reports its Init.
+            init = self.timeline.record(self.cold_start.cold_start, self.cold_start.proactive_init)
+            self.extension.submit(own_event(INIT, init, request_id))
+        if self.self_reporter is not None:
+            self.self_reporter.started()
+            if self.in_flight is not None:
+                self.in_flight.begin(request_id, self.self_reporter.started_epoch_s)
+        if self._track_peak:
+            reset_peak_rss()
+        if self.process_metrics is not None:
+            self.process_metrics.invocation_starts()
+        if self.watchdog is not None:
+            self.watchdog.arm(request_id, deadline_ms, threading.get_ident())
+
+    def _instruments_finish(
+        self, request_id: str, duration_ms: float, error: BaseException | None
+    ) -> OverheadSettlement | None:
+        reported_timed_out = False
+        if self.watchdog is not None:
+            armed = self.watchdog.disarm()
+            if armed is not None and not armed.memory_fired:
+                self._memory_check_after_the_fact(armed)
+            # The self source's timeout report went out first: it stands.
+            reported_timed_out = armed is not None and armed.report_at is not None and not armed.claim_end()
+        if self.in_flight is not None:
+            self.in_flight.end()
+        if self.extension is not None:
+            return self._submit_records(self.extension, request_id, duration_ms, error, reported_timed_out)
+        return None
+
+    # -- records ------------------------------------------------------------------------
+    def _submit_records(
+        self, extension: InternalExtension, request_id: str, duration_ms: float, error: BaseException | None,
+        reported_timed_out: bool = False,
+    ) -> OverheadSettlement:
+        record: dict[str, object] = {
+            "requestId": request_id,
+            "coldStart": self.cold_start.cold_start,
+            "proactiveInit": self.cold_start.proactive_init,
+            "handlerDurationMs": round(duration_ms, 3),
+            "wrapperOverheadMs": None,
+            "errorType": type(error).__name__ if error is not None else None,
+        }
+        if self.process_metrics is not None:
+            try:
+                record["process"] = self.process_metrics.snapshot()
+            except Exception as exc:  # the invocation record still goes out
+                emit_once("warning", "process_metrics_failed", f"process metrics failed: {exc!r}")
+        lag = listener_lag_ms(extension)
+        if lag is not None:
+            record["listenerLagMs"] = lag
+        if self.import_profile is not None:
+            self.import_profile.uninstall()
+            extension.submit(own_event(IMPORT_PROFILE, self.import_profile.record(), request_id))
+            self.import_profile = None
+        record["wrapperOverheadMs"] = self.clock.total_ms()  # so far: the settlement gives the final figure
+        settlement = OverheadSettlement()
+        reporter = self.self_reporter
+        if reporter is None or reported_timed_out:
+            extension.submit(own_event(INVOCATION, record, request_id), settlement.amend)
+            return settlement
+        # The self records ride on this submit; they are built on the flush's thread.
+        add_self_records = reporter.amendment(reporter.measured(request_id, duration_ms, error))
+
+        def amend_both(events: list[TelemetryEvent]) -> None:
+            settlement.amend(events)
+            add_self_records(events)
+
+        extension.submit(own_event(INVOCATION, record, request_id), amend_both)
+        return settlement
+
+    # -- warnings (called on the watchdog thread) --------------------------------------------
+    def on_timeout_warning(self, request_id: str, thread_id: int, left_ms: float) -> None:
+        from ..instruments.stacks import thread_stack
+
+        stack = thread_stack(thread_id, self.handler_code)
+        message = f"the handler is still running {left_ms:.0f} ms before its deadline"
+        self._warn("timeout", request_id, message, stack=stack, remainingMs=round(left_ms))
+
+    def on_timeout_report(self, armed: Armed) -> None:
+        """The self source reports the invocation as timed out before the platform kills it."""
+        reporter, extension = self.self_reporter, self.extension
+        if reporter is None or extension is None:
+            return
+        duration_ms = (armed.deadline_s - reporter.started_epoch_s) * 1000.0
+        measured = reporter.measured(armed.request_id, duration_ms, None, timed_out=True)
+        self._submit_self_records(extension, reporter, measured)
+        if self.in_flight is not None:
+            self.in_flight.end()  # reported: the next Init must not count its death again
+        extension.flush()
+
+    @staticmethod
+    def _submit_self_records(
+        extension: InternalExtension, reporter: SelfReporter, measured: Measured
+    ) -> None:
+        """Self records outside the invocation record's submit (a timeout, a death)."""
+        request_id = measured.request_id
+        carrier = own_event("platform.report", {"requestId": request_id, "source": "self"}, request_id)
+        extension.submit(carrier, reporter.amendment(measured, replace=True))
+
+    def on_memory_warning(self, request_id: str, rss: int, limit: int) -> None:
+        message = (
+            f"RSS {mib(rss)} MB crossed {self.settings.memory_warning_pct}% of the function's memory "
+            f"({mib(limit)} MB)"
+        )
+        self._warn("memory", request_id, message, rssMB=mib(rss), limitMB=mib(limit))
+
+    def _memory_check_after_the_fact(self, armed: Armed) -> None:
+        # A spike between two samples still shows in the peak, reset at the start.
+        limit = self.memory_limit_bytes
+        if limit is None:
+            return
+        # VmHWM is updated lazily, so it can trail the current RSS.
+        peak = max(rss_bytes() or 0, (peak_rss_bytes() or 0) if self._track_peak else 0)
+        if peak >= limit and armed.claim_memory_warning():
+            self.on_memory_warning(armed.request_id, peak, limit)
+
+    def _warn(self, kind: str, request_id: str, message: str, **fields: object) -> None:
+        emit("warning", f"{kind}_warning", message, requestId=request_id, **fields)
+        extension = self.extension
+        if extension is None:
+            return
+        record: dict[str, object] = {"kind": kind, "requestId": request_id, "message": message, **fields}
+        extension.submit(own_event(WARNING, record, request_id))
+        # Export now: if the platform kills the runtime next, this is what survives.
+        extension.flush()
+
+    # -- start-up -------------------------------------------------------------------------
+    def start_extension(self) -> None:
+        """Register, bind the listener and subscribe on this (the main) thread; start only
+        the listener, idle until the platform sends telemetry."""
+        try:
+            from ..export import Pipeline, build_exporters, telemetry_types
+            from ..extension import InternalExtension
+
+            exporters = build_exporters(self.settings)
+            spool_root = os.path.join(aws.wrapper_tmp_dir(), "spool")
+            pipeline = Pipeline(
+                exporters,
+                spool_root,
+                self.settings.spool_max_bytes,
+                emf_namespaces={self.settings.emf_namespace},
+            )
+            extension = InternalExtension(self.settings, pipeline, telemetry_types(self.settings, exporters))
+            if not extension.register():
+                return
+            install_sigterm_flush(extension.shutdown_flush, extension.listener.watch_fd)
+            extension.start_listener()
+            self.extension = extension
+            self._choose_telemetry_source(extension)
+        except Exception as exc:
+            emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
+
+    def _choose_telemetry_source(self, extension: InternalExtension) -> None:
+        """Once the subscription's outcome is known (instruments.self_report says how)."""
+        from ..extension import managed_instances
+
+        global TELEMETRY_SOURCE
+        setting = self.settings.telemetry_source
+        outcome = extension.subscription
+        state = outcome.state if outcome is not None else None
+        if setting == "platform" or (setting == "auto" and state is None and managed_instances()):
+            TELEMETRY_SOURCE = "platform"  # and nothing more is imported
+            return
+        source = choose_source(setting, state, managed_instances())
+        arbiter = SourceArbiter(source)
+        extension.pipeline.arbiter = arbiter
+        reporter = self.self_reporter = SelfReporter(self.timeline, self.cold_start, arbiter)
+        self.telemetry_source = TELEMETRY_SOURCE = source
+        try:
+            from ..export import InFlightMarker
+
+            marker = InFlightMarker(os.path.join(aws.wrapper_tmp_dir(), "in-flight"))
+            for request_id, started, out_of_memory in marker.recover_orphans():
+                measured = reporter.died_in_flight(request_id, started, out_of_memory)
+                self._submit_self_records(extension, reporter, measured)
+            self.in_flight = marker
+        except OSError as exc:
+            emit("warning", "instrument_failed", f"the in-flight marker is off: {exc!r}",
+                             feature="the in-flight marker")
+        if source != HOLD:  # the usual case on Lambda goes without a line
+            emit("info", "telemetry_source", f"per-invocation records: {source}",
+                             source=source, subscription=state)
+
+    def start_extension_threads(self) -> None:
+        """After the handler import, so that the event loop does not compete with it."""
+        if self.extension is None:
+            return
+        try:
+            self.extension.start()
+        except Exception as exc:
+            self.extension = None
+            emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
+
+    def start_import_profile(self) -> None:
+        """Before everything else we import, so our own cost shows in the profile too."""
+        settings = self.settings
+        if settings.import_profile and settings.feature_enabled("the import profile"):
+            self._start("the import profile", self._import_profile)
+
+    def start_instruments(self) -> None:
+        """Switch on what the settings ask for, before the user's handler is imported."""
+        settings = self.settings
+        if settings.logs == "structlog" and settings.feature_enabled("structured logs"):
+            self._start("structured logs", self._structured_logs)
+        if settings.process_metrics and settings.feature_enabled("process metrics"):
+            self._start("process metrics", self._process_metrics)
+        self._start("the watchdog", self._watchdog)
+        if settings.instrument and settings.feature_enabled("call instrumentation"):
+            self._start("call instrumentation", self._call_instrumentation)
+
+    def _start(self, feature: str, start: Callable[[], None]) -> None:
+        try:
+            start()
+        except Exception as exc:
+            emit(
+                "warning",
+                "instrument_failed",
+                f"{feature} could not start and is off: {exc!r}",
+                feature=feature,
+            )
+
+    def _import_profile(self) -> None:
+        from ..instruments.import_profile import ImportProfile
+
+        profile = ImportProfile(self.settings.import_profile)
+        if profile.install():
+            self.import_profile = profile
+        else:
+            message = "the import profile is off: this Python has no importlib._bootstrap._find_and_load"
+            emit("warning", "instrument_failed", message, feature="the import profile")
+
+    def _structured_logs(self) -> None:
+        from ..instruments import logs
+
+        json_format = os.environ.get(aws.LOG_FORMAT, "").upper() == "JSON"
+        logs.install(json_format, os.environ.get(aws.LOG_LEVEL))
+
+    def _process_metrics(self) -> None:
+        from ..instruments.process import ProcessMetrics
+
+        self.process_metrics = ProcessMetrics()
+        self._track_peak = reset_peak_rss()
+
+    def _call_instrumentation(self) -> None:
+        extension = self.extension
+        if extension is None:
+            message = "call instrumentation is off: the extension, which exports its spans, is not running"
+            emit("warning", "instrument_failed", message, feature="call instrumentation")
+            return
+        from ..instruments import calls
+
+        propagate = self.settings.instrument_propagate and self.settings.feature_enabled("trace propagation")
+        # Spans are own records: queued as objects, serialised off the handler's thread.
+        calls.start(self.settings.instrument, extension.pipeline.submit, propagate)
+
+    def _watchdog(self) -> None:
+        settings = self.settings
+        warning_ms = settings.timeout_warning_ms if settings.feature_enabled("the timeout warning") else 0
+        pct = settings.memory_warning_pct if settings.feature_enabled("the memory warning") else 0
+        if pct:
+            self.memory_limit_bytes = memory_limit_bytes(pct)
+        warnings = bool(warning_ms) or self.memory_limit_bytes is not None
+        # Where the platform's records come (auto with a subscription), the platform
+        # reports timeouts: no thread of ours just for that.
+        reporter = self.self_reporter
+        report_timeouts = reporter is not None and self.telemetry_source == "self"
+        if not warnings and not report_timeouts:
+            return
+        if self.memory_limit_bytes is not None:
+            self._track_peak = reset_peak_rss()
+        report_lead_ms = 0
+        on_report = None
+        if report_timeouts:
+            report_lead_ms, on_report = TIMEOUT_LEAD_MS, self.on_timeout_report
+        # The warnings' thread starts now, as it always has; one only for the timeout
+        # report starts after the handler import (start_watchdog_thread).
+        self.watchdog = Watchdog(
+            warning_ms, self.memory_limit_bytes, self.on_timeout_warning, self.on_memory_warning,
+            report_lead_ms, on_report, start=warnings,
+        )
+
+    def start_watchdog_thread(self) -> None:
+        """After the handler import, which nothing of ours should compete with."""
+        if self.watchdog is not None:
+            self.watchdog.start()
+
+
+def memory_limit_bytes(pct: int) -> int | None:
+    raw = os.environ.get(aws.FUNCTION_MEMORY_SIZE, "")
+    try:
+        size_mb = int(raw)
+    except ValueError:
+        message = f"the memory warning is off: {aws.FUNCTION_MEMORY_SIZE}={raw!r} is not a number"
+        emit("warning", "instrument_failed", message, feature="the memory warning")
+        return None
+    return size_mb * 1024 * 1024 * pct // 100
+
+
+def start(started_at: float) -> Handler:
+    timeline = InitTimeline(started_at, os.environ, os.environ.get(aws.INITIALIZATION_TYPE))
+    settings = Settings(os.environ)
+    for problem in settings.problems:
+        emit("warning", "invalid_setting", problem.describe(), variable=problem.name)
+    if settings.strict and settings.problems:
+        names = ", ".join(problem.name for problem in settings.problems)
+        raise InvalidSettingsError(f"invalid lambda-wrapper settings (LAMBDA_WRAPPER_STRICT=true): {names}")
+    supervisor = Supervisor(settings, timeline)
+    supervisor.start_import_profile()
+    if settings.extension_enabled:
+        supervisor.start_extension()
+    supervisor.start_instruments()
+    timeline.handler_import_starts()
+    try:
+        user_handler = load_user_handler(os.environ.get(Handover.USER_HANDLER))
+    finally:
+        timeline.handler_import_ends()
+        # Registered means the platform waits for our /event/next to end Init,
+        # whether or not the handler loaded.
+        supervisor.start_extension_threads()
+        supervisor.start_watchdog_thread()
+    handler = wrap_handler(user_handler, supervisor)
+    supervisor.handler_code = getattr(handler, "__code__", None)
+    timeline.init_ends()
+    return handler

@@ -9,6 +9,6 @@ import time
 
 _started_at = time.perf_counter()
 
-from .core import start  # noqa: E402
+from . import start  # noqa: E402
 
 handler = start(_started_at)

@@ -9,14 +9,14 @@ through ``spans``; a patch that fails switches that instrumentation off with one
 
 from __future__ import annotations
 
-from ... import diagnostics
+from ...settings import emit
 from . import hook
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ...telemetry.records import TelemetryEvent
+    from ...telemetry import TelemetryEvent
 
 # instrumentation -> (the module whose import triggers the patch, our patch module)
 PATCHES = {
@@ -47,7 +47,7 @@ def start(
                 module = importlib.import_module(f"{__name__}.{PATCHES[name][1]}")
                 module.patch(recorder)
             except Exception as exc:
-                diagnostics.emit(
+                emit(
                     "warning", "instrument_failed",
                     f"the {name} instrumentation could not patch its library and is off: {exc!r}",
                     feature=f"the {name} instrumentation",

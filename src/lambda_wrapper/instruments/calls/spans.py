@@ -27,9 +27,9 @@ import threading
 import time
 
 from ... import aws
-from ...telemetry.records import TelemetryEvent
-from ..context import CURRENT as invocation_context
-from ..records import SPAN, iso_time
+from ...telemetry import TelemetryEvent
+from .. import CURRENT as invocation_context
+from .. import SPAN, iso_time
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
@@ -135,10 +135,10 @@ class Recorder:
                 record["error"] = error
             self._submit(TelemetryEvent(_iso_time(end_ns), SPAN, record, end_ns / 1e6, span.request_id))
         except Exception as exc:
-            from ... import diagnostics
+            from ...settings import emit_once
 
             message = f"a call span could not be recorded: {exc!r}"
-            diagnostics.emit_once("warning", "call_span_failed", message)
+            emit_once("warning", "call_span_failed", message)
 
 
 _second_text = [-1, ""]  # the last whole second formatted, and its text without the millis

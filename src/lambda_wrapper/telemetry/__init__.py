@@ -1,1 +1,0 @@
-"""Decoding of Lambda Telemetry API (and legacy Logs API) batches; see ``decode`` and ``records``."""
