@@ -15,6 +15,10 @@ working tree by the project's own layer build (its shipped bytecode):
    module pays.
 3. The rest of the difference: the other modules our path imports, and
    ``start()`` itself (the entry module's body).
+4. The whole Init with every feature on (``EVERY_FEATURE``: both local exporters,
+   structlog logs, process metrics, both watchdogs) against a bare Init that also imports
+   structlog and psutil: the difference is what our own code costs there, the libraries
+   the user asked for aside.
 
 A few sandbox cold starts add wall-clock figures: the ``lambda_wrapper.init`` record's
 extensionInitMs and handlerImportMs (from the EMF exporter's output) and the platform's
@@ -54,6 +58,16 @@ ENTRY = "lambda_wrapper.supervisor.entry"
 EMPTY_MODULE = "lambda_wrapper._measure_empty"
 FUNCTION_MODULE = "app"
 FUNCTION = "def handler(event, context):\n    return {}\n"
+# Every feature on, all exporters local; the import profile stays off (it measures imports).
+EVERY_FEATURE = {
+    "LAMBDA_WRAPPER_EXPORTERS": "emf,file",
+    "LAMBDA_WRAPPER_LOGS": "structlog",
+    "LAMBDA_WRAPPER_PROCESS_METRICS": "true",
+    "LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "500",
+    "LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "90",
+}
+# The libraries those features import: a bare Init that imports them too is the baseline.
+FEATURE_LIBRARIES = ("structlog", "psutil")
 
 # Runs in the runtime image's interpreter. Every mode first loads what awslambdaric has
 # loaded before it imports the handler, so that nothing of it is counted as ours.
@@ -69,6 +83,8 @@ import awslambdaric.bootstrap  # noqa: F401
 mode = sys.argv[1]
 if mode == "bare":
     import app  # noqa: F401
+    for name in sys.argv[2:]:
+        importlib.import_module(name)
     time.sleep(1.0)
 elif mode == "wrapped":
     import lambda_wrapper.supervisor.entry  # noqa: F401
@@ -159,31 +175,34 @@ class Runner:
             "PYTHONHASHSEED": "0",
             "PYTHONPATH": f"{self.image.runtime_dir}:{layer / 'python'}:{task}",
         }
-        self.counts: dict[tuple[str, ...], int] = {}
+        self.counts: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], int] = {}
 
-    def run(self, args: list[str], prefix: tuple[str, ...] = ()) -> str:
+    def run(self, args: list[str], prefix: tuple[str, ...] = (), env: dict[str, str] | None = None) -> str:
         tmp = self.work / "tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         argv = [*prefix, str(self.image.interpreter), str(self.probe), *args]
-        result = subprocess.run(argv, env={**self.env, "TMPDIR": str(tmp)}, capture_output=True, text=True)
+        environ = {**self.env, **(env or {}), "TMPDIR": str(tmp)}
+        result = subprocess.run(argv, env=environ, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed: {result.stderr[-2000:]}")
         return result.stdout + result.stderr
 
-    def listing(self, *args: str) -> list[str]:
-        names: list[str] = json.loads(self.run(list(args)).splitlines()[-1])
+    def listing(self, *args: str, env: dict[str, str] | None = None) -> list[str]:
+        names: list[str] = json.loads(self.run(list(args), env=env).splitlines()[-1])
         return names
 
-    def instructions(self, *args: str) -> int:
-        """Instructions the probe executes with ``args`` (counted once per argument list)."""
-        if args not in self.counts:
-            output = self.run(list(args), ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"))
+    def instructions(self, *args: str, env: dict[str, str] | None = None) -> int:
+        """Instructions the probe executes with ``args`` and ``env`` (counted once per pair)."""
+        key = (args, tuple(sorted((env or {}).items())))
+        if key not in self.counts:
+            prefix = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
+            output = self.run(list(args), prefix, env)
             found = re.search(r"Collected : (\d+)", output)
             if found is None:
                 raise RuntimeError(f"no instruction count from callgrind: {output[-2000:]}")
-            self.counts[args] = int(found.group(1))
-        return self.counts[args]
+            self.counts[key] = int(found.group(1))
+        return self.counts[key]
 
 
 def copy_layer_with_empty_module(layer: Path, target: Path, interpreter: Path) -> Path:
@@ -257,6 +276,14 @@ def measure(sandbox_starts: int) -> dict[str, Any]:
         empty = module_costs(runner, [EMPTY_MODULE])[EMPTY_MODULE]
         # The other modules as one import (they import each other), with what awslambdaric loaded.
         other_modules = runner.instructions("import", "", *others) - runner.instructions("import", "")
+        every_feature = {
+            "env": EVERY_FEATURE,
+            "libraries": list(FEATURE_LIBRARIES),
+            "bareWithLibraries": runner.instructions("bare", *FEATURE_LIBRARIES),
+            "wrapped": runner.instructions("wrapped", env=EVERY_FEATURE),
+            "ours": [name for name in runner.listing("modules", env=EVERY_FEATURE)
+                     if name.split(".")[0] == "lambda_wrapper" and name != ENTRY],
+        }
         timings = sandbox_init_records(built.path, sandbox_starts) if sandbox_starts else []
     finally:
         StubApi.stopping.set()
@@ -274,6 +301,7 @@ def measure(sandbox_starts: int) -> dict[str, Any]:
         "modules": modules,
         "emptyModule": empty,
         "otherModules": {"count": len(others), "instructions": other_modules},
+        "everyFeature": every_feature,
         "sandbox": {
             "starts": len(timings),
             "medians": {key: statistics.median(sample[key] for sample in timings)
@@ -329,6 +357,7 @@ def render(data: dict[str, Any]) -> str:
     for name, row in sorted(modules.items(), key=lambda item: (-item[1]["self"], item[0])):
         cells = " | ".join(thousands(row[key]) for key in ("self", "load", "body"))
         lines.append(f"| `{name}` | {cells} |")
+    lines += render_every_feature(data)
     sandbox = data["sandbox"]
     if sandbox["starts"]:
         medians = sandbox["medians"]
@@ -340,6 +369,31 @@ def render(data: dict[str, Any]) -> str:
             f"Init of {medians['initMs']:.1f} ms.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def render_every_feature(data: dict[str, Any]) -> list[str]:
+    every = data.get("everyFeature")
+    if every is None:
+        return []
+    base = every["bareWithLibraries"]
+    added = every["wrapped"] - base
+    switches = ", ".join(f"`{name}={value}`" for name, value in every["env"].items())
+    libraries = " and ".join(every["libraries"])
+    extra = [name for name in every["ours"] if name not in data["modules"]]
+    return [
+        "",
+        f"With every feature on ({switches}), against a bare Init that also imports {libraries}, "
+        "so that the libraries the user asked for are not counted as ours:",
+        "",
+        "| Init, instructions | |",
+        "| --- | ---: |",
+        f"| bare, also importing {libraries} | {millions(base)} |",
+        f"| lambda-wrapper, every feature on | {millions(every['wrapped'])} |",
+        f"| **added by our code** | **{millions(added)}** ({100 * added / base:+.1f} %) |",
+        "",
+        f"Our modules on that path: {len(every['ours'])}, the default path's and "
+        + (", ".join(f"`{name}`" for name in extra) or "no other") + ".",
+    ]
 
 
 SECTION = DocSection("cold-path", HEADING, lambda data: render(data))

@@ -25,6 +25,34 @@ from function_runs import write_sources
 from lambda_wrapper_dev.sandbox import FunctionSpec, Sandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Our modules a function's Init imports with the defaults, exactly: each costs a fixed
+# ~0.15 ms just to exist (docs/benchmarks.md), so a new one on this path is a decision,
+# taken here, not an accident.
+DEFAULT_PATH = frozenset({
+    "lambda_wrapper",
+    "lambda_wrapper.aws",
+    "lambda_wrapper.settings",
+    "lambda_wrapper.telemetry",
+    "lambda_wrapper.instruments",
+    "lambda_wrapper.export",
+    "lambda_wrapper.export.emf",
+    "lambda_wrapper.extension",
+    "lambda_wrapper.supervisor",
+    "lambda_wrapper.supervisor.bootstrap",
+    "lambda_wrapper.supervisor.entry",
+})
+# Every feature on, all exporters local (the configuration the Init budget for "everything
+# on" is about): what it adds to the default path, beside structlog and psutil.
+EVERY_FEATURE = {
+    "LAMBDA_WRAPPER_EXPORTERS": "emf,file",
+    "LAMBDA_WRAPPER_LOGS": "structlog",
+    "LAMBDA_WRAPPER_PROCESS_METRICS": "true",
+    "LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "500",
+    "LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "90",
+}
+EVERY_FEATURE_ADDS = frozenset({
+    "lambda_wrapper.export.file", "lambda_wrapper.instruments.logs", "lambda_wrapper.instruments.process",
+})
 HEAVY = (
     "structlog", "psutil", "http.server", "http.client", "dataclasses", "asyncio", "urllib.request", "typing"
 )
@@ -42,6 +70,10 @@ MODULES_SEEN = {
 
 def imported(modules: list[str], prefixes: tuple[str, ...]) -> list[str]:
     return [m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes)]
+
+
+def our_modules(modules: list[str]) -> set[str]:
+    return set(imported(modules, ("lambda_wrapper",)))
 
 
 def importtime(env: dict[str, str], tmp_path: Path) -> dict[str, int]:
@@ -98,6 +130,8 @@ def test_default_function_imports_nothing_heavy(layer_dir: Path, tmp_path: Path,
     wrapped = modules_seen(layer_dir, tmp_path / "wrapped", runtime_python, use_wrapper=True)
     assert "lambda_wrapper.supervisor.entry" in wrapped["init"]  # the wrapper did run
     assert "lambda_wrapper.extension" in wrapped["init"]  # with the extension on
+    assert our_modules(wrapped["init"]) == DEFAULT_PATH
+    assert our_modules(wrapped["invoke"]) == DEFAULT_PATH
     assert not imported(bare["invoke"], ("lambda_wrapper",))
     for moment in ("init", "invoke"):
         ours = sorted(set(wrapped[moment]) - set(bare[moment]))
@@ -106,6 +140,14 @@ def test_default_function_imports_nothing_heavy(layer_dir: Path, tmp_path: Path,
         imported(wrapped["invoke"], ("lambda_wrapper.instruments.logs", "lambda_wrapper.instruments.process"))
         == []
     )
+
+
+def test_every_feature_adds_only_its_own_modules(
+    layer_dir: Path, tmp_path: Path, runtime_python: str
+) -> None:
+    seen = modules_seen(layer_dir, tmp_path, runtime_python, use_wrapper=True, env=EVERY_FEATURE)
+    assert our_modules(seen["init"]) == DEFAULT_PATH | EVERY_FEATURE_ADDS
+    assert imported(seen["init"], ("structlog", "psutil")) != []
 
 
 def test_call_instrumentation_of_unused_libraries_imports_only_its_hook(
@@ -122,7 +164,7 @@ def test_call_instrumentation_of_unused_libraries_imports_only_its_hook(
 def test_entry_module_default_path(tmp_path: Path) -> None:
     # No AWS_LAMBDA_RUNTIME_API: the extension says so and stays off, the rest runs.
     modules = importtime({}, tmp_path)
-    assert "lambda_wrapper.supervisor" in modules
+    assert our_modules(list(modules)) == DEFAULT_PATH
     assert imported(list(modules), HEAVY) == []
     assert "typing" not in modules  # ~4 ms: only under TYPE_CHECKING in our modules
 
@@ -130,11 +172,13 @@ def test_entry_module_default_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "wanted", "still_absent"),
     [
-        ({"LAMBDA_WRAPPER_LOGS": "structlog"}, ("structlog",), ("psutil",)),
-        ({"LAMBDA_WRAPPER_PROCESS_METRICS": "true"}, ("psutil",), ("structlog",)),
+        ({"LAMBDA_WRAPPER_LOGS": "structlog"}, ("structlog", "lambda_wrapper.instruments.logs"), ("psutil",)),
+        ({"LAMBDA_WRAPPER_PROCESS_METRICS": "true"}, ("psutil", "lambda_wrapper.instruments.process"),
+         ("structlog",)),
         (
+            # The watchdog lives in the instruments' own module: no module of ours more.
             {"LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "100", "LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "90"},
-            ("lambda_wrapper.instruments",),
+            (),
             ("structlog", "psutil"),
         ),
         (
@@ -148,6 +192,9 @@ def test_each_feature_imports_only_what_it_needs(
     tmp_path: Path, env: dict[str, str], wanted: tuple[str, ...], still_absent: tuple[str, ...]
 ) -> None:
     modules = importtime(env, tmp_path)
+    default = our_modules(list(importtime({}, tmp_path)))
+    added = our_modules(list(modules)) - default
+    assert added == {name for name in wanted if name.startswith("lambda_wrapper")}
     for name in wanted:
         assert name in modules
     assert imported(list(modules), still_absent) == []

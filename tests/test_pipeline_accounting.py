@@ -1,5 +1,5 @@
 """Every record the listener acknowledged is exported or counted, and the bytes held
-for the exporters are capped in production (export.pipeline with the real listener,
+for the exporters are capped in production (the export pipeline with the real listener,
 file and EMF exporters)."""
 
 from __future__ import annotations

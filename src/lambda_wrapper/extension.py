@@ -1130,7 +1130,7 @@ class InternalExtension:
         self._threads.append(thread)
 
     def _prepare_exporters(self, local: bool = False) -> None:
-        """Each exporter's ``prepare`` (export.exporter): the local ones' or the remote ones'."""
+        """Each exporter's ``prepare`` (the contract in ``export``): the local ones' or the remote ones'."""
         for channel in self.pipeline.channels:
             if channel.local is local:
                 try:

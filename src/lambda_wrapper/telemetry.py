@@ -557,7 +557,7 @@ def _is_emf(metadata: object, emf_namespaces: Collection[str] | None) -> bool:
 # - ``cold_start``: our invocation record's ``coldStart`` (it knows proactive inits),
 #   else whether the report carries ``initDurationMs``.
 # - ``source``: ``self`` when the report was made by the supervisor from its own
-#   measurements (``instruments.self_report``: the same types and fields as the
+#   measurements (the self report in ``instruments``: the same types and fields as the
 #   platform's, plus ``"source": "self"``), else ``platform``. Every exporter reports it
 #   the same way: the file and HTTP exporters under ``invocation``, EMF as a property
 #   (not a dimension, which would change the metrics' identity), OTLP as an attribute.

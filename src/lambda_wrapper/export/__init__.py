@@ -742,7 +742,7 @@ class Pipeline:
         # No flush works past this monotonic time (set at SIGTERM): what is not
         # delivered by then is counted as lost while the process still lives.
         self._finish_by = float("inf")
-        # Which source reports each invocation (instruments.self_report.SourceArbiter),
+        # Which source reports each invocation (``instruments.SourceArbiter``),
         # when the supervisor reports invocations itself.
         self.arbiter: SourceArbiter | None = None
 

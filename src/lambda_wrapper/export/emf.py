@@ -12,7 +12,7 @@ Documents, each emitted when the event that completes it arrives:
   Errors, Timeouts, OutOfMemory. Status and error type from the invocation's
   ``platform.runtimeDone`` fill in what the report lacks (old reports have no status).
   The ``source`` property says who made the report: ``platform`` or ``self`` (the
-  supervisor's own measurements, ``telemetry.invocations``).
+  supervisor's own measurements, ``telemetry``: invocations).
 - ``lambda_wrapper.invocation``: WrapperOverhead, HandlerDuration, ListenerLag and the
   process metrics when present.
 - ``lambda_wrapper.init``: WrapperInit, ExtensionInit, HandlerImport.

@@ -1,7 +1,7 @@
 """The ``file`` exporter: NDJSON under /tmp, one exported record per line.
 
 A line is ``TelemetryEvent.to_output()``; a ``platform.report`` line also carries the
-invocation's classification under ``invocation`` (``telemetry.invocations``), the same
+invocation's classification under ``invocation`` (``telemetry``: invocations), the same
 one the EMF and OTLP exporters count.
 """
 

@@ -4,7 +4,7 @@ Per-invocation measurements (durations, memory, the wrapper's overhead, process
 figures) are gauges with one data point per invocation, at the time of the event;
 ``faas.coldstart`` is their attribute, so series stay few; the report's gauges also
 carry ``aws.lambda.telemetry.source`` (``platform`` or ``self``: see
-``telemetry.invocations``). Occurrences are delta
+``telemetry``: invocations). Occurrences are delta
 sums over the export call (FaaS semantic conventions: ``faas.invocations``,
 ``faas.errors``, ``faas.timeouts``, ``faas.coldstarts``; plus out-of-memory and
 dropped logs), each interval starting where the last delivered one ended.

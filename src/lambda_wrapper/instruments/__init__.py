@@ -84,7 +84,7 @@ INIT = "lambda_wrapper.init"
 IMPORT_PROFILE = "lambda_wrapper.import_profile"
 WARNING = "lambda_wrapper.warning"
 SPAN = "lambda_wrapper.span"  # one downstream call (instruments.calls)
-LOSS = "lambda_wrapper.loss"  # records received but never exported, counted (export.pipeline)
+LOSS = "lambda_wrapper.loss"  # records received but never exported, counted (the export pipeline)
 
 
 def own_event(
@@ -289,10 +289,10 @@ def _epoch_seconds(raw: str | None) -> float | None:
 # Our per-invocation time is what the supervisor spends on the handler's thread before
 # and after the user's handler (instruments, building and queueing our records, the
 # signal to the extension; the records are serialised and spooled later, off that
-# thread, by ``export.pipeline``). The
+# thread, by the ``export`` pipeline). The
 # time the platform then waits for the extension's ``/event/next`` is measured by the
 # platform itself (``platform.report`` minus ``platform.runtimeDone``). Init time and
-# RSS added at Init are in the ``lambda_wrapper.init`` record (``coldstart``).
+# RSS added at Init are in the ``lambda_wrapper.init`` record (the cold start section).
 
 
 # How long a flush waits for the figure; only a flush racing the end of the handler
@@ -532,7 +532,7 @@ class Watchdog:
 # do with a 202, or fails), the supervisor still sees every invocation. It makes the
 # records the platform would have sent, with the same types and fields, so every
 # exporter and dashboard reads them unchanged, plus ``"source": "self"``
-# (``telemetry.invocations`` turns that into the invocation's source):
+# (``telemetry``'s invocation classifier turns that into the invocation's source):
 #
 # - ``platform.start``: when the runtime handed us the event.
 # - ``platform.runtimeDone`` and ``platform.report``: ``durationMs`` on our clock (from
@@ -546,7 +546,7 @@ class Watchdog:
 # us and after we return (``extensionOverhead``, response serialisation: a return value
 # that cannot be serialised is a success here), other processes' memory, and a death of
 # the process (out of memory, a crash): that invocation is counted at the next Init from
-# the spool's in-flight marker (``export.spool.InFlightMarker``).
+# the spool's in-flight marker (``export.InFlightMarker``).
 #
 # A timeout is reported before it happens (where self is the source; with a subscription
 # the platform reports timeouts and no thread of ours watches for them): the watchdog
@@ -577,7 +577,7 @@ PLATFORM = "platform"
 SELF = "self"
 HOLD = "hold"  # auto with a subscription: self records wait for the platform's
 AUTO = "auto"
-SUBSCRIBED = "subscribed"  # extension.subscription.SubscriptionOutcome.SUBSCRIBED
+SUBSCRIBED = "subscribed"  # extension.SubscriptionOutcome.SUBSCRIBED
 HOLD_INVOCATIONS = 3
 TIMEOUT_LEAD_MS = 100
 INVOCATION_TYPES = frozenset(("platform.start", "platform.runtimeDone", "platform.report"))
@@ -668,7 +668,7 @@ class SelfReporter:
                         _peak_rss_mb())
 
     def died_in_flight(self, request_id: str, started_epoch_s: float, out_of_memory: bool | None) -> Measured:
-        """An invocation a dead process was running (``export.spool.InFlightMarker``): when
+        """An invocation a dead process was running (``export.InFlightMarker``): when
         it died is not known, so it has no duration; an out-of-memory kill is told from
         other deaths only where the cgroup's counter says so."""
         error_type = OUT_OF_MEMORY if out_of_memory else EXIT_ERROR

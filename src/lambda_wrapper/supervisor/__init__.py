@@ -233,7 +233,7 @@ def _fault(ric: Any, kind: str, message: str) -> Exception:
 # function keeps running.
 
 
-# Where this process's per-invocation records come from (instruments.self_report):
+# Where this process's per-invocation records come from (the self report in ``instruments``):
 # None until the extension has started; doctor reports it.
 TELEMETRY_SOURCE: str | None = None
 
@@ -256,7 +256,7 @@ class Supervisor:
         # Our handler wrapper's code: stacks in warnings start below it.
         self.handler_code: CodeType | None = None
         self._track_peak = False
-        # Where per-invocation records come from (instruments.self_report), known once
+        # Where per-invocation records come from (the self report in ``instruments``), known once
         # the subscription's outcome is.
         self.telemetry_source = "platform"
         self.self_reporter: SelfReporter | None = None
@@ -450,7 +450,7 @@ class Supervisor:
             emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
 
     def _choose_telemetry_source(self, extension: InternalExtension) -> None:
-        """Once the subscription's outcome is known (instruments.self_report says how)."""
+        """Once the subscription's outcome is known (the self report in ``instruments`` says how)."""
         from ..extension import managed_instances
 
         global TELEMETRY_SOURCE
@@ -458,7 +458,7 @@ class Supervisor:
         outcome = extension.subscription
         state = outcome.state if outcome is not None else None
         if setting == "platform" or (setting == "auto" and state is None and managed_instances()):
-            TELEMETRY_SOURCE = "platform"  # and nothing more is imported
+            TELEMETRY_SOURCE = "platform"  # and nothing more is set up
             return
         source = choose_source(setting, state, managed_instances())
         arbiter = SourceArbiter(source)
