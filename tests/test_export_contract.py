@@ -1,4 +1,4 @@
-"""The exporter contract (in ``lambda_wrapper.export``): declared by every exporter, read by its users."""
+"""The exporter contract (lambda_wrapper.export): declared by every exporter, read directly by its users."""
 
 from __future__ import annotations
 
