@@ -203,8 +203,8 @@ def telemetry_port_state(port: int) -> dict[str, object]:
 
 def telemetry_source_state(setting: str) -> dict[str, object]:
     """Which source the per-invocation records come from: known inside a running function."""
-    core = sys.modules.get("lambda_wrapper.supervisor")
-    in_use = getattr(core, "TELEMETRY_SOURCE", None) if core is not None else None
+    supervisor = sys.modules.get("lambda_wrapper.supervisor")
+    in_use = getattr(supervisor, "TELEMETRY_SOURCE", None) if supervisor is not None else None
     if in_use is None:
         note = {
             "auto": "platform where the Telemetry API subscription succeeds, else self "
