@@ -73,6 +73,7 @@ FEATURE_LIBRARIES = ("structlog", "psutil")
 # loaded before it imports the handler, so that nothing of it is counted as ours.
 PROBE = r'''
 import importlib
+import importlib.machinery
 import importlib.util
 import json
 import sys
@@ -109,8 +110,17 @@ elif mode == "import":
 elif mode == "load":
     for name in filter(None, sys.argv[2].split(",")):
         importlib.import_module(name)
-    spec = importlib.util.find_spec(sys.argv[3])
-    spec.loader.get_code(sys.argv[3])
+    # A package's submodule is found in the package's directory without running the package.
+    locations = {}
+    for name in sys.argv[3:]:
+        parent = name.rpartition(".")[0]
+        if parent in locations:
+            spec = importlib.machinery.PathFinder.find_spec(name, locations[parent])
+        else:
+            spec = importlib.util.find_spec(name)
+        spec.loader.get_code(name)
+        if spec.submodule_search_locations is not None:
+            locations[name] = spec.submodule_search_locations
 '''
 
 
@@ -218,17 +228,34 @@ def copy_layer_with_empty_module(layer: Path, target: Path, interpreter: Path) -
     return target
 
 
-def module_costs(runner: Runner, modules: list[str]) -> dict[str, dict[str, int]]:
-    """Each module's own import, its dependencies already imported: load, body and both."""
-    rows = {}
+def module_costs(runner: Runner, modules: list[str]) -> dict[str, dict[str, Any]]:
+    """Each module's own import, its dependencies already imported: load, body and both.
+
+    A package that imports its own submodules is measured with them (a submodule cannot be
+    imported without its package): its row names them under ``with``.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    measured_with_package: set[str] = set()
     for name in modules:
-        dependencies = ",".join(runner.listing("deps", name))
-        base = runner.instructions("import", dependencies)
-        own = runner.instructions("import", dependencies, name) - base
-        load = runner.instructions("load", dependencies, name) - base
+        if name in measured_with_package:
+            continue
+        dependencies = runner.listing("deps", name)
+        submodules = [dep for dep in dependencies if dep.startswith(name + ".")]
+        dependencies = [dep for dep in dependencies if dep not in submodules]
+        measured_with_package.update(submodules)
+        imported_first = ",".join(dependencies)
+        base = runner.instructions("import", imported_first)
+        own = runner.instructions("import", imported_first, name, *submodules) - base
+        load = runner.instructions("load", imported_first, name, *submodules) - base
         rows[name] = {"self": own, "load": load, "body": own - load}
+        if submodules:
+            rows[name]["with"] = submodules
         print(f"{name}: {rows[name]}", file=sys.stderr)
     return rows
+
+
+def module_count(modules: dict[str, dict[str, Any]]) -> int:
+    return sum(1 + len(row.get("with", ())) for row in modules.values())
 
 
 def sandbox_init_records(layer: Path, starts: int) -> list[dict[str, float]]:
@@ -324,7 +351,8 @@ def render(data: dict[str, Any]) -> str:
     added = init["wrapped"] - init["bare"]
     imports = sum(row["self"] for row in modules.values())
     rest = added - imports - others["instructions"]
-    fixed = empty["self"] * len(modules)
+    count = module_count(modules)
+    fixed = empty["self"] * count
     lines = [
         f"Measured {where['date']} on commit `{where['commit']}`, {where['machine']}, "
         f"Python {where['python']}, by `bench/measure_cold_path.py`: instructions counted by "
@@ -337,7 +365,7 @@ def render(data: dict[str, Any]) -> str:
         f"| bare (awslambdaric loaded, then the function imported) | {millions(init['bare'])} |",
         f"| lambda-wrapper, defaults | {millions(init['wrapped'])} |",
         f"| **added by the wrapper** | **{millions(added)}** ({100 * added / init['bare']:+.1f} %) |",
-        f"| of which: our {len(modules)} modules' imports | {millions(imports)} |",
+        f"| of which: our {count} modules' imports | {millions(imports)} |",
         f"| of which: {others['count']} other modules they import (standard library, third party) | "
         f"{millions(others['instructions'])} |",
         f"| of which: the rest, the entry module and its `start()` (settings, register, subscribe, "
@@ -345,7 +373,7 @@ def render(data: dict[str, Any]) -> str:
         "",
         f"Every module pays a fixed cost just to exist: an empty module costs {thousands(empty['self'])}k "
         f"instructions (load {thousands(empty['load'])}k, body {thousands(empty['body'])}k), so the "
-        f"{len(modules)} modules on the default path pay {millions(fixed)} of their {millions(imports)} "
+        f"{count} modules on the default path pay {millions(fixed)} of their {millions(imports)} "
         "before any of their own code runs.",
         "",
         "Each module's own import, its dependencies imported first, in thousands of instructions "
@@ -356,7 +384,8 @@ def render(data: dict[str, Any]) -> str:
     ]
     for name, row in sorted(modules.items(), key=lambda item: (-item[1]["self"], item[0])):
         cells = " | ".join(thousands(row[key]) for key in ("self", "load", "body"))
-        lines.append(f"| `{name}` | {cells} |")
+        imported_with = "".join(f" with `{submodule}`" for submodule in row.get("with", ()))
+        lines.append(f"| `{name}`{imported_with} | {cells} |")
     lines += render_every_feature(data)
     sandbox = data["sandbox"]
     if sandbox["starts"]:
@@ -379,7 +408,9 @@ def render_every_feature(data: dict[str, Any]) -> list[str]:
     added = every["wrapped"] - base
     switches = ", ".join(f"`{name}={value}`" for name, value in every["env"].items())
     libraries = " and ".join(every["libraries"])
-    extra = [name for name in every["ours"] if name not in data["modules"]]
+    rows = data["modules"]
+    default_path = {name for package, row in rows.items() for name in (package, *row.get("with", ()))}
+    extra = [name for name in every["ours"] if name not in default_path]
     return [
         "",
         f"With every feature on ({switches}), against a bare Init that also imports {libraries}, "

@@ -44,14 +44,14 @@ if TYPE_CHECKING:
 # deadline, DNS on a helper thread, TLS) and the Telemetry API listener (it parses the
 # requests the platform POSTs). The framing rules they share live here; the policies
 # stay with them (the platform client's resend, the exporters' pool and error classes,
-# the listener's limits). ``HttpConnection`` is the platform client itself. The module
-# sits beside both packages because neither may import the other's.
+# the listener's limits). ``HttpConnection`` is the platform client itself. The exporters'
+# transport imports this section from here, and nothing else of the extension.
 #
-# Cold-path rule: this module imports only ``_socket`` and ``time``. ``http.client``
-# costs ~23 ms (it pulls in ``email`` and ``ssl``), the ``socket`` wrapper 1-3 ms (its
-# enums) and ``getaddrinfo`` on a ``str`` host the ``idna`` codec (~2-5 ms); a numeric
-# address needs none of them. ``socket``, ``threading`` and ``ssl`` are imported only when
-# a host name must be resolved or a connection is TLS.
+# Cold-path rule: this section needs only ``_socket``, ``time`` and ``threading``.
+# ``http.client`` costs ~23 ms (it pulls in ``email`` and ``ssl``), the ``socket`` wrapper
+# 1-3 ms (its enums) and ``getaddrinfo`` on a ``str`` host the ``idna`` codec (~2-5 ms); a
+# numeric address needs none of them. ``socket`` and ``ssl`` are imported only when a host
+# name must be resolved or a connection is TLS.
 #
 # Errors are ``HttpError`` (an ``OSError``), whose message names the peer by the label the
 # caller gave (never a path, query or header) and whose ``retryable`` says whether the
@@ -492,8 +492,6 @@ class Resolver:
         if deadline is None:
             lookup()
         else:
-            import threading
-
             thread = threading.Thread(target=lookup, name="lambda-wrapper-dns", daemon=True)
             thread.start()
             thread.join(max(0.0, deadline - time.monotonic()))

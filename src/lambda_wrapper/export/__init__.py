@@ -1149,8 +1149,6 @@ def _build(name: str, settings: Settings) -> Exporter | None:
             raise ValueError("every OTLP signal was switched off by an invalid setting (see above)")
         return otlp
     if name == "xray":
-        import os
-
         from .xray import XrayExporter, daemon_address
 
         return XrayExporter(daemon_address(os.environ))
