@@ -235,14 +235,15 @@ def module_costs(runner: Runner, modules: list[str]) -> dict[str, dict[str, Any]
     imported without its package): its row names them under ``with``.
     """
     rows: dict[str, dict[str, Any]] = {}
-    measured_with_package: set[str] = set()
+    dependencies_of = {name: runner.listing("deps", name) for name in modules}
+    own_submodules = {name: [dep for dep in dependencies if dep.startswith(name + ".")]
+                      for name, dependencies in dependencies_of.items()}
+    measured_with_package = {submodule for submodules in own_submodules.values() for submodule in submodules}
     for name in modules:
         if name in measured_with_package:
             continue
-        dependencies = runner.listing("deps", name)
-        submodules = [dep for dep in dependencies if dep.startswith(name + ".")]
-        dependencies = [dep for dep in dependencies if dep not in submodules]
-        measured_with_package.update(submodules)
+        submodules = own_submodules[name]
+        dependencies = [dep for dep in dependencies_of[name] if dep not in submodules]
         imported_first = ",".join(dependencies)
         base = runner.instructions("import", imported_first)
         own = runner.instructions("import", imported_first, name, *submodules) - base
