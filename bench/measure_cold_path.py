@@ -407,7 +407,7 @@ def render_every_feature(data: dict[str, Any]) -> list[str]:
         return []
     base = every["bareWithLibraries"]
     added = every["wrapped"] - base
-    switches = ", ".join(f"`{name}={value}`" for name, value in every["env"].items())
+    switches = ", ".join(f"`{name}={value}`" for name, value in sorted(every["env"].items()))
     libraries = " and ".join(every["libraries"])
     rows = data["modules"]
     default_path = {name for package, row in rows.items() for name in (package, *row.get("with", ()))}

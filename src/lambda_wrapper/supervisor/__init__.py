@@ -131,7 +131,7 @@ def _chain_only(flush: Callable[[], None], previous: Any) -> bool:
 #
 # An exception raised by the user's module itself must also reach the caller with the
 # bare runtime's ``stackTrace``: awslambdaric builds it from the traceback, which would
-# show our frames (entry, core, this loader) and a second import chain. So such an
+# show our frames (entry, this module) and a second import chain. So such an
 # exception is turned into the error document awslambdaric would have built from the
 # traceback below our frames, carried by a ``FaultException``, which awslambdaric
 # reports as it stands.
