@@ -726,7 +726,7 @@ class TelemetryListener:
         self._poller = select.poll()
         self._server: _socket.socket | None = None
         self._connections: dict[int, _Connection] = {}
-        self._wakeups: dict[int, Callable[[], None]] = {}
+        self._wakeups: dict[int, Callable[[bytes], None]] = {}
         self._arrival = threading.Condition(self._lock)
 
     # -- set-up -----------------------------------------------------------------
@@ -749,8 +749,9 @@ class TelemetryListener:
         self._poller.register(server.fileno(), select.POLLIN)
         return self.port
 
-    def watch_fd(self, fd: int, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on this thread whenever ``fd`` becomes readable (signals).
+    def watch_fd(self, fd: int, callback: Callable[[bytes], None]) -> None:
+        """Run ``callback`` with what was read on this thread whenever ``fd`` becomes
+        readable (a signal wakeup fd: the numbers of the signals that came).
 
         Call it before ``start``: a running poll sees new registrations only on its
         next round (within a second).
@@ -790,11 +791,11 @@ class TelemetryListener:
 
     def _on_wakeup(self, fd: int) -> None:
         try:
-            os.read(fd, 512)
+            data = os.read(fd, 512)
         except OSError:
-            pass
+            return
         try:
-            self._wakeups[fd]()
+            self._wakeups[fd](data)
         except Exception:  # a failing callback must not stop the listener
             pass
 
@@ -1017,10 +1018,29 @@ def subscribe(connection: HttpConnection, extension_id: str, listener_port: int,
 
 # Lambda allows 500 ms between SIGTERM and SIGKILL with an internal extension.
 SHUTDOWN_BUDGET_S = 0.45
-# Stop exporting this long before the budget ends: what is still undelivered then is
-# counted and reported (one loss record per exporter, one stderr line) before the
-# SIGKILL. At 128 MB (7 % of a CPU) a 500-record local export call takes ~50 ms.
-LOSS_REPORT_RESERVE_S = 0.1
+SIGKILL_MARGIN_S = 0.5 - SHUTDOWN_BUDGET_S
+# Stop exporting at least this long before the budget ends: what is still undelivered
+# then is counted and reported (one loss record per exporter, one stderr line) before
+# the SIGKILL.
+LOSS_REPORT_RESERVE_S = 0.04
+# Below 1,769 MB (one vCPU) a function gets a share of each 100 ms CPU period; once
+# that share is used up, nothing of the process runs until the next period. So
+# SIGTERM may be seen up to the rest of a period after it came, and the loss report
+# waits for the decode or export step already running, whose CPU (at most a platform
+# batch of what is held) takes wall time in inverse proportion to the share.
+FULL_VCPU_MB = 1769
+CPU_PERIOD_S = 0.1
+STEP_CPU_PER_RECORD_S = 1.5e-6
+MAX_BATCH_RECORDS = int(DEFAULT_BUFFERING["maxItems"])
+MAX_LOSS_REPORT_RESERVE_S = 0.3
+
+
+def cpu_share(memory_mb: str | None) -> float:
+    """The share of one vCPU a function of ``memory_mb`` gets (Lambda scales it linearly)."""
+    try:
+        return max(0.0, min(1.0, int(memory_mb or FULL_VCPU_MB) / FULL_VCPU_MB))
+    except ValueError:
+        return 1.0
 
 
 def managed_instances() -> bool:
@@ -1294,15 +1314,24 @@ class InternalExtension:
         finally:
             self.policy.flushed()
 
-    def shutdown_flush(self) -> None:
-        """Export everything pending; runs once, from whichever path saw SIGTERM first."""
+    def shutdown_flush(self, seen_at: float | None = None) -> None:
+        """Export everything pending; runs once, from whichever path saw SIGTERM first.
+
+        ``seen_at`` is when that path saw the signal (monotonic); the budget counts
+        from then, less how late a throttled process may have seen it beyond the
+        margin the budget leaves before the SIGKILL.
+        """
         with self._shutdown_lock:
             if self._shut_down:
                 return
             self._shut_down = True
             started = time.monotonic()
-            deadline = started + SHUTDOWN_BUDGET_S
-            stop_exporting = deadline - LOSS_REPORT_RESERVE_S
+            share = cpu_share(os.environ.get(aws.FUNCTION_MEMORY_SIZE))
+            seen = started if seen_at is None else min(seen_at, started)
+            deadline = seen + SHUTDOWN_BUDGET_S - max(0.0, CPU_PERIOD_S * (1.0 - share) - SIGKILL_MARGIN_S)
+            step = min(self.pipeline.held_records(), MAX_BATCH_RECORDS) * STEP_CPU_PER_RECORD_S
+            reserve = LOSS_REPORT_RESERVE_S + step / max(share, 0.01)
+            stop_exporting = deadline - min(MAX_LOSS_REPORT_RESERVE_S, reserve)
             # A flush running on the event loop's thread stops by then too.
             self.pipeline.finish_by(stop_exporting)
             exported = self.flush(SHUTDOWN_BUDGET_S)
@@ -1312,7 +1341,7 @@ class InternalExtension:
             while (remaining := stop_exporting - time.monotonic()) > 0:
                 if self.listener.wait_for_data(min(0.05, remaining)):
                     exported += self.flush(max(0.0, stop_exporting - time.monotonic()))
-            # From here the listener refuses batches, so the platform counts them.
+            # From here batches still arriving are counted as lost, one report each.
             lost = self.pipeline.give_up("shutdown", deadline)
             emit("info", "shutdown_flush", "exported what was pending at SIGTERM",
                              exported=exported, tookMs=round((time.monotonic() - started) * 1000, 1),

@@ -630,6 +630,10 @@ LOSS_REPORT_BUDGET_S = 0.1
 # What writing the loss report takes at 128 MB (7 % of a CPU): one stderr line, one
 # file line, one EMF document.
 LOSS_REPORT_TIME_S = 0.04
+# A flush hands the GIL to the listener between batches at most this often: a yield
+# costs a system call, as much CPU as decoding a small batch, and the SIGTERM window
+# must hold the rest of a flush of many small batches at 7 % of a CPU.
+GIL_YIELD_INTERVAL_S = 0.001
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 _FUNCTION_TYPE_MARKS = (b'"type":"function"', b'"type": "function"')
 
@@ -704,6 +708,9 @@ class Channel:
         # delivered: what the held-bytes cap and a loss count read.
         self.held: collections.deque[tuple[int, int, int, int]] = collections.deque()
         self.held_bytes = 0
+        # (spool seq, records, function records) already delivered of the batch at the
+        # head of ``pending`` when it goes out in parts: a loss count leaves them out.
+        self.partial: tuple[int, int, int] | None = None
         # A remote call must fit the flush budget even at 128 MB (7 % of a CPU), or
         # every call fails and the backlog only grows: its size adapts, halved when a
         # call runs out of time, doubled on success.
@@ -737,8 +744,14 @@ class Pipeline:
         self.unflushed_bytes = 0  # received since the last complete flush (a volume signal)
         self.max_held_bytes = max_held_bytes
         self.refused_batches = 0
+        self.late_records = 0  # records of batches that arrived after ``give_up``
         self._held_lock = threading.Lock()  # producers append, the flushing thread trims
         self._accepting = True
+        # Set by ``give_up``: batches arriving after it are taken and counted as lost
+        # rather than refused, since a refused batch's platform.logsDropped could only
+        # come back to this same listener; ``_loss_deadline`` bounds reporting them.
+        self._loss_reason: str | None = None
+        self._loss_deadline = float("inf")
         # No flush works past this monotonic time (set at SIGTERM): what is not
         # delivered by then is counted as lost while the process still lives.
         self._finish_by = float("inf")
@@ -751,14 +764,20 @@ class Pipeline:
         """Store one batch durably; called on the listener thread before it answers.
 
         Raises ``PipelineFull`` when the batch would take the bytes held for the
-        exporters past their cap, or after ``give_up``: the listener then refuses the
-        batch and the platform counts it as dropped.
+        exporters past their cap: the listener then refuses the batch and the platform
+        counts it as dropped. After ``give_up`` the batch is taken and counted as lost.
         """
         with self._held_lock:
-            if not self._accepting or self._held_locked() + len(body) > self.max_held_bytes:
+            if self._loss_reason is not None:
+                late = True
+            elif not self._accepting or self._held_locked() + len(body) > self.max_held_bytes:
                 self.refused_batches += 1
                 raise PipelineFull("telemetry pipeline is full" if self._accepting else "shutting down")
-            self._store(body, None, [])
+            else:
+                late = False
+                self._store(body, None, [])
+        if late:
+            self._count_late(body)
 
     def receive(self, body: bytes) -> None:
         """``accept`` for the Telemetry API listener: the platform's batch, after the own
@@ -769,7 +788,7 @@ class Pipeline:
         durable here, on the listener's thread, while the handler's thread waits for the
         next event: off the handler's path, without waking another thread for it.
         """
-        if self._own:
+        if self._own and self._loss_reason is None:
             self.spool_own()
         self.accept(body)
 
@@ -815,6 +834,12 @@ class Pipeline:
         with self._held_lock:
             return self._held_locked()
 
+    def held_records(self) -> int:
+        """Records received but not yet delivered by the exporter furthest behind."""
+        with self._held_lock:
+            self._held_locked()
+            return max((sum(entry[2] for entry in channel.held) for channel in self.channels), default=0)
+
     def _held_locked(self) -> int:
         held = 0
         for channel in self.channels:
@@ -853,12 +878,19 @@ class Pipeline:
             return 0  # another flush holds it past the time to stop
         try:
             deadline = min(time.monotonic() + budget_s, self._finish_by)
-            self._distribute()
+            local = [channel for channel in self.channels if channel.local]
             delivered = 0
-            for channel in sorted(self.channels, key=lambda c: not c.local):
-                if channel.local:
+            # Decoded and exported in rounds of one local export call: a flush that
+            # meets the stop point (SIGTERM) has delivered the oldest batches and
+            # leaves only the newest to be counted as lost, instead of having spent
+            # the window decoding with nothing exported.
+            more = True
+            while more:
+                more = self._distribute(MAX_LOCAL_EVENTS_PER_CALL if local else None)
+                for channel in local:
                     delivered += self._flush_channel(channel, self._finish_by)
-                elif time.monotonic() < deadline:
+            for channel in self.channels:
+                if not channel.local and time.monotonic() < deadline:
                     delivered += self._flush_channel(channel, deadline)
             self._report_drops()
             if not any(channel.pending for channel in self.channels):
@@ -872,19 +904,32 @@ class Pipeline:
             return self._flush_lock.acquire()
         return self._flush_lock.acquire(timeout=max(0.0, until - time.monotonic()))
 
-    def _distribute(self) -> None:
+    def _distribute(self, max_events: int | None = None) -> bool:
+        """Decode received batches into every channel's ``pending``, stopping once
+        ``max_events`` were added; True when it stopped there with more to decode."""
+        if self._distribute_batches(max_events):
+            return True
         arbiter = self.arbiter
         if arbiter is not None:
-            # After every batch received so far is decoded: those are the reports a held record waits for.
-            self._distribute_batches()
-            # Spooled like any own record from here on.
+            # Every batch received so far is decoded now, with the reports a held self
+            # record waits for; what is released is spooled like any own record.
             self._own.extend((event, None) for event in arbiter.release_due())
-        self._distribute_batches()
+            self._distribute_batches()
+        return False
 
-    def _distribute_batches(self) -> None:
+    def _distribute_batches(self, max_events: int | None = None) -> bool:
         arbiter = self.arbiter
         self.spool_own()
-        while self._incoming and time.monotonic() < self._finish_by:
+        added = 0
+        yielded = time.monotonic()
+        while self._incoming and (now := time.monotonic()) < self._finish_by:
+            if max_events is not None and added >= max_events:
+                return True
+            if now - yielded >= GIL_YIELD_INTERVAL_S:
+                # Hand the GIL to the listener: a platform POST waiting behind a long
+                # flush can make the platform drop the next batch.
+                time.sleep(0)
+                yielded = now
             body, seqs, arrived, own, amends = self._incoming.popleft()
             if own is None:
                 events = self._decode(body)
@@ -897,9 +942,8 @@ class Pipeline:
                 events = arbiter.filter(events)
             for channel, seq in zip(self.channels, seqs, strict=True):
                 channel.pending.append((seq, events))
-            # Hand the GIL to the listener between batches: a platform POST waiting
-            # behind a long flush can make the platform drop the next batch.
-            time.sleep(0)
+            added += len(events)
+        return False
 
     def _decode(self, body: bytes, recovered: bool = False) -> list[TelemetryEvent]:
         """The events of ``body``; ``recovered`` for a spooled batch, whose own records
@@ -930,10 +974,22 @@ class Pipeline:
         if not channel.local:
             self._bound_backlog(channel)
         delivered = 0
-        while channel.pending and channel.breaker.allows() and time.monotonic() < deadline:
+        # ``finish_by`` is read again before each call: SIGTERM may set it mid-flush.
+        while (channel.pending and channel.breaker.allows()
+               and time.monotonic() < min(deadline, self._finish_by)):
             take: list[tuple[int, list[TelemetryEvent]]] = []
             count = 0
+            split = False
             while channel.pending and (not take or count + len(channel.pending[0][1]) <= channel.call_limit):
+                seq, batch = channel.pending[0]
+                if not take and len(batch) > channel.call_limit:
+                    # A batch larger than one call goes out in call-sized parts: the
+                    # deadline is honoured between parts (a shutdown's loss report waits
+                    # for the call running), and a loss count leaves out what went.
+                    take.append((seq, batch[:channel.call_limit]))
+                    channel.pending[0] = (seq, batch[channel.call_limit:])
+                    split = True
+                    break
                 take.append(channel.pending.popleft())
                 count += len(take[-1][1])
             events = [event for _, batch in take for event in batch]
@@ -941,13 +997,17 @@ class Pipeline:
                 if events:
                     channel.exporter.export(events, deadline)
             except ExportError as error:
-                self._failed(channel, take, error)
+                self._failed(channel, take, error, split)
                 break
             except Exception as error:  # a bug in an exporter must not lose the batch silently
-                self._failed(channel, take, ExportError(f"{type(error).__name__}: {error}", retryable=False))
+                failure = ExportError(f"{type(error).__name__}: {error}", retryable=False)
+                self._failed(channel, take, failure, split)
                 break
             channel.breaker.succeeded()
-            channel.spool.delivered(take[-1][0])
+            if split:
+                self._part_done(channel, take[0])
+            else:
+                channel.spool.delivered(take[-1][0])
             if channel.local and channel.call_limit < MAX_LOCAL_EVENTS_PER_CALL:
                 channel.call_limit = MAX_LOCAL_EVENTS_PER_CALL
             delivered += len(events)
@@ -972,16 +1032,32 @@ class Pipeline:
                              f"{channel.name} is behind: dropped the {dropped} oldest events it owed",
                              exporter=channel.name, dropped=dropped, droppedByType=by_type)
 
+    @staticmethod
+    def _part_done(channel: Channel, part: tuple[int, list[TelemetryEvent]]) -> None:
+        seq, events = part
+        before = channel.partial if channel.partial is not None and channel.partial[0] == seq else (seq, 0, 0)
+        functions = sum(1 for event in events if event.type == "function")
+        channel.partial = (seq, before[1] + len(events), before[2] + functions)
+
+    @staticmethod
+    def _keep(channel: Channel, take: list[tuple[int, list[TelemetryEvent]]], split: bool) -> None:
+        """Put ``take`` back at the head of ``pending``, a part back into its batch."""
+        if split:
+            seq, part = take[0]
+            channel.pending[0] = (seq, part + channel.pending[0][1])
+        else:
+            channel.pending.extendleft(reversed(take))
+
     def _failed(self, channel: Channel, take: list[tuple[int, list[TelemetryEvent]]],
-                error: ExportError) -> None:
+                error: ExportError, split: bool = False) -> None:
         if error.out_of_time:
             # Out of budget, not a failing endpoint: keep the data, send less next time.
-            channel.pending.extendleft(reversed(take))
+            self._keep(channel, take, split)
             channel.call_limit = max(MIN_EVENTS_PER_CALL, channel.call_limit // 2)
             return
         self.stats.export_failures += 1
         if error.retryable:
-            channel.pending.extendleft(reversed(take))
+            self._keep(channel, take, split)
             cooldown = channel.breaker.failed(error.retry_after_s)
             emit("warning", "export_failed",
                              f"{channel.name} export failed, retrying in {cooldown:.1f}s: {error}",
@@ -992,7 +1068,10 @@ class Pipeline:
             for _, batch in take:
                 count_by_type(batch, by_type)
             self.stats.rejected_events += rejected
-            channel.spool.delivered(take[-1][0])
+            if split:
+                self._part_done(channel, take[0])  # counted as rejected, not again as lost
+            else:
+                channel.spool.delivered(take[-1][0])
             emit("warning", "export_rejected",
                              f"{channel.name} export failed permanently, {rejected} events dropped: {error}",
                              exporter=channel.name, retryable=False, dropped=rejected, droppedByType=by_type)
@@ -1044,6 +1123,8 @@ class Pipeline:
         """
         with self._held_lock:
             self._accepting = False
+            self._loss_reason = reason
+            self._loss_deadline = deadline
         self._finish_by = min(self._finish_by, time.monotonic())
         self.spool_own()  # counted with the rest below
         losses: dict[str, dict[str, object]] = {}
@@ -1065,6 +1146,9 @@ class Pipeline:
                 channel.spool.delivered(held[-1][0])
                 records = sum(entry[2] for entry in held)
                 functions = sum(entry[3] for entry in held)
+                if channel.partial is not None and channel.partial[0] == held[0][0]:
+                    records -= channel.partial[1]
+                    functions -= channel.partial[2]
                 by_type = {"function": functions, "other": records - functions}
                 losses[channel.name] = {"droppedRecords": records, "droppedBytes": sum(e[1] for e in held),
                                         "droppedByType": by_type, "reason": reason}
@@ -1082,6 +1166,34 @@ class Pipeline:
             if locked:
                 self._flush_lock.release()
         return losses
+
+    def _count_late(self, body: bytes) -> None:
+        """Count a batch that arrived after ``give_up`` as lost by every exporter, and
+        report it the way ``give_up`` reports (stderr, then each local exporter while
+        ``deadline`` allows)."""
+        reason = f"{self._loss_reason} (arrived after the loss report)"
+        # Decoded, unlike the held batches counted in ``give_up``: our own diagnostic
+        # lines come back here, and counting them would report the report, endlessly.
+        events = self._decode(body)
+        if not events:
+            return
+        records = len(events)
+        functions = sum(1 for event in events if event.type == "function")
+        loss: dict[str, object] = {"droppedRecords": records, "droppedBytes": len(body),
+                                   "droppedByType": {"function": functions, "other": records - functions},
+                                   "reason": reason}
+        self.late_records += records
+        emit("warning", "records_lost",
+                         f"{records} telemetry records received but not exported ({reason})",
+                         reason=reason, exporters={channel.name: loss for channel in self.channels})
+        if time.monotonic() >= self._loss_deadline or not self._acquire_flush_lock(self._loss_deadline):
+            return
+        try:
+            for channel in self.channels:
+                if channel.local:
+                    self._export_loss(channel, loss, self._loss_deadline)
+        finally:
+            self._flush_lock.release()
 
     def _export_loss(self, channel: Channel, loss: dict[str, object], deadline: float) -> None:
         try:

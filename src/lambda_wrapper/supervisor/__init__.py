@@ -76,7 +76,7 @@ else:
 
 
 def install_sigterm_flush(
-    flush: Callable[[], None], watch_fd: Callable[[int, Callable[[], None]], None]
+    flush: Callable[[float], None], watch_fd: Callable[[int, Callable[[bytes], None]], None]
 ) -> bool:
     """Install the SIGTERM hooks; must run on the main thread. Returns False if it could not."""
     previous = signal.getsignal(signal.SIGTERM)
@@ -98,10 +98,18 @@ def install_sigterm_flush(
     else:
         # Not on the listener's own thread: the platform may still be delivering the
         # last batches, and only the listener can receive them.
-        watch_fd(read_fd, lambda: threading.Thread(target=flush, name="lambda-wrapper-shutdown").start())
+        def on_wakeup(signals: bytes) -> None:
+            # The wakeup fd carries every signal with a Python handler (the function's
+            # SIGALRM timer as well): only SIGTERM ends the environment. The flush gets
+            # the time the signal was seen here, as its thread may start late.
+            if signal.SIGTERM in signals:
+                seen_at = time.monotonic()
+                threading.Thread(target=flush, args=(seen_at,), name="lambda-wrapper-shutdown").start()
+
+        watch_fd(read_fd, on_wakeup)
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        flush()
+        flush(time.monotonic())
         # Then die the way we would have without a handler.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -110,9 +118,9 @@ def install_sigterm_flush(
     return True
 
 
-def _chain_only(flush: Callable[[], None], previous: Any) -> bool:
+def _chain_only(flush: Callable[[float], None], previous: Any) -> bool:
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        flush()
+        flush(time.monotonic())
         if callable(previous):
             previous(signum, frame)
 
