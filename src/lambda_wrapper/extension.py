@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .telemetry import TelemetryEvent
 
 
-# -- http11 --------------------------------------------------------------------------------
+# == http11 ================================================================================
 # HTTP/1.1 on the wire, once: request encoding, message-head parsing, client connections.
 #
 # Three parts of the toolkit speak HTTP/1.1: the Extensions and Telemetry API client
@@ -542,7 +542,7 @@ def _host_arg(host: str) -> str | bytes:
     return host.encode("ascii") if host.isascii() else host
 
 
-# -- errors --------------------------------------------------------------------------------
+# == errors ================================================================================
 # Errors raised when talking to the Lambda platform APIs.
 
 
@@ -558,7 +558,7 @@ class PlatformError(Exception):
 
 
 
-# -- events --------------------------------------------------------------------------------
+# == events ================================================================================
 # Events the Extensions API hands an extension: INVOKE and SHUTDOWN.
 
 
@@ -589,7 +589,7 @@ def parse_event(body: dict[str, object]) -> PlatformEvent:
     return PlatformEvent(body)
 
 
-# -- lifecycle -----------------------------------------------------------------------------
+# == lifecycle =============================================================================
 # Extensions API (2020-01-01): register, then wait for the next event.
 #
 # Registration and the event loop are two phases on purpose: an internal extension
@@ -657,7 +657,7 @@ def _error(operation: str, response: HttpResponse, body: dict[str, object]) -> P
                          str(body.get("errorMessage", response.body[:200].decode("utf-8", "replace"))))
 
 
-# -- listener ------------------------------------------------------------------------------
+# == listener ==============================================================================
 # The Telemetry API destination: a tiny HTTP listener that stores raw bodies.
 #
 # It shares the GIL with the user's handler, so while the handler runs it does the
@@ -944,7 +944,7 @@ class TelemetryListener:
                 self._close(connection)
 
 
-# -- subscription --------------------------------------------------------------------------
+# == subscription ==========================================================================
 # Telemetry API (2022-07-01) subscription.
 
 
@@ -997,7 +997,7 @@ def subscribe(connection: HttpConnection, extension_id: str, listener_port: int,
     return SubscriptionOutcome(SubscriptionOutcome.FAILED, response.status, detail)
 
 
-# -- runner --------------------------------------------------------------------------------
+# == runner ================================================================================
 # The internal extension's two phases: set up during Init, then run on threads.
 #
 # Phase one (``register``, main thread, before the user's handler is imported) makes

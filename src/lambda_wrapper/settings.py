@@ -383,7 +383,7 @@ def _clip(value: str, limit: int = 80) -> str:
     return value if len(value) <= limit else value[:limit] + f"...({len(value)} chars)"
 
 
-# -- the wrapper script's handover ---------------------------------------------------------
+# == the wrapper script's handover =========================================================
 class Handover:
     """The variables the wrapper script (``wrapper/lambda-wrapper``) sets for the Python side.
 
@@ -405,7 +405,7 @@ class Handover:
     ALL = (USER_HANDLER, ROOT, STARTED_AT, EXEC_AT, SAVED_PYTHONPATH, PYTHON_DIR, TWEAKS_APPLIED)
 
 
-# -- diagnostics ---------------------------------------------------------------------------
+# == diagnostics ===========================================================================
 # The toolkit's own diagnostics: one JSON line each, on stderr.
 #
 # Every line carries ``"logger": "lambda_wrapper"`` and an ``"event"`` name, so users can

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-# -- records -------------------------------------------------------------------------------
+# == records ===============================================================================
 # The typed event model for Telemetry API batches.
 #
 # These classes run inside the user's Lambda process on every batch, so they are plain
@@ -163,7 +163,7 @@ class DecodedBatch:
         return f"DecodedBatch(events=<{len(self.events)} events>, malformed={self.malformed!r})"
 
 
-# -- decode --------------------------------------------------------------------------------
+# == decode ================================================================================
 # Turn Telemetry API request bodies into ``TelemetryEvent`` objects, without I/O.
 #
 # This runs inside the user's Lambda process for every delivered batch, so it must be
@@ -537,7 +537,7 @@ def _is_emf(metadata: object, emf_namespaces: Collection[str] | None) -> bool:
     )
 
 
-# -- invocations ---------------------------------------------------------------------------
+# == invocations ===========================================================================
 # What happened to one invocation: the one classification every exporter reports.
 #
 # An invocation is told by several records that arrive apart: ``platform.runtimeDone``

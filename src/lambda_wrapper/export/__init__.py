@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     Amend = Callable[[list[TelemetryEvent]], None]
 
 
-# -- errors --------------------------------------------------------------------------------
+# == errors ================================================================================
 # What an exporter raises when a delivery fails, and what the pipeline does with it.
 #
 # ``retryable`` decides the fate of the events: True keeps them in the spool for a later
@@ -87,7 +87,7 @@ def detached(error: E) -> E:
     return error
 
 
-# -- breaker -------------------------------------------------------------------------------
+# == breaker ===============================================================================
 # A circuit breaker per exporter: stop trying a failing destination for a while.
 #
 # During a backend outage every attempt costs the function time; after a failure we
@@ -121,7 +121,7 @@ class CircuitBreaker:
         return cooldown
 
 
-# -- policy --------------------------------------------------------------------------------
+# == policy ================================================================================
 # When to flush: at the end of each invocation when traffic is sparse, periodically
 # when it is dense.
 #
@@ -164,7 +164,7 @@ class FlushPolicy:
         self.last_flush = time.monotonic() if now is None else now
 
 
-# -- exporter ------------------------------------------------------------------------------
+# == exporter ==============================================================================
 # The exporter contract: what the pipeline, the registry and the extension read of an exporter.
 #
 # Every exporter subclasses ``Exporter`` and declares, in its own class body:
@@ -239,7 +239,7 @@ def contract_problems(cls: type) -> list[str]:
     return problems
 
 
-# -- function metadata ---------------------------------------------------------------------
+# == function metadata =====================================================================
 # What the Lambda environment says about the function, read once for every exporter.
 
 
@@ -287,7 +287,7 @@ class FunctionMetadata:
         return {key: value for key, value in fields.items() if value is not None}
 
 
-# -- spool ---------------------------------------------------------------------------------
+# == spool =================================================================================
 # A bounded, crash-safe spool of telemetry batches under /tmp, one per exporter.
 #
 # Every batch the listener acknowledged is appended here before anything else looks at
@@ -590,7 +590,7 @@ def oom_kill_count() -> int | None:
     return None
 
 
-# -- pipeline ------------------------------------------------------------------------------
+# == pipeline ==============================================================================
 # From raw Telemetry API bodies to exporters: spool, decode, filter, export in budget.
 #
 # - ``accept`` (listener thread, and call spans) only appends bytes to each
@@ -1202,7 +1202,7 @@ class Pipeline:
             pass
 
 
-# -- registry ------------------------------------------------------------------------------
+# == registry ==============================================================================
 # Build the exporters the settings ask for, and the telemetry types they need.
 #
 # The extension subscribes only to what the enabled exporters use, so function logs

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     ReportCallback = Callable[["Armed"], None]  # the invocation to report as timed out
 
 
-# -- procfs --------------------------------------------------------------------------------
+# == procfs ================================================================================
 # Memory figures straight from /proc: cheap enough for a watchdog, and no psutil.
 #
 # Reading ``/proc/self/statm`` costs about 10 µs, ``/proc/self/status`` about 35 µs. The
@@ -73,7 +73,7 @@ def reset_peak_rss() -> bool:
         return False
 
 
-# -- records -------------------------------------------------------------------------------
+# == records ===============================================================================
 # The toolkit's own records, shaped like Telemetry API events so one pipeline carries both.
 #
 # The exporters encode exactly these types and fields (``docs/instruments.md``).
@@ -110,7 +110,7 @@ def mib(size_bytes: float) -> float:
     return round(size_bytes / (1024 * 1024), 2)
 
 
-# -- context -------------------------------------------------------------------------------
+# == context ===============================================================================
 # What log lines and the public logger helper know about the current invocation.
 #
 # The supervisor updates ``CURRENT`` as each invocation starts; readers take the
@@ -161,7 +161,7 @@ def xray_root(header: str | None) -> str | None:
 CURRENT = InvocationContext()
 
 
-# -- cold start ----------------------------------------------------------------------------
+# == cold start ============================================================================
 # Cold start, proactive initialisation, and where the Init time went.
 #
 # ``coldStart`` is true on the first invocation of each environment, unless the
@@ -283,7 +283,7 @@ def _epoch_seconds(raw: str | None) -> float | None:
         return None
 
 
-# -- overhead ------------------------------------------------------------------------------
+# == overhead ==============================================================================
 # The toolkit's own cost: time added to each invocation, and listener lag.
 #
 # Our per-invocation time is what the supervisor spends on the handler's thread before
@@ -371,7 +371,7 @@ def listener_lag_ms(extension: object) -> float | None:
     return round(float(value), 3) if isinstance(value, (int, float)) else None
 
 
-# -- watchdog ------------------------------------------------------------------------------
+# == watchdog ==============================================================================
 # One watchdog thread for the process: the timeout warning and the memory warning.
 #
 # The supervisor arms it when an invocation starts (with the deadline from the
@@ -525,7 +525,7 @@ class Watchdog:
         return max(0.0, sleep)
 
 
-# -- self report ---------------------------------------------------------------------------
+# == self report ===========================================================================
 # The self source: per-invocation records from the supervisor's own measurements.
 #
 # Where the Telemetry API gives nothing (the subscription is refused, as local emulators

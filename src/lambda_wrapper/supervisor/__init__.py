@@ -63,7 +63,7 @@ else:
     import _signal as signal
 
 
-# -- shutdown ------------------------------------------------------------------------------
+# == shutdown ==============================================================================
 # See SIGTERM in both awslambdaric modes, and flush before the process dies.
 #
 # Lambda sends SIGTERM (then SIGKILL 500 ms later) when an internal extension is
@@ -128,7 +128,7 @@ def _chain_only(flush: Callable[[float], None], previous: Any) -> bool:
     return True
 
 
-# -- handler loader ------------------------------------------------------------------------
+# == handler loader ========================================================================
 # Load the user's handler exactly as awslambdaric would.
 #
 # Every init failure (missing module, syntax error, exception at import, missing
@@ -227,7 +227,7 @@ def _fault(ric: Any, kind: str, message: str) -> Exception:
     return HandlerLoadError(_FALLBACK_TYPES[kind], message)
 
 
-# -- core ----------------------------------------------------------------------------------
+# == core ==================================================================================
 # Wire settings, extension, instruments and handler together; never let any of it break Init.
 #
 # The supervisor is the ``InvocationObserver`` of the wrapped handler. Around each
