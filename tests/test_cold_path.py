@@ -41,6 +41,10 @@ DEFAULT_PATH = frozenset({
     "lambda_wrapper.supervisor.bootstrap",
     "lambda_wrapper.supervisor.entry",
 })
+# The other modules the default path may add to what the bare runtime loads: the C
+# modules the listener polls with (their Python wrappers cost milliseconds), and the
+# one the wrapper script's PYTHONFAULTHANDLER tweak switches on (docs/tweaks.md).
+OTHERS_ON_DEFAULT_PATH = frozenset({"_socket", "select", "errno", "faulthandler"})
 # Every feature on, all exporters local (the configuration the Init budget for "everything
 # on" is about): what it adds to the default path, beside structlog and psutil.
 EVERY_FEATURE = {
@@ -132,6 +136,9 @@ def test_default_function_imports_nothing_heavy(layer_dir: Path, tmp_path: Path,
     assert "lambda_wrapper.extension" in wrapped["init"]  # with the extension on
     assert our_modules(wrapped["init"]) == DEFAULT_PATH
     assert our_modules(wrapped["invoke"]) == DEFAULT_PATH
+    for moment in ("init", "invoke"):
+        others = set(wrapped[moment]) - set(bare[moment]) - DEFAULT_PATH
+        assert others <= OTHERS_ON_DEFAULT_PATH, moment
     assert not imported(bare["invoke"], ("lambda_wrapper",))
     for moment in ("init", "invoke"):
         ours = sorted(set(wrapped[moment]) - set(bare[moment]))

@@ -567,7 +567,9 @@ def oom_kill_count() -> int | None:
     """The ``oom_kill`` count of this process's memory cgroup (v2 ``memory.events``, v1
     ``memory.oom_control``), where it can be read."""
     try:
-        with open("/proc/self/cgroup", encoding="ascii", errors="replace") as groups:
+        # UTF-8: its codec is loaded at start-up, where naming any other (ascii) imports one
+        # during Init.
+        with open("/proc/self/cgroup", encoding="utf-8", errors="replace") as groups:
             lines = groups.read().splitlines()
     except OSError:
         return None
