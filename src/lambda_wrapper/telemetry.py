@@ -18,6 +18,23 @@ if TYPE_CHECKING:
     from collections.abc import Collection
     from typing import Any
 
+# What other modules use, of the three sections below.
+__all__ = [
+    "CLASSIFIER_INPUTS",
+    "DecodedBatch",
+    "InvocationClassifier",
+    "MalformedEntry",
+    "TelemetryEvent",
+    "UnreadableBatch",
+    "decode_batch",
+    "decode_events",
+    "finite_number",
+    "is_own_diagnostic",
+    "json_kind",
+    "parse_time_ms",
+    "record_source",
+]
+
 
 # == records ===============================================================================
 # The typed event model for Telemetry API batches.
@@ -151,16 +168,23 @@ class MalformedEntry:
 
 
 class DecodedBatch:
-    """The events of one batch in delivery order, and the entries that had to be skipped."""
+    """The events of one batch in delivery order, the entries that had to be skipped, and
+    how many well-formed entries were counted instead of built: of a type nothing reads
+    (``unread``), the toolkit's own lines (``own``)."""
 
-    __slots__ = ("events", "malformed")
+    __slots__ = ("events", "malformed", "own", "unread")
 
-    def __init__(self, events: list[TelemetryEvent], malformed: list[MalformedEntry]) -> None:
+    def __init__(
+        self, events: list[TelemetryEvent], malformed: list[MalformedEntry], unread: int = 0, own: int = 0
+    ) -> None:
         self.events = events
         self.malformed = malformed
+        self.unread = unread
+        self.own = own
 
     def __repr__(self) -> str:
-        return f"DecodedBatch(events=<{len(self.events)} events>, malformed={self.malformed!r})"
+        return (f"DecodedBatch(events=<{len(self.events)} events>, malformed={self.malformed!r}, "
+                f"unread={self.unread}, own={self.own})")
 
 
 # == decode ================================================================================
@@ -177,18 +201,10 @@ class DecodedBatch:
 # a JSON array.
 
 
-__all__ = [
-    "UnreadableBatch",
-    "decode_batch",
-    "decode_events",
-    "is_own_diagnostic",
-    "json_kind",
-    "parse_time_ms",
-]
-
 # Types whose records are log lines (text, or objects in the JSON log format).
 _LOG_TYPES = frozenset(("function", "extension"))
 
+_new_event = object.__new__
 OWN_LOGGER = "lambda_wrapper"
 _OWN_LOGGER_PREFIXES = ('{"logger": "lambda_wrapper', '{"logger":"lambda_wrapper')
 
@@ -197,11 +213,17 @@ class UnreadableBatch(ValueError):
     """The body as a whole is not a JSON array, so no event in it can be trusted."""
 
 
-def decode_batch(body: bytes | str) -> DecodedBatch:
+def decode_batch(
+    body: bytes | str,
+    unread_types: Collection[str] = (),
+    skip_own: bool = False,
+    emf_namespaces: Collection[str] | None = None,
+) -> DecodedBatch:
     """Decode one Telemetry API POST body (a JSON array of events).
 
     Raises ``UnreadableBatch`` when the body is not JSON or not an array; malformed
     entries inside a valid array are reported in ``DecodedBatch.malformed`` instead.
+    What is counted rather than built: see ``decode_events``.
     """
     if isinstance(body, str) and body.startswith("\ufeff"):
         # json.loads tolerates a BOM in bytes but not in str; be as lenient for both.
@@ -214,18 +236,29 @@ def decode_batch(body: bytes | str) -> DecodedBatch:
         raise UnreadableBatch(f"telemetry batch is not valid JSON: {exc}") from exc
     if not isinstance(items, list):
         raise UnreadableBatch(f"telemetry batch is a JSON {json_kind(items)}, expected an array of events")
-    return decode_events(items)
+    return decode_events(items, unread_types, skip_own, emf_namespaces)
 
 
-def decode_events(items: list[object]) -> DecodedBatch:
+def decode_events(
+    items: list[object],
+    unread_types: Collection[str] = (),
+    skip_own: bool = False,
+    emf_namespaces: Collection[str] | None = None,
+) -> DecodedBatch:
     """Decode an already parsed batch; entries that are not events become ``MalformedEntry``.
 
     An entry is malformed when it is not an object, lacks ``time``, ``type`` or
     ``record``, or when ``time`` or ``type`` is not a string (both are strings in every
-    schema version; a ``record`` may be anything, including null).
+    schema version; a ``record`` may be anything, including null). A well-formed entry
+    whose type is in ``unread_types`` (what no consumer reads) is only counted, in
+    ``DecodedBatch.unread``: building events is most of the cost of a log line. With
+    ``skip_own``, the toolkit's own lines (``is_own_diagnostic`` with ``emf_namespaces``)
+    are only counted too, in ``DecodedBatch.own``.
     """
     events: list[TelemetryEvent] = []
+    append = events.append
     malformed: list[MalformedEntry] = []
+    unread = own = 0
     # Events of a batch often share a timestamp; reuse the last parse.
     last_time: str | None = None
     last_epoch_ms: float | None = None
@@ -243,11 +276,44 @@ def decode_events(items: list[object]) -> DecodedBatch:
         if type(time) is not str or type(type_) is not str:
             malformed.append(MalformedEntry(index, _wrong_field_kind_reason(time, type_)))
             continue
+        if type_ in unread_types:
+            unread += 1
+            continue
         if time != last_time:
             last_time = time
             last_epoch_ms = parse_time_ms(time)
-        events.append(_build_event(time, type_, record, last_epoch_ms, item))
-    return DecodedBatch(events, malformed)
+        if type(record) is str and type_ in _LOG_TYPES:
+            # A text log line, the bulk of most batches: built here, without a call.
+            level = request_id = None
+            first = record[:1]
+            if first == "[":
+                level, request_id = _text_log_prefix(record)
+            # Both kinds of own line are JSON objects, maybe indented: a printable ASCII
+            # first character other than "{" settles it without a call.
+            elif skip_own and (first == "{" or first <= " " or (first > "~" and first.isspace())) \
+                    and _is_own_text(record, emf_namespaces):
+                own += 1
+                continue
+            # ``TelemetryEvent(...)`` without the call: its frame is a third of a line's cost
+            # here. Every slot is set (tests/test_telemetry_decode.py holds the two equal).
+            event = _new_event(TelemetryEvent)
+            event.time = time
+            event.type = type_
+            event.record = record
+            event.epoch_ms = last_epoch_ms
+            event.request_id = request_id
+            event.message = record[:-1] if record[-1:] == "\n" else record
+            event.metrics = None
+            event.level = level
+            event._envelope = item
+            append(event)
+        else:
+            event = _build_event(time, type_, record, last_epoch_ms, item)
+            if skip_own and is_own_diagnostic(event, emf_namespaces):
+                own += 1
+                continue
+            append(event)
+    return DecodedBatch(events, malformed, unread, own)
 
 
 def _build_event(
@@ -272,10 +338,7 @@ def _build_event(
     elif isinstance(record, str):
         message = _without_final_newline(record)
         if type_ in _LOG_TYPES and record.startswith("["):
-            level, text_request_id = _text_log_prefix(record)
-            if text_request_id:
-                request_id = text_request_id
-    # Positional: keyword arguments cost measurably at 10,000 events per batch.
+            level, request_id = _text_log_prefix(record)
     return TelemetryEvent(time, type_, record, epoch_ms, request_id, message, metrics, level, envelope)
 
 
@@ -492,13 +555,22 @@ def is_own_diagnostic(event: TelemetryEvent, emf_namespaces: Collection[str] | N
         return False
     record = event.record
     if isinstance(record, str):
-        for prefix in _OWN_LOGGER_PREFIXES:
-            # The fast path for our own lines; "lambda_wrapper_x" falls through to a parse.
-            if record.startswith(prefix) and record[len(prefix) : len(prefix) + 1] in ('"', "."):
-                return True
-        record = _parse_json_object_line(record)
-        if record is None:
-            return False
+        first = record[:1]
+        if first != "{" and not first.isspace():
+            return False  # both kinds of own line are JSON objects: most lines end here
+        return _is_own_text(record, emf_namespaces)
+    return _is_own_object(record, emf_namespaces)
+
+
+def _is_own_text(line: str, emf_namespaces: Collection[str] | None) -> bool:
+    for prefix in _OWN_LOGGER_PREFIXES:
+        # The fast path for our own lines; "lambda_wrapper_x" falls through to a parse.
+        if line.startswith(prefix) and line[len(prefix) : len(prefix) + 1] in ('"', "."):
+            return True
+    return _is_own_object(_parse_json_object_line(line), emf_namespaces)
+
+
+def _is_own_object(record: object, emf_namespaces: Collection[str] | None) -> bool:
     if not isinstance(record, dict):
         return False
     logger = record.get("logger")
