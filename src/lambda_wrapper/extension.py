@@ -1260,13 +1260,13 @@ class InternalExtension:
 
     # -- in-process signals from the supervisor ---------------------------------------
     def handler_started(self, request_id: str) -> None:
-        self.ensure_running()
         self._handler_done.clear()
         if self.background:
             self.policy.invocation_started()
 
     def ensure_running(self) -> None:
-        """Restart a dead event loop or listener (cheap check, every invocation).
+        """Restart a dead event loop or listener (cheap check; the supervisor calls it
+        as each invocation starts and ends, with the rest of our threads).
 
         The platform waits for our ``/event/next`` on every invocation when we are
         registered for INVOKE: a dead loop would turn every invocation into a timeout.
@@ -1284,9 +1284,6 @@ class InternalExtension:
             emit("warning", "listener_restarted", "the telemetry listener had stopped; restarted")
 
     def handler_finished(self, request_id: str) -> None:
-        # Again at the end: a listener that died during the handler must be back before
-        # the platform posts this invocation's runtimeDone and report.
-        self.ensure_running()
         self._handler_done.set()
         if self.background and self.policy.due(self.pipeline.pending_batches, self.pipeline.unflushed_bytes):
             try:

@@ -521,8 +521,12 @@ class InFlightMarker:
     the next Init can tell that a process died in the middle of one.
 
     One fixed-size slot rewritten in place: ``begin`` writes ``R <start epoch ms> <oom
-    kills at Init> <request id>``, ``end`` overwrites its first byte with ``-``; one
-    ``pwrite`` each. The cgroup's
+    kills at Init> <request id>`` and a newline (what follows it is stale), ``end``
+    overwrites its first byte with ``-``. The slot
+    is a shared mapping of the file, so each is a store into memory on the handler's
+    thread, no system call (a ``pwrite`` also updates the file's times, which costs a
+    journal entry on a disk file system); the page cache keeps what was stored when the
+    process dies, whatever kills it. The cgroup's
     ``oom_kill`` counter, read once at Init where the function can read it, lets the
     next Init tell an out-of-memory kill (the counter grew) from any other death; where
     it cannot be read, every death is just a death.
@@ -533,16 +537,24 @@ class InFlightMarker:
         os.makedirs(root, exist_ok=True)
         self.path = os.path.join(root, f"{os.getpid()}-{time.time_ns()}")
         self.oom_kills = oom_kill_count()
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         self._oom_text = b"-1" if self.oom_kills is None else b"%d" % self.oom_kills
-        os.pwrite(self._fd, ENDED.ljust(IN_FLIGHT_SLOT), 0)
+        import mmap
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.pwrite(fd, ENDED.ljust(IN_FLIGHT_SLOT), 0)
+            self._slot = mmap.mmap(fd, IN_FLIGHT_SLOT)
+        finally:
+            os.close(fd)
 
     def begin(self, request_id: str, started_epoch_s: float) -> None:
-        slot = b"R %d %s %s" % (int(started_epoch_s * 1000), self._oom_text, request_id.encode())
-        os.pwrite(self._fd, slot[:IN_FLIGHT_SLOT].ljust(IN_FLIGHT_SLOT), 0)
+        slot = b"R %d %s %s\n" % (int(started_epoch_s * 1000), self._oom_text, request_id.encode())
+        if len(slot) > IN_FLIGHT_SLOT:
+            slot = slot[:IN_FLIGHT_SLOT - 1] + b"\n"
+        self._slot[:len(slot)] = slot
 
     def end(self) -> None:
-        os.pwrite(self._fd, ENDED, 0)
+        self._slot[0] = ENDED[0]
 
     def recover_orphans(self) -> list[tuple[str, float, bool | None]]:
         """Invocations that dead processes were running: (request id, start epoch s,
@@ -554,7 +566,7 @@ class InFlightMarker:
                 continue
             try:
                 with open(path, "rb") as handle:
-                    fields = handle.read(IN_FLIGHT_SLOT).split()
+                    fields = handle.read(IN_FLIGHT_SLOT).split(b"\n", 1)[0].split()
                 os.unlink(path)
             except OSError:
                 continue

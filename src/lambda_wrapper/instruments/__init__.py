@@ -21,7 +21,7 @@ from ..telemetry import TelemetryEvent
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Mapping
 
     TimeoutCallback = Callable[[str, int, float], None]  # request id, thread id, ms left
     MemoryCallback = Callable[[str, int, int], None]  # request id, rss, limit
@@ -332,13 +332,15 @@ class OverheadSettlement:
     done (so it is in that flush), which is before its submission and the signal
     have cost anything. It carries the figure up to that point; ``settle`` (the
     supervisor, at the very end of its work) gives the final one, and ``amend`` (the
-    flush, on the record) puts it in.
+    flush, on the record) puts it in, then hands the list to ``then`` (another
+    amendment of the same record, which may extend it).
     """
 
-    __slots__ = ("_owner", "_unsettled", "ms")
+    __slots__ = ("_owner", "_unsettled", "ms", "then")
 
-    def __init__(self) -> None:
+    def __init__(self, then: Callable[[list[TelemetryEvent]], None] | None = None) -> None:
         self.ms: float | None = None
+        self.then = then
         self._owner = threading.get_ident()
         self._unsettled = threading.Lock()
         self._unsettled.acquire()
@@ -347,16 +349,17 @@ class OverheadSettlement:
         self.ms = ms
         self._unsettled.release()
 
-    def amend(self, events: Sequence[TelemetryEvent]) -> None:
+    def amend(self, events: list[TelemetryEvent]) -> None:
         # A flush on the submitting thread (a SIGTERM handler) would wait for itself.
         if threading.get_ident() != self._owner and self._unsettled.acquire(timeout=SETTLE_WAIT_S):
             self._unsettled.release()
-        if self.ms is None:
-            return
-        for event in events:
-            record = event.record
-            if isinstance(record, dict) and OVERHEAD_FIELD in record:
-                record[OVERHEAD_FIELD] = self.ms
+        if self.ms is not None:
+            for event in events:
+                record = event.record
+                if isinstance(record, dict) and OVERHEAD_FIELD in record:
+                    record[OVERHEAD_FIELD] = self.ms
+        if self.then is not None:
+            self.then(events)
 
 
 def listener_lag_ms(extension: object) -> float | None:
@@ -388,13 +391,18 @@ def listener_lag_ms(extension: object) -> float | None:
 # Callbacks run on this thread, so a slow flush after a warning never holds up the
 # handler.
 #
+# A thread that dies (killed by an exception raised into it) is started again by
+# ``ensure_running``, which the supervisor calls as each invocation starts, beside the
+# extension's: what was armed is picked up by the new thread.
+#
 # Limit: a handler stuck in C code that holds the GIL keeps this thread from running
 # (the same limit as any Python-level watchdog); the platform's timeout report still
 # says what happened.
 
 
 POLL_INTERVAL_S = 0.05
-# One lock for the process: claims are rare (a warning, at most once per invocation),
+THREAD_NAME = "lambda-wrapper-watchdog"
+# One lock for the process: memory warnings are rare (at most once per invocation),
 # and arming makes no lock per invocation on the handler path.
 _CLAIMS = threading.Lock()
 
@@ -403,11 +411,12 @@ class Armed:
     """One invocation under watch; ``*_fired`` tell which warnings went out."""
 
     __slots__ = (
-        "deadline_s", "ended", "memory_fired", "report_at", "request_id", "thread_id", "timeout_fired",
+        "_end_claim", "deadline_s", "memory_fired", "report_at", "request_id", "thread_id", "timeout_fired",
         "warn_at",
     )
 
-    def __init__(self, request_id: str, thread_id: int, deadline_s: float, warn_at: float | None) -> None:
+    def __init__(self, request_id: str, thread_id: int, deadline_s: float, warn_at: float | None,
+                 report_at: float | None = None) -> None:
         self.request_id = request_id
         self.thread_id = thread_id
         self.deadline_s = deadline_s
@@ -416,16 +425,21 @@ class Armed:
         self.memory_fired = False
         # The self source's timeout report: when it is due, and whether the invocation
         # already ended one way (the handler returned) or the other (reported timed out).
-        self.report_at: float | None = None
-        self.ended = False
+        self.report_at = report_at
+        self._end_claim = [True]
+
+    @property
+    def ended(self) -> bool:
+        return not self._end_claim
 
     def claim_end(self) -> bool:
-        """True for exactly one caller: the handler returning, or the timeout report."""
-        with _CLAIMS:
-            if self.ended:
-                return False
-            self.ended = True
-            return True
+        """True for exactly one caller: the handler returning, or the timeout report.
+
+        ``list.pop`` is atomic, so the handler's thread takes no lock for it."""
+        try:
+            return self._end_claim.pop()
+        except IndexError:
+            return False
 
     def claim_memory_warning(self) -> bool:
         """True for exactly one caller: the watchdog's sample and the supervisor's
@@ -456,33 +470,58 @@ class Watchdog:
         self.on_memory = on_memory
         self._armed: Armed | None = None
         self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lambda-wrapper-watchdog", daemon=True)
+        self._thread: threading.Thread | None = None
+        # False once the thread's loop has ended, however: ``ensure_running`` reads it on
+        # the handler's thread, where ``Thread.is_alive`` measured ~10 us in the sandbox.
+        self._looping = False
         if start:
             self.start()
 
     def start(self) -> None:
         """Start the thread (once): the supervisor does so after the handler import."""
-        if not self._thread.is_alive() and self._thread.ident is None:
-            self._thread.start()
+        if self._thread is None:
+            self._thread = self._new_thread()
 
-    def arm(self, request_id: str, deadline_epoch_ms: int | None, thread_id: int) -> None:
-        deadline_s = warn_at = None
-        if self.warning_s > 0 and deadline_epoch_ms is not None:
-            deadline_s = deadline_epoch_ms / 1000.0
+    def ensure_running(self) -> bool:
+        """Start the thread again if it died; True if it had to. Not before ``start``."""
+        if self._thread is None or self._looping:
+            return False
+        self._thread = self._new_thread()
+        return True
+
+    def _new_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+        self._looping = True
+        try:
+            thread.start()
+        except BaseException:
+            self._looping = False  # not started: the next ensure_running tries again
+            raise
+        return thread
+
+    def arm(
+        self, request_id: str, deadline_epoch_ms: int | None, thread_id: int, now: float | None = None
+    ) -> None:
+        """Watch the invocation from ``now`` (the caller's wall clock reading, if it has one)."""
+        if deadline_epoch_ms is None or (self.warning_s <= 0 and self.report_lead_s <= 0):
+            self._armed = Armed(request_id, thread_id, 0.0, None)
+            return
+        if now is None:
             now = time.time()
-            remaining = deadline_s - now
+        deadline_s = deadline_epoch_ms / 1000.0
+        remaining = deadline_s - now
+        warn_at = report_at = None
+        due = deadline_s
+        if self.warning_s > 0:
             # A warning larger than the whole timeout would fire as the handler
             # starts, on every invocation; warn halfway instead.
-            warn_at = deadline_s - self.warning_s if self.warning_s < remaining else now + remaining / 2
-        armed = Armed(request_id, thread_id, deadline_s or 0.0, warn_at)
-        if self.report_lead_s > 0 and deadline_epoch_ms is not None:
-            armed.deadline_s = deadline_epoch_ms / 1000.0
-            remaining = armed.deadline_s - time.time()
+            due = warn_at = deadline_s - self.warning_s if self.warning_s < remaining else now + remaining / 2
+        if self.report_lead_s > 0:
             lead = self.report_lead_s if self.report_lead_s < remaining / 2 else remaining / 2
-            armed.report_at = armed.deadline_s - lead
-        self._armed = armed
-        due = min(t for t in (warn_at, armed.report_at, float("inf")) if t is not None)
-        if due - time.time() < POLL_INTERVAL_S:
+            report_at = deadline_s - lead
+            due = report_at if report_at < due else due
+        self._armed = Armed(request_id, thread_id, deadline_s, warn_at, report_at)
+        if due - now < POLL_INTERVAL_S:
             self._wake.set()
 
     def disarm(self) -> Armed | None:
@@ -491,15 +530,18 @@ class Watchdog:
         return armed
 
     def _run(self) -> None:
-        while True:
-            armed = self._armed  # read once: the handler's thread may replace it any time
-            if armed is not None:
-                try:
-                    self._check(armed)
-                except Exception:
-                    pass  # a failing warning must never kill the watchdog
-            self._wake.wait(self._sleep_s(self._armed))
-            self._wake.clear()
+        try:
+            while True:
+                armed = self._armed  # read once: the handler's thread may replace it any time
+                if armed is not None:
+                    try:
+                        self._check(armed)
+                    except Exception:
+                        pass  # a failing warning must never kill the watchdog
+                self._wake.wait(self._sleep_s(self._armed))
+                self._wake.clear()
+        finally:  # an exception raised into this thread ends it: say so first thing
+            self._looping = False
 
     def _check(self, armed: Armed) -> None:
         report_at = armed.report_at
@@ -569,8 +611,14 @@ class Watchdog:
 #   down (the self record is exported, and the platform's records of that invocation,
 #   should they come later, are dropped).
 #
-# The handler path only notes a few numbers; the records are built on the flush's
-# thread, riding on the submit of the supervisor's invocation record.
+# The handler's thread adds nothing of its own but the in-flight marker's two stores
+# into a mapped page (and, where self is the source, arming the watchdog): the records
+# are built on the flush's thread (``add_records``, an amendment of the supervisor's
+# invocation record) from that record, which already holds the request id, the handler's
+# duration, the error type and the cold start; its own time is the invocation's end. With
+# a subscription they are built only if they are released. The peak RSS is read when
+# they are built: the lifetime peak as of that flush (or release), so a later invocation
+# of the same flush interval (``export.policy``) can raise it.
 
 
 PLATFORM = "platform"
@@ -583,6 +631,7 @@ TIMEOUT_LEAD_MS = 100
 INVOCATION_TYPES = frozenset(("platform.start", "platform.runtimeDone", "platform.report"))
 MAX_RELEASED = 256
 EXIT_ERROR = "Runtime.ExitError"
+EXIT_TYPE = SystemExit.__name__  # the invocation record's errorType for sys.exit
 OUT_OF_MEMORY = "Runtime.OutOfMemory"
 
 
@@ -619,7 +668,7 @@ def _peak_rss_mb() -> int | None:
 
 
 class Measured:
-    """What the handler path noted of one invocation; the records are built later."""
+    """One invocation as the self source knows it; its records are built from it."""
 
     __slots__ = ("duration_ms", "error_type", "init_duration_ms", "max_memory_mb", "request_id",
                  "started_epoch_s", "status")
@@ -637,7 +686,7 @@ class Measured:
 
 
 class SelfReporter:
-    """Notes each invocation on the handler path; turns it into platform-shaped records."""
+    """Turns each invocation into platform-shaped records, off the handler's thread."""
 
     def __init__(
         self, timeline: InitTimeline, cold_start: ColdStartTracker, arbiter: SourceArbiter | None
@@ -661,11 +710,50 @@ class SelfReporter:
         status = "timeout" if timed_out else ("error" if error is not None else "success")
         init_ms = None
         if self.cold_start.cold_start and self.cold_start.first:
-            timeline = self.timeline
-            init_started = timeline.wrapper_started or timeline.started_wall
-            init_ms = round(max(0.0, timeline.ended_wall - init_started) * 1000.0, 3)
+            init_ms = self.init_duration_ms()
         return Measured(request_id, self.started_epoch_s, round(duration_ms, 3), status, error_type, init_ms,
                         _peak_rss_mb())
+
+    def from_invocation(self, event: TelemetryEvent) -> Measured | None:
+        """What the supervisor's invocation record tells (on the flush's thread): its
+        time is the invocation's end, its duration the handler's."""
+        record = event.record
+        if event.type != INVOCATION or not isinstance(record, dict) or event.epoch_ms is None:
+            return None
+        request_id, duration = record.get("requestId"), record.get("handlerDurationMs")
+        if not isinstance(request_id, str) or not isinstance(duration, (int, float)):
+            return None
+        error_type = record.get("errorType")
+        if not isinstance(error_type, str):
+            error_type = None
+        elif error_type == EXIT_TYPE:
+            error_type = EXIT_ERROR
+        init_ms = self.init_duration_ms() if record.get("coldStart") is True else None
+        return Measured(request_id, event.epoch_ms / 1000.0 - duration / 1000.0, float(duration),
+                        "success" if error_type is None else "error", error_type, init_ms, _peak_rss_mb())
+
+    def add_records(self, events: list[TelemetryEvent]) -> None:
+        """The amendment of the supervisor's invocation record (``events`` holds just it):
+        adds its self records, or, with a subscription, hands the arbiter the means to
+        build them, used only if the platform's report does not come."""
+        if len(events) != 1:
+            return
+        invocation = events[0]
+        arbiter = self.arbiter
+        if arbiter is not None and arbiter.mode == HOLD:
+            if invocation.request_id is not None:
+                arbiter.hold(invocation.request_id, lambda: self.records_of(invocation))
+        else:
+            events.extend(self.records_of(invocation))
+
+    def records_of(self, invocation: TelemetryEvent) -> list[TelemetryEvent]:
+        measured = self.from_invocation(invocation)
+        return [] if measured is None else self.records(measured)
+
+    def init_duration_ms(self) -> float:
+        timeline = self.timeline
+        init_started = timeline.wrapper_started or timeline.started_wall
+        return round(max(0.0, timeline.ended_wall - init_started) * 1000.0, 3)
 
     def died_in_flight(self, request_id: str, started_epoch_s: float, out_of_memory: bool | None) -> Measured:
         """An invocation a dead process was running (``export.InFlightMarker``): when

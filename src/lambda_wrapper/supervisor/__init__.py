@@ -55,7 +55,6 @@ if TYPE_CHECKING:
     from ..instruments import Armed, Measured
     from ..instruments.import_profile import ImportProfile
     from ..instruments.process import ProcessMetrics
-    from ..telemetry import TelemetryEvent
     from .bootstrap import Handler
 else:
     # The C module: the ``signal`` wrapper's enums cost ~0.5 ms of Init and only wrap
@@ -279,6 +278,7 @@ class Supervisor:
     # function's. The extension calls come last so our records are in its flush.
     def invocation_started(self, request_id: str, deadline_ms: int | None) -> None:
         self.clock.begin()
+        self.keep_threads_alive()
         try:
             self._instruments_start(request_id, deadline_ms)
         except Exception as exc:
@@ -289,6 +289,9 @@ class Supervisor:
 
     def invocation_finished(self, request_id: str, duration_ms: float, error: BaseException | None) -> None:
         self.clock.resume()
+        # Again at the end: a listener that died during the handler must be back before
+        # the platform posts this invocation's runtimeDone and report.
+        self.keep_threads_alive(watchdog=False)
         settlement = None
         try:
             settlement = self._instruments_finish(request_id, duration_ms, error)
@@ -300,23 +303,38 @@ class Supervisor:
             # Last: WrapperOverhead covers submitting the record and the signal.
             settlement.settle(self.clock.total_ms())
 
+    def keep_threads_alive(self, watchdog: bool = True) -> None:
+        """Start again whichever of our threads died (an exception raised into it, say):
+        the extension's event loop and listener (``InternalExtension.ensure_running``)
+        and the watchdog. This is the one place that knows which threads must live; a
+        few ``is_alive`` checks per invocation. ``watchdog=False`` when the handler has
+        returned: the watchdog's next work is the next invocation's, checked as it starts."""
+        try:
+            if self.extension is not None:
+                self.extension.ensure_running()
+            if watchdog and self.watchdog is not None and self.watchdog.ensure_running():
+                emit("warning", "watchdog_restarted", "the watchdog had stopped; restarted")
+        except Exception as exc:  # e.g. no thread can be started: the function runs on
+            emit_once("warning", "restart_failed", f"a thread of ours could not restart: {exc!r}")
+
     def _instruments_start(self, request_id: str, deadline_ms: int | None) -> None:
-        self.cold_start.invocation_starts(time.time())
+        now = time.time()  # the one wall-clock reading of the start, for every instrument
+        self.cold_start.invocation_starts(now)
         invocation_context.invocation_starts(request_id, self.cold_start.cold_start)
         if self.cold_start.first and self.extension is not None:
             # At the start, not the end: a first invocation that times out still reports its Init.
             init = self.timeline.record(self.cold_start.cold_start, self.cold_start.proactive_init)
             self.extension.submit(own_event(INIT, init, request_id))
         if self.self_reporter is not None:
-            self.self_reporter.started()
+            self.self_reporter.started_epoch_s = now
             if self.in_flight is not None:
-                self.in_flight.begin(request_id, self.self_reporter.started_epoch_s)
+                self.in_flight.begin(request_id, now)
         if self._track_peak:
             reset_peak_rss()
         if self.process_metrics is not None:
             self.process_metrics.invocation_starts()
         if self.watchdog is not None:
-            self.watchdog.arm(request_id, deadline_ms, threading.get_ident())
+            self.watchdog.arm(request_id, deadline_ms, threading.get_ident(), now)
 
     def _instruments_finish(
         self, request_id: str, duration_ms: float, error: BaseException | None
@@ -324,7 +342,7 @@ class Supervisor:
         reported_timed_out = False
         if self.watchdog is not None:
             armed = self.watchdog.disarm()
-            if armed is not None and not armed.memory_fired:
+            if armed is not None and self.memory_limit_bytes is not None and not armed.memory_fired:
                 self._memory_check_after_the_fact(armed)
             # The self source's timeout report went out first: it stands.
             reported_timed_out = armed is not None and armed.report_at is not None and not armed.claim_end()
@@ -360,19 +378,11 @@ class Supervisor:
             extension.submit(own_event(IMPORT_PROFILE, self.import_profile.record(), request_id))
             self.import_profile = None
         record["wrapperOverheadMs"] = self.clock.total_ms()  # so far: the settlement gives the final figure
-        settlement = OverheadSettlement()
         reporter = self.self_reporter
-        if reporter is None or reported_timed_out:
-            extension.submit(own_event(INVOCATION, record, request_id), settlement.amend)
-            return settlement
-        # The self records ride on this submit; they are built on the flush's thread.
-        add_self_records = reporter.amendment(reporter.measured(request_id, duration_ms, error))
-
-        def amend_both(events: list[TelemetryEvent]) -> None:
-            settlement.amend(events)
-            add_self_records(events)
-
-        extension.submit(own_event(INVOCATION, record, request_id), amend_both)
+        # The self records are made from this record, on the flush's thread.
+        add_self_records = None if reporter is None or reported_timed_out else reporter.add_records
+        settlement = OverheadSettlement(add_self_records)
+        extension.submit(own_event(INVOCATION, record, request_id), settlement.amend)
         return settlement
 
     # -- warnings (called on the watchdog thread) --------------------------------------------
