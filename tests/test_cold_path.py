@@ -42,9 +42,10 @@ DEFAULT_PATH = frozenset({
     "lambda_wrapper.supervisor.entry",
 })
 # The other modules the default path may add to what the bare runtime loads: the C
-# modules the listener polls with (their Python wrappers cost milliseconds), and the
-# one the wrapper script's PYTHONFAULTHANDLER tweak switches on (docs/tweaks.md).
-OTHERS_ON_DEFAULT_PATH = frozenset({"_socket", "select", "errno", "faulthandler"})
+# modules the listener polls with (their Python wrappers cost milliseconds), the one the
+# in-flight marker maps its slot with, and the one the wrapper script's
+# PYTHONFAULTHANDLER tweak switches on (docs/tweaks.md).
+OTHERS_ON_DEFAULT_PATH = frozenset({"_socket", "select", "errno", "mmap", "faulthandler"})
 # Every feature on, all exporters local (the configuration the Init budget for "everything
 # on" is about): what it adds to the default path, beside structlog and psutil.
 EVERY_FEATURE = {
