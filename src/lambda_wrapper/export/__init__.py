@@ -651,6 +651,8 @@ LOSS_REPORT_BUDGET_S = 0.1
 # What writing the loss report takes at 128 MB (7 % of a CPU): one stderr line, one
 # file line, one EMF document.
 LOSS_REPORT_TIME_S = 0.04
+# How often a flush waiting for the lock checks whether its holder is still alive.
+ORPHAN_CHECK_S = 0.05
 # A flush hands the GIL to the listener between batches at most this often: a yield
 # costs a system call, as much CPU as decoding a small batch, and the SIGTERM window
 # must hold the rest of a flush of many small batches at 7 % of a CPU.
@@ -769,6 +771,7 @@ class Pipeline:
         # Platform event time to our receipt, for the newest batch: the listener's lag.
         self.listener_lag_ms: float | None = None
         self._flush_lock = threading.Lock()  # the loop thread and the SIGTERM path may both flush
+        self._flush_owner: threading.Thread | None = None
         self.unflushed_bytes = 0  # received since the last complete flush (a volume signal)
         self.max_held_bytes = max_held_bytes
         self.refused_batches = 0
@@ -902,8 +905,8 @@ class Pipeline:
         everything: their cost is the CPU of the data itself, and leaving it for later
         only grows the backlog that must fit in the 500 ms of a shutdown.
         """
-        if not self._acquire_flush_lock(self._finish_by):
-            return 0  # another flush holds it past the time to stop
+        if not self._acquire_flush_lock(min(self._finish_by, time.monotonic() + budget_s)):
+            return 0  # another flush holds it past this one's budget; what is pending waits
         try:
             deadline = min(time.monotonic() + budget_s, self._finish_by)
             local = [channel for channel in self.channels if channel.local]
@@ -925,12 +928,33 @@ class Pipeline:
                 self.unflushed_bytes = 0
             return delivered
         finally:
-            self._flush_lock.release()
+            self._release_flush_lock()
 
     def _acquire_flush_lock(self, until: float) -> bool:
-        if until == float("inf"):
-            return self._flush_lock.acquire()
-        return self._flush_lock.acquire(timeout=max(0.0, until - time.monotonic()))
+        """Take the flush lock by ``until``. A lock whose holder died (our threads can be
+        killed, e.g. by an exception injected from the function) is taken over rather
+        than waited for forever: the event loop flushes before its /event/next, so a
+        wait without end would hold the invocation until its timeout."""
+        lock = self._flush_lock
+        while True:
+            timeout = -1.0 if until == float("inf") else max(0.0, until - time.monotonic())
+            if lock.acquire(timeout=min(timeout, ORPHAN_CHECK_S) if timeout >= 0 else ORPHAN_CHECK_S):
+                self._flush_owner = threading.current_thread()
+                return True
+            owner = self._flush_owner
+            if owner is not None and not owner.is_alive():
+                self._flush_owner = None
+                try:
+                    lock.release()  # a plain Lock: any thread may release it
+                except RuntimeError:
+                    pass  # released meanwhile
+                continue
+            if timeout >= 0 and time.monotonic() >= until:
+                return False
+
+    def _release_flush_lock(self) -> None:
+        self._flush_owner = None
+        self._flush_lock.release()
 
     def _distribute(self, max_events: int | None = None) -> bool:
         """Decode received batches into every channel's ``pending``, stopping once
@@ -1210,7 +1234,7 @@ class Pipeline:
                     self._export_loss(channel, loss, deadline)
         finally:
             if locked:
-                self._flush_lock.release()
+                self._release_flush_lock()
         return losses
 
     def _count_late(self, body: bytes) -> None:
@@ -1239,7 +1263,7 @@ class Pipeline:
                 if channel.local:
                     self._export_loss(channel, loss, self._loss_deadline)
         finally:
-            self._flush_lock.release()
+            self._release_flush_lock()
 
     def _export_loss(self, channel: Channel, loss: dict[str, object], deadline: float) -> None:
         try:
