@@ -215,3 +215,51 @@ def test_a_flush_lock_left_by_a_dead_thread_is_taken_over(tmp_path: Path) -> Non
     thread.join(5)
     assert waiter == [0] and time.monotonic() - started < 2
     pipeline._release_flush_lock()
+
+
+def test_the_largest_step_a_stop_waits_for_is_one_batch_or_one_call_not_the_backlog(tmp_path: Path) -> None:
+    """A shutdown keeps back time for the loss report, as long as the step a flush is
+    inside may take: the decode of one received batch or one export call. Sizing it by
+    the whole backlog left a 10,000-record backlog at 128 MB a third of the window."""
+    pipeline = Pipeline([FileExporter(str(tmp_path / "out.ndjson"))], str(tmp_path / "spool"), 64 << 20)
+    for first in range(0, 5000, 1000):
+        pipeline.accept(body(first, 1000))
+    pipeline.accept(body(5000, 1200))
+    assert pipeline.held_records() == 6200
+    assert pipeline.largest_step_records() == 1200  # the largest batch still to decode
+    pipeline.flush(5.0)
+    assert pipeline.largest_step_records() == 0
+    pipeline.accept(body(6200, 100))
+    assert pipeline.largest_step_records() == 100
+
+
+def test_a_backlog_past_the_cap_wakes_the_event_loop_as_it_arrives(tmp_path: Path) -> None:
+    """Registered for no events, the extension exports when an invocation ends; a
+    backlog past ``MAX_UNFLUSHED_BYTES`` is exported as soon as it arrives instead, so
+    that a shutdown never meets more than its 500 ms can take."""
+    import os
+    import select
+
+    from lambda_wrapper.export import MAX_UNFLUSHED_BYTES
+    from lambda_wrapper.extension import InternalExtension
+    from lambda_wrapper.settings import Settings
+
+    pipeline = Pipeline([FileExporter(str(tmp_path / "out.ndjson"))], str(tmp_path / "spool"), 64 << 20)
+    extension = InternalExtension(Settings({}), pipeline, ["function"])
+
+    def woken() -> bool:
+        ready = select.select([extension._wake_read], [], [], 0)[0]
+        if ready:
+            os.read(extension._wake_read, 512)
+        return bool(ready)
+
+    small = body(0, 10)
+    extension.listener.sink(small)
+    assert not woken()
+    lines = 0
+    while pipeline.unflushed_bytes + len(body(0, 1000)) < MAX_UNFLUSHED_BYTES:
+        extension.listener.sink(body(lines, 1000))
+        lines += 1000
+        assert not woken()
+    extension.listener.sink(body(lines, 1000))
+    assert woken()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +19,7 @@ from fixtures import api_exchanges
 from lambda_wrapper_dev.sandbox.extensions_api import ExtensionsApi
 from lambda_wrapper_dev.sandbox.runtime_api import RuntimeApi, RuntimeEvents
 from lambda_wrapper_dev.sandbox.server import PlatformServer, Router
-from lambda_wrapper_dev.sandbox.state import EnvironmentState, Invocation, RuntimeStates
+from lambda_wrapper_dev.sandbox.state import AgentStates, EnvironmentState, Invocation, RuntimeStates
 from lambda_wrapper_dev.sandbox.telemetry_api import TelemetryApi
 
 pytestmark = pytest.mark.timeout(30)
@@ -203,3 +204,29 @@ def test_init_error_then_next_is_refused(api: Api) -> None:
         "Error: State transition is not allowed",
         "errorType": "InvalidStateTransition",
     }
+
+
+def test_a_second_next_while_one_is_pending_is_refused(api: Api, exchanges: dict[str, Any]) -> None:
+    """An extension thread that died inside event/next and was restarted asks again while
+    the first call still waits: the RIE refuses the second (Ready to Ready), so the event
+    the first call picks up is never handed to two callers."""
+    next_path = "/2020-01-01/extension/event/next"
+    extension_id = api.register("worker", ["INVOKE"])[1]["Lambda-Extension-Identifier"]
+    identified = {"Lambda-Extension-Identifier": extension_id}
+
+    def wait_for_an_event() -> None:
+        try:
+            api.call("GET", next_path, headers=identified)
+        except (OSError, http.client.HTTPException):
+            pass  # the environment closes with the call still waiting
+
+    pending = threading.Thread(target=wait_for_an_event, daemon=True)
+    pending.start()
+    with api.env.cond:
+        assert api.env.cond.wait_for(lambda: api.env.agents[-1].state == AgentStates.READY, timeout=5)
+    captured = exchanges["next_while_one_is_pending"]
+    captured_id = captured["request"]["headers"]["Lambda-Extension-Identifier"]
+    status, headers, body = api.call("GET", next_path, headers=identified)
+    assert status == captured["response"]["status"]
+    assert headers["Content-Type"] == "application/json"
+    assert body == captured["response"]["raw_body"].replace(captured_id, extension_id).encode()

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 
 from . import aws
-from .export import FlushPolicy
+from .export import MAX_UNFLUSHED_BYTES, FlushPolicy
 from .settings import emit
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
@@ -1026,12 +1026,11 @@ LOSS_REPORT_RESERVE_S = 0.04
 # Below 1,769 MB (one vCPU) a function gets a share of each 100 ms CPU period; once
 # that share is used up, nothing of the process runs until the next period. So
 # SIGTERM may be seen up to the rest of a period after it came, and the loss report
-# waits for the decode or export step already running, whose CPU (at most a platform
-# batch of what is held) takes wall time in inverse proportion to the share.
+# waits for the decode or export step already running (the decode of one received
+# batch, or one export call), whose CPU takes wall time in inverse proportion to the share.
 FULL_VCPU_MB = 1769
 CPU_PERIOD_S = 0.1
 STEP_CPU_PER_RECORD_S = 1.5e-6
-MAX_BATCH_RECORDS = int(DEFAULT_BUFFERING["maxItems"])
 MAX_LOSS_REPORT_RESERVE_S = 0.3
 
 
@@ -1072,7 +1071,7 @@ class InternalExtension:
         self.pipeline = pipeline
         self.types = types
         self.registration: Registration | None = None
-        self.listener = TelemetryListener(sink=pipeline.receive)
+        self.listener = TelemetryListener(sink=self._receive)
         self.subscription: SubscriptionOutcome | None = None
         self.policy = FlushPolicy()
         # Registering for INVOKE makes the platform wait for our /event/next after
@@ -1286,10 +1285,22 @@ class InternalExtension:
     def handler_finished(self, request_id: str) -> None:
         self._handler_done.set()
         if self.background and self.policy.due(self.pipeline.pending_batches, self.pipeline.unflushed_bytes):
-            try:
-                os.write(self._wake_write, b"\0")
-            except BlockingIOError:  # the pipe is full: a wake-up is already pending
-                pass
+            self._wake_event_loop()
+
+    def _receive(self, body: bytes) -> None:
+        """The listener's sink. A backlog past ``MAX_UNFLUSHED_BYTES`` is exported now,
+        whatever the invocations do: left to the shutdown, it may not fit in its 500 ms
+        at a small memory size's share of the CPU."""
+        self.pipeline.receive(body)
+        if self.pipeline.unflushed_bytes >= MAX_UNFLUSHED_BYTES:
+            self._wake_event_loop()
+
+    def _wake_event_loop(self) -> None:
+        """Have the event loop flush beside its pending ``/event/next``."""
+        try:
+            os.write(self._wake_write, b"\0")
+        except BlockingIOError:  # the pipe is full: a wake-up is already pending
+            pass
 
     def listener_lag_ms(self) -> float | None:
         """Delay between the platform's event time and our receipt, newest batch."""
@@ -1326,7 +1337,7 @@ class InternalExtension:
             share = cpu_share(os.environ.get(aws.FUNCTION_MEMORY_SIZE))
             seen = started if seen_at is None else min(seen_at, started)
             deadline = seen + SHUTDOWN_BUDGET_S - max(0.0, CPU_PERIOD_S * (1.0 - share) - SIGKILL_MARGIN_S)
-            step = min(self.pipeline.held_records(), MAX_BATCH_RECORDS) * STEP_CPU_PER_RECORD_S
+            step = self.pipeline.largest_step_records() * STEP_CPU_PER_RECORD_S
             reserve = LOSS_REPORT_RESERVE_S + step / max(share, 0.01)
             stop_exporting = deadline - min(MAX_LOSS_REPORT_RESERVE_S, reserve)
             # A flush running on the event loop's thread stops by then too.

@@ -761,9 +761,9 @@ class Pipeline:
         # Only our own EMF lines are skipped; the user's EMF metrics are their logs.
         self.emf_namespaces = set(emf_namespaces)
         # (body, spool sequence numbers, arrival time, own events or None for a body to
-        # decode, what to amend in each own event)
+        # decode, what to amend in each own event, its record count)
         self._incoming: collections.deque[
-            tuple[bytes, list[int], float, list[TelemetryEvent] | None, list[Amend | None]]
+            tuple[bytes, list[int], float, list[TelemetryEvent] | None, list[Amend | None], int]
         ] = collections.deque()
         # Own records submitted and not yet spooled (appended and taken without a lock:
         # deque's append and popleft are atomic).
@@ -857,7 +857,7 @@ class Pipeline:
         for channel, seq in zip(self.channels, seqs, strict=True):
             channel.held.append((seq, size, records, functions))
             channel.held_bytes += size
-        self._incoming.append((body, seqs, time.time(), events, amends))
+        self._incoming.append((body, seqs, time.time(), events, amends, records))
         self.unflushed_bytes += len(body)
 
     def held_bytes(self) -> int:
@@ -868,8 +868,19 @@ class Pipeline:
     def held_records(self) -> int:
         """Records received but not yet delivered by the exporter furthest behind."""
         with self._held_lock:
-            self._held_locked()
-            return max((sum(entry[2] for entry in channel.held) for channel in self.channels), default=0)
+            return self.held_records_locked()
+
+    def largest_step_records(self) -> int:
+        """Records in the largest single step a flush may be inside when told to stop: the
+        decode of one received batch, or one export call."""
+        with self._held_lock:
+            decode = max((entry[5] for entry in self._incoming if entry[3] is None), default=0)
+            export = max((channel.call_limit for channel in self.channels), default=0)
+            return max(decode, min(export, self.held_records_locked()))
+
+    def held_records_locked(self) -> int:
+        self._held_locked()
+        return max((sum(entry[2] for entry in channel.held) for channel in self.channels), default=0)
 
     def _held_locked(self) -> int:
         held = 0
@@ -982,7 +993,7 @@ class Pipeline:
                 # flush can make the platform drop the next batch.
                 time.sleep(0)
                 yielded = now
-            body, seqs, arrived, own, amends = self._incoming.popleft()
+            body, seqs, arrived, own, amends, _records = self._incoming.popleft()
             if own is None:
                 events = self._decode(body)
                 if events and events[-1].epoch_ms is not None:

@@ -125,7 +125,9 @@ class ExtensionsApi:
             return agent_or_error
         agent = agent_or_error
         with env.cond:
-            if agent.state not in (AgentStates.REGISTERED, AgentStates.RUNNING, AgentStates.READY):
+            # Ready only from Registered or Running: a second event/next while one is
+            # still waiting is refused (Ready to Ready), as RAPID's agent states do.
+            if agent.state not in (AgentStates.REGISTERED, AgentStates.RUNNING):
                 return error_response(
                     403,
                     "Extension.InvalidExtensionState",
