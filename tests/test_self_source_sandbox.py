@@ -121,13 +121,16 @@ def test_a_death_is_counted_at_the_next_init(
     run_command.main([
         "--task-root", str(task_root), "--handler", "app.handler", "--invokes", "3", "--event", event_json,
         "--output", "json", "--tmp", str(function_tmp), "--no-telemetry-api",
+        # At 7 % of a CPU on a loaded machine the hog can take seconds to reach the
+        # limit: a timeout, reported by the watchdog before the deadline, is another case.
+        "--timeout", "30",
     ])
     document = json.loads(capsys.readouterr().out)
     died = document["invocations"][0]
     assert died["status"] != "success"
     reports = [r for r in document["selfReports"]]
     dead = [r for r in reports if r["requestId"] == died["requestId"]]
-    assert len(dead) == 1 and (dead[0]["status"], dead[0]["errorType"]) == ("error", error_type)
+    assert len(dead) == 1 and (dead[0]["status"], dead[0].get("errorType")) == ("error", error_type), dead
     assert "durationMs" not in dead[0]["metrics"]  # when it died is not known
     assert sorted(r["requestId"] for r in reports) == sorted(i["requestId"] for i in document["invocations"])
 
