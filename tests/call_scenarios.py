@@ -10,7 +10,7 @@
   *and* ours, on the same calls, so each call gives one span of each (``spans`` ours,
   ``oracle`` theirs, both in call order).
 
-``--break-botocore`` makes our botocore patch fail (its module cannot be imported).
+``--break-botocore`` makes our botocore patch fail (as on a botocore without the method it wraps).
 ``--propagate`` switches trace propagation on; ``--invocation`` makes the calls inside
 an invocation (request id ``request-1``, a sampled X-Ray header), as the supervisor
 would, instead of at Init.
@@ -164,8 +164,14 @@ def main() -> None:
     oracle = None
     if mode == "oracle":
         oracle = start_oracle()
-    if "--break-botocore" in sys.argv:
-        sys.modules["lambda_wrapper.instruments.calls.botocore_patch"] = None  # type: ignore[assignment]
+    if "--break-botocore" in sys.argv and mode != "bare":
+        # A botocore whose client no longer has the method we wrap.
+        from lambda_wrapper.instruments.calls import patches
+
+        def broken(recorder: object) -> None:
+            raise AttributeError("type object 'BaseClient' has no attribute '_make_api_call'")
+
+        patches.patch_botocore = broken
     if mode in ("ours", "oracle"):
         start_ours(propagate="--propagate" in sys.argv)
     if "--invocation" in sys.argv:

@@ -19,7 +19,7 @@ def test_the_section_is_the_scripts_rendering_of_its_data() -> None:
                                    "boto3, defaults", "boto3, instrument=all"}
     # switched on, library never imported: only the package and its hook module
     assert data["modulesAdded"]["no library"] == [
-        "lambda_wrapper.instruments.calls", "lambda_wrapper.instruments.calls.hook"]
+        "lambda_wrapper.instruments.calls"]
 
 
 def test_a_bench_run_keeps_the_section(tmp_path: Path) -> None:

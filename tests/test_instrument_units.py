@@ -15,7 +15,7 @@ import pytest
 from lambda_wrapper.export.otlp_traces import SpanEncoder, TraceContexts
 from lambda_wrapper.export.xray import HEADER, MAX_DATAGRAM_BYTES, XrayExporter, daemon_address, subsegment
 from lambda_wrapper.instruments import SPAN, own_event
-from lambda_wrapper.instruments.calls import hook
+from lambda_wrapper.instruments import calls as hook
 from lambda_wrapper.instruments.calls.spans import redact_url
 from lambda_wrapper.settings import Settings
 from lambda_wrapper.telemetry import TelemetryEvent, decode_events
