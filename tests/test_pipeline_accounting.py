@@ -263,3 +263,36 @@ def test_a_backlog_past_the_cap_wakes_the_event_loop_as_it_arrives(tmp_path: Pat
         assert not woken()
     extension.listener.sink(body(lines, 1000))
     assert woken()
+
+
+def test_a_loss_count_beside_a_running_export_reports_that_call_apart(tmp_path: Path) -> None:
+    """A flush thread inside an export call when the loss report cannot wait any longer:
+    the call's records are neither counted lost (they are written a moment later) nor
+    left out; they are reported as in flight, and nothing else is sent after the count."""
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowFile(FileExporter):
+        def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
+            if events and events[0].type == "function" and not entered.is_set():
+                entered.set()
+                release.wait(5.0)
+            super().export(events, deadline)
+
+    output = tmp_path / "telemetry.ndjson"
+    pipeline = Pipeline([SlowFile(str(output))], str(tmp_path / "spool"), 8 * 1024 * 1024)
+    pipeline.accept(body(0, 300))
+    pipeline.accept(body(300, 300))  # 600 > one call's 500: a second call
+    flusher = threading.Thread(target=pipeline.flush, args=(5.0,))
+    flusher.start()
+    assert entered.wait(5.0)
+    losses = pipeline.give_up("shutdown", time.monotonic() + 0.1)
+    release.set()
+    flusher.join(5.0)
+
+    assert losses["file"]["droppedRecords"] == 300 and losses["file"]["inFlightRecords"] == 300
+    assert losses["file"]["inFlightByType"] == {"function": 300, "other": 0}
+    records = file_records(output)
+    lines = [r["record"] for r in records if r["type"] == "function"]
+    assert lines == [f"line {n}\n" for n in range(300)]  # the call in flight, and nothing after
+    loss = [r["record"] for r in records if r["type"] == "lambda_wrapper.loss"]
+    assert [(entry["droppedRecords"], entry["inFlightRecords"]) for entry in loss] == [(300, 300)]

@@ -657,6 +657,17 @@ ORPHAN_CHECK_S = 0.05
 # costs a system call, as much CPU as decoding a small batch, and the SIGTERM window
 # must hold the rest of a flush of many small batches at 7 % of a CPU.
 GIL_YIELD_INTERVAL_S = 0.001
+# How long a flush that is not racing a shutdown pauses at each of those points:
+# ``sleep(0)`` releases the GIL but the waiting listener need not be the thread that
+# takes it, and a platform POST left unanswered past the subscription's ``timeoutMs``
+# makes the platform drop the next batch. A shutdown's flush gives every moment to
+# exporting.
+LISTENER_TURN_S = 0.0002
+
+
+def let_the_listener_in(deadline: float) -> None:
+    """Hand the GIL over between steps of a flush that must end by ``deadline``."""
+    time.sleep(LISTENER_TURN_S if deadline == float("inf") else 0)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 _FUNCTION_TYPE_MARKS = (b'"type":"function"', b'"type": "function"')
 _TYPE_KEY = b'"type"'
@@ -735,6 +746,9 @@ class Channel:
         # delivered: what the held-bytes cap and a loss count read.
         self.held: collections.deque[tuple[int, int, int, int]] = collections.deque()
         self.held_bytes = 0
+        # The events of the export call running now, if any (under the held lock): what
+        # a loss count made beside it cannot tell delivered from lost.
+        self.in_flight: list[TelemetryEvent] | None = None
         # (spool seq, records, function records) already delivered of the batch at the
         # head of ``pending`` when it goes out in parts: a loss count leaves them out.
         self.partial: tuple[int, int, int] | None = None
@@ -991,7 +1005,7 @@ class Pipeline:
             if now - yielded >= GIL_YIELD_INTERVAL_S:
                 # Hand the GIL to the listener: a platform POST waiting behind a long
                 # flush can make the platform drop the next batch.
-                time.sleep(0)
+                let_the_listener_in(self._finish_by)
                 yielded = now
             body, seqs, arrived, own, amends, _records = self._incoming.popleft()
             if own is None:
@@ -1074,21 +1088,31 @@ class Pipeline:
                 take.append(channel.pending.popleft())
                 count += len(take[-1][1])
             events = [event for _, batch in take for event in batch]
+            with self._held_lock:
+                if self._loss_reason is not None:  # counted already: not sent as well
+                    self._keep(channel, take, split)
+                    break
+                channel.in_flight = events
             try:
                 if events:
                     channel.exporter.export(events, deadline)
             except ExportError as error:
+                channel.in_flight = None
                 self._failed(channel, take, error, split)
                 break
             except Exception as error:  # a bug in an exporter must not lose the batch silently
+                channel.in_flight = None
                 failure = ExportError(f"{type(error).__name__}: {error}", retryable=False)
                 self._failed(channel, take, failure, split)
                 break
+            # Delivered and no longer in flight in one step for a loss count beside it.
+            with self._held_lock:
+                channel.in_flight = None
+                if split:
+                    self._part_done(channel, take[0])
+                else:
+                    channel.spool.delivered(take[-1][0])
             channel.breaker.succeeded()
-            if split:
-                self._part_done(channel, take[0])
-            else:
-                channel.spool.delivered(take[-1][0])
             if channel.local and channel.call_limit < MAX_LOCAL_EVENTS_PER_CALL:
                 channel.call_limit = MAX_LOCAL_EVENTS_PER_CALL
             delivered += len(events)
@@ -1211,8 +1235,8 @@ class Pipeline:
         losses: dict[str, dict[str, object]] = {}
         # A flush still running (one decode or export call it could not interrupt)
         # is waited for only while the report still fits before ``deadline``; past
-        # that the count goes out beside it, and may include records that flush was
-        # delivering at that moment (counted twice rather than not at all).
+        # that the count goes out beside it: a flush that has not begun its next export
+        # call sends nothing more, and the call it is inside is reported as in flight.
         locked = self._acquire_flush_lock(deadline - LOSS_REPORT_TIME_S)
         try:
             for channel in self.channels:
@@ -1221,6 +1245,7 @@ class Pipeline:
                     held = list(channel.held)
                     channel.held.clear()
                     channel.held_bytes = 0
+                    flying = channel.in_flight or []
                 channel.pending.clear()
                 if not held:
                     continue
@@ -1230,19 +1255,33 @@ class Pipeline:
                 if channel.partial is not None and channel.partial[0] == held[0][0]:
                     records -= channel.partial[1]
                     functions -= channel.partial[2]
+                # The export call still running when the count is made delivers its
+                # events if the process lives long enough: neither counted as lost nor as
+                # delivered, they are reported apart.
+                flying_functions = sum(1 for event in flying if event.type == "function")
+                records -= len(flying)
+                functions -= flying_functions
                 by_type = {"function": functions, "other": records - functions}
-                losses[channel.name] = {"droppedRecords": records, "droppedBytes": sum(e[1] for e in held),
-                                        "droppedByType": by_type, "reason": reason}
+                loss: dict[str, object] = {"droppedRecords": records,
+                                           "droppedBytes": sum(e[1] for e in held),
+                                           "droppedByType": by_type, "reason": reason}
+                if flying:
+                    loss["inFlightRecords"] = len(flying)
+                    loss["inFlightByType"] = {"function": flying_functions,
+                                              "other": len(flying) - flying_functions}
+                losses[channel.name] = loss
             self._incoming.clear()
             if losses:
                 total = sum(int(str(loss["droppedRecords"])) for loss in losses.values())
+                flying_total = sum(int(str(loss.get("inFlightRecords", 0))) for loss in losses.values())
+                also = f"; {flying_total} more were being exported at that moment" if flying_total else ""
                 emit("warning", "records_lost",
-                                 f"{total} telemetry records received but not exported ({reason})",
+                                 f"{total} telemetry records received but not exported ({reason}){also}",
                                  reason=reason, exporters=losses)
             for channel in self.channels:
-                loss = losses.get(channel.name)
-                if loss is not None and (channel.local or time.monotonic() < deadline):
-                    self._export_loss(channel, loss, deadline)
+                reported = losses.get(channel.name)
+                if reported is not None and (channel.local or time.monotonic() < deadline):
+                    self._export_loss(channel, reported, deadline)
         finally:
             if locked:
                 self._release_flush_lock()

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from json.encoder import encode_basestring_ascii as _json_string
 
 from ..telemetry import InvocationClassifier
-from . import Exporter
+from . import Exporter, let_the_listener_in
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 
@@ -116,5 +115,5 @@ class FileExporter(Exporter):
                 handle.write("".join([line if line is not None else encode(output(event)) + "\n"
                                       for line, event in zip(lines, chunk, strict=True)]))
                 # Let the listener thread in: it shares the GIL with this loop.
-                time.sleep(0)
+                let_the_listener_in(deadline)
         self.exported += len(events)
