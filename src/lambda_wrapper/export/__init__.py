@@ -879,22 +879,15 @@ class Pipeline:
         with self._held_lock:
             return self._held_locked()
 
-    def held_records(self) -> int:
-        """Records received but not yet delivered by the exporter furthest behind."""
-        with self._held_lock:
-            return self.held_records_locked()
-
     def largest_step_records(self) -> int:
         """Records in the largest single step a flush may be inside when told to stop: the
-        decode of one received batch, or one export call."""
+        decode of one received batch, or one export call (no larger than what is held)."""
         with self._held_lock:
+            self._held_locked()
             decode = max((entry[5] for entry in self._incoming if entry[3] is None), default=0)
             export = max((channel.call_limit for channel in self.channels), default=0)
-            return max(decode, min(export, self.held_records_locked()))
-
-    def held_records_locked(self) -> int:
-        self._held_locked()
-        return max((sum(entry[2] for entry in channel.held) for channel in self.channels), default=0)
+            held = max((sum(entry[2] for entry in channel.held) for channel in self.channels), default=0)
+            return max(decode, min(export, held))
 
     def _held_locked(self) -> int:
         held = 0

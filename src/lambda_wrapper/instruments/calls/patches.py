@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 
 from . import spans
-from .spans import server_attributes
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
@@ -123,7 +122,7 @@ def _botocore_server(endpoint_url: str | None) -> dict[str, object]:
         from urllib.parse import urlparse  # botocore imported it already
 
         parsed = urlparse(endpoint_url)
-        known = server_attributes(parsed.hostname, parsed.port, 443)
+        known = spans.server_attributes(parsed.hostname, parsed.port, 443)
         if len(_SERVER_BY_ENDPOINT) >= _MAX_ENDPOINTS:
             _SERVER_BY_ENDPOINT.clear()
         _SERVER_BY_ENDPOINT[endpoint_url] = known
