@@ -15,8 +15,8 @@ working tree by the project's own layer build (its shipped bytecode):
    module pays.
 3. The rest of the difference: the other modules our path imports, and
    ``start()`` itself (the entry module's body).
-4. The whole Init with every feature on (``EVERY_FEATURE``: both local exporters,
-   structlog logs, process metrics, both watchdogs) against a bare Init that also imports
+4. The whole Init with every feature on (``bench.variants.EVERY_FEATURE_LOCAL_ENV``: both
+   local exporters, structlog logs, process metrics, both watchdogs) against a bare Init that also imports
    structlog and psutil: the difference is what our own code costs there, the libraries
    the user asked for aside.
 
@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.doc_section import DocSection
+from bench.variants import EVERY_FEATURE_LIBRARIES, EVERY_FEATURE_LOCAL_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
@@ -58,16 +59,6 @@ ENTRY = "lambda_wrapper.supervisor.entry"
 EMPTY_MODULE = "lambda_wrapper._measure_empty"
 FUNCTION_MODULE = "app"
 FUNCTION = "def handler(event, context):\n    return {}\n"
-# Every feature on, all exporters local; the import profile stays off (it measures imports).
-EVERY_FEATURE = {
-    "LAMBDA_WRAPPER_EXPORTERS": "emf,file",
-    "LAMBDA_WRAPPER_LOGS": "structlog",
-    "LAMBDA_WRAPPER_PROCESS_METRICS": "true",
-    "LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "500",
-    "LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "90",
-}
-# The libraries those features import: a bare Init that imports them too is the baseline.
-FEATURE_LIBRARIES = ("structlog", "psutil")
 
 # Runs in the runtime image's interpreter. Every mode first loads what awslambdaric has
 # loaded before it imports the handler, so that nothing of it is counted as ours.
@@ -305,11 +296,11 @@ def measure(sandbox_starts: int) -> dict[str, Any]:
         # The other modules as one import (they import each other), with what awslambdaric loaded.
         other_modules = runner.instructions("import", "", *others) - runner.instructions("import", "")
         every_feature = {
-            "env": EVERY_FEATURE,
-            "libraries": list(FEATURE_LIBRARIES),
-            "bareWithLibraries": runner.instructions("bare", *FEATURE_LIBRARIES),
-            "wrapped": runner.instructions("wrapped", env=EVERY_FEATURE),
-            "ours": [name for name in runner.listing("modules", env=EVERY_FEATURE)
+            "env": EVERY_FEATURE_LOCAL_ENV,
+            "libraries": list(EVERY_FEATURE_LIBRARIES),
+            "bareWithLibraries": runner.instructions("bare", *EVERY_FEATURE_LIBRARIES),
+            "wrapped": runner.instructions("wrapped", env=EVERY_FEATURE_LOCAL_ENV),
+            "ours": [name for name in runner.listing("modules", env=EVERY_FEATURE_LOCAL_ENV)
                      if name.split(".")[0] == "lambda_wrapper" and name != ENTRY],
         }
         timings = sandbox_init_records(built.path, sandbox_starts) if sandbox_starts else []

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench.variants import EVERY_FEATURE_LOCAL_ENV
 
 from function_runs import write_sources
 from lambda_wrapper_dev.sandbox import FunctionSpec, Sandbox
@@ -46,15 +47,8 @@ DEFAULT_PATH = frozenset({
 # in-flight marker maps its slot with, and the one the wrapper script's
 # PYTHONFAULTHANDLER tweak switches on (docs/tweaks.md).
 OTHERS_ON_DEFAULT_PATH = frozenset({"_socket", "select", "errno", "mmap", "faulthandler"})
-# Every feature on, all exporters local (the configuration the Init budget for "everything
-# on" is about): what it adds to the default path, beside structlog and psutil.
-EVERY_FEATURE = {
-    "LAMBDA_WRAPPER_EXPORTERS": "emf,file",
-    "LAMBDA_WRAPPER_LOGS": "structlog",
-    "LAMBDA_WRAPPER_PROCESS_METRICS": "true",
-    "LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "500",
-    "LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "90",
-}
+# Every feature on, all exporters local (bench.variants: the configuration the Init budget
+# for "everything on" is about): what it adds to the default path, beside structlog and psutil.
 EVERY_FEATURE_ADDS = frozenset({
     "lambda_wrapper.export.file", "lambda_wrapper.instruments.logs", "lambda_wrapper.instruments.process",
 })
@@ -153,7 +147,7 @@ def test_default_function_imports_nothing_heavy(layer_dir: Path, tmp_path: Path,
 def test_every_feature_adds_only_its_own_modules(
     layer_dir: Path, tmp_path: Path, runtime_python: str
 ) -> None:
-    seen = modules_seen(layer_dir, tmp_path, runtime_python, use_wrapper=True, env=EVERY_FEATURE)
+    seen = modules_seen(layer_dir, tmp_path, runtime_python, use_wrapper=True, env=EVERY_FEATURE_LOCAL_ENV)
     assert our_modules(seen["init"]) == DEFAULT_PATH | EVERY_FEATURE_ADDS
     assert imported(seen["init"], ("structlog", "psutil")) != []
 
