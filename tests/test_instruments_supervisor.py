@@ -122,7 +122,7 @@ def test_a_failing_handler_leaves_its_event_to_reference_counting() -> None:
 
 def test_timeout_warning_flushes_through_the_extension() -> None:
     supervisor, extension = supervised({"LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "100"})
-    supervisor.start_instruments()
+    supervisor.start_watchdog()
     assert supervisor.watchdog is not None
     handler = wrap_handler(lambda event, ctx: time.sleep(0.35), supervisor)
     ctx = SimpleNamespace(aws_request_id="slow", _deadline_ms=int(time.time() * 1000) + 300)

@@ -1000,17 +1000,21 @@ def subscribe(connection: HttpConnection, extension_id: str, listener_port: int,
 # == runner ================================================================================
 # The internal extension's two phases: set up during Init, then run on threads.
 #
-# Phase one (``register``, main thread, before the user's handler is imported) makes
-# the two loopback round trips Lambda only accepts during Init: register (closes at the
-# runtime's first ``/next``, so it must have *returned* by then) and the Telemetry API
-# subscription (closes at the end of Init), with the listener socket bound in between.
-# Then the listener's thread starts (``start_listener``): idle in ``poll`` unless the
-# platform sends telemetry, it spools what the handler prints while it is imported.
+# Phase one (``begin``) runs on the extension's own thread while the main thread goes on
+# with Init (the exporters, the instruments, the user's handler import): the two
+# loopback round trips Lambda only accepts during Init wait there instead of on the
+# main thread. Register closes at the runtime's first ``/next``, so the supervisor waits
+# for ``registered()`` before it returns the handler; the Telemetry API subscription
+# closes at the end of Init, and what the platform produced before it is replayed to
+# the new subscriber. Between the two the listener socket is bound and its thread
+# started: idle in ``poll`` unless the platform sends telemetry, it spools what the
+# handler prints while it is imported.
 #
-# Phase two (``start``, after the handler import, so that it does not compete with
-# it) starts the event loop, whose first act is ``/event/next`` (Init is not over until
-# it arrives). While it waits for the platform it also does the background work: spool
-# recovery once, then a flush whenever the supervisor signals one is due.
+# Phase two (``release``, once the handler is imported, so that it does not compete
+# with it) lets the same thread run the event loop, whose first act is ``/event/next``
+# (Init is not over until it arrives). While it waits for the platform it also does
+# the background work: spool recovery once, then a flush whenever the supervisor
+# signals one is due.
 #
 # Nothing here may take the function down: every failure is one diagnostic line and
 # the function carries on without telemetry.
@@ -1095,6 +1099,7 @@ class InternalExtension:
         os.set_blocking(self._wake_write, False)
         self._recovered = False
         self._listener_thread: threading.Thread | None = None
+        self._phase_one_done = False
 
     # -- phase one ----------------------------------------------------------------
     def register(self) -> bool:
@@ -1121,9 +1126,43 @@ class InternalExtension:
             emit("warning", "telemetry_subscribe_failed", f"telemetry subscription failed: {exc}")
         return True
 
+    def begin(self) -> None:
+        """Phase one on the extension's own thread (register, bind, listen, subscribe);
+        ``registered()`` waits for its outcome, ``release()`` starts phase two."""
+        self._registered = threading.Event()
+        self._released = threading.Event()
+        self._spawn(self._phase_one_then_run, "lambda-wrapper-extension")
+
+    def _phase_one_then_run(self) -> None:
+        registered = False
+        try:
+            registered = self.register()
+            if registered:
+                self.start_listener()
+        except BaseException as exc:  # even SystemExit: the main thread waits for the outcome
+            registered = False
+            emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
+        finally:
+            self._phase_one_done = registered
+            self._registered.set()
+        if registered:
+            self._released.wait()
+            self._event_loop()
+
+    def registered(self) -> bool:
+        """Wait for phase one (``begin``); whether the extension registered and listens."""
+        self._registered.wait()
+        return self._phase_one_done
+
+    def release(self) -> None:
+        """Phase two, once the handler is imported: the event loop sends its first
+        ``/event/next``; the exporters prepare."""
+        self._released.set()
+        self._prepare_all()
+
     # -- phase two ----------------------------------------------------------------
     def start_listener(self) -> None:
-        """Serve the listener from now on; call before the handler is imported.
+        """Serve the listener from now on; before the handler is imported.
 
         Lines the handler prints while it is imported reach us during Init, and only a
         running listener spools them: if Init then dies (init timeout, crash) the next
@@ -1133,8 +1172,12 @@ class InternalExtension:
         self._listener_thread = self.listener.start()
 
     def start(self) -> None:
-        """Start the event loop; call once the handler is imported, before Init ends."""
+        """Start the event loop on a new thread (``register`` done on this one); call once
+        the handler is imported, before Init ends."""
         self._spawn(self._event_loop, "lambda-wrapper-extension")
+        self._prepare_all()
+
+    def _prepare_all(self) -> None:
         self._prepare_exporters(local=True)
         if not all(channel.local for channel in self.pipeline.channels):
             # Remote exporters load TLS certificates (40-100 ms) on first use: do it

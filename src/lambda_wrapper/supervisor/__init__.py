@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from ..instruments import Armed, Measured
     from ..instruments.import_profile import ImportProfile
     from ..instruments.process import ProcessMetrics
+    from ..telemetry import TelemetryEvent
     from .bootstrap import Handler
 else:
     # The C module: the ``signal`` wrapper's enums cost ~0.5 ms of Init and only wrap
@@ -76,8 +77,9 @@ else:
 
 def install_sigterm_flush(
     flush: Callable[[float], None], watch_fd: Callable[[int, Callable[[bytes], None]], None]
-) -> bool:
-    """Install the SIGTERM hooks; must run on the main thread. Returns False if it could not."""
+) -> Callable[[], None] | None:
+    """Install the SIGTERM hooks; must run on the main thread. Returns what undoes them
+    (on the main thread too), or None if they could not be installed."""
     previous = signal.getsignal(signal.SIGTERM)
     if previous not in (signal.SIG_DFL, None):
         return _chain_only(flush, previous)
@@ -88,7 +90,7 @@ def install_sigterm_flush(
     except ValueError:  # not the main thread
         os.close(read_fd)
         os.close(write_fd)
-        return False
+        return None
     if old_fd != -1:
         # Someone else owns the wakeup fd; give it back and rely on the handler alone.
         signal.set_wakeup_fd(old_fd)
@@ -114,17 +116,27 @@ def install_sigterm_flush(
         os.kill(os.getpid(), signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    return True
+
+    def undo() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if old_fd == -1:
+            signal.set_wakeup_fd(-1)
+
+    return undo
 
 
-def _chain_only(flush: Callable[[float], None], previous: Any) -> bool:
+def _chain_only(flush: Callable[[float], None], previous: Any) -> Callable[[], None]:
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         flush(time.monotonic())
         if callable(previous):
             previous(signum, frame)
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    return True
+
+    def undo() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return undo
 
 
 # == handler loader ========================================================================
@@ -268,6 +280,7 @@ class Supervisor:
         self.telemetry_source = "platform"
         self.self_reporter: SelfReporter | None = None
         self.in_flight: InFlightMarker | None = None
+        self._undo_sigterm_flush: Callable[[], None] | None = None
 
     @property
     def invocations(self) -> int:
@@ -443,8 +456,8 @@ class Supervisor:
 
     # -- start-up -------------------------------------------------------------------------
     def start_extension(self) -> None:
-        """Register, bind the listener and subscribe on this (the main) thread; start only
-        the listener, idle until the platform sends telemetry."""
+        """Build the pipeline and start the extension's phase one (``InternalExtension.begin``)
+        on its own thread; ``finish_extension_start`` waits for its outcome."""
         try:
             from ..export import Pipeline, build_exporters, telemetry_types
             from ..extension import InternalExtension
@@ -458,14 +471,36 @@ class Supervisor:
                 emf_namespaces={self.settings.emf_namespace},
             )
             extension = InternalExtension(self.settings, pipeline, telemetry_types(self.settings, exporters))
-            if not extension.register():
-                return
-            install_sigterm_flush(extension.shutdown_flush, extension.listener.watch_fd)
-            extension.start_listener()
+            # Before the listener's thread starts (it watches the wakeup fd the hooks set).
+            hooks = install_sigterm_flush(extension.shutdown_flush, extension.listener.watch_fd)
+            self._undo_sigterm_flush = hooks
+            extension.begin()
             self.extension = extension
-            self._choose_telemetry_source(extension)
         except Exception as exc:
+            self._drop_extension()
             emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
+
+    def finish_extension_start(self) -> None:
+        """Once the handler is imported: wait for the extension's phase one, choose where
+        per-invocation records come from, then let its event loop start (phase two)."""
+        extension = self.extension
+        if extension is None:
+            return
+        try:
+            if not extension.registered():  # phase one said why
+                self._drop_extension()
+                return
+            self._choose_telemetry_source(extension)
+            extension.release()
+        except Exception as exc:
+            self._drop_extension()
+            emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
+
+    def _drop_extension(self) -> None:
+        self.extension = None
+        undo, self._undo_sigterm_flush = self._undo_sigterm_flush, None
+        if undo is not None:
+            undo()
 
     def _choose_telemetry_source(self, extension: InternalExtension) -> None:
         """Once the subscription's outcome is known (the self report in ``instruments`` says how)."""
@@ -498,16 +533,6 @@ class Supervisor:
             emit("info", "telemetry_source", f"per-invocation records: {source}",
                              source=source, subscription=state)
 
-    def start_extension_threads(self) -> None:
-        """After the handler import, so that the event loop does not compete with it."""
-        if self.extension is None:
-            return
-        try:
-            self.extension.start()
-        except Exception as exc:
-            self.extension = None
-            emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
-
     def start_import_profile(self) -> None:
         """Before everything else we import, so our own cost shows in the profile too."""
         settings = self.settings
@@ -521,9 +546,15 @@ class Supervisor:
             self._start("structured logs", self._structured_logs)
         if settings.process_metrics and settings.feature_enabled("process metrics"):
             self._start("process metrics", self._process_metrics)
-        self._start("the watchdog", self._watchdog)
         if settings.instrument and settings.feature_enabled("call instrumentation"):
             self._start("call instrumentation", self._call_instrumentation)
+
+    def start_watchdog(self) -> None:
+        """Once the handler is imported and the telemetry source is known: whether the
+        watchdog also reports timeouts depends on it."""
+        self._start("the watchdog", self._watchdog)
+        if self.watchdog is not None:
+            self.watchdog.start()
 
     def _start(self, feature: str, start: Callable[[], None]) -> None:
         try:
@@ -568,7 +599,13 @@ class Supervisor:
 
         propagate = self.settings.instrument_propagate and self.settings.feature_enabled("trace propagation")
         # Spans are own records: queued as objects, serialised off the handler's thread.
-        calls.start(self.settings.instrument, extension.pipeline.submit, propagate)
+        calls.start(self.settings.instrument, self._submit_span, propagate)
+
+    def _submit_span(self, event: TelemetryEvent) -> None:
+        # The extension may still turn out not to have registered (``finish_extension_start``).
+        extension = self.extension
+        if extension is not None:
+            extension.submit(event)
 
     def _watchdog(self) -> None:
         settings = self.settings
@@ -589,17 +626,10 @@ class Supervisor:
         on_report = None
         if report_timeouts:
             report_lead_ms, on_report = TIMEOUT_LEAD_MS, self.on_timeout_report
-        # The warnings' thread starts now, as it always has; one only for the timeout
-        # report starts after the handler import (start_watchdog_thread).
         self.watchdog = Watchdog(
             warning_ms, self.memory_limit_bytes, self.on_timeout_warning, self.on_memory_warning,
-            report_lead_ms, on_report, start=warnings,
+            report_lead_ms, on_report, start=False,
         )
-
-    def start_watchdog_thread(self) -> None:
-        """After the handler import, which nothing of ours should compete with."""
-        if self.watchdog is not None:
-            self.watchdog.start()
 
 
 def memory_limit_bytes(pct: int) -> int | None:
@@ -633,8 +663,8 @@ def start(started_at: float) -> Handler:
         timeline.handler_import_ends()
         # Registered means the platform waits for our /event/next to end Init,
         # whether or not the handler loaded.
-        supervisor.start_extension_threads()
-        supervisor.start_watchdog_thread()
+        supervisor.finish_extension_start()
+        supervisor.start_watchdog()
     handler = wrap_handler(user_handler, supervisor)
     supervisor.handler_code = getattr(handler, "__code__", None)
     timeline.init_ends()
