@@ -1171,12 +1171,6 @@ class InternalExtension:
         """
         self._listener_thread = self.listener.start()
 
-    def start(self) -> None:
-        """Start the event loop on a new thread (``register`` done on this one); call once
-        the handler is imported, before Init ends."""
-        self._spawn(self._event_loop, "lambda-wrapper-extension")
-        self._prepare_all()
-
     def _prepare_all(self) -> None:
         self._prepare_exporters(local=True)
         if not all(channel.local for channel in self.pipeline.channels):
