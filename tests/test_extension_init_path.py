@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 from function_runs import run_function
+from lambda_wrapper.supervisor import PHASE_ONE_SWITCH_INTERVAL_S
 
 OUR_THREADS = ("lambda-wrapper-extension", "lambda-wrapper-listener")
+DEFAULT_SWITCH_INTERVAL_S = 0.005
 WRAPPERS_NOT_IMPORTED = ("socket", "selectors", "signal")
 SEEN_FROM_THE_HANDLER = {
     "app.py": """
@@ -35,6 +37,7 @@ SEEN_FROM_THE_HANDLER = {
                 "registered": extension is not None and extension.registration is not None,
                 "subscription": getattr(getattr(extension, "subscription", None), "state", None),
                 "modules": sorted(sys.modules),
+                "switchInterval": sys.getswitchinterval(),
             }
 
 
@@ -63,6 +66,9 @@ def test_init_path_with_the_default_exporter(layer_dir: Path, tmp_path: Path, fl
     assert after_init["registered"], run.text()
     assert after_init["subscription"] == "subscribed", run.text()
     assert after_init["ourThreads"] == list(OUR_THREADS)
+    # Phase one's short GIL switch interval lasts only while it runs beside the import.
+    assert at_import["switchInterval"] == pytest.approx(PHASE_ONE_SWITCH_INTERVAL_S, abs=1e-6)
+    assert after_init["switchInterval"] == pytest.approx(DEFAULT_SWITCH_INTERVAL_S, abs=1e-6)
     assert [m for m in WRAPPERS_NOT_IMPORTED if m in after_init["modules"]] == []
     # The telemetry still flows: the invocation's EMF line carries our overhead.
     assert any('"WrapperOverhead"' in line for line in run.output), run.text()

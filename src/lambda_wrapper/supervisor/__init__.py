@@ -257,6 +257,13 @@ def _fault(ric: Any, kind: str, message: str) -> Exception:
 TELEMETRY_SOURCE: str | None = None
 
 
+# While the extension's phase one runs beside the handler import, its thread needs the
+# GIL after each reply (register, subscribe) and at its listener's start; at the default
+# interval (5 ms) the import keeps it that long each time and Init ends waiting for
+# phase one. The interval is restored once phase one is done.
+PHASE_ONE_SWITCH_INTERVAL_S = 0.0002
+
+
 class InvalidSettingsError(ValueError):
     """Raised at Init under ``LAMBDA_WRAPPER_STRICT=true`` when a setting is invalid."""
 
@@ -281,6 +288,7 @@ class Supervisor:
         self.self_reporter: SelfReporter | None = None
         self.in_flight: InFlightMarker | None = None
         self._undo_sigterm_flush: Callable[[], None] | None = None
+        self._interval_before_phase_one: float | None = None
 
     @property
     def invocations(self) -> int:
@@ -474,6 +482,8 @@ class Supervisor:
             # Before the listener's thread starts (it watches the wakeup fd the hooks set).
             hooks = install_sigterm_flush(extension.shutdown_flush, extension.listener.watch_fd)
             self._undo_sigterm_flush = hooks
+            self._interval_before_phase_one = sys.getswitchinterval()
+            sys.setswitchinterval(PHASE_ONE_SWITCH_INTERVAL_S)
             extension.begin()
             self.extension = extension
         except Exception as exc:
@@ -487,7 +497,9 @@ class Supervisor:
         if extension is None:
             return
         try:
-            if not extension.registered():  # phase one said why
+            phase_one_done = extension.registered()
+            self._restore_switch_interval()
+            if not phase_one_done:  # phase one said why
                 self._drop_extension()
                 return
             self._choose_telemetry_source(extension)
@@ -496,7 +508,15 @@ class Supervisor:
             self._drop_extension()
             emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
 
+    def _restore_switch_interval(self) -> None:
+        previous, self._interval_before_phase_one = self._interval_before_phase_one, None
+        # Unless the function's import set one of its own.
+        # (The interpreter keeps whole microseconds: compare to within one.)
+        if previous is not None and abs(sys.getswitchinterval() - PHASE_ONE_SWITCH_INTERVAL_S) < 1e-6:
+            sys.setswitchinterval(previous)
+
     def _drop_extension(self) -> None:
+        self._restore_switch_interval()
         self.extension = None
         undo, self._undo_sigterm_flush = self._undo_sigterm_flush, None
         if undo is not None:
