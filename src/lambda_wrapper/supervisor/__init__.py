@@ -258,9 +258,10 @@ TELEMETRY_SOURCE: str | None = None
 
 
 # While the extension's phase one runs beside the handler import, its thread needs the
-# GIL after each reply (register, subscribe) and at its listener's start; at the default
-# interval (5 ms) the import keeps it that long each time and Init ends waiting for
-# phase one. The interval is restored once phase one is done.
+# GIL after each reply (register, subscribe) and at its listener's start, and at the
+# end of Init its event loop needs it to send the first /event/next; at the default
+# interval (5 ms) the main thread keeps it that long each time and Init ends waiting.
+# The interval is restored as the first invocation starts, before the handler runs.
 PHASE_ONE_SWITCH_INTERVAL_S = 0.0002
 
 
@@ -342,10 +343,12 @@ class Supervisor:
         now = time.time()  # the one wall-clock reading of the start, for every instrument
         self.cold_start.invocation_starts(now)
         invocation_context.invocation_starts(request_id, self.cold_start.cold_start)
-        if self.cold_start.first and self.extension is not None:
-            # At the start, not the end: a first invocation that times out still reports its Init.
-            init = self.timeline.record(self.cold_start.cold_start, self.cold_start.proactive_init)
-            self.extension.submit(own_event(INIT, init, request_id))
+        if self.cold_start.first:
+            self._restore_switch_interval()
+            if self.extension is not None:
+                # At the start, not the end: a first invocation that times out still reports its Init.
+                init = self.timeline.record(self.cold_start.cold_start, self.cold_start.proactive_init)
+                self.extension.submit(own_event(INIT, init, request_id))
         if self.self_reporter is not None:
             self.self_reporter.started_epoch_s = now
             if self.in_flight is not None:
@@ -497,9 +500,7 @@ class Supervisor:
         if extension is None:
             return
         try:
-            phase_one_done = extension.registered()
-            self._restore_switch_interval()
-            if not phase_one_done:  # phase one said why
+            if not extension.registered():  # phase one said why
                 self._drop_extension()
                 return
             self._choose_telemetry_source(extension)
