@@ -66,7 +66,7 @@ def test_init_path_with_the_default_exporter(layer_dir: Path, tmp_path: Path, fl
     assert after_init["registered"], run.text()
     assert after_init["subscription"] == "subscribed", run.text()
     assert after_init["ourThreads"] == list(OUR_THREADS)
-    # Phase one's short GIL switch interval lasts only while it runs beside the import.
+    # Phase one's short GIL switch interval lasts until the first invocation starts.
     assert at_import["switchInterval"] == pytest.approx(PHASE_ONE_SWITCH_INTERVAL_S, abs=1e-6)
     assert after_init["switchInterval"] == pytest.approx(DEFAULT_SWITCH_INTERVAL_S, abs=1e-6)
     assert [m for m in WRAPPERS_NOT_IMPORTED if m in after_init["modules"]] == []
