@@ -52,6 +52,10 @@ def validated(line: str) -> dict:
     """Parse one written line and check it against the EMF specification."""
     assert line.endswith("\n") and line.count("\n") == 1, "one document per write, one line each"
     document = json.loads(line, parse_constant=_reject_constant)
+    # Compact JSON, ``_aws`` first, each member once (a repeated key would not survive
+    # the round trip): the exporter joins cached text, not a serialised dict.
+    assert line == json.dumps(document, separators=(",", ":")) + "\n"
+    assert next(iter(document)) == "_aws"
     VALIDATOR.validate(document)
     for directive in document["_aws"]["CloudWatchMetrics"]:
         names = [metric["Name"] for metric in directive["Metrics"]]

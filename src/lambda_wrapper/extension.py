@@ -1259,9 +1259,12 @@ class InternalExtension:
 
     # -- in-process signals from the supervisor ---------------------------------------
     def handler_started(self, request_id: str) -> None:
-        self._handler_done.clear()
+        # Registered for no events (background), no /event/next answer waits for the
+        # handler: the "handler done" signal has no reader, and costs the handler nothing.
         if self.background:
             self.policy.invocation_started()
+        else:
+            self._handler_done.clear()
 
     def ensure_running(self) -> None:
         """Restart a dead event loop or listener (cheap check; the supervisor calls it
@@ -1283,8 +1286,9 @@ class InternalExtension:
             emit("warning", "listener_restarted", "the telemetry listener had stopped; restarted")
 
     def handler_finished(self, request_id: str) -> None:
-        self._handler_done.set()
-        if self.background and self.policy.due(self.pipeline.pending_batches, self.pipeline.unflushed_bytes):
+        if not self.background:
+            self._handler_done.set()
+        elif self.policy.due(self.pipeline.pending_batches, self.pipeline.unflushed_bytes):
             self._wake_event_loop()
 
     def _receive(self, body: bytes) -> None:

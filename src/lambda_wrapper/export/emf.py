@@ -150,6 +150,10 @@ class EmfExporter(Exporter):
         self._stream = stream
         self._invocations = InvocationClassifier()
         self.documents_written = 0
+        self._encode = json.JSONEncoder(separators=(",", ":")).encode
+        # What a document holds before its timestamp and after it up to its values, per
+        # (ColdStart dimension, metric names and units): the same few shapes every time.
+        self._frames: dict[tuple[bool | None, tuple[tuple[str, str], ...]], str] = {}
 
     def prepare(self) -> None:
         pass  # nothing to set up
@@ -277,8 +281,31 @@ class EmfExporter(Exporter):
         properties: Mapping[str, object],
         cold_start: bool | None,
     ) -> str | None:
+        """The document as one compact JSON line: ``_aws`` (timestamp, then the metric
+        directive), the dimensions, the metric values, the properties that are set.
+
+        Only the timestamp, values and properties change between documents of one shape,
+        so the rest is serialised once per shape (``_frame``) and joined as text.
+        """
         if not metrics:
             return None
+        if "ColdStart" not in self.dimensions:
+            cold_start = None
+        shape = (cold_start, tuple((name, unit) for name, unit, _ in metrics))
+        frame = self._frames.get(shape)
+        if frame is None:
+            frame = self._frames[shape] = self._frame(*shape)
+        epoch_ms = event.epoch_ms
+        # The decoder reads any year from 1 to 9999; CloudWatch wants "now, give or take".
+        if epoch_ms is None or not 0 <= epoch_ms < _MAX_TIMESTAMP_MS:
+            epoch_ms = time.time() * 1000
+        values: dict[str, object] = {name: value for name, _, value in metrics}
+        values.update((key, value) for key, value in properties.items() if value is not None)
+        # ``values`` is never empty: "{...}" loses its opening brace and joins the frame's members.
+        return f'{{"_aws":{{"Timestamp":{int(epoch_ms)}{frame},{self._encode(values)[1:]}'
+
+    def _frame(self, cold_start: bool | None, metrics: tuple[tuple[str, str], ...]) -> str:
+        """The members of a document of this shape from after its timestamp to its values."""
         dimensions = dict(self._dimension_values)
         names = list(self.dimensions)
         if "ColdStart" in names:
@@ -286,27 +313,12 @@ class EmfExporter(Exporter):
                 names.remove("ColdStart")
             else:
                 dimensions["ColdStart"] = "true" if cold_start else "false"
-        epoch_ms = event.epoch_ms
-        # The decoder reads any year from 1 to 9999; CloudWatch wants "now, give or take".
-        if epoch_ms is None or not 0 <= epoch_ms < _MAX_TIMESTAMP_MS:
-            epoch_ms = time.time() * 1000
-        timestamp = int(epoch_ms)
-        document: dict[str, object] = {
-            "_aws": {
-                "Timestamp": timestamp,
-                "CloudWatchMetrics": [
-                    {
-                        "Namespace": self.namespace,
-                        "Dimensions": [names],
-                        "Metrics": [{"Name": name, "Unit": unit} for name, unit, _ in metrics],
-                    }
-                ],
-            },
-        }
-        document.update(dimensions)
-        document.update((name, value) for name, _, value in metrics)
-        document.update((key, value) for key, value in properties.items() if value is not None)
-        return json.dumps(document, separators=(",", ":"))
+        directive = [{"Namespace": self.namespace, "Dimensions": [names],
+                      "Metrics": [{"Name": name, "Unit": unit} for name, unit in metrics]}]
+        members = f',"CloudWatchMetrics":{self._encode(directive)}}}'
+        if dimensions:
+            members += "," + self._encode(dimensions)[1:-1]
+        return members
 
     # -- output --------------------------------------------------------------------
 

@@ -94,11 +94,21 @@ def own_event(
     return TelemetryEvent(iso_time(now), type_, record, epoch_ms=now * 1000.0, request_id=request_id)
 
 
+# The last second ``iso_time`` formatted, and its text: records come many to a second, and
+# ``strftime`` is most of the cost. One tuple, replaced whole, so threads share it safely.
+_formatted_second: tuple[int, str] = (-1, "")
+
+
 def iso_time(epoch_s: float) -> str:
     """``2026-11-26T15:23:59.332Z``, the Telemetry API's own time format."""
+    global _formatted_second
     epoch_ms = int(epoch_s * 1000)
     seconds, millis = divmod(epoch_ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    second, text = _formatted_second
+    if second != seconds:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _formatted_second = (seconds, text)
+    return f"{text}.{millis:03d}Z"
 
 
 def ms(seconds: float) -> float:
@@ -120,20 +130,32 @@ def mib(size_bytes: float) -> float:
 
 
 class InvocationContext:
-    __slots__ = ("cold_start", "function_name", "function_version", "request_id", "xray_trace_id")
+    __slots__ = ("_xray_trace_id", "_xray_trace_read", "cold_start", "function_name", "function_version",
+                 "request_id")
 
     def __init__(self) -> None:
         self.function_name = os.environ.get(aws.FUNCTION_NAME)
         self.function_version = os.environ.get(aws.FUNCTION_VERSION)
         self.request_id: str | None = None
         self.cold_start: bool | None = None
-        self.xray_trace_id: str | None = None
+        self._xray_trace_id: str | None = None
+        self._xray_trace_read = True
 
     def invocation_starts(self, request_id: str, cold_start: bool) -> None:
         self.request_id = request_id or None
         self.cold_start = cold_start
-        # awslambdaric sets _X_AMZN_TRACE_ID from the invoke's header before calling us.
-        self.xray_trace_id = xray_root(os.environ.get(aws.TRACE_ID))
+        # Read on first use: only log lines want it, and the handler's path pays for
+        # nothing it does not use.
+        self._xray_trace_read = False
+
+    @property
+    def xray_trace_id(self) -> str | None:
+        """The invocation's X-Ray trace id: awslambdaric sets _X_AMZN_TRACE_ID from the
+        invoke's header before calling us."""
+        if not self._xray_trace_read:
+            self._xray_trace_id = xray_root(os.environ.get(aws.TRACE_ID))
+            self._xray_trace_read = True
+        return self._xray_trace_id
 
     def fields(self) -> dict[str, object]:
         """The context as log fields, named like Lambda's own JSON log format (``requestId``)."""
