@@ -32,8 +32,11 @@ ENV = {
 }
 
 
+PIPE_BUF = 4096
+
+
 class Lines(io.StringIO):
-    """A stream that keeps each write separately, to check one document per write."""
+    """A stream that keeps each write separately, to check that every write is whole lines."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -45,12 +48,21 @@ class Lines(io.StringIO):
 
     @property
     def documents(self) -> list[dict]:
-        return [validated(line) for line in self.writes]
+        return [document for text in self.writes for document in written(text)]
+
+
+def written(text: str) -> list[dict]:
+    """The documents of one write: whole lines, and no more than a pipe keeps together
+    (PIPE_BUF bytes) unless it is one document alone."""
+    assert text.endswith("\n"), "a write ends with a whole line"
+    lines = text.splitlines(keepends=True)
+    assert len(lines) == 1 or len(text.encode()) <= PIPE_BUF, "several documents in one write past PIPE_BUF"
+    return [validated(line) for line in lines]
 
 
 def validated(line: str) -> dict:
     """Parse one written line and check it against the EMF specification."""
-    assert line.endswith("\n") and line.count("\n") == 1, "one document per write, one line each"
+    assert line.endswith("\n") and line.count("\n") == 1, "one document per line"
     document = json.loads(line, parse_constant=_reject_constant)
     # Compact JSON, ``_aws`` first, each member once (a repeated key would not survive
     # the round trip): the exporter joins cached text, not a serialised dict.
@@ -311,7 +323,9 @@ def test_our_lines_come_back_as_our_own_and_are_skipped() -> None:
     assert is_own_diagnostic(echoed, emf_namespaces={"LambdaWrapper"})
 
 
-def test_default_output_is_one_os_write_per_document_on_fd_1(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_output_is_whole_lines_on_fd_1_few_writes_each_within_pipe_buf(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     calls: list[tuple[int, bytes]] = []
 
     def fake_write(fd: int, data: bytes) -> int:
@@ -320,10 +334,17 @@ def test_default_output_is_one_os_write_per_document_on_fd_1(monkeypatch: pytest
 
     monkeypatch.setattr(emf_module.os, "write", fake_write)
     emf = EmfExporter("LambdaWrapper", metadata=FunctionMetadata(ENV), environ=ENV)
-    emf.export([batch_event for batch in invocation_sequence() for batch_event in batch], 0.0)
+    events = [batch_event for batch in invocation_sequence() for batch_event in batch]
+    reports = [event("platform.report", {"requestId": f"r{n}", "metrics": {"durationMs": 2.0}})
+               for n in range(40)]
+    emf.export(events + reports, 0.0)
     assert calls and all(fd == 1 for fd, _ in calls)
-    for _, data in calls:
-        validated(data.decode())
+    documents = [document for _, data in calls for document in written(data.decode())]
+    assert len(documents) == emf.documents_written
+    # Every write is a system call: documents share them, as many as PIPE_BUF allows.
+    total = sum(len(data) for _, data in calls)
+    assert len(calls) <= total // (PIPE_BUF // 2) + 1 < len(documents)
+    assert [d["requestId"] for d in documents[-40:]] == [f"r{n}" for n in range(40)]
 
 
 def test_a_broken_stdout_is_a_permanent_error() -> None:
