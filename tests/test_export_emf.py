@@ -289,6 +289,31 @@ def test_a_realistic_sequence_gives_the_expected_metrics() -> None:
     assert all(d["FunctionName"] == "orders" for d in documents)
 
 
+def test_metric_values_are_written_as_plain_json_numbers() -> None:
+    """Records made in process can hold int and float subclasses: their plain value is the
+    metric; booleans, NaN and infinities are not metrics."""
+    import enum
+
+    class Size(enum.IntEnum):
+        USED = 64
+
+    class Milliseconds(float):
+        def __repr__(self) -> str:
+            return f"Milliseconds({float(self)})"
+
+    stream = Lines()
+    metrics = {"durationMs": Milliseconds(2.0), "memorySizeMB": 128, "maxMemoryUsedMB": Size.USED,
+               "billedDurationMs": True, "initDurationMs": float("nan"), "restoreDurationMs": float("inf")}
+    record = {"requestId": "r", "metrics": metrics}
+    report = TelemetryEvent("2024-05-01T10:00:00.000Z", "platform.report", record,
+                            epoch_ms=1714557600000.0, request_id="r", metrics=metrics)
+    exporter(stream).export([report], 0.0)
+    [document] = stream.documents
+    assert (document["Duration"], document["MaxMemoryUsed"], document["MemoryUtilization"]) == (2.0, 64, 50.0)
+    assert not {"BilledDuration", "InitDuration", "RestoreDuration"} & set(document)
+    assert '"Duration":2.0,' in stream.writes[0] and '"MaxMemoryUsed":64,' in stream.writes[0]
+
+
 def test_timestamp_is_the_event_time_in_ms() -> None:
     stream = Lines()
     report = event(

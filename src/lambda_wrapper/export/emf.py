@@ -153,9 +153,10 @@ class EmfExporter(Exporter):
         self._invocations = InvocationClassifier()
         self.documents_written = 0
         self._encode = json.JSONEncoder(separators=(",", ":")).encode
+        self._quote = json.encoder.encode_basestring_ascii  # a JSON string, as json.dumps writes it
         # What a document holds before its timestamp and after it up to its values, per
         # (ColdStart dimension, metric names and units): the same few shapes every time.
-        self._frames: dict[tuple[bool | None, tuple[tuple[str, str], ...]], str] = {}
+        self._frames: dict[tuple[bool | None, tuple[str, ...]], str] = {}
 
     def prepare(self) -> None:
         pass  # nothing to set up
@@ -294,30 +295,36 @@ class EmfExporter(Exporter):
         properties: Mapping[str, object],
         cold_start: bool | None,
     ) -> str | None:
-        """The document as one compact JSON line: ``_aws`` (timestamp, then the metric
-        directive), the dimensions, the metric values, the properties that are set.
+        """The document as one compact JSON line, as ``json.dumps`` would write it:
+        ``_aws`` (timestamp, then the metric directive), the dimensions, the metric
+        values, the properties that are set.
 
         Only the timestamp, values and properties change between documents of one shape,
-        so the rest is serialised once per shape (``_frame``) and joined as text.
+        so the rest is serialised once per shape (``_frame``) and the line is joined as
+        text. Metric and property names are this module's constants, which JSON writes
+        as they are; metric values are finite ``int`` and ``float`` (``_copy_metrics``),
+        whose repr is their JSON.
         """
         if not metrics:
             return None
         if "ColdStart" not in self.dimensions:
             cold_start = None
-        shape = (cold_start, tuple((name, unit) for name, unit, _ in metrics))
+        # A metric's name gives its unit: the names make the shape.
+        shape = (cold_start, tuple([name for name, _, _ in metrics]))
         frame = self._frames.get(shape)
         if frame is None:
-            frame = self._frames[shape] = self._frame(*shape)
+            frame = self._frames[shape] = self._frame(cold_start, metrics)
         epoch_ms = event.epoch_ms
         # The decoder reads any year from 1 to 9999; CloudWatch wants "now, give or take".
         if epoch_ms is None or not 0 <= epoch_ms < _MAX_TIMESTAMP_MS:
             epoch_ms = time.time() * 1000
-        values: dict[str, object] = {name: value for name, _, value in metrics}
-        values.update((key, value) for key, value in properties.items() if value is not None)
-        # ``values`` is never empty: "{...}" loses its opening brace and joins the frame's members.
-        return f'{{"_aws":{{"Timestamp":{int(epoch_ms)}{frame},{self._encode(values)[1:]}'
+        values = ",".join([f'"{name}":{value!r}' for name, _, value in metrics])
+        for key, value in properties.items():
+            if value is not None:
+                values += f',"{key}":{self._quote(value) if isinstance(value, str) else self._encode(value)}'
+        return f'{{"_aws":{{"Timestamp":{int(epoch_ms)}{frame},{values}}}'
 
-    def _frame(self, cold_start: bool | None, metrics: tuple[tuple[str, str], ...]) -> str:
+    def _frame(self, cold_start: bool | None, metrics: list[Metric]) -> str:
         """The members of a document of this shape from after its timestamp to its values."""
         dimensions = dict(self._dimension_values)
         names = list(self.dimensions)
@@ -327,7 +334,7 @@ class EmfExporter(Exporter):
             else:
                 dimensions["ColdStart"] = "true" if cold_start else "false"
         directive = [{"Namespace": self.namespace, "Dimensions": [names],
-                      "Metrics": [{"Name": name, "Unit": unit} for name, unit in metrics]}]
+                      "Metrics": [{"Name": name, "Unit": unit} for name, unit, _ in metrics]}]
         members = f',"CloudWatchMetrics":{self._encode(directive)}}}'
         if dimensions:
             members += "," + self._encode(dimensions)[1:-1]
@@ -355,9 +362,14 @@ class EmfExporter(Exporter):
 def _copy_metrics(source: Mapping[str, object], table: tuple[tuple[str, str, str], ...]) -> list[Metric]:
     metrics = []
     for key, name, unit in table:
-        value = _number(source.get(key))
-        if value is not None:
-            metrics.append((name, unit, value))
+        value = source.get(key)
+        if value is None:
+            continue
+        if value.__class__ is float or value.__class__ is int:  # the usual case, _number's test inline
+            if -_MAX_METRIC_VALUE <= value <= _MAX_METRIC_VALUE:
+                metrics.append((name, unit, value))
+        elif (number := _number(value)) is not None:  # a subclass: its plain value
+            metrics.append((name, unit, float(number) if isinstance(number, float) else int(number)))
     return metrics
 
 
