@@ -912,7 +912,12 @@ class Pipeline:
 
     @property
     def pending_batches(self) -> int:
-        return len(self._own) + len(self._incoming) + max((len(c.pending) for c in self.channels), default=0)
+        # Read at the end of every invocation: a loop, not max() over a generator.
+        most = 0
+        for channel in self.channels:
+            if len(channel.pending) > most:
+                most = len(channel.pending)
+        return len(self._own) + len(self._incoming) + most
 
     # -- the flush ------------------------------------------------------------------
     def flush(self, budget_s: float) -> int:
