@@ -791,8 +791,9 @@ class SelfReporter:
         end = start + (duration or 0.0) / 1000.0
         end_time = iso_time(end)
         durations: dict[str, object] = {} if duration is None else {"durationMs": duration}
+        done_metrics: dict[str, object] = dict(durations)
         done: dict[str, object] = {"requestId": request_id, "status": measured.status, "source": SELF,
-                                   "metrics": dict(durations)}
+                                   "metrics": done_metrics}
         report_metrics: dict[str, object] = dict(durations)
         if self.memory_size_mb is not None:
             report_metrics["memorySizeMB"] = self.memory_size_mb
@@ -804,11 +805,16 @@ class SelfReporter:
                                      "metrics": report_metrics}
         if measured.error_type is not None:
             done["errorType"] = report["errorType"] = measured.error_type
+        end_ms = end * 1000.0
+        start_record: dict[str, object] = {"requestId": request_id, "version": self.function_version,
+                                           "source": SELF}
         return [
-            _event("platform.start", {"requestId": request_id, "version": self.function_version,
-                                      "source": SELF}, start),
-            _event("platform.runtimeDone", done, end, end_time),
-            _event("platform.report", report, end, end_time),
+            TelemetryEvent(iso_time(start), "platform.start", start_record, epoch_ms=start * 1000.0,
+                           request_id=request_id),
+            TelemetryEvent(end_time, "platform.runtimeDone", done, epoch_ms=end_ms, request_id=request_id,
+                           metrics=done_metrics),
+            TelemetryEvent(end_time, "platform.report", report, epoch_ms=end_ms, request_id=request_id,
+                           metrics=report_metrics),
         ]
 
     def amendment(self, measured: Measured, replace: bool = False) -> Callable[[list[TelemetryEvent]], None]:
@@ -825,16 +831,6 @@ class SelfReporter:
                 events.extend(self.records(measured))
 
         return add
-
-
-def _event(
-    type_: str, record: dict[str, object], epoch_s: float, time_text: str | None = None
-) -> TelemetryEvent:
-    request_id = record.get("requestId")
-    metrics = record.get("metrics")
-    return TelemetryEvent(time_text or iso_time(epoch_s), type_, record, epoch_ms=epoch_s * 1000.0,
-                          request_id=request_id if isinstance(request_id, str) else None,
-                          metrics=metrics if isinstance(metrics, dict) else None)
 
 
 class SourceArbiter:
