@@ -344,7 +344,9 @@ class HandlerPathClock:
         self._mark = time.perf_counter()
 
     def total_ms(self) -> float:
-        return round((self._spent + time.perf_counter() - self._mark) * 1000.0, 3)
+        # To the microsecond, as ``ms`` rounds; int() and a division cost half of round(x, 3),
+        # twice on every invocation's path.
+        return int((self._spent + time.perf_counter() - self._mark) * 1_000_000.0 + 0.5) / 1000.0
 
 
 class OverheadSettlement:
