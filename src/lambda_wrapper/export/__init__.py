@@ -19,7 +19,7 @@ import threading
 import time
 
 from .. import aws
-from ..instruments import LOSS, own_event
+from ..instruments import LOSS, iso_time, own_event
 from ..settings import emit
 from ..telemetry import UnreadableBatch, decode_batch
 
@@ -843,7 +843,8 @@ class Pipeline:
         Nothing is serialised or written here (the handler's thread): ``spool_own``
         does that off the handler's path. ``amend``, if given, runs on a list holding
         just this event, which it may change or extend, before any exporter sees it
-        (the spooled copy keeps the record as submitted).
+        (the spooled copy keeps the record as submitted). An event whose ``time`` is
+        empty gets it here from its ``epoch_ms``, off the submitter's path.
         """
         self._own.append((event, amend))
 
@@ -857,6 +858,8 @@ class Pipeline:
                 event, amend = own.popleft()
             except IndexError:  # another thread took the last one
                 break
+            if not event.time and event.epoch_ms is not None:
+                event.time = iso_time(event.epoch_ms / 1000.0)
             events.append(event)
             amends.append(amend)
         if not events:
