@@ -1,8 +1,9 @@
 """The CPU the wrapper adds to each warm invocation, on the handler's thread and on ours, on the RIE.
 
-Each environment is fresh: ``WARM_UP`` invocations are left out, then the function
-(``bench/functions/app.py``, printing ``--lines`` lines) is invoked ``--invokes`` times
-back to back while the CPU time of every thread of the runtime process is read from
+Each round starts a fresh environment per variant, side by side: ``WARM_UP``
+invocations are left out, then the function (``bench/functions/app.py``, printing
+``--lines`` lines) is invoked ``--invokes`` times in each, the variants in turn, while
+the CPU time of every thread of each runtime process is read from
 ``/proc/<pid>/task/*/schedstat`` before and after. Enough invocations run for the
 extension's periodic flushes (about one a second under dense traffic) to fall inside
 the window, so their cost is shared out over the invocations it covers, as it is in
@@ -10,10 +11,10 @@ service. Per invocation: the main thread's CPU (where awslambdaric calls the han
 and where the supervisor's work shows), the other threads' (the extension's event loop
 and its flushes, the listener, the watchdog), and the RIE's reported duration.
 
-Bare and the wrapper's defaults alternate within each round (``--against DIR`` adds the
-defaults with another layer tree, e.g. a build of an earlier commit), so every variant
-sees the same machine load; the figures are medians over rounds of each round's
-difference from bare.
+The variants are bare and the wrapper's defaults (``--against DIR`` adds the defaults
+with another layer tree, e.g. a build of an earlier commit); invoked in turn, they see
+the same machine load. The figures are medians over rounds of each round's difference
+from bare.
 
 ``.venv/bin/python -m bench.measure_warm_cpu [--rounds 7] [--invokes 3000] [--lines 0] [--against DIR]``
 """
@@ -43,33 +44,45 @@ def thread_cpu_ns(pid: int) -> dict[int, int]:
     return found
 
 
-def one_environment(layer: Path | None, invokes: int, lines: int) -> dict[str, float]:
-    """µs per warm invocation: main thread, other threads, and the RIE's duration."""
-    env = WRAPPER_DEFAULT.environment("http://127.0.0.1:9") if layer is not None else {}
-    spec = EnvironmentSpec(task_root(), BARE.handler, layer, env, memory_mb=MEMORY_MB)
+def one_round(layers: dict[str, Path | None], invokes: int, lines: int) -> dict[str, dict[str, float]]:
+    """µs per warm invocation of each variant: main thread, other threads, the RIE's duration.
+
+    The environments live side by side and are invoked in turn (A B C A B C ...), so a
+    busy phase of the shared machine hits all of them alike."""
     payload = json.dumps({"lines": lines}).encode()
-    environment = start_environment("rie", spec)
+    environments = {}
     try:
-        for _ in range(WARM_UP):
-            environment.invoke(payload)
-        pid = runtime_pid(environment.runtime_pid_roots())
-        if pid is None:
-            raise RuntimeError("the runtime process was not found")
-        before = thread_cpu_ns(pid)
+        for name, layer in layers.items():
+            env = WRAPPER_DEFAULT.environment("http://127.0.0.1:9") if layer is not None else {}
+            spec = EnvironmentSpec(task_root(), BARE.handler, layer, env, memory_mb=MEMORY_MB)
+            environments[name] = start_environment("rie", spec)
+        pids = {}
+        for name, environment in environments.items():
+            for _ in range(WARM_UP):
+                environment.invoke(payload)
+            pid = runtime_pid(environment.runtime_pid_roots())
+            if pid is None:
+                raise RuntimeError(f"{name}: the runtime process was not found")
+            pids[name] = pid
+        before = {name: thread_cpu_ns(pid) for name, pid in pids.items()}
         for _ in range(invokes):
-            if not environment.invoke(payload).ok:
-                raise RuntimeError("an invocation failed")
-        after = thread_cpu_ns(pid)
+            for name, environment in environments.items():
+                if not environment.invoke(payload).ok:
+                    raise RuntimeError(f"{name}: an invocation failed")
+        after = {name: thread_cpu_ns(pid) for name, pid in pids.items()}
     finally:
-        observations = environment.stop()
-    main = after[pid] - before.get(pid, 0)
-    others = sum(after[tid] - before.get(tid, 0) for tid in after if tid != pid)
-    warm = observations.invocations[-invokes:]
-    return {
-        "main": main / invokes / 1000.0,
-        "other": others / invokes / 1000.0,
-        "duration": sum(float(i.report_ms or 0.0) for i in warm) / invokes * 1000.0,
-    }
+        observations = {name: environment.stop() for name, environment in environments.items()}
+    results = {}
+    for name, pid in pids.items():
+        main = after[name][pid] - before[name].get(pid, 0)
+        others = sum(ns - before[name].get(tid, 0) for tid, ns in after[name].items() if tid != pid)
+        warm = observations[name].invocations[-invokes:]
+        results[name] = {
+            "main": main / invokes / 1000.0,
+            "other": others / invokes / 1000.0,
+            "duration": sum(float(i.report_ms or 0.0) for i in warm) / invokes * 1000.0,
+        }
+    return results
 
 
 def main() -> int:
@@ -86,10 +99,9 @@ def main() -> int:
     if args.against is not None:
         layers["against"] = args.against.resolve()
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in layers}
-    for round_number in range(args.rounds):
-        order = list(layers) if round_number % 2 == 0 else list(reversed(layers))
-        for name in order:
-            runs[name].append(one_environment(layers[name], args.invokes, args.lines))
+    for _ in range(args.rounds):
+        for name, result in one_round(layers, args.invokes, args.lines).items():
+            runs[name].append(result)
     print(f"{args.invokes} warm invocations per environment, {args.lines} lines each, {args.rounds} rounds; "
           "µs per invocation, medians (added: of each round's difference from bare)")
     keys = ("main", "other", "duration")

@@ -154,8 +154,8 @@ class EmfExporter(Exporter):
         self.documents_written = 0
         self._encode = json.JSONEncoder(separators=(",", ":")).encode
         self._quote = json.encoder.encode_basestring_ascii  # a JSON string, as json.dumps writes it
-        # What a document holds before its timestamp and after it up to its values, per
-        # (ColdStart dimension, metric names and units): the same few shapes every time.
+        # What a document holds after its timestamp up to its values, per shape (ColdStart
+        # dimension, metric names): the same few shapes every time.
         self._frames: dict[tuple[bool | None, tuple[str, ...]], str] = {}
 
     def prepare(self) -> None:
