@@ -1013,11 +1013,13 @@ class Pipeline:
                 events = self._decode(body)
                 if events and events[-1].epoch_ms is not None:
                     self.listener_lag_ms = max(0.0, arrived * 1000.0 - events[-1].epoch_ms)
+                if arbiter is not None:
+                    # The platform's records are in its batches only: ours hold our own
+                    # records and self records, which the arbiter always keeps.
+                    events = arbiter.filter(events)
             else:
                 events = amended(own, amends)
                 self.stats.events += len(events)
-            if arbiter is not None:
-                events = arbiter.filter(events)
             for channel, seq in zip(self.channels, seqs, strict=True):
                 channel.pending.append((seq, events))
             added += len(events)
