@@ -32,8 +32,11 @@ ENV = {
 }
 
 
+PIPE_BUF = 4096
+
+
 class Lines(io.StringIO):
-    """A stream that keeps each write separately, to check one document per write."""
+    """A stream that keeps each write separately, to check that every write is whole lines."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -45,13 +48,26 @@ class Lines(io.StringIO):
 
     @property
     def documents(self) -> list[dict]:
-        return [validated(line) for line in self.writes]
+        return [document for text in self.writes for document in written(text)]
+
+
+def written(text: str) -> list[dict]:
+    """The documents of one write: whole lines, and no more than a pipe keeps together
+    (PIPE_BUF bytes) unless it is one document alone."""
+    assert text.endswith("\n"), "a write ends with a whole line"
+    lines = text.splitlines(keepends=True)
+    assert len(lines) == 1 or len(text.encode()) <= PIPE_BUF, "several documents in one write past PIPE_BUF"
+    return [validated(line) for line in lines]
 
 
 def validated(line: str) -> dict:
     """Parse one written line and check it against the EMF specification."""
-    assert line.endswith("\n") and line.count("\n") == 1, "one document per write, one line each"
+    assert line.endswith("\n") and line.count("\n") == 1, "one document per line"
     document = json.loads(line, parse_constant=_reject_constant)
+    # Compact JSON, ``_aws`` first, each member once (a repeated key would not survive
+    # the round trip): the exporter joins cached text, not a serialised dict.
+    assert line == json.dumps(document, separators=(",", ":")) + "\n"
+    assert next(iter(document)) == "_aws"
     VALIDATOR.validate(document)
     for directive in document["_aws"]["CloudWatchMetrics"]:
         names = [metric["Name"] for metric in directive["Metrics"]]
@@ -273,6 +289,31 @@ def test_a_realistic_sequence_gives_the_expected_metrics() -> None:
     assert all(d["FunctionName"] == "orders" for d in documents)
 
 
+def test_metric_values_are_written_as_plain_json_numbers() -> None:
+    """Records made in process can hold int and float subclasses: their plain value is the
+    metric; booleans, NaN and infinities are not metrics."""
+    import enum
+
+    class Size(enum.IntEnum):
+        USED = 64
+
+    class Milliseconds(float):
+        def __repr__(self) -> str:
+            return f"Milliseconds({float(self)})"
+
+    stream = Lines()
+    metrics = {"durationMs": Milliseconds(2.0), "memorySizeMB": 128, "maxMemoryUsedMB": Size.USED,
+               "billedDurationMs": True, "initDurationMs": float("nan"), "restoreDurationMs": float("inf")}
+    record = {"requestId": "r", "metrics": metrics}
+    report = TelemetryEvent("2024-05-01T10:00:00.000Z", "platform.report", record,
+                            epoch_ms=1714557600000.0, request_id="r", metrics=metrics)
+    exporter(stream).export([report], 0.0)
+    [document] = stream.documents
+    assert (document["Duration"], document["MaxMemoryUsed"], document["MemoryUtilization"]) == (2.0, 64, 50.0)
+    assert not {"BilledDuration", "InitDuration", "RestoreDuration"} & set(document)
+    assert '"Duration":2.0,' in stream.writes[0] and '"MaxMemoryUsed":64,' in stream.writes[0]
+
+
 def test_timestamp_is_the_event_time_in_ms() -> None:
     stream = Lines()
     report = event(
@@ -307,7 +348,9 @@ def test_our_lines_come_back_as_our_own_and_are_skipped() -> None:
     assert is_own_diagnostic(echoed, emf_namespaces={"LambdaWrapper"})
 
 
-def test_default_output_is_one_os_write_per_document_on_fd_1(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_output_is_whole_lines_on_fd_1_few_writes_each_within_pipe_buf(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     calls: list[tuple[int, bytes]] = []
 
     def fake_write(fd: int, data: bytes) -> int:
@@ -316,10 +359,17 @@ def test_default_output_is_one_os_write_per_document_on_fd_1(monkeypatch: pytest
 
     monkeypatch.setattr(emf_module.os, "write", fake_write)
     emf = EmfExporter("LambdaWrapper", metadata=FunctionMetadata(ENV), environ=ENV)
-    emf.export([batch_event for batch in invocation_sequence() for batch_event in batch], 0.0)
+    events = [batch_event for batch in invocation_sequence() for batch_event in batch]
+    reports = [event("platform.report", {"requestId": f"r{n}", "metrics": {"durationMs": 2.0}})
+               for n in range(40)]
+    emf.export(events + reports, 0.0)
     assert calls and all(fd == 1 for fd, _ in calls)
-    for _, data in calls:
-        validated(data.decode())
+    documents = [document for _, data in calls for document in written(data.decode())]
+    assert len(documents) == emf.documents_written
+    # Every write is a system call: documents share them, as many as PIPE_BUF allows.
+    total = sum(len(data) for _, data in calls)
+    assert len(calls) <= total // (PIPE_BUF // 2) + 1 < len(documents)
+    assert [d["requestId"] for d in documents[-40:]] == [f"r{n}" for n in range(40)]
 
 
 def test_a_broken_stdout_is_a_permanent_error() -> None:

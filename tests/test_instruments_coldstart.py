@@ -124,6 +124,17 @@ def test_init_record_breaks_init_down() -> None:
 
 def test_own_event_time_is_telemetry_style() -> None:
     assert iso_time(1795706416.0019) == "2026-11-26T15:20:16.001Z"
+    # Each second's text is formatted once and reused: times in any order, across
+    # second, day and year boundaries, still each get their own.
+    for epoch_s, text in [
+        (1795706416.999, "2026-11-26T15:20:16.999Z"),
+        (1795706417.0, "2026-11-26T15:20:17.000Z"),
+        (1795706416.25, "2026-11-26T15:20:16.250Z"),
+        (1798761599.5, "2026-12-31T23:59:59.500Z"),
+        (1798761600.001, "2027-01-01T00:00:00.001Z"),
+        (1798761600.002, "2027-01-01T00:00:00.002Z"),
+    ]:
+        assert iso_time(epoch_s) == text
     event = own_event(INVOCATION, {"requestId": "r"}, "r", epoch_s=1795706416.5)
     assert (event.time, event.type, event.request_id, event.epoch_ms) == (
         "2026-11-26T15:20:16.500Z",

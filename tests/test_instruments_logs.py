@@ -59,6 +59,21 @@ def test_lambda_log_level_is_read_like_awslambdaric(name: str, level: int | None
     assert logs.lambda_log_level(name) == level
 
 
+def test_each_invocation_has_its_own_trace_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    other = "Root=1-5bef4de7-00000000000000000000000b;Parent=9a9197af755a6419;Sampled=1"
+    try:
+        for header, root in ((TRACE_HEADER, "1-5bef4de7-ad49b0e87f6ef6c87fc2e700"),
+                             (other, "1-5bef4de7-00000000000000000000000b")):
+            monkeypatch.setenv("_X_AMZN_TRACE_ID", header)  # as awslambdaric sets it per invoke
+            CURRENT.invocation_starts("req", False)
+            assert CURRENT.xray_trace_id == root and CURRENT.fields()["xrayTraceId"] == root
+        monkeypatch.delenv("_X_AMZN_TRACE_ID")
+        CURRENT.invocation_starts("req", False)
+        assert CURRENT.xray_trace_id is None and "xrayTraceId" not in CURRENT.fields()
+    finally:
+        CURRENT.request_id = CURRENT.cold_start = None
+
+
 def test_formatter_renders_one_flat_json_object() -> None:
     formatter = logs.LambdaJsonFormatter(frame_types={20: b"\xa5\x5a\x00\x0e"})
     record = logging.LogRecord("shop", logging.INFO, __file__, 1, "paid %s", ("EUR",), None)

@@ -68,6 +68,26 @@ def test_records_go_before_the_extension_hears_the_handler_is_done() -> None:
     assert supervisor.invocations == 2
 
 
+def test_the_deadline_is_awslambdarics_own() -> None:
+    """The deadline header awslambdaric's context holds, as it came: a deadline already
+    past is still that instant, not "now" from the time remaining (which stops at 0)."""
+    from awslambdaric.lambda_context import LambdaContext
+
+    seen: list[int | None] = []
+
+    class Observer:
+        def invocation_started(self, request_id: str, deadline_ms: int | None) -> None:
+            seen.append(deadline_ms)
+
+        def invocation_finished(self, request_id: str, duration_ms: float, error: object) -> None:
+            pass
+
+    deadline = int(time.time() * 1000) - 5000
+    handler = wrap_handler(lambda event, ctx: None, Observer())
+    handler({}, LambdaContext("r1", None, None, deadline))
+    assert seen == [deadline]
+
+
 def test_a_failing_instrument_never_reaches_the_function(capsys: pytest.CaptureFixture[str]) -> None:
     supervisor, extension = supervised()
 

@@ -6,6 +6,8 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +131,59 @@ def test_a_sink_that_refuses_makes_the_listener_refuse() -> None:
     serve(instance)
     assert post(instance.port, b"[3]") == 503
     assert instance.stats.refused_full == 1 and instance.stats.batches == 0
+
+
+def _kill(thread: threading.Thread | None, ended: Callable[[], bool]) -> None:
+    """As the fault suite kills our threads: SystemExit raised into it until its loop has
+    ended (the first one may land in a handler that catches it), then no more, so that
+    none lands in the thread's exception hook."""
+    import ctypes
+
+    assert thread is not None and thread.ident is not None
+    until = time.monotonic() + 5
+    while not ended() and time.monotonic() < until:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(SystemExit))
+        time.sleep(0.002)
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the kill
+def test_a_killed_listener_or_event_loop_is_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The supervisor's per-invocation check reads flags the threads clear as they end,
+    not ``Thread.is_alive``: a thread killed by an exception raised into it still ends
+    with its flag down, and is started again, once."""
+    from lambda_wrapper.export import Pipeline
+    from lambda_wrapper.export.file import FileExporter
+    from lambda_wrapper.extension import InternalExtension, Registration
+    from lambda_wrapper.settings import Settings
+
+    monkeypatch.setenv("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")  # nothing answers: the loop keeps asking
+    pipeline = Pipeline([FileExporter(str(tmp_path / "out.ndjson"))], str(tmp_path / "spool"), 1 << 20)
+    extension = InternalExtension(Settings({}), pipeline, ["platform"])
+    extension.registration = Registration("test", "id", [], {})
+    extension._connection = HttpConnection("127.0.0.1:9")
+    extension.listener.bind("127.0.0.1", 0)
+    extension.start_listener()
+    # Phase one's thread goes on into the event loop once registered: that thread alone.
+    extension._loop_running = True
+    extension._spawn(extension._event_loop, "lambda-wrapper-extension")
+    loop, listener = extension._threads[0], extension._listener_thread
+    assert listener is not None
+    try:
+        extension.ensure_running()  # both alive: nothing to do
+        assert (extension._threads[0], extension._listener_thread) == (loop, listener)
+        _kill(loop, lambda: not extension._loop_running)
+        _kill(listener, lambda: not extension.listener.serving)
+        extension.ensure_running()
+        loop, listener = extension._threads[0], extension._listener_thread
+        assert listener is not None and loop.is_alive() and listener.is_alive()
+        extension.ensure_running()  # alive again: no second thread
+        assert (extension._threads[0], extension._listener_thread) == (loop, listener)
+        err = capsys.readouterr().err
+        assert err.count('"extension_restarted"') == 1 and err.count('"listener_restarted"') == 1
+    finally:  # a live thread named like ours would make later tests see an extension here
+        _kill(loop, lambda: not extension._loop_running)
+        _kill(listener, lambda: not extension.listener.serving)

@@ -728,6 +728,9 @@ class TelemetryListener:
         self._connections: dict[int, _Connection] = {}
         self._wakeups: dict[int, Callable[[bytes], None]] = {}
         self._arrival = threading.Condition(self._lock)
+        # False once ``serve_forever`` has ended, however: the supervisor reads it on the
+        # handler's thread, twice an invocation, where ``Thread.is_alive`` costs three calls.
+        self.serving = False
 
     # -- set-up -----------------------------------------------------------------
     def bind(self, host: str, preferred_port: int) -> int:
@@ -762,7 +765,12 @@ class TelemetryListener:
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="lambda-wrapper-listener", daemon=True)
-        thread.start()
+        self.serving = True  # before the thread runs: a restart must not start a second one
+        try:
+            thread.start()
+        except BaseException:
+            self.serving = False
+            raise
         return thread
 
     # -- consumer side ----------------------------------------------------------
@@ -775,19 +783,22 @@ class TelemetryListener:
 
     # -- the loop ---------------------------------------------------------------
     def serve_forever(self) -> None:
-        while True:
-            try:
-                for fd, _ in self._poller.poll(1000):
-                    connection = self._connections.get(fd)
-                    if connection is not None:
-                        self._on_readable(connection)
-                    elif fd in self._wakeups:
-                        self._on_wakeup(fd)
-                    elif self._server is not None and fd == self._server.fileno():
-                        self._accept()
-                self._close_idle()
-            except BaseException:  # even SystemExit: the platform needs this thread
-                time.sleep(0.01)
+        try:
+            while True:
+                try:
+                    for fd, _ in self._poller.poll(1000):
+                        connection = self._connections.get(fd)
+                        if connection is not None:
+                            self._on_readable(connection)
+                        elif fd in self._wakeups:
+                            self._on_wakeup(fd)
+                        elif self._server is not None and fd == self._server.fileno():
+                            self._accept()
+                    self._close_idle()
+                except BaseException:  # even SystemExit: the platform needs this thread
+                    time.sleep(0.01)
+        finally:  # an exception raised into the handler above ends it: say so first thing
+            self.serving = False
 
     def _on_wakeup(self, fd: int) -> None:
         try:
@@ -1100,6 +1111,8 @@ class InternalExtension:
         self._recovered = False
         self._listener_thread: threading.Thread | None = None
         self._phase_one_done = False
+        # False once the event loop has ended, however (as ``TelemetryListener.serving``).
+        self._loop_running = False
 
     # -- phase one ----------------------------------------------------------------
     def register(self) -> bool:
@@ -1131,23 +1144,31 @@ class InternalExtension:
         ``registered()`` waits for its outcome, ``release()`` starts phase two."""
         self._registered = threading.Event()
         self._released = threading.Event()
-        self._spawn(self._phase_one_then_run, "lambda-wrapper-extension")
+        self._loop_running = True  # the thread goes on into the event loop
+        try:
+            self._spawn(self._phase_one_then_run, "lambda-wrapper-extension")
+        except BaseException:
+            self._loop_running = False
+            raise
 
     def _phase_one_then_run(self) -> None:
         registered = False
         try:
-            registered = self.register()
+            try:
+                registered = self.register()
+                if registered:
+                    self.start_listener()
+            except BaseException as exc:  # even SystemExit: the main thread waits for the outcome
+                registered = False
+                emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
+            finally:
+                self._phase_one_done = registered
+                self._registered.set()
             if registered:
-                self.start_listener()
-        except BaseException as exc:  # even SystemExit: the main thread waits for the outcome
-            registered = False
-            emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
+                self._released.wait()
+                self._event_loop()
         finally:
-            self._phase_one_done = registered
-            self._registered.set()
-        if registered:
-            self._released.wait()
-            self._event_loop()
+            self._loop_running = False
 
     def registered(self) -> bool:
         """Wait for phase one (``begin``); whether the extension registered and listens."""
@@ -1233,19 +1254,23 @@ class InternalExtension:
     def _event_loop(self) -> None:
         assert self.registration is not None
         failures = 0
-        while True:
-            try:
-                event = next_event(self._connection, self.registration.extension_id, self._work_while_waiting)
-                failures = 0
-                if event.is_invoke:
-                    self._on_invoke(event)
-            except BaseException as exc:  # even SystemExit: this thread must live
-                # The platform waits for our /next on every invoke: never stop asking.
-                failures += 1
-                if failures == 1:
-                    emit("warning", "extension_next_failed", f"/event/next failed: {exc!r}")
-                self._connection.close()
-                time.sleep(min(1.0, 0.01 * failures))
+        try:
+            while True:
+                try:
+                    event = next_event(self._connection, self.registration.extension_id,
+                                       self._work_while_waiting)
+                    failures = 0
+                    if event.is_invoke:
+                        self._on_invoke(event)
+                except BaseException as exc:  # even SystemExit: this thread must live
+                    # The platform waits for our /next on every invoke: never stop asking.
+                    failures += 1
+                    if failures == 1:
+                        emit("warning", "extension_next_failed", f"/event/next failed: {exc!r}")
+                    self._connection.close()
+                    time.sleep(min(1.0, 0.01 * failures))
+        finally:  # an exception raised into the handler above ends it: say so first thing
+            self._loop_running = False
 
     def _on_invoke(self, event: PlatformEvent) -> None:
         """Decide now whether this invocation ends with a flush; if not, return at once.
@@ -1296,9 +1321,12 @@ class InternalExtension:
 
     # -- in-process signals from the supervisor ---------------------------------------
     def handler_started(self, request_id: str) -> None:
-        self._handler_done.clear()
+        # Registered for no events (background), no /event/next answer waits for the
+        # handler: the "handler done" signal has no reader, and costs the handler nothing.
         if self.background:
             self.policy.invocation_started()
+        else:
+            self._handler_done.clear()
 
     def ensure_running(self) -> None:
         """Restart a dead event loop or listener (cheap check; the supervisor calls it
@@ -1307,21 +1335,27 @@ class InternalExtension:
         The platform waits for our ``/event/next`` on every invocation when we are
         registered for INVOKE: a dead loop would turn every invocation into a timeout.
         """
-        loop = self._threads[0] if self._threads else None
-        if loop is not None and not loop.is_alive() and self.registration is not None:
+        # Flags, not Thread.is_alive: this runs twice on every invocation's path.
+        if not self._loop_running and self._threads and self.registration is not None:
             self._connection.close()
             self._connection = HttpConnection(self._api)
             thread = threading.Thread(target=self._event_loop, name="lambda-wrapper-extension", daemon=True)
-            thread.start()
+            self._loop_running = True
+            try:
+                thread.start()
+            except BaseException:
+                self._loop_running = False  # not started: the next check tries again
+                raise
             self._threads[0] = thread
             emit("warning", "extension_restarted", "the event loop stopped; restarted")
-        if self._listener_thread is not None and not self._listener_thread.is_alive():
+        if self._listener_thread is not None and not self.listener.serving:
             self._listener_thread = self.listener.start()
             emit("warning", "listener_restarted", "the telemetry listener had stopped; restarted")
 
     def handler_finished(self, request_id: str) -> None:
-        self._handler_done.set()
-        if self.background and self.policy.due(self.pipeline.pending_batches, self.pipeline.unflushed_bytes):
+        if not self.background:
+            self._handler_done.set()
+        elif self.policy.due(self.pipeline.pending_batches, self.pipeline.unflushed_bytes):
             self._wake_event_loop()
 
     def _receive(self, body: bytes) -> None:

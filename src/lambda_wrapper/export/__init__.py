@@ -19,7 +19,7 @@ import threading
 import time
 
 from .. import aws
-from ..instruments import LOSS, own_event
+from ..instruments import LOSS, iso_time, own_event
 from ..settings import emit
 from ..telemetry import UnreadableBatch, decode_batch
 
@@ -843,7 +843,8 @@ class Pipeline:
         Nothing is serialised or written here (the handler's thread): ``spool_own``
         does that off the handler's path. ``amend``, if given, runs on a list holding
         just this event, which it may change or extend, before any exporter sees it
-        (the spooled copy keeps the record as submitted).
+        (the spooled copy keeps the record as submitted). An event whose ``time`` is
+        empty gets it here from its ``epoch_ms``, off the submitter's path.
         """
         self._own.append((event, amend))
 
@@ -857,6 +858,8 @@ class Pipeline:
                 event, amend = own.popleft()
             except IndexError:  # another thread took the last one
                 break
+            if not event.time and event.epoch_ms is not None:
+                event.time = iso_time(event.epoch_ms / 1000.0)
             events.append(event)
             amends.append(amend)
         if not events:
@@ -912,7 +915,12 @@ class Pipeline:
 
     @property
     def pending_batches(self) -> int:
-        return len(self._own) + len(self._incoming) + max((len(c.pending) for c in self.channels), default=0)
+        # Read at the end of every invocation: a loop, not max() over a generator.
+        most = 0
+        for channel in self.channels:
+            if len(channel.pending) > most:
+                most = len(channel.pending)
+        return len(self._own) + len(self._incoming) + most
 
     # -- the flush ------------------------------------------------------------------
     def flush(self, budget_s: float) -> int:
@@ -1005,11 +1013,13 @@ class Pipeline:
                 events = self._decode(body)
                 if events and events[-1].epoch_ms is not None:
                     self.listener_lag_ms = max(0.0, arrived * 1000.0 - events[-1].epoch_ms)
+                if arbiter is not None:
+                    # The platform's records are in its batches only: ours hold our own
+                    # records and self records, which the arbiter always keeps.
+                    events = arbiter.filter(events)
             else:
                 events = amended(own, amends)
                 self.stats.events += len(events)
-            if arbiter is not None:
-                events = arbiter.filter(events)
             for channel, seq in zip(self.channels, seqs, strict=True):
                 channel.pending.append((seq, events))
             added += len(events)

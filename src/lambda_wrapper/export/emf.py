@@ -1,6 +1,7 @@
 """The ``emf`` exporter: per-invocation metrics in CloudWatch Embedded Metric Format.
 
-Each document is one JSON line written to the runtime's stdout with a single write;
+Each document is one JSON line written to the runtime's stdout, whole lines in each
+write and several to a write up to ``PIPE_BUF`` bytes, which a pipe keeps together;
 CloudWatch Logs turns it into metrics with no API call and no network on our side.
 The line comes back to us as a ``function`` record, and the pipeline skips it by its
 namespace.
@@ -51,6 +52,7 @@ UNKNOWN = "unknown"
 _MAX_DIMENSION_VALUE = 1024
 _MAX_METRIC_VALUE = 2.0**360
 _MAX_TIMESTAMP_MS = 253_402_300_800_000  # 10000-01-01
+_WRITE_BYTES = 4096  # PIPE_BUF on Linux: the largest write a pipe keeps whole
 
 # (record key, metric name, unit) for platform.report metrics that are copied as they are.
 _REPORT_METRICS = (
@@ -150,6 +152,11 @@ class EmfExporter(Exporter):
         self._stream = stream
         self._invocations = InvocationClassifier()
         self.documents_written = 0
+        self._encode = json.JSONEncoder(separators=(",", ":")).encode
+        self._quote = json.encoder.encode_basestring_ascii  # a JSON string, as json.dumps writes it
+        # What a document holds after its timestamp up to its values, per shape (ColdStart
+        # dimension, metric names): the same few shapes every time.
+        self._frames: dict[tuple[bool | None, tuple[str, ...]], str] = {}
 
     def prepare(self) -> None:
         pass  # nothing to set up
@@ -181,9 +188,20 @@ class EmfExporter(Exporter):
                 continue
             if line is not None:
                 lines.append(line)
+        # One write per chunk of whole lines: a write to a pipe of at most PIPE_BUF bytes is
+        # never interleaved with other threads' output, and every write costs a system call.
+        chunk: list[str] = []
+        size = 0
         for line in lines:
-            self._write(line + "\n")
-            self.documents_written += 1
+            if chunk and size + len(line) >= _WRITE_BYTES:
+                self._write("\n".join(chunk) + "\n")
+                self.documents_written += len(chunk)
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line) + 1
+        if chunk:
+            self._write("\n".join(chunk) + "\n")
+            self.documents_written += len(chunk)
 
     # -- documents -----------------------------------------------------------------
 
@@ -277,8 +295,37 @@ class EmfExporter(Exporter):
         properties: Mapping[str, object],
         cold_start: bool | None,
     ) -> str | None:
+        """The document as one compact JSON line, as ``json.dumps`` would write it:
+        ``_aws`` (timestamp, then the metric directive), the dimensions, the metric
+        values, the properties that are set.
+
+        Only the timestamp, values and properties change between documents of one shape,
+        so the rest is serialised once per shape (``_frame``) and the line is joined as
+        text. Metric and property names are this module's constants, which JSON writes
+        as they are; metric values are finite ``int`` and ``float`` (``_copy_metrics``),
+        whose repr is their JSON.
+        """
         if not metrics:
             return None
+        if "ColdStart" not in self.dimensions:
+            cold_start = None
+        # A metric's name gives its unit: the names make the shape.
+        shape = (cold_start, tuple([name for name, _, _ in metrics]))
+        frame = self._frames.get(shape)
+        if frame is None:
+            frame = self._frames[shape] = self._frame(cold_start, metrics)
+        epoch_ms = event.epoch_ms
+        # The decoder reads any year from 1 to 9999; CloudWatch wants "now, give or take".
+        if epoch_ms is None or not 0 <= epoch_ms < _MAX_TIMESTAMP_MS:
+            epoch_ms = time.time() * 1000
+        values = ",".join([f'"{name}":{value!r}' for name, _, value in metrics])
+        for key, value in properties.items():
+            if value is not None:
+                values += f',"{key}":{self._quote(value) if isinstance(value, str) else self._encode(value)}'
+        return f'{{"_aws":{{"Timestamp":{int(epoch_ms)}{frame},{values}}}'
+
+    def _frame(self, cold_start: bool | None, metrics: list[Metric]) -> str:
+        """The members of a document of this shape from after its timestamp to its values."""
         dimensions = dict(self._dimension_values)
         names = list(self.dimensions)
         if "ColdStart" in names:
@@ -286,27 +333,12 @@ class EmfExporter(Exporter):
                 names.remove("ColdStart")
             else:
                 dimensions["ColdStart"] = "true" if cold_start else "false"
-        epoch_ms = event.epoch_ms
-        # The decoder reads any year from 1 to 9999; CloudWatch wants "now, give or take".
-        if epoch_ms is None or not 0 <= epoch_ms < _MAX_TIMESTAMP_MS:
-            epoch_ms = time.time() * 1000
-        timestamp = int(epoch_ms)
-        document: dict[str, object] = {
-            "_aws": {
-                "Timestamp": timestamp,
-                "CloudWatchMetrics": [
-                    {
-                        "Namespace": self.namespace,
-                        "Dimensions": [names],
-                        "Metrics": [{"Name": name, "Unit": unit} for name, unit, _ in metrics],
-                    }
-                ],
-            },
-        }
-        document.update(dimensions)
-        document.update((name, value) for name, _, value in metrics)
-        document.update((key, value) for key, value in properties.items() if value is not None)
-        return json.dumps(document, separators=(",", ":"))
+        directive = [{"Namespace": self.namespace, "Dimensions": [names],
+                      "Metrics": [{"Name": name, "Unit": unit} for name, unit, _ in metrics]}]
+        members = f',"CloudWatchMetrics":{self._encode(directive)}}}'
+        if dimensions:
+            members += "," + self._encode(dimensions)[1:-1]
+        return members
 
     # -- output --------------------------------------------------------------------
 
@@ -317,7 +349,7 @@ class EmfExporter(Exporter):
                 self._stream.flush()
                 return
             # fd 1 itself, not sys.stdout: the user's code may have replaced or buffered
-            # sys.stdout, and one write keeps the line whole among other threads' output.
+            # sys.stdout, and one write keeps the lines whole among other threads' output.
             data = line.encode("utf-8")
             while data:
                 written = os.write(1, data)
@@ -330,9 +362,14 @@ class EmfExporter(Exporter):
 def _copy_metrics(source: Mapping[str, object], table: tuple[tuple[str, str, str], ...]) -> list[Metric]:
     metrics = []
     for key, name, unit in table:
-        value = _number(source.get(key))
-        if value is not None:
-            metrics.append((name, unit, value))
+        value = source.get(key)
+        if value is None:
+            continue
+        if value.__class__ is float or value.__class__ is int:  # the usual case, _number's test inline
+            if -_MAX_METRIC_VALUE <= value <= _MAX_METRIC_VALUE:
+                metrics.append((name, unit, value))
+        elif (number := _number(value)) is not None:  # a subclass: its plain value
+            metrics.append((name, unit, float(number) if isinstance(number, float) else int(number)))
     return metrics
 
 

@@ -94,11 +94,21 @@ def own_event(
     return TelemetryEvent(iso_time(now), type_, record, epoch_ms=now * 1000.0, request_id=request_id)
 
 
+# The last second ``iso_time`` formatted, and its text: records come many to a second, and
+# ``strftime`` is most of the cost. One tuple, replaced whole, so threads share it safely.
+_formatted_second: tuple[int, str] = (-1, "")
+
+
 def iso_time(epoch_s: float) -> str:
     """``2026-11-26T15:23:59.332Z``, the Telemetry API's own time format."""
+    global _formatted_second
     epoch_ms = int(epoch_s * 1000)
     seconds, millis = divmod(epoch_ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    second, text = _formatted_second
+    if second != seconds:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _formatted_second = (seconds, text)
+    return f"{text}.{millis:03d}Z"
 
 
 def ms(seconds: float) -> float:
@@ -120,20 +130,32 @@ def mib(size_bytes: float) -> float:
 
 
 class InvocationContext:
-    __slots__ = ("cold_start", "function_name", "function_version", "request_id", "xray_trace_id")
+    __slots__ = ("_xray_trace_id", "_xray_trace_read", "cold_start", "function_name", "function_version",
+                 "request_id")
 
     def __init__(self) -> None:
         self.function_name = os.environ.get(aws.FUNCTION_NAME)
         self.function_version = os.environ.get(aws.FUNCTION_VERSION)
         self.request_id: str | None = None
         self.cold_start: bool | None = None
-        self.xray_trace_id: str | None = None
+        self._xray_trace_id: str | None = None
+        self._xray_trace_read = True
 
     def invocation_starts(self, request_id: str, cold_start: bool) -> None:
         self.request_id = request_id or None
         self.cold_start = cold_start
-        # awslambdaric sets _X_AMZN_TRACE_ID from the invoke's header before calling us.
-        self.xray_trace_id = xray_root(os.environ.get(aws.TRACE_ID))
+        # Read on first use: only log lines want it, and the handler's path pays for
+        # nothing it does not use.
+        self._xray_trace_read = False
+
+    @property
+    def xray_trace_id(self) -> str | None:
+        """The invocation's X-Ray trace id: awslambdaric sets _X_AMZN_TRACE_ID from the
+        invoke's header before calling us."""
+        if not self._xray_trace_read:
+            self._xray_trace_id = xray_root(os.environ.get(aws.TRACE_ID))
+            self._xray_trace_read = True
+        return self._xray_trace_id
 
     def fields(self) -> dict[str, object]:
         """The context as log fields, named like Lambda's own JSON log format (``requestId``)."""
@@ -322,7 +344,9 @@ class HandlerPathClock:
         self._mark = time.perf_counter()
 
     def total_ms(self) -> float:
-        return round((self._spent + time.perf_counter() - self._mark) * 1000.0, 3)
+        # To the microsecond, like ``ms``, without round(x, 3)'s decimal conversion: this
+        # runs twice on every invocation's path.
+        return int((self._spent + time.perf_counter() - self._mark) * 1_000_000.0 + 0.5) / 1000.0
 
 
 class OverheadSettlement:
@@ -769,8 +793,9 @@ class SelfReporter:
         end = start + (duration or 0.0) / 1000.0
         end_time = iso_time(end)
         durations: dict[str, object] = {} if duration is None else {"durationMs": duration}
+        done_metrics: dict[str, object] = dict(durations)
         done: dict[str, object] = {"requestId": request_id, "status": measured.status, "source": SELF,
-                                   "metrics": dict(durations)}
+                                   "metrics": done_metrics}
         report_metrics: dict[str, object] = dict(durations)
         if self.memory_size_mb is not None:
             report_metrics["memorySizeMB"] = self.memory_size_mb
@@ -782,11 +807,16 @@ class SelfReporter:
                                      "metrics": report_metrics}
         if measured.error_type is not None:
             done["errorType"] = report["errorType"] = measured.error_type
+        end_ms = end * 1000.0
+        start_record: dict[str, object] = {"requestId": request_id, "version": self.function_version,
+                                           "source": SELF}
         return [
-            _event("platform.start", {"requestId": request_id, "version": self.function_version,
-                                      "source": SELF}, start),
-            _event("platform.runtimeDone", done, end, end_time),
-            _event("platform.report", report, end, end_time),
+            TelemetryEvent(iso_time(start), "platform.start", start_record, epoch_ms=start * 1000.0,
+                           request_id=request_id),
+            TelemetryEvent(end_time, "platform.runtimeDone", done, epoch_ms=end_ms, request_id=request_id,
+                           metrics=done_metrics),
+            TelemetryEvent(end_time, "platform.report", report, epoch_ms=end_ms, request_id=request_id,
+                           metrics=report_metrics),
         ]
 
     def amendment(self, measured: Measured, replace: bool = False) -> Callable[[list[TelemetryEvent]], None]:
@@ -803,16 +833,6 @@ class SelfReporter:
                 events.extend(self.records(measured))
 
         return add
-
-
-def _event(
-    type_: str, record: dict[str, object], epoch_s: float, time_text: str | None = None
-) -> TelemetryEvent:
-    request_id = record.get("requestId")
-    metrics = record.get("metrics")
-    return TelemetryEvent(time_text or iso_time(epoch_s), type_, record, epoch_ms=epoch_s * 1000.0,
-                          request_id=request_id if isinstance(request_id, str) else None,
-                          metrics=metrics if isinstance(metrics, dict) else None)
 
 
 class SourceArbiter:

@@ -41,6 +41,7 @@ from ..instruments import (
     rss_bytes,
 )
 from ..settings import Handover, Settings, emit, emit_once
+from ..telemetry import TelemetryEvent
 from .bootstrap import wrap_handler
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
@@ -406,7 +407,10 @@ class Supervisor:
         # The self records are made from this record, on the flush's thread.
         add_self_records = None if reporter is None or reported_timed_out else reporter.add_records
         settlement = OverheadSettlement(add_self_records)
-        extension.submit(own_event(INVOCATION, record, request_id), settlement.amend)
+        # No time text: the pipeline writes it from epoch_ms when it spools the record,
+        # off the handler's path.
+        event = TelemetryEvent("", INVOCATION, record, epoch_ms=time.time() * 1000.0, request_id=request_id)
+        extension.submit(event, settlement.amend)
         return settlement
 
     # -- warnings (called on the watchdog thread) --------------------------------------------

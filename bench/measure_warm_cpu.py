@@ -1,0 +1,120 @@
+"""The CPU the wrapper adds to each warm invocation, on the handler's thread and on ours, on the RIE.
+
+Each round starts a fresh environment per variant, side by side: ``WARM_UP``
+invocations are left out, then the function (``bench/functions/app.py``, printing
+``--lines`` lines) is invoked ``--invokes`` times in each, the variants in turn, while
+the CPU time of every thread of each runtime process is read from
+``/proc/<pid>/task/*/schedstat`` before and after. Enough invocations run for the
+extension's periodic flushes (about one a second under dense traffic) to fall inside
+the window, so their cost is shared out over the invocations it covers, as it is in
+service. Per invocation: the main thread's CPU (where awslambdaric calls the handler,
+and where the supervisor's work shows), the other threads' (the extension's event loop
+and its flushes, the listener, the watchdog), and the RIE's reported duration.
+
+The variants are bare and the wrapper's defaults (``--against DIR`` adds the defaults
+with another layer tree, e.g. a build of an earlier commit); invoked in turn, they see
+the same machine load. The figures are medians over rounds of each round's difference
+from bare.
+
+``.venv/bin/python -m bench.measure_warm_cpu [--rounds 7] [--invokes 3000] [--lines 0] [--against DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+from pathlib import Path
+
+from .layers import build_own_layer, task_root
+from .platforms import EnvironmentSpec, rie_unavailable_reason, runtime_pid, start_environment
+from .variants import BARE, WRAPPER_DEFAULT
+
+WARM_UP = 5
+MEMORY_MB = 1769  # the RIE limits no CPU: the size is only a number it passes on
+
+
+def thread_cpu_ns(pid: int) -> dict[int, int]:
+    """On-CPU time of each thread of ``pid`` so far, in ns."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            found[int(task.name)] = int((task / "schedstat").read_text().split()[0])
+    return found
+
+
+def one_round(layers: dict[str, Path | None], invokes: int, lines: int) -> dict[str, dict[str, float]]:
+    """µs per warm invocation of each variant: main thread, other threads, the RIE's duration.
+
+    The environments live side by side and are invoked in turn (A B C A B C ...), so a
+    busy phase of the shared machine hits all of them alike."""
+    payload = json.dumps({"lines": lines}).encode()
+    environments = {}
+    try:
+        for name, layer in layers.items():
+            env = WRAPPER_DEFAULT.environment("http://127.0.0.1:9") if layer is not None else {}
+            spec = EnvironmentSpec(task_root(), BARE.handler, layer, env, memory_mb=MEMORY_MB)
+            environments[name] = start_environment("rie", spec)
+        pids = {}
+        for name, environment in environments.items():
+            for _ in range(WARM_UP):
+                environment.invoke(payload)
+            pid = runtime_pid(environment.runtime_pid_roots())
+            if pid is None:
+                raise RuntimeError(f"{name}: the runtime process was not found")
+            pids[name] = pid
+        before = {name: thread_cpu_ns(pid) for name, pid in pids.items()}
+        for _ in range(invokes):
+            for name, environment in environments.items():
+                if not environment.invoke(payload).ok:
+                    raise RuntimeError(f"{name}: an invocation failed")
+        after = {name: thread_cpu_ns(pid) for name, pid in pids.items()}
+    finally:
+        observations = {name: environment.stop() for name, environment in environments.items()}
+    results = {}
+    for name, pid in pids.items():
+        main = after[name][pid] - before[name].get(pid, 0)
+        others = sum(ns - before[name].get(tid, 0) for tid, ns in after[name].items() if tid != pid)
+        warm = observations[name].invocations[-invokes:]
+        results[name] = {
+            "main": main / invokes / 1000.0,
+            "other": others / invokes / 1000.0,
+            "duration": sum(float(i.report_ms or 0.0) for i in warm) / invokes * 1000.0,
+        }
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--invokes", type=int, default=3000)
+    parser.add_argument("--lines", type=int, default=0, help="lines the function prints per invocation")
+    parser.add_argument("--against", type=Path, help="another layer tree to run with the defaults")
+    args = parser.parse_args()
+    reason = rie_unavailable_reason()
+    if reason:
+        raise SystemExit(reason)
+    layers: dict[str, Path | None] = {"bare": None, "defaults": build_own_layer().path}
+    if args.against is not None:
+        layers["against"] = args.against.resolve()
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in layers}
+    for _ in range(args.rounds):
+        for name, result in one_round(layers, args.invokes, args.lines).items():
+            runs[name].append(result)
+    print(f"{args.invokes} warm invocations per environment, {args.lines} lines each, {args.rounds} rounds; "
+          "µs per invocation, medians (added: of each round's difference from bare)")
+    keys = ("main", "other", "duration")
+    for name, results in runs.items():
+        pairs = list(zip(results, runs["bare"], strict=True))
+        figures = {key: statistics.median(run[key] for run in results) for key in keys}
+        added = {key: statistics.median(run[key] - bare[key] for run, bare in pairs) for key in keys}
+        print(f"{name:9s} main thread {figures['main']:7.1f}  other threads {figures['other']:6.1f}  "
+              f"duration {figures['duration']:7.1f}  | added: main {added['main']:+6.1f}  other "
+              f"{added['other']:+6.1f}  total {added['main'] + added['other']:+6.1f}  duration "
+              f"{added['duration']:+6.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
