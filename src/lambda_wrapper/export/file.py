@@ -17,9 +17,12 @@ from . import Exporter, let_the_listener_in
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+    from typing import TypeVar
 
     from ..telemetry import TelemetryEvent
+
+    _Line = TypeVar("_Line", str, "str | None")
 
 
 # One encoder for every line: json.dumps given options builds a new encoder per call,
@@ -46,35 +49,54 @@ def _log_line(event: TelemetryEvent) -> str | None:
 
 
 def _log_lines(events: Sequence[TelemetryEvent]) -> list[str | None]:
+    """``_lines`` with None for every event that is not a log line."""
+    return _lines(events, _not_a_log_line)
+
+
+def _not_a_log_line(event: TelemetryEvent) -> None:
+    return None
+
+
+def _lines(events: Sequence[TelemetryEvent], other: Callable[[TelemetryEvent], _Line]) -> list[_Line]:
     """The encoding of ``event.to_output()`` for each log line, assembled without
-    building the dict (a third of the generic encoding's cost); None for any other
-    event. The keys and their order are ``to_output``'s, the escaping the encoder's."""
-    lines: list[str | None] = []
+    building the dict (a third of the generic encoding's cost), and ``other(event)``
+    for any other event, called in order. The keys and their order are
+    ``to_output``'s, the escaping the encoder's."""
+    lines: list[_Line] = []
     append = lines.append
     last_time = last_kind = start = ""
     for event in events:
         kind = event.type
         if kind not in _LOG_TYPES:
-            append(None)
+            append(other(event))
             continue
         if event.time != last_time or kind != last_kind:  # a batch's lines mostly share both
             last_time, last_kind = event.time, kind
             start = '{"time":' + _json_string(last_time) + ',"type":' + _json_string(kind) + ',"record":'
         record = event.record
-        encoded_record = _json_string(record) if type(record) is str else _encode_decoded(record)
-        request_id = event.request_id
         message = event.message
+        if type(record) is str:
+            encoded_record = _json_string(record)
+            if event.request_id is None and event.metrics is None:  # a text line: one step
+                if message is record:
+                    append(f'{start}{encoded_record},"message":{encoded_record}}}\n')
+                    continue
+                if record[-1:] == "\n" and record[:-1] == message:
+                    # The record's encoding less its final "\n" escape: the same text, escaped once.
+                    append(f'{start}{encoded_record},"message":{encoded_record[:-3]}"}}\n')
+                    continue
+        else:
+            encoded_record = _encode_decoded(record)
         if message is None:
             encoded_message = ""
         elif message is record:
             encoded_message = ',"message":' + encoded_record
-        elif type(record) is str and len(message) + 1 == len(record) and record.endswith("\n") \
-                and record.startswith(message):
-            # The record's encoding less its final "\n" escape: the same text, escaped once.
+        elif type(record) is str and record[-1:] == "\n" and record[:-1] == message:
             encoded_message = ',"message":' + encoded_record[:-3] + '"'
         else:
             encoded_message = ',"message":' + _json_string(message)
-        if request_id is None and event.metrics is None:  # the usual line: one join
+        request_id = event.request_id
+        if request_id is None and event.metrics is None:
             append(f"{start}{encoded_record}{encoded_message}}}\n")
             continue
         line = start + encoded_record
@@ -104,16 +126,15 @@ class FileExporter(Exporter):
         if not events:
             return
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        encode = _ENCODER.encode
-        output = self._invocations.output
         with open(self.path, "a", encoding="utf-8") as handle:
             for start in range(0, len(events), CHUNK):
-                chunk = events[start:start + CHUNK]
-                lines = _log_lines(chunk)
-                # The rest in order: the classifier reads a runtimeDone before its report.
                 # One write per chunk: a text file's writelines encodes and buffers line by line.
-                handle.write("".join([line if line is not None else encode(output(event)) + "\n"
-                                      for line, event in zip(lines, chunk, strict=True)]))
+                handle.write("".join(_lines(events[start:start + CHUNK], self._generic_line)))
                 # Let the listener thread in: it shares the GIL with this loop.
                 let_the_listener_in(deadline)
         self.exported += len(events)
+
+    def _generic_line(self, event: TelemetryEvent) -> str:
+        """The line of an event that is not a log line; called in delivery order, since
+        the classifier reads a runtimeDone before its report."""
+        return _ENCODER.encode(self._invocations.output(event)) + "\n"
