@@ -74,27 +74,27 @@ def _lines(events: Sequence[TelemetryEvent], other: Callable[[TelemetryEvent], _
             last_time, last_kind = event.time, kind
             start = '{"time":' + _json_string(last_time) + ',"type":' + _json_string(kind) + ',"record":'
         record = event.record
-        message = event.message
-        if type(record) is str:
+        if type(record) is str and event._message is ...:
+            # The message is the record less a final "\n" (``TelemetryEvent.message``): its
+            # encoding is the record's less that escape, the same text escaped once.
             encoded_record = _json_string(record)
-            if event.request_id is None and event.metrics is None:  # a text line: one step
-                if message is record:
-                    append(f'{start}{encoded_record},"message":{encoded_record}}}\n')
-                    continue
-                if record[-1:] == "\n" and record[:-1] == message:
-                    # The record's encoding less its final "\n" escape: the same text, escaped once.
+            newline = record[-1:] == "\n"
+            if event.request_id is None and event.metrics is None:  # the usual line: one step
+                if newline:
                     append(f'{start}{encoded_record},"message":{encoded_record[:-3]}"}}\n')
-                    continue
+                else:
+                    append(f'{start}{encoded_record},"message":{encoded_record}}}\n')
+                continue
+            encoded_message = ',"message":' + (encoded_record[:-3] + '"' if newline else encoded_record)
         else:
-            encoded_record = _encode_decoded(record)
-        if message is None:
-            encoded_message = ""
-        elif message is record:
-            encoded_message = ',"message":' + encoded_record
-        elif type(record) is str and record[-1:] == "\n" and record[:-1] == message:
-            encoded_message = ',"message":' + encoded_record[:-3] + '"'
-        else:
-            encoded_message = ',"message":' + _json_string(message)
+            encoded_record = _json_string(record) if type(record) is str else _encode_decoded(record)
+            message = event.message
+            if message is None:
+                encoded_message = ""
+            elif message is record:
+                encoded_message = ',"message":' + encoded_record
+            else:
+                encoded_message = ',"message":' + _json_string(message)
         request_id = event.request_id
         if request_id is None and event.metrics is None:
             append(f"{start}{encoded_record}{encoded_message}}}\n")
