@@ -18,7 +18,7 @@ TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from typing import TypeVar
+    from typing import TextIO, TypeVar
 
     from ..telemetry import TelemetryEvent
 
@@ -125,14 +125,22 @@ class FileExporter(Exporter):
     def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
         if not events:
             return
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as handle:
+        with self._open() as handle:
             for start in range(0, len(events), CHUNK):
                 # One write per chunk: a text file's writelines encodes and buffers line by line.
                 handle.write("".join(_lines(events[start:start + CHUNK], self._generic_line)))
                 # Let the listener thread in: it shares the GIL with this loop.
                 let_the_listener_in(deadline)
         self.exported += len(events)
+
+    def _open(self) -> TextIO:
+        """The file, to append to; its directory is made where it is missing (the first
+        export, or removed since), not looked for at every export call."""
+        try:
+            return open(self.path, "a", encoding="utf-8")
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            return open(self.path, "a", encoding="utf-8")
 
     def _generic_line(self, event: TelemetryEvent) -> str:
         """The line of an event that is not a log line; called in delivery order, since
