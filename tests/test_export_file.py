@@ -68,6 +68,7 @@ def test_other_events_take_the_generic_encoding() -> None:
 
 TIME = "2026-05-01T10:00:00.000Z"
 REQUEST = "8476a536-e9f4-11e8-9739-2dfe598c3fcd"
+OTHER_REQUEST = "0b4e8e7a-5d1c-4c0b-9a0e-6b2f1f6f2a11"
 # Every kind of record a file line is made from, the log lines the usual ones first.
 VARIED_RECORDS: list[tuple[str, object]] = [
     ("platform.initStart", {"initializationType": "on-demand", "phase": "init"}),
@@ -93,6 +94,9 @@ VARIED_RECORDS: list[tuple[str, object]] = [
     ("function", {"timestamp": TIME, "log_level": "error", "message": "ends in a newline\n",
                   "errorType": "ValueError", "stackTrace": ["  File \"x.py\"\n"]}),
     ("function", {"message": 42, "metrics": {"n": 1.5}, "requestId": REQUEST}),
+    ("function", {"message": "the next invocation's", "requestId": OTHER_REQUEST}),
+    ("function", f"[INFO]\t{TIME}\t{OTHER_REQUEST}\tand its text line\n"),
+    ("function", f"[INFO]\t{TIME}\t{REQUEST}\tthe first one's again\n"),
     ("extension", {"message": "é", "nested": {"list": [None, True, 1e100]}}),
     ("function", None),
     ("function", ["a", "list"]),

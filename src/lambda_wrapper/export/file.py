@@ -65,6 +65,8 @@ def _lines(events: Sequence[TelemetryEvent], other: Callable[[TelemetryEvent], _
     lines: list[_Line] = []
     append = lines.append
     last_time = last_kind = start = ""
+    last_request_id: str | None = None
+    request_member = ""
     for event in events:
         kind = event.type
         if kind not in _LOG_TYPES:
@@ -101,7 +103,10 @@ def _lines(events: Sequence[TelemetryEvent], other: Callable[[TelemetryEvent], _
             continue
         line = start + encoded_record
         if request_id is not None:
-            line += ',"requestId":' + _json_string(request_id)
+            if request_id != last_request_id:  # an invocation's lines share it
+                last_request_id = request_id
+                request_member = ',"requestId":' + _json_string(request_id)
+            line += request_member
         line += encoded_message
         if event.metrics is not None:
             line += ',"metrics":' + _encode_decoded(event.metrics)
