@@ -334,7 +334,11 @@ def decode_events(
             append(event)
         else:
             event = _build_event(time, type_, record, last_epoch_ms, item)
-            if skip_own and is_own_diagnostic(event, emf_namespaces):
+            # An object is one of our own lines only with our logger or EMF metadata: a
+            # JSON-format line without either is settled without a call.
+            if skip_own and (type(record) is not dict or "_aws" in record
+                             or str(record.get("logger")).startswith(OWN_LOGGER)) \
+                    and is_own_diagnostic(event, emf_namespaces):
                 own += 1
                 continue
             append(event)
