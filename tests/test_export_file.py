@@ -11,8 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lambda_wrapper.export import MAX_LOCAL_EVENTS_PER_CALL, Pipeline
-from lambda_wrapper.export.file import _ENCODER, FileExporter, _log_line, _log_lines
-from lambda_wrapper.telemetry import InvocationClassifier, decode_batch
+from lambda_wrapper.export.file import _ENCODER, FileExporter, _lines
+from lambda_wrapper.telemetry import InvocationClassifier, TelemetryEvent, decode_batch
+
+
+def log_lines(events: list[TelemetryEvent]) -> list[str | None]:
+    """The file exporter's line of each log line, None for any other event."""
+    return _lines(events, lambda event: None)
+
+
+def log_line(event: TelemetryEvent) -> str | None:
+    return log_lines([event])[0]
+
 
 LINES = st.one_of(
     st.text(),
@@ -28,7 +38,7 @@ LINES = st.one_of(
 def test_log_line_matches_the_generic_encoding(kind: str, line: str) -> None:
     body = json.dumps([{"time": "2026-05-01T10:00:00.000Z", "type": kind, "record": line}])
     (event,) = decode_batch(body).events
-    assert _log_line(event) == _ENCODER.encode(event.to_output()) + "\n"
+    assert log_line(event) == _ENCODER.encode(event.to_output()) + "\n"
 
 
 JSON_RECORDS = st.fixed_dictionaries(
@@ -44,7 +54,7 @@ JSON_RECORDS = st.fixed_dictionaries(
 def test_json_log_line_matches_the_generic_encoding(kind: str, record: dict[str, object]) -> None:
     body = json.dumps([{"time": "2026-05-01T10:00:00.000Z", "type": kind, "record": record}])
     (event,) = decode_batch(body).events
-    assert _log_line(event) == _ENCODER.encode(event.to_output()) + "\n"
+    assert log_line(event) == _ENCODER.encode(event.to_output()) + "\n"
 
 
 def test_lines_of_consecutive_times_and_types_keep_their_own() -> None:
@@ -52,7 +62,7 @@ def test_lines_of_consecutive_times_and_types_keep_their_own() -> None:
                        for time_, kind in (("2026-05-01T10:00:00.000Z", "function"),
                                            ("2026-05-01T10:00:00.000Z", "extension"),
                                            ("2026-05-01T10:00:00.001Z", "extension"))])
-    lines = [json.loads(line or "null") for line in _log_lines(decode_batch(body).events)]
+    lines = [json.loads(line or "null") for line in log_lines(decode_batch(body).events)]
     assert [(line["time"], line["type"]) for line in lines] == [
         ("2026-05-01T10:00:00.000Z", "function"), ("2026-05-01T10:00:00.000Z", "extension"),
         ("2026-05-01T10:00:00.001Z", "extension")]
@@ -63,7 +73,7 @@ def test_other_events_take_the_generic_encoding() -> None:
         {"time": "2026-05-01T10:00:00.000Z", "type": "platform.start", "record": {"requestId": "r"}},
         {"time": "2026-05-01T10:00:00.000Z", "type": "platform.report", "record": {"requestId": "r"}},
     ])
-    assert [_log_line(event) for event in decode_batch(body).events] == [None, None]
+    assert [log_line(event) for event in decode_batch(body).events] == [None, None]
 
 
 TIME = "2026-05-01T10:00:00.000Z"

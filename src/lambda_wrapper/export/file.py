@@ -43,20 +43,6 @@ CHUNK = 1000
 _LOG_TYPES = ("function", "extension")
 
 
-def _log_line(event: TelemetryEvent) -> str | None:
-    """``_log_lines`` for one event."""
-    return _log_lines([event])[0]
-
-
-def _log_lines(events: Sequence[TelemetryEvent]) -> list[str | None]:
-    """``_lines`` with None for every event that is not a log line."""
-    return _lines(events, _not_a_log_line)
-
-
-def _not_a_log_line(event: TelemetryEvent) -> None:
-    return None
-
-
 def _lines(events: Sequence[TelemetryEvent], other: Callable[[TelemetryEvent], _Line]) -> list[_Line]:
     """The encoding of ``event.to_output()`` for each log line, assembled without
     building the dict (a third of the generic encoding's cost), and ``other(event)``
