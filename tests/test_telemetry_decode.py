@@ -710,41 +710,39 @@ USER_EMF = {
 }
 
 
-@pytest.mark.parametrize(
-    ("type_", "record"),
-    [
-        ("function", '{"logger": "lambda_wrapper", "event": "flush failed"}\n'),
-        ("function", '{"logger":"lambda_wrapper","event":"flush failed"}'),
-        ("function", '{"logger": "lambda_wrapper.extension", "event": "x"}\n'),
-        ("function", '{"event": "x", "logger": "lambda_wrapper"}\n'),  # key order does not matter
-        ("function", {"logger": "lambda_wrapper", "event": "x", "level": "warning"}),
-        ("extension", {"logger": "lambda_wrapper.pipeline"}),
-        ("function", json.dumps(OWN_EMF) + "\n"),
-        ("function", OWN_EMF),
-        ("function", ' \t{"logger": "lambda_wrapper", "event": "indented"}\n'),  # leading blanks
-        ("function", "\n" + json.dumps(OWN_EMF)),
-    ],
-)
+OWN_RECORDS: list[tuple[str, object]] = [
+    ("function", '{"logger": "lambda_wrapper", "event": "flush failed"}\n'),
+    ("function", '{"logger":"lambda_wrapper","event":"flush failed"}'),
+    ("function", '{"logger": "lambda_wrapper.extension", "event": "x"}\n'),
+    ("function", '{"event": "x", "logger": "lambda_wrapper"}\n'),  # key order does not matter
+    ("function", {"logger": "lambda_wrapper", "event": "x", "level": "warning"}),
+    ("extension", {"logger": "lambda_wrapper.pipeline"}),
+    ("function", json.dumps(OWN_EMF) + "\n"),
+    ("function", OWN_EMF),
+    ("function", ' \t{"logger": "lambda_wrapper", "event": "indented"}\n'),  # leading blanks
+    ("function", "\n" + json.dumps(OWN_EMF)),
+]
+OTHER_RECORDS: list[tuple[str, object]] = [
+    ("function", "hello"),
+    ("function", '{"logger": "lambda_wrapper_fork", "event": "x"}'),
+    ("function", '{"logger": "app", "msg": "lambda_wrapper is great"}'),
+    ("function", '[INFO]\t2024-05-01T10:00:00.000Z\tr\tmentions lambda_wrapper and "_aws"'),
+    ("function", '{"logger": "lambda_wrapper", broken json'[1:]),
+    ("function", {"logger": "app", "message": "hi"}),
+    ("function", {"_aws": "not an object"}),
+    ("function", None),
+    ("function", ["_aws"]),
+    ("platform.start", {"logger": "lambda_wrapper"}),
+    ("platform.fault", '{"logger": "lambda_wrapper"}'),
+]
+
+
+@pytest.mark.parametrize(("type_", "record"), OWN_RECORDS)
 def test_own_diagnostics_are_recognised(type_: str, record: object) -> None:
     assert is_own_diagnostic(decode_one(type_, record))
 
 
-@pytest.mark.parametrize(
-    ("type_", "record"),
-    [
-        ("function", "hello"),
-        ("function", '{"logger": "lambda_wrapper_fork", "event": "x"}'),
-        ("function", '{"logger": "app", "msg": "lambda_wrapper is great"}'),
-        ("function", '[INFO]\t2024-05-01T10:00:00.000Z\tr\tmentions lambda_wrapper and "_aws"'),
-        ("function", '{"logger": "lambda_wrapper", broken json'[1:]),
-        ("function", {"logger": "app", "message": "hi"}),
-        ("function", {"_aws": "not an object"}),
-        ("function", None),
-        ("function", ["_aws"]),
-        ("platform.start", {"logger": "lambda_wrapper"}),
-        ("platform.fault", '{"logger": "lambda_wrapper"}'),
-    ],
-)
+@pytest.mark.parametrize(("type_", "record"), OTHER_RECORDS)
 def test_other_records_are_not_own_diagnostics(type_: str, record: object) -> None:
     assert not is_own_diagnostic(decode_one(type_, record))
 
@@ -758,6 +756,22 @@ def test_emf_namespaces_restrict_which_emf_lines_are_ours() -> None:
     assert not is_own_diagnostic(weird, emf_namespaces={"LambdaWrapper"})
     # Diagnostics stay ours whatever the namespaces.
     assert is_own_diagnostic(decode_one("function", {"logger": "lambda_wrapper"}), emf_namespaces=())
+
+
+@pytest.mark.parametrize("emf_namespaces", [None, {"LambdaWrapper"}, set()])
+def test_decoding_skips_exactly_the_own_diagnostics(emf_namespaces: set[str] | None) -> None:
+    """``decode_events`` settles most records before ``is_own_diagnostic``: what it skips
+    is still exactly what that says is ours."""
+    records = [*OWN_RECORDS, *OTHER_RECORDS, ("function", USER_EMF), ("function", json.dumps(USER_EMF)),
+               ("extension", OWN_EMF), ("function", {"logger": 5}),
+               ("function", {"logger": None, "_aws": {}}), ("function", {"logger": "lambda_wrapper_fork"}),
+               ("function", {"logger": ["lambda_wrapper"]}), ("platform.report", OWN_EMF), ("function", "")]
+    items: list[object] = [event(type_, record) for type_, record in records]
+    everything = decode_events(items).events
+    kept = decode_events(items, skip_own=True, emf_namespaces=emf_namespaces)
+    expected = [e.record for e in everything if not is_own_diagnostic(e, emf_namespaces)]
+    assert [e.record for e in kept.events] == expected
+    assert kept.own == len(items) - len(expected) > 0
 
 
 # --- cost -----------------------------------------------------------------------------------
@@ -966,5 +980,6 @@ def test_a_text_line_is_the_event_the_generic_builder_makes(kind: str, line: str
     item: dict[str, object] = {"time": "2026-05-01T10:00:00.000Z", "type": kind, "record": line}
     (event,) = decode_events([item]).events
     generic = _build_event("2026-05-01T10:00:00.000Z", kind, line, parse_time_ms(item["time"]), item)
-    assert {slot: getattr(event, slot) for slot in TelemetryEvent.__slots__} == {
-        slot: getattr(generic, slot) for slot in TelemetryEvent.__slots__}
+    fields = [*TelemetryEvent.__slots__, "message"]  # the message is made from a slot when read
+    assert {field: getattr(event, field) for field in fields} == {
+        field: getattr(generic, field) for field in fields}

@@ -16,6 +16,7 @@ import re
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Collection
+    from types import EllipsisType
     from typing import Any
 
 # What other modules use, of the three sections below.
@@ -72,9 +73,9 @@ class TelemetryEvent:
 
     __slots__ = (
         "_envelope",
+        "_message",
         "epoch_ms",
         "level",
-        "message",
         "metrics",
         "record",
         "request_id",
@@ -89,7 +90,7 @@ class TelemetryEvent:
         record: object,
         epoch_ms: float | None = None,
         request_id: str | None = None,
-        message: str | None = None,
+        message: str | EllipsisType | None = None,
         metrics: dict[str, Any] | None = None,
         level: str | None = None,
         envelope: dict[str, Any] | None = None,
@@ -99,11 +100,27 @@ class TelemetryEvent:
         self.record = record
         self.epoch_ms = epoch_ms
         self.request_id = request_id
-        self.message = message
+        # ``...`` for a string record: its message is the record less one final newline,
+        # made when read, so an exporter that writes the record whole never pays for it.
+        self._message = message
         self.metrics = metrics
         self.level = level
         # The decoded entry itself, kept (not copied) so unknown envelope fields survive.
         self._envelope = envelope
+
+    @property
+    def message(self) -> str | None:
+        message = self._message
+        if message is not ...:
+            return message
+        record = self.record
+        if type(record) is str:  # always, where ``...`` is set
+            return record[:-1] if record[-1:] == "\n" else record
+        return None
+
+    @message.setter
+    def message(self, value: str | None) -> None:
+        self._message = value
 
     @property
     def status(self) -> str | None:
@@ -205,6 +222,12 @@ class DecodedBatch:
 _LOG_TYPES = frozenset(("function", "extension"))
 
 _new_event = object.__new__
+# First characters of a text log line that is neither "[LEVEL]"-prefixed nor possibly
+# one of our own lines (a JSON object, maybe indented): printable ASCII but "[" and "{"
+# (the empty line's "" is found too, and is neither). A string: a set costs its building
+# at import, a lookup of one character costs the same.
+_PLAIN_FIRST = ("!\"#$%&'()*+,-./0123456789:;<=>?@"
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZ\\]^_`abcdefghijklmnopqrstuvwxyz|}~")
 OWN_LOGGER = "lambda_wrapper"
 _OWN_LOGGER_PREFIXES = ('{"logger": "lambda_wrapper', '{"logger":"lambda_wrapper')
 
@@ -284,9 +307,11 @@ def decode_events(
             last_epoch_ms = parse_time_ms(time)
         if type(record) is str and type_ in _LOG_TYPES:
             # A text log line, the bulk of most batches: built here, without a call.
+            first = record[0] if record else ""
             level = request_id = None
-            first = record[:1]
-            if first == "[":
+            if first in _PLAIN_FIRST:  # most lines: one lookup settles both tests below
+                pass
+            elif first == "[":
                 level, request_id = _text_log_prefix(record)
             # Both kinds of own line are JSON objects, maybe indented: a printable ASCII
             # first character other than "{" settles it without a call.
@@ -302,14 +327,18 @@ def decode_events(
             event.record = record
             event.epoch_ms = last_epoch_ms
             event.request_id = request_id
-            event.message = record[:-1] if record[-1:] == "\n" else record
+            event._message = ...  # the record less one final newline, made when read
             event.metrics = None
             event.level = level
             event._envelope = item
             append(event)
         else:
             event = _build_event(time, type_, record, last_epoch_ms, item)
-            if skip_own and is_own_diagnostic(event, emf_namespaces):
+            # An object is one of our own lines only with our logger or EMF metadata: a
+            # JSON-format line without either is settled without a call.
+            if skip_own and (type(record) is not dict or "_aws" in record
+                             or str(record.get("logger")).startswith(OWN_LOGGER)) \
+                    and is_own_diagnostic(event, emf_namespaces):
                 own += 1
                 continue
             append(event)
@@ -319,7 +348,8 @@ def decode_events(
 def _build_event(
     time: str, type_: str, record: object, epoch_ms: float | None, envelope: dict[str, object]
 ) -> TelemetryEvent:
-    request_id = message = level = None
+    request_id = level = None
+    message: str | EllipsisType | None = None
     metrics = None
     if isinstance(record, dict):
         value = record.get("requestId")
@@ -336,7 +366,7 @@ def _build_event(
             if isinstance(value, str):
                 level = value.upper()
     elif isinstance(record, str):
-        message = _without_final_newline(record)
+        message = ...  # the record less one final newline, made when read
         if type_ in _LOG_TYPES and record.startswith("["):
             level, request_id = _text_log_prefix(record)
     return TelemetryEvent(time, type_, record, epoch_ms, request_id, message, metrics, level, envelope)

@@ -1090,7 +1090,12 @@ class Pipeline:
                     break
                 take.append(channel.pending.popleft())
                 count += len(take[-1][1])
-            events = [event for _, batch in take for event in batch]
+            if split:
+                events = take[0][1]  # a part is a list of its own already
+            else:
+                events = []
+                for _, batch in take:
+                    events += batch
             with self._held_lock:
                 if self._loss_reason is not None:  # counted already: not sent as well
                     self._keep(channel, take, split)
@@ -1144,7 +1149,7 @@ class Pipeline:
     def _part_done(channel: Channel, part: tuple[int, list[TelemetryEvent]]) -> None:
         seq, events = part
         before = channel.partial if channel.partial is not None and channel.partial[0] == seq else (seq, 0, 0)
-        functions = sum(1 for event in events if event.type == "function")
+        functions = [event.type for event in events].count("function")
         channel.partial = (seq, before[1] + len(events), before[2] + functions)
 
     @staticmethod

@@ -17,9 +17,12 @@ from . import Exporter, let_the_listener_in
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+    from typing import TypeVar
 
     from ..telemetry import TelemetryEvent
+
+    _Line = TypeVar("_Line", str, "str | None")
 
 
 # One encoder for every line: json.dumps given options builds a new encoder per call,
@@ -37,54 +40,72 @@ def _encode_decoded(value: object) -> str:
         return _ENCODER.encode(value)
     return "".join(_ENCODE_DECODED(value, 0))
 CHUNK = 1000
+_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT
 _LOG_TYPES = ("function", "extension")
 
 
-def _log_line(event: TelemetryEvent) -> str | None:
-    """``_log_lines`` for one event."""
-    return _log_lines([event])[0]
-
-
-def _log_lines(events: Sequence[TelemetryEvent]) -> list[str | None]:
+def _lines(events: Sequence[TelemetryEvent], other: Callable[[TelemetryEvent], _Line]) -> list[_Line]:
     """The encoding of ``event.to_output()`` for each log line, assembled without
-    building the dict (a third of the generic encoding's cost); None for any other
-    event. The keys and their order are ``to_output``'s, the escaping the encoder's."""
-    lines: list[str | None] = []
+    building the dict (a third of the generic encoding's cost), and ``other(event)``
+    for any other event, called in order. The keys and their order are
+    ``to_output``'s, the escaping the encoder's."""
+    lines: list[_Line] = []
     append = lines.append
     last_time = last_kind = start = ""
+    last_request_id: str | None = None
+    request_member = ""
     for event in events:
         kind = event.type
         if kind not in _LOG_TYPES:
-            append(None)
+            append(other(event))
             continue
         if event.time != last_time or kind != last_kind:  # a batch's lines mostly share both
             last_time, last_kind = event.time, kind
             start = '{"time":' + _json_string(last_time) + ',"type":' + _json_string(kind) + ',"record":'
         record = event.record
-        encoded_record = _json_string(record) if type(record) is str else _encode_decoded(record)
-        request_id = event.request_id
-        message = event.message
-        if message is None:
-            encoded_message = ""
-        elif message is record:
-            encoded_message = ',"message":' + encoded_record
-        elif type(record) is str and len(message) + 1 == len(record) and record.endswith("\n") \
-                and record.startswith(message):
-            # The record's encoding less its final "\n" escape: the same text, escaped once.
-            encoded_message = ',"message":' + encoded_record[:-3] + '"'
+        if type(record) is str and event._message is ...:
+            # The message is the record less a final "\n" (``TelemetryEvent.message``): its
+            # encoding is the record's less that escape, the same text escaped once.
+            encoded_record = _json_string(record)
+            newline = record[-1:] == "\n"
+            if event.request_id is None and event.metrics is None:  # the usual line: one step
+                if newline:
+                    append(f'{start}{encoded_record},"message":{encoded_record[:-3]}"}}\n')
+                else:
+                    append(f'{start}{encoded_record},"message":{encoded_record}}}\n')
+                continue
+            encoded_message = ',"message":' + (encoded_record[:-3] + '"' if newline else encoded_record)
         else:
-            encoded_message = ',"message":' + _json_string(message)
-        if request_id is None and event.metrics is None:  # the usual line: one join
+            encoded_record = _json_string(record) if type(record) is str else _encode_decoded(record)
+            message = event.message
+            if message is None:
+                encoded_message = ""
+            elif message is record:
+                encoded_message = ',"message":' + encoded_record
+            else:
+                encoded_message = ',"message":' + _json_string(message)
+        request_id = event.request_id
+        if request_id is None and event.metrics is None:
             append(f"{start}{encoded_record}{encoded_message}}}\n")
             continue
         line = start + encoded_record
         if request_id is not None:
-            line += ',"requestId":' + _json_string(request_id)
+            if request_id != last_request_id:  # an invocation's lines share it
+                last_request_id = request_id
+                request_member = ',"requestId":' + _json_string(request_id)
+            line += request_member
         line += encoded_message
         if event.metrics is not None:
             line += ',"metrics":' + _encode_decoded(event.metrics)
         append(line + "}\n")
     return lines
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is written: a write may take only part of it."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 class FileExporter(Exporter):
@@ -103,17 +124,28 @@ class FileExporter(Exporter):
     def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
         if not events:
             return
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        encode = _ENCODER.encode
-        output = self._invocations.output
-        with open(self.path, "a", encoding="utf-8") as handle:
+        fd = self._open()
+        try:
             for start in range(0, len(events), CHUNK):
-                chunk = events[start:start + CHUNK]
-                lines = _log_lines(chunk)
-                # The rest in order: the classifier reads a runtimeDone before its report.
-                # One write per chunk: a text file's writelines encodes and buffers line by line.
-                handle.write("".join([line if line is not None else encode(output(event)) + "\n"
-                                      for line, event in zip(lines, chunk, strict=True)]))
+                # One write per chunk. The lines are ASCII: every string in them is escaped.
+                _write_all(fd, "".join(_lines(events[start:start + CHUNK], self._generic_line)).encode())
                 # Let the listener thread in: it shares the GIL with this loop.
                 let_the_listener_in(deadline)
+        finally:
+            os.close(fd)
         self.exported += len(events)
+
+    def _open(self) -> int:
+        """The file, to append to, as a descriptor (a text file object costs a buffer, a
+        codec and three more system calls per export call); its directory is made where
+        it is missing (the first export, or removed since), not looked for every time."""
+        try:
+            return os.open(self.path, _APPEND, 0o666)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            return os.open(self.path, _APPEND, 0o666)
+
+    def _generic_line(self, event: TelemetryEvent) -> str:
+        """The line of an event that is not a log line; called in delivery order, since
+        the classifier reads a runtimeDone before its report."""
+        return _ENCODER.encode(self._invocations.output(event)) + "\n"

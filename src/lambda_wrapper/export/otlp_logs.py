@@ -94,7 +94,13 @@ class LogEncoder:
                 if isinstance(record, (dict, list)):
                     records.append(f"{start}{any_value_json(record)}{attrs}{moment}{trace}}}")
                     continue
-                text = event.message
+                text: str | None
+                if event._message is ... and type(record) is str:
+                    # ``TelemetryEvent.message`` without the property's call: the record less
+                    # one final newline.
+                    text = record[:-1] if record[-1:] == "\n" else record
+                else:
+                    text = event.message
                 if text is None or level is not None:
                     text = _text_message(event)
                 records.append(f'{start}{{"stringValue":{_json_string(text)}}}{attrs}{moment}{trace}}}')
