@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from . import aws
 from .export import MAX_UNFLUSHED_BYTES, FlushPolicy
+from .instruments import start_flagged
 from .settings import emit
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
@@ -764,14 +765,7 @@ class TelemetryListener:
         self._poller.register(fd, select.POLLIN)
 
     def start(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="lambda-wrapper-listener", daemon=True)
-        self.serving = True  # before the thread runs: a restart must not start a second one
-        try:
-            thread.start()
-        except BaseException:
-            self.serving = False
-            raise
-        return thread
+        return start_flagged(self, "serving", self.serve_forever, "lambda-wrapper-listener")
 
     # -- consumer side ----------------------------------------------------------
     def wait_for_data(self, timeout: float) -> bool:
@@ -1031,6 +1025,9 @@ def subscribe(connection: HttpConnection, extension_id: str, listener_port: int,
 # the function carries on without telemetry.
 
 
+# The event loop's thread (phase one's too): the platform waits for its /event/next.
+LOOP_THREAD = "lambda-wrapper-extension"
+
 # Lambda allows 500 ms between SIGTERM and SIGKILL with an internal extension.
 SHUTDOWN_BUDGET_S = 0.45
 SIGKILL_MARGIN_S = 0.5 - SHUTDOWN_BUDGET_S
@@ -1144,12 +1141,8 @@ class InternalExtension:
         ``registered()`` waits for its outcome, ``release()`` starts phase two."""
         self._registered = threading.Event()
         self._released = threading.Event()
-        self._loop_running = True  # the thread goes on into the event loop
-        try:
-            self._spawn(self._phase_one_then_run, "lambda-wrapper-extension")
-        except BaseException:
-            self._loop_running = False
-            raise
+        # The thread goes on into the event loop: its flag is the loop's.
+        self._threads.append(start_flagged(self, "_loop_running", self._phase_one_then_run, LOOP_THREAD))
 
     def _phase_one_then_run(self) -> None:
         registered = False
@@ -1339,14 +1332,7 @@ class InternalExtension:
         if not self._loop_running and self._threads and self.registration is not None:
             self._connection.close()
             self._connection = HttpConnection(self._api)
-            thread = threading.Thread(target=self._event_loop, name="lambda-wrapper-extension", daemon=True)
-            self._loop_running = True
-            try:
-                thread.start()
-            except BaseException:
-                self._loop_running = False  # not started: the next check tries again
-                raise
-            self._threads[0] = thread
+            self._threads[0] = start_flagged(self, "_loop_running", self._event_loop, LOOP_THREAD)
             emit("warning", "extension_restarted", "the event loop stopped; restarted")
         if self._listener_thread is not None and not self.listener.serving:
             self._listener_thread = self.listener.start()

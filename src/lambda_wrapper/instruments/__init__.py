@@ -424,6 +424,21 @@ def listener_lag_ms(extension: object) -> float | None:
 # says what happened.
 
 
+def start_flagged(owner: object, flag: str, target: Callable[[], None], name: str) -> threading.Thread:
+    """Start a daemon thread whose liveness ``owner.<flag>`` reads, for a check on the
+    handler's path cheaper than ``Thread.is_alive``: raised before the thread runs (a check
+    in between must not start a second one), lowered again if it cannot start. The thread
+    lowers it itself, in a ``finally``, however it ends."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    setattr(owner, flag, True)
+    try:
+        thread.start()
+    except BaseException:
+        setattr(owner, flag, False)  # not started: the next check tries again
+        raise
+    return thread
+
+
 POLL_INTERVAL_S = 0.05
 THREAD_NAME = "lambda-wrapper-watchdog"
 # One lock for the process: memory warnings are rare (at most once per invocation),
@@ -484,7 +499,6 @@ class Watchdog:
         on_memory: MemoryCallback,
         report_lead_ms: int = 0,
         on_report_timeout: ReportCallback | None = None,
-        start: bool = True,
     ) -> None:
         self.warning_s = warning_ms / 1000.0
         self.report_lead_s = report_lead_ms / 1000.0 if on_report_timeout is not None else 0.0
@@ -494,34 +508,17 @@ class Watchdog:
         self.on_memory = on_memory
         self._armed: Armed | None = None
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
         # False once the thread's loop has ended, however: ``ensure_running`` reads it on
         # the handler's thread, where ``Thread.is_alive`` measured ~10 us in the sandbox.
         self._looping = False
-        if start:
-            self.start()
-
-    def start(self) -> None:
-        """Start the thread (once): the supervisor does so after the handler import."""
-        if self._thread is None:
-            self._thread = self._new_thread()
+        self._thread = start_flagged(self, "_looping", self._run, THREAD_NAME)
 
     def ensure_running(self) -> bool:
-        """Start the thread again if it died; True if it had to. Not before ``start``."""
-        if self._thread is None or self._looping:
+        """Start the thread again if it died; True if it had to."""
+        if self._looping:
             return False
-        self._thread = self._new_thread()
+        self._thread = start_flagged(self, "_looping", self._run, THREAD_NAME)
         return True
-
-    def _new_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
-        self._looping = True
-        try:
-            thread.start()
-        except BaseException:
-            self._looping = False  # not started: the next ensure_running tries again
-            raise
-        return thread
 
     def arm(
         self, request_id: str, deadline_epoch_ms: int | None, thread_id: int, now: float | None = None

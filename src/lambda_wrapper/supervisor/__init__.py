@@ -56,7 +56,6 @@ if TYPE_CHECKING:
     from ..instruments import Armed, Measured
     from ..instruments.import_profile import ImportProfile
     from ..instruments.process import ProcessMetrics
-    from ..telemetry import TelemetryEvent
     from .bootstrap import Handler
 else:
     # The C module: the ``signal`` wrapper's enums cost ~0.5 ms of Init and only wrap
@@ -578,8 +577,6 @@ class Supervisor:
         """Once the handler is imported and the telemetry source is known: whether the
         watchdog also reports timeouts depends on it."""
         self._start("the watchdog", self._watchdog)
-        if self.watchdog is not None:
-            self.watchdog.start()
 
     def _start(self, feature: str, start: Callable[[], None]) -> None:
         try:
@@ -653,7 +650,7 @@ class Supervisor:
             report_lead_ms, on_report = TIMEOUT_LEAD_MS, self.on_timeout_report
         self.watchdog = Watchdog(
             warning_ms, self.memory_limit_bytes, self.on_timeout_warning, self.on_memory_warning,
-            report_lead_ms, on_report, start=False,
+            report_lead_ms, on_report,
         )
 
 
