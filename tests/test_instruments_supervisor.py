@@ -38,6 +38,12 @@ class FakeExtension:
     def handler_finished(self, request_id: str) -> None:
         self.calls.append(("handler_finished", request_id))
 
+    def registered(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        self.calls.append(("release", None))
+
 
 def supervised(settings: dict[str, str] | None = None) -> tuple[Supervisor, FakeExtension]:
     supervisor = Supervisor(Settings(settings or {}))
@@ -219,3 +225,21 @@ def test_a_flush_racing_the_end_of_the_handler_path_waits_for_the_final_overhead
     settlement.settle(0.3)
     flush.join(1)
     assert event.record == {"wrapperOverheadMs": 0.3}
+
+
+def test_a_registered_extension_is_released_even_when_the_source_cannot_be_chosen(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Registered, the platform ends Init only once the event loop asks for its next
+    event: a failure in choosing where per-invocation records come from must not keep it
+    from asking (Init would run into its timeout)."""
+    supervisor, extension = supervised()
+
+    def broken(extension: object) -> None:
+        raise OSError("no in-flight marker")
+
+    monkeypatch.setattr(supervisor, "_choose_telemetry_source", broken)
+    supervisor.finish_extension_start()
+    assert extension.calls == [("release", None)]
+    assert supervisor.extension is extension
+    assert "the telemetry source could not be chosen" in capsys.readouterr().err

@@ -502,15 +502,18 @@ class Supervisor:
         extension = self.extension
         if extension is None:
             return
-        try:
-            if not extension.registered():  # phase one said why
-                self._drop_extension()
-                return
-            self._choose_telemetry_source(extension)
-            extension.release()
-        except Exception as exc:
+        if not extension.registered():  # phase one said why
             self._drop_extension()
-            emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
+            return
+        try:
+            self._choose_telemetry_source(extension)
+        except Exception as exc:  # the platform's records only; the extension runs on
+            emit("warning", "extension_failed", f"the telemetry source could not be chosen: {exc!r}")
+        # Registered: the platform ends Init only once the event loop asks for its next event.
+        try:
+            extension.release()
+        except Exception as exc:  # released first: only an exporter's preparation failed
+            emit("warning", "extension_failed", f"the exporters could not prepare: {exc!r}")
 
     def _restore_switch_interval(self) -> None:
         previous, self._interval_before_phase_one = self._interval_before_phase_one, None
