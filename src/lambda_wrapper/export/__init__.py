@@ -665,6 +665,13 @@ GIL_YIELD_INTERVAL_S = 0.001
 LISTENER_TURN_S = 0.0002
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is written: a write may take only part of it."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def let_the_listener_in(deadline: float) -> None:
     """Hand the GIL over between steps of a flush that must end by ``deadline``."""
     time.sleep(LISTENER_TURN_S if deadline == float("inf") else 0)

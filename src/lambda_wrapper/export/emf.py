@@ -36,7 +36,7 @@ import time
 
 from ..settings import emit
 from ..telemetry import InvocationClassifier
-from . import Exporter, ExportError, FunctionMetadata
+from . import Exporter, ExportError, FunctionMetadata, write_all
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
@@ -350,10 +350,7 @@ class EmfExporter(Exporter):
                 return
             # fd 1 itself, not sys.stdout: the user's code may have replaced or buffered
             # sys.stdout, and one write keeps the lines whole among other threads' output.
-            data = line.encode("utf-8")
-            while data:
-                written = os.write(1, data)
-                data = data[written:]
+            write_all(1, line.encode("utf-8"))
         except (OSError, ValueError) as error:  # ValueError: a closed stream
             message = f"could not write EMF to stdout ({type(error).__name__})"
             raise ExportError(message, retryable=False) from None

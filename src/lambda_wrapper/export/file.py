@@ -12,7 +12,7 @@ import os
 from json.encoder import encode_basestring_ascii as _json_string
 
 from ..telemetry import InvocationClassifier
-from . import Exporter, let_the_listener_in
+from . import Exporter, let_the_listener_in, write_all
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 
@@ -101,13 +101,6 @@ def _lines(events: Sequence[TelemetryEvent], other: Callable[[TelemetryEvent], _
     return lines
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    """``os.write`` until all of ``data`` is written: a write may take only part of it."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
 class FileExporter(Exporter):
     name = "file"
     local = True
@@ -128,7 +121,7 @@ class FileExporter(Exporter):
         try:
             for start in range(0, len(events), CHUNK):
                 # One write per chunk. The lines are ASCII: every string in them is escaped.
-                _write_all(fd, "".join(_lines(events[start:start + CHUNK], self._generic_line)).encode())
+                write_all(fd, "".join(_lines(events[start:start + CHUNK], self._generic_line)).encode())
                 # Let the listener thread in: it shares the GIL with this loop.
                 let_the_listener_in(deadline)
         finally:
