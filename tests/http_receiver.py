@@ -7,6 +7,7 @@ Keep-alive works (``protocol_version = "HTTP/1.1"``), so tests can see connectio
 from __future__ import annotations
 
 import collections
+import itertools
 import ssl
 import threading
 import time
@@ -18,7 +19,7 @@ class Request:
         self.path = path
         self.headers = headers  # names lower-cased
         self.body = body
-        self.connection = connection  # id of the server-side connection it arrived on
+        self.connection = connection  # serial number of the server-side connection it arrived on
 
 
 class Reply:
@@ -41,6 +42,7 @@ class Receiver:
         self.replies: collections.deque[Reply] = collections.deque()
         self.default = Reply()
         receiver = self
+        serials = itertools.count(1)
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -48,11 +50,16 @@ class Receiver:
             # the client's delayed ACK (~40 ms per request), which real servers do not do.
             disable_nagle_algorithm = True
 
+            def setup(self) -> None:
+                # One handler per connection; an id() could be reused once the first is freed.
+                super().setup()
+                self.serial = next(serials)
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 headers = {name.lower(): value for name, value in self.headers.items()}
-                receiver.requests.append(Request(self.path, headers, body, id(self.connection)))
+                receiver.requests.append(Request(self.path, headers, body, self.serial))
                 reply = receiver.replies.popleft() if receiver.replies else receiver.default
                 if reply.delay:
                     time.sleep(reply.delay)
