@@ -8,7 +8,11 @@ working tree by the project's own layer build (its shipped bytecode):
 1. The whole Init, bare (awslambdaric loaded, then the function imported) against the
    default path (the entry module imported instead: settings, the internal extension's
    register and subscribe against a stub Runtime/Extensions API, its threads, the
-   function's import). The difference is what the wrapper adds.
+   function's import). The difference is what the wrapper adds. The probe ends with
+   ``os._exit``: Lambda never finalizes the interpreter after Init, so the module
+   teardown and last collection of an orderly exit are not counted. The same
+   difference is also split by kind of work (``--toggle-collect`` on the interpreter's
+   C function for it): unmarshalling bytecode, garbage collection, everything else.
 2. Each of our modules on the default path alone: its dependencies imported first, then
    the module, less the dependencies alone. Split into load (find the module and
    unmarshal its .pyc) and body (execute it). An empty module gives the fixed cost any
@@ -59,6 +63,11 @@ ENTRY = "lambda_wrapper.supervisor.entry"
 EMPTY_MODULE = "lambda_wrapper._measure_empty"
 FUNCTION_MODULE = "app"
 FUNCTION = "def handler(event, context):\n    return {}\n"
+# Kinds of work the interpreter does in an Init, by the C function all of it runs inside.
+KINDS_OF_WORK = {
+    "unmarshalling bytecode (`marshal.loads` of every imported module's .pyc)": "marshal_loads",
+    "garbage collection (the collections its allocations trigger)": "gc_collect_main",
+}
 
 # Runs in the runtime image's interpreter. Every mode first loads what awslambdaric has
 # loaded before it imports the handler, so that nothing of it is counted as ours.
@@ -67,6 +76,7 @@ import importlib
 import importlib.machinery
 import importlib.util
 import json
+import os
 import sys
 import time
 
@@ -112,6 +122,11 @@ elif mode == "load":
         spec.loader.get_code(name)
         if spec.submodule_search_locations is not None:
             locations[name] = spec.submodule_search_locations
+# Lambda never finalizes the interpreter after Init (the process is frozen, later killed):
+# finalization's module teardown and last garbage collection are no part of a cold start.
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)
 '''
 
 
@@ -176,7 +191,7 @@ class Runner:
             "PYTHONHASHSEED": "0",
             "PYTHONPATH": f"{self.image.runtime_dir}:{layer / 'python'}:{task}",
         }
-        self.counts: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], int] = {}
+        self.counts: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...], str], int] = {}
 
     def run(self, args: list[str], prefix: tuple[str, ...] = (), env: dict[str, str] | None = None) -> str:
         tmp = self.work / "tmp"
@@ -193,11 +208,14 @@ class Runner:
         names: list[str] = json.loads(self.run(list(args), env=env).splitlines()[-1])
         return names
 
-    def instructions(self, *args: str, env: dict[str, str] | None = None) -> int:
-        """Instructions the probe executes with ``args`` and ``env`` (counted once per pair)."""
-        key = (args, tuple(sorted((env or {}).items())))
+    def instructions(self, *args: str, env: dict[str, str] | None = None, inside: str = "") -> int:
+        """Instructions the probe executes with ``args`` and ``env`` (counted once per pair);
+        with ``inside`` (an interpreter C function), only those executed within its calls."""
+        key = (args, tuple(sorted((env or {}).items())), inside)
         if key not in self.counts:
-            prefix = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
+            prefix: tuple[str, ...] = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
+            if inside:
+                prefix += (f"--toggle-collect={inside}",)
             output = self.run(list(args), prefix, env)
             found = re.search(r"Collected : (\d+)", output)
             if found is None:
@@ -287,6 +305,8 @@ def measure(sandbox_starts: int) -> dict[str, Any]:
         runner = Runner(work, work / "layer", server.server_address[1])
         copy_layer_with_empty_module(built.path, work / "layer", runner.image.interpreter)
         bare, wrapped = runner.instructions("bare"), runner.instructions("wrapped")
+        kinds = {kind: {mode: runner.instructions(mode, inside=function) for mode in ("bare", "wrapped")}
+                 for kind, function in KINDS_OF_WORK.items()}
         loaded = [name for name in runner.listing("modules") if name != ENTRY]
         ours = [name for name in loaded if name.split(".")[0] == "lambda_wrapper"]
         # The function's own module is imported on both paths: not the wrapper's.
@@ -317,6 +337,7 @@ def measure(sandbox_starts: int) -> dict[str, Any]:
             "python": runner.image.python_version,
         },
         "init": {"bare": bare, "wrapped": wrapped},
+        "kindsOfWork": kinds,
         "modules": modules,
         "emptyModule": empty,
         "otherModules": {"count": len(others), "instructions": other_modules},
@@ -362,6 +383,7 @@ def render(data: dict[str, Any]) -> str:
         f"{millions(others['instructions'])} |",
         f"| of which: the rest, the entry module and its `start()` (settings, register, subscribe, "
         f"threads) | {millions(rest)} |",
+        *render_kinds_of_work(data),
         "",
         f"Every module pays a fixed cost just to exist: an empty module costs {thousands(empty['self'])}k "
         f"instructions (load {thousands(empty['load'])}k, body {thousands(empty['body'])}k), so the "
@@ -390,6 +412,29 @@ def render(data: dict[str, Any]) -> str:
             f"Init of {medians['initMs']:.1f} ms.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def render_kinds_of_work(data: dict[str, Any]) -> list[str]:
+    """The same difference split by what the interpreter does, whatever the module."""
+    kinds = {kind: counts for kind, counts in data.get("kindsOfWork", {}).items() if counts["bare"]}
+    if not kinds:
+        return []
+    init = data["init"]
+    added = init["wrapped"] - init["bare"]
+    lines = ["", "The same Init, by kind of work (bare, defaults, added):", "",
+             "| kind of work | bare | defaults | added |", "| --- | ---: | ---: | ---: |"]
+    accounted = 0
+    for kind, counts in kinds.items():
+        difference = counts["wrapped"] - counts["bare"]
+        accounted += difference
+        lines.append(f"| {kind} | {millions(counts['bare'])} | {millions(counts['wrapped'])} | "
+                     f"{millions(difference)} |")
+    other_bare = init["bare"] - sum(counts["bare"] for counts in kinds.values())
+    other_wrapped = init["wrapped"] - sum(counts["wrapped"] for counts in kinds.values())
+    lines.append(f"| everything else (running module bodies: making functions and classes; the import "
+                 f"system's own code; `start()`) | {millions(other_bare)} | {millions(other_wrapped)} | "
+                 f"{millions(added - accounted)} |")
+    return lines
 
 
 def render_every_feature(data: dict[str, Any]) -> list[str]:

@@ -26,6 +26,9 @@ def test_the_section_is_the_scripts_rendering_of_its_data() -> None:
     assert 0 < init["bare"] < init["wrapped"]
     assert "lambda_wrapper" in modules and "lambda_wrapper.supervisor.entry" not in modules
     assert all(row["self"] == row["load"] + row["body"] for row in modules.values())
+    kinds = data["kindsOfWork"]
+    assert kinds and all(0 < counts[mode] < init[mode] for counts in kinds.values() for mode in init)
+    assert "| everything else" in rendered
 
 
 def test_a_bench_run_keeps_the_section(tmp_path: Path) -> None:
