@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from . import aws
 from .export import MAX_UNFLUSHED_BYTES, FlushPolicy
-from .instruments import start_flagged
+from .instruments import flag_down, start_flagged
 from .settings import emit
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import ssl
     from collections.abc import Iterable
 
-    from .export import Pipeline
+    from .export import MadeWhenSpooled, Pipeline
     from .settings import Settings
     from .telemetry import TelemetryEvent
 
@@ -792,7 +792,7 @@ class TelemetryListener:
                 except BaseException:  # even SystemExit: the platform needs this thread
                     time.sleep(0.01)
         finally:  # an exception raised into the handler above ends it: say so first thing
-            self.serving = False
+            flag_down(self, "serving")
 
     def _on_wakeup(self, fd: int) -> None:
         try:
@@ -1161,7 +1161,7 @@ class InternalExtension:
                 self._released.wait()
                 self._event_loop()
         finally:
-            self._loop_running = False
+            flag_down(self, "_loop_running")
 
     def registered(self) -> bool:
         """Wait for phase one (``begin``); whether the extension registered and listens."""
@@ -1263,7 +1263,7 @@ class InternalExtension:
                     self._connection.close()
                     time.sleep(min(1.0, 0.01 * failures))
         finally:  # an exception raised into the handler above ends it: say so first thing
-            self._loop_running = False
+            flag_down(self, "_loop_running")
 
     def _on_invoke(self, event: PlatformEvent) -> None:
         """Decide now whether this invocation ends with a flush; if not, return at once.
@@ -1274,7 +1274,7 @@ class InternalExtension:
         """
         self.invocations += 1
         self.policy.invocation_started()
-        if not self.policy.due(self.pipeline.pending_batches, self.pipeline.unflushed_bytes):
+        if not self.policy.due(self.pipeline):
             return
         wait_s = 900.0
         if event.deadline_ms is not None:
@@ -1315,10 +1315,9 @@ class InternalExtension:
     # -- in-process signals from the supervisor ---------------------------------------
     def handler_started(self, request_id: str) -> None:
         # Registered for no events (background), no /event/next answer waits for the
-        # handler: the "handler done" signal has no reader, and costs the handler nothing.
-        if self.background:
-            self.policy.invocation_started()
-        else:
+        # handler: the "handler done" signal has no reader, and costs the handler nothing;
+        # the flush policy hears of the invocation as it ends (``handler_finished``).
+        if not self.background:
             self._handler_done.clear()
 
     def ensure_running(self) -> None:
@@ -1341,7 +1340,13 @@ class InternalExtension:
     def handler_finished(self, request_id: str) -> None:
         if not self.background:
             self._handler_done.set()
-        elif self.policy.due(self.pipeline.pending_batches, self.pipeline.unflushed_bytes):
+            return
+        # One clock reading for both: the policy counts the gaps between invocations'
+        # ends, the same gaps as between their starts.
+        now = time.monotonic()
+        policy = self.policy
+        policy.invocation_started(now)
+        if policy.due(self.pipeline, now):
             self._wake_event_loop()
 
     def _receive(self, body: bytes) -> None:
@@ -1359,11 +1364,7 @@ class InternalExtension:
         except BlockingIOError:  # the pipe is full: a wake-up is already pending
             pass
 
-    def listener_lag_ms(self) -> float | None:
-        """Delay between the platform's event time and our receipt, newest batch."""
-        return self.pipeline.listener_lag_ms
-
-    def submit(self, event: TelemetryEvent,
+    def submit(self, event: TelemetryEvent | MadeWhenSpooled,
                amend: Callable[[list[TelemetryEvent]], None] | None = None) -> None:
         """Queue one of our own records (e.g. ``lambda_wrapper.invocation``) for export."""
         self.pipeline.submit(event, amend)
