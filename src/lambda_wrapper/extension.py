@@ -1273,8 +1273,7 @@ class InternalExtension:
         for ``platform.runtimeDone``), export within the budget, then return.
         """
         self.invocations += 1
-        self.policy.invocation_started()
-        if not self.policy.due(self.pipeline):
+        if not self.policy.invocation(self.pipeline):
             return
         wait_s = 900.0
         if event.deadline_ms is not None:
@@ -1340,13 +1339,8 @@ class InternalExtension:
     def handler_finished(self, request_id: str) -> None:
         if not self.background:
             self._handler_done.set()
-            return
-        # One clock reading for both: the policy counts the gaps between invocations'
-        # ends, the same gaps as between their starts.
-        now = time.monotonic()
-        policy = self.policy
-        policy.invocation_started(now)
-        if policy.due(self.pipeline, now):
+        # The policy counts the gaps between invocations' ends, the same as between their starts.
+        elif self.policy.invocation(self.pipeline):
             self._wake_event_loop()
 
     def _receive(self, body: bytes) -> None:

@@ -152,17 +152,16 @@ class FlushPolicy:
         self.last_flush = time.monotonic()
         self.dense = False
 
-    def invocation_started(self, now: float | None = None) -> None:
+    def invocation(self, pipeline: Pipeline, now: float | None = None) -> bool:
+        """Count one invocation; should it end with a flush of what ``pipeline`` holds?
+
+        One call: the background strategy makes it on the handler's path."""
         now = time.monotonic() if now is None else now
         if self.last_invocation is not None:
             self.dense = now - self.last_invocation < DENSE_GAP_S
         self.last_invocation = now
-
-    def due(self, pipeline: Pipeline, now: float | None = None) -> bool:
-        """Should this invocation end with a flush of what ``pipeline`` holds?"""
         if not self.dense:
             return True
-        now = time.monotonic() if now is None else now
         # The time and the volume first: counting what waits takes longer, and is needed
         # only once one of them says a flush is due.
         if now - self.last_flush < DENSE_FLUSH_INTERVAL_S and pipeline.unflushed_bytes < MAX_UNFLUSHED_BYTES:

@@ -305,11 +305,27 @@ class Supervisor:
         invocation = self.invocation = InvocationRecord()
         invocation.begun = time.perf_counter()
         invocation.ended = None
-        invocation.thread_id = threading.get_ident()
+        invocation.thread_id = thread_id = threading.get_ident()
         if ENDED_THREADS:
             self.keep_threads_alive()
+        # The instruments, inline: calls cost most on this path, where caches are cold.
         try:
-            self._instruments_start(invocation, request_id, deadline_ms)
+            now = time.time()  # the one wall-clock reading of the start, for every instrument
+            cold_start = self.cold_start
+            cold_start.invocation_starts(now)
+            invocation_context.invocation_starts(request_id, cold_start.cold_start)
+            if cold_start.invocations == 1:
+                self._first_invocation_starts(request_id)
+            if self.self_reporter is not None:
+                self.self_reporter.started_epoch_s = now
+                if self.in_flight is not None:
+                    self.in_flight.begin(request_id, now)
+            if self._track_peak:
+                reset_peak_rss()
+            if self.process_metrics is not None:
+                self.process_metrics.invocation_starts()
+            if self.watchdog is not None:
+                self.watchdog.arm(request_id, deadline_ms, thread_id, now)
         except Exception as exc:
             emit_once("warning", "instruments_failed", f"an instrument failed: {exc!r}")
         if self.extension is not None:
@@ -323,13 +339,37 @@ class Supervisor:
         # the platform posts this invocation's runtimeDone and report.
         if ENDED_THREADS:
             self.keep_threads_alive(watchdog=False)
+        extension = self.extension
         submitted = False
         try:
-            submitted = self._instruments_finish(invocation, request_id, duration_ms, error)
+            reported_timed_out = False
+            if self.watchdog is not None:
+                armed = self.watchdog.disarm()
+                if armed is not None and self.memory_limit_bytes is not None and not armed.memory_fired:
+                    self._memory_check_after_the_fact(armed)
+                # The self source's timeout report went out first: it stands.
+                reported_timed_out = (armed is not None and armed.report_at is not None
+                                      and not armed.claim_end())
+            if self.in_flight is not None:
+                self.in_flight.end()
+            if extension is not None:
+                invocation.request_id = request_id
+                invocation.cold_start = self.cold_start.cold_start
+                invocation.proactive_init = self.cold_start.proactive_init
+                invocation.handler_ms = duration_ms
+                invocation.error_type = type(error).__name__ if error is not None else None
+                invocation.process = None
+                if self.process_metrics is not None or self.import_profile is not None:
+                    self._optional_records(extension, invocation, request_id)
+                invocation.ended_epoch_s = time.time()
+                invocation.submitted = time.perf_counter()
+                # The self records are made from the invocation record, on the flush's thread.
+                extension.submit(invocation, None if reported_timed_out else self._add_self_records)
+                submitted = True
         except Exception as exc:
             emit_once("warning", "instruments_failed", f"an instrument failed: {exc!r}")
-        if self.extension is not None:
-            self.extension.handler_finished(request_id)
+        if extension is not None:
+            extension.handler_finished(request_id)
         if submitted:
             # Last: WrapperOverhead covers queueing the record and the signal.
             invocation.ended = time.perf_counter()
@@ -352,26 +392,6 @@ class Supervisor:
         except Exception as exc:  # e.g. no thread can be started: the function runs on
             emit_once("warning", "restart_failed", f"a thread of ours could not restart: {exc!r}")
 
-    def _instruments_start(
-        self, invocation: InvocationRecord, request_id: str, deadline_ms: int | None
-    ) -> None:
-        now = time.time()  # the one wall-clock reading of the start, for every instrument
-        cold_start = self.cold_start
-        cold_start.invocation_starts(now)
-        invocation_context.invocation_starts(request_id, cold_start.cold_start)
-        if cold_start.invocations == 1:
-            self._first_invocation_starts(request_id)
-        if self.self_reporter is not None:
-            self.self_reporter.started_epoch_s = now
-            if self.in_flight is not None:
-                self.in_flight.begin(request_id, now)
-        if self._track_peak:
-            reset_peak_rss()
-        if self.process_metrics is not None:
-            self.process_metrics.invocation_starts()
-        if self.watchdog is not None:
-            self.watchdog.arm(request_id, deadline_ms, invocation.thread_id, now)
-
     def _first_invocation_starts(self, request_id: str) -> None:
         self._restore_switch_interval()
         if self.extension is not None:
@@ -379,28 +399,11 @@ class Supervisor:
             init = self.timeline.record(self.cold_start.cold_start, self.cold_start.proactive_init)
             self.extension.submit(own_event(INIT, init, request_id))
 
-    def _instruments_finish(
-        self, invocation: InvocationRecord, request_id: str, duration_ms: float, error: BaseException | None
-    ) -> bool:
-        """The instruments' end of the invocation, then its record queued (True when it is)."""
-        reported_timed_out = False
-        if self.watchdog is not None:
-            armed = self.watchdog.disarm()
-            if armed is not None and self.memory_limit_bytes is not None and not armed.memory_fired:
-                self._memory_check_after_the_fact(armed)
-            # The self source's timeout report went out first: it stands.
-            reported_timed_out = armed is not None and armed.report_at is not None and not armed.claim_end()
-        if self.in_flight is not None:
-            self.in_flight.end()
-        extension = self.extension
-        if extension is None:
-            return False
-        invocation.request_id = request_id
-        invocation.cold_start = self.cold_start.cold_start
-        invocation.proactive_init = self.cold_start.proactive_init
-        invocation.handler_ms = duration_ms
-        invocation.error_type = type(error).__name__ if error is not None else None
-        invocation.process = None
+    # -- records ------------------------------------------------------------------------
+    def _optional_records(
+        self, extension: InternalExtension, invocation: InvocationRecord, request_id: str
+    ) -> None:
+        """What the invocation record and its neighbours get from instruments that are off by default."""
         if self.process_metrics is not None:
             try:
                 invocation.process = self.process_metrics.snapshot()
@@ -410,11 +413,6 @@ class Supervisor:
             self.import_profile.uninstall()
             extension.submit(own_event(IMPORT_PROFILE, self.import_profile.record(), request_id))
             self.import_profile = None
-        invocation.ended_epoch_s = time.time()
-        invocation.submitted = time.perf_counter()
-        # The self records are made from the invocation record, on the flush's thread.
-        extension.submit(invocation, None if reported_timed_out else self._add_self_records)
-        return True
 
     # -- warnings (called on the watchdog thread) --------------------------------------------
     def on_timeout_warning(self, request_id: str, thread_id: int, left_ms: float) -> None:
