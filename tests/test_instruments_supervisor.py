@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from garbage import cyclic_garbage, type_names
 from lambda_wrapper.export import Exporter, Pipeline
-from lambda_wrapper.instruments import INIT, INVOCATION, SETTLE_WAIT_S, InvocationRecord
+from lambda_wrapper.instruments import ENDED_THREADS, INIT, INVOCATION, SETTLE_WAIT_S, InvocationRecord
 from lambda_wrapper.settings import Settings
 from lambda_wrapper.supervisor import Supervisor
 from lambda_wrapper.supervisor.bootstrap import wrap_handler
@@ -265,3 +266,28 @@ def test_a_registered_extension_is_released_even_when_the_source_cannot_be_chose
     assert extension.calls == [("release", None)]
     assert supervisor.extension is extension
     assert "the telemetry source could not be chosen" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the kill
+def test_a_thread_that_ended_is_started_again_by_the_next_invocation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The handler's path asks the threads' owners only when a flagged thread has ended
+    (``ENDED_THREADS``): a watchdog killed between invocations is running again once
+    the next one has started, and said so once."""
+    supervisor, _ = supervised({"LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "100"})
+    supervisor.start_watchdog()
+    watchdog = supervisor.watchdog
+    assert watchdog is not None
+    handler = wrap_handler(lambda event, ctx: None, supervisor)
+    handler({}, context("r1"))
+    killed = watchdog._thread
+    assert killed.ident is not None
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(killed.ident), ctypes.py_object(SystemExit))
+    killed.join(2)
+    assert not killed.is_alive()
+    handler({}, context("r2"))
+    assert watchdog._thread is not killed and watchdog._thread.is_alive()
+    handler({}, context("r3"))
+    assert capsys.readouterr().err.count('"watchdog_restarted"') == 1
+    assert not ENDED_THREADS
