@@ -118,3 +118,26 @@ def test_the_invocation_record_is_made_off_the_handlers_path(tmp_path: Path) -> 
         assert copy["record"] == line["record"]
         assert set(line["record"]) == {"requestId", "coldStart", "proactiveInit", "handlerDurationMs",
                                        "wrapperOverheadMs", "errorType"}
+
+
+def test_the_invocation_record_carries_the_listener_lag_once_it_is_measured(tmp_path: Path) -> None:
+    output = tmp_path / "out.ndjson"
+    pipeline = Pipeline([FileExporter(str(output))], str(tmp_path / "spool"), 1 << 20)
+    supervisor = Supervisor(Settings({}))
+    supervisor.timeline.init_ends()
+    supervisor.extension = PassThrough(pipeline)  # type: ignore[assignment]
+    handler = wrap_handler(lambda event, ctx: None, supervisor)
+    handler({}, context("before"))
+    pipeline.flush(1.0)  # nothing from the platform yet: no lag to tell
+    sent = iso_time(time.time() - 0.25)
+    pipeline.receive(b'[{"time": "%s", "type": "platform.runtimeDone", '
+                     b'"record": {"requestId": "before", "status": "success"}}]' % sent.encode())
+    pipeline.flush(1.0)  # the batch decoded: its lag measured
+    lag = pipeline.listener_lag_ms
+    assert lag is not None and lag >= 250.0
+    handler({}, context("after"))
+    pipeline.flush(1.0)
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    records = {line["record"]["requestId"]: line["record"] for line in lines if line["type"] == INVOCATION}
+    assert "listenerLagMs" not in records["before"]
+    assert records["after"]["listenerLagMs"] == round(lag, 3)
