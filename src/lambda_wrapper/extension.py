@@ -31,9 +31,8 @@ if TYPE_CHECKING:
     import ssl
     from collections.abc import Iterable
 
-    from .export import MadeWhenSpooled, Pipeline
+    from .export import Pipeline
     from .settings import Settings
-    from .telemetry import TelemetryEvent
 
 
 # == http11 ================================================================================
@@ -1081,6 +1080,9 @@ class InternalExtension:
     def __init__(self, settings: Settings, pipeline: Pipeline, types: list[str]) -> None:
         self.settings = settings
         self.pipeline = pipeline
+        # Queue one of our own records (e.g. ``lambda_wrapper.invocation``) for export: the
+        # pipeline's own method, so that the handler's path makes one call for it, not two.
+        self.submit = pipeline.submit
         self.types = types
         self.registration: Registration | None = None
         self.listener = TelemetryListener(sink=self._receive)
@@ -1357,11 +1359,6 @@ class InternalExtension:
             os.write(self._wake_write, b"\0")
         except BlockingIOError:  # the pipe is full: a wake-up is already pending
             pass
-
-    def submit(self, event: TelemetryEvent | MadeWhenSpooled,
-               amend: Callable[[list[TelemetryEvent]], None] | None = None) -> None:
-        """Queue one of our own records (e.g. ``lambda_wrapper.invocation``) for export."""
-        self.pipeline.submit(event, amend)
 
     # -- flushing -----------------------------------------------------------------
     def flush(self, budget_s: float | None = None) -> int:
