@@ -1323,12 +1323,13 @@ class InternalExtension:
 
     def ensure_running(self) -> None:
         """Restart a dead event loop or listener (cheap check; the supervisor calls it
-        as each invocation starts and ends, with the rest of our threads).
+        as an invocation starts or ends once one of our threads has ended:
+        ``instruments.ENDED_THREADS``).
 
         The platform waits for our ``/event/next`` on every invocation when we are
         registered for INVOKE: a dead loop would turn every invocation into a timeout.
         """
-        # Flags, not Thread.is_alive: this runs twice on every invocation's path.
+        # Flags, not Thread.is_alive: this runs on the invocation's path.
         if not self._loop_running and self._threads and self.registration is not None:
             self._connection.close()
             self._connection = HttpConnection(self._api)

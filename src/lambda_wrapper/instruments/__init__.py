@@ -405,8 +405,9 @@ class InvocationRecord:
 # handler.
 #
 # A thread that dies (killed by an exception raised into it) is started again by
-# ``ensure_running``, which the supervisor calls as each invocation starts, beside the
-# extension's: what was armed is picked up by the new thread.
+# ``ensure_running``, which the supervisor calls as the next invocation starts, beside
+# the extension's (the thread's last act lists it in ``ENDED_THREADS``): what was armed
+# is picked up by the new thread.
 #
 # Limit: a handler stuck in C code that holds the GIL keeps this thread from running
 # (the same limit as any Python-level watchdog); the platform's timeout report still
