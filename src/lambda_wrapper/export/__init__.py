@@ -622,8 +622,9 @@ def oom_kill_count() -> int | None:
 # - ``accept`` (listener thread, and call spans) only appends bytes to each
 #   exporter's spool and to an in-memory queue: no parsing on the caller's time.
 # - ``submit`` (the supervisor's own records, on the handler's thread) only queues the
-#   ``TelemetryEvent`` itself: no serialisation, no write. ``spool_own`` serialises
-#   what was queued into the spools, on the listener's thread when the platform's next
+#   ``TelemetryEvent`` itself, or what the invocation record will be made of
+#   (``instruments.InvocationRecord``): no serialisation, no write. ``spool_own`` makes
+#   and serialises what was queued into the spools, on the listener's thread when the platform's next
 #   batch arrives (``receive``) and at the start of every flush; the objects themselves
 #   go to the exporters, never decoded. Without Telemetry API batches, a record is
 #   durable from the next flush on (each invocation when traffic is sparse, at most
