@@ -624,9 +624,9 @@ def oom_kill_count() -> int | None:
 # - ``submit`` (the supervisor's own records, on the handler's thread) only queues the
 #   ``TelemetryEvent`` itself, or what the invocation record will be made of
 #   (``instruments.InvocationRecord``): no serialisation, no write. ``spool_own`` makes
-#   and serialises what was queued into the spools, on the listener's thread when the platform's next
-#   batch arrives (``receive``) and at the start of every flush; the objects themselves
-#   go to the exporters, never decoded. Without Telemetry API batches, a record is
+#   and serialises what was queued into the spools, on the listener's thread when the
+#   platform's next batch arrives (``receive``) and at the start of every flush; the
+#   objects themselves go to the exporters, never decoded. Without Telemetry API batches, a record is
 #   durable from the next flush on (each invocation when traffic is sparse, at most
 #   ``FlushPolicy``'s interval when it is dense).
 # - ``flush`` (extension thread) decodes each batch once, skips the toolkit's own
