@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from garbage import cyclic_garbage, type_names
 from lambda_wrapper.export import Exporter, Pipeline
-from lambda_wrapper.instruments import INIT, INVOCATION, OverheadSettlement, own_event
+from lambda_wrapper.instruments import ENDED_THREADS, INIT, INVOCATION, SETTLE_WAIT_S, InvocationRecord
 from lambda_wrapper.settings import Settings
 from lambda_wrapper.supervisor import Supervisor
 from lambda_wrapper.supervisor.bootstrap import wrap_handler
@@ -216,15 +217,37 @@ def test_wrapper_overhead_covers_submitting_the_record_and_signalling_the_extens
     assert floor_ms <= record["wrapperOverheadMs"] < floor_ms + 40  # ours, not the handler's 50 ms
 
 
+def racing_record(thread_id: int) -> InvocationRecord:
+    """An invocation record queued, its handler path not yet ended (``ended`` unset)."""
+    record = InvocationRecord()
+    record.begun, record.paused, record.resumed, record.submitted = 10.0, 10.0001, 10.5, 10.5001
+    record.ended = None
+    record.thread_id = thread_id
+    record.request_id, record.cold_start, record.proactive_init = "r1", False, False
+    record.handler_ms, record.error_type, record.process, record.ended_epoch_s = 500.0, None, None, 1.0
+    return record
+
+
 def test_a_flush_racing_the_end_of_the_handler_path_waits_for_the_final_overhead() -> None:
-    settlement = OverheadSettlement()  # made on the handler's thread
-    event = own_event(INVOCATION, {"wrapperOverheadMs": 0.1}, "r1")
-    flush = threading.Thread(target=settlement.amend, args=([event],))
+    record = racing_record(threading.get_ident())  # queued on this thread, the handler's
+    made: list[Any] = []
+    flush = threading.Thread(target=lambda: made.append(record.to_event(None)))
     flush.start()
     time.sleep(0.02)  # the flush is waiting now
-    settlement.settle(0.3)
+    record.ended = 10.5003
     flush.join(1)
-    assert event.record == {"wrapperOverheadMs": 0.3}
+    assert made[0].record["wrapperOverheadMs"] == 0.4  # 0.1 before the handler, 0.3 after
+
+
+def test_a_flush_on_the_handlers_own_thread_does_not_wait_for_itself() -> None:
+    """A SIGTERM handler flushing between the record's queueing and the handler path's end
+    runs on that path's thread: it takes the figure as of the queueing, at once."""
+    record = racing_record(threading.get_ident())
+    started = time.monotonic()
+    event = record.to_event(None)
+    assert time.monotonic() - started < SETTLE_WAIT_S / 2
+    # 0.1 before the handler, 0.1 to the queueing:
+    assert isinstance(event.record, dict) and event.record["wrapperOverheadMs"] == 0.2
 
 
 def test_a_registered_extension_is_released_even_when_the_source_cannot_be_chosen(
@@ -243,3 +266,28 @@ def test_a_registered_extension_is_released_even_when_the_source_cannot_be_chose
     assert extension.calls == [("release", None)]
     assert supervisor.extension is extension
     assert "the telemetry source could not be chosen" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the kill
+def test_a_thread_that_ended_is_started_again_by_the_next_invocation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The handler's path asks the threads' owners only when a flagged thread has ended
+    (``ENDED_THREADS``): a watchdog killed between invocations is running again once
+    the next one has started, and said so once."""
+    supervisor, _ = supervised({"LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "100"})
+    supervisor.start_watchdog()
+    watchdog = supervisor.watchdog
+    assert watchdog is not None
+    handler = wrap_handler(lambda event, ctx: None, supervisor)
+    handler({}, context("r1"))
+    killed = watchdog._thread
+    assert killed.ident is not None
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(killed.ident), ctypes.py_object(SystemExit))
+    killed.join(2)
+    assert not killed.is_alive()
+    handler({}, context("r2"))
+    assert watchdog._thread is not killed and watchdog._thread.is_alive()
+    handler({}, context("r3"))
+    assert capsys.readouterr().err.count('"watchdog_restarted"') == 1
+    assert not ENDED_THREADS

@@ -11,7 +11,7 @@ from typing import Any
 
 from lambda_wrapper.export import Pipeline
 from lambda_wrapper.export.file import FileExporter
-from lambda_wrapper.instruments import IMPORT_PROFILE, INIT, INVOCATION, iso_time, own_event
+from lambda_wrapper.instruments import IMPORT_PROFILE, INIT, INVOCATION, InvocationRecord, iso_time, own_event
 from lambda_wrapper.settings import Settings
 from lambda_wrapper.supervisor import Supervisor
 from lambda_wrapper.supervisor.bootstrap import wrap_handler
@@ -90,10 +90,10 @@ def test_init_and_import_profile_records_keep_their_request_id_in_the_file_expor
         assert line["requestId"] == "first-request", line["type"]
 
 
-def test_the_invocation_records_time_is_written_off_the_handlers_path(tmp_path: Path) -> None:
-    """The supervisor leaves the invocation record's time text to the pipeline, which
-    writes it from the record's epoch_ms when it spools it: in the spool (what a later
-    Init recovers) and in what the exporters get."""
+def test_the_invocation_record_is_made_off_the_handlers_path(tmp_path: Path) -> None:
+    """The supervisor queues what it measured (``InvocationRecord``); the pipeline makes
+    the record, its time text from its epoch_ms, when it spools it: the spool (what a
+    later Init recovers) and the exporters get the same record."""
     output = tmp_path / "out.ndjson"
     pipeline = Pipeline([FileExporter(str(output))], str(tmp_path / "spool"), 1 << 20)
     supervisor = Supervisor(Settings({}))
@@ -103,14 +103,41 @@ def test_the_invocation_records_time_is_written_off_the_handlers_path(tmp_path: 
     handler({}, context("r1"))
     handler({}, context("r2"))
     queued = [event for event, _ in pipeline._own if event.type == INVOCATION]
-    assert [event.time for event in queued] == ["", ""]  # nothing formatted on the handler's thread
+    # Nothing made on the handler's thread:
+    assert len(queued) == 2 and all(isinstance(event, InvocationRecord) for event in queued)
     pipeline.spool_own()
     body = pipeline._incoming[-1][0]  # the batch just written to every spool
     spooled = [record for record in json.loads(body) if record["type"] == INVOCATION]
     pipeline.flush(1.0)
     lines = [json.loads(line) for line in output.read_text().splitlines()]
     exported = [line for line in lines if line["type"] == INVOCATION]
-    for event, copy in zip(queued, spooled, strict=True):
-        assert event.epoch_ms is not None
-        assert event.time == iso_time(event.epoch_ms / 1000.0) == copy["time"]
-    assert [line["time"] for line in exported] == [event.time for event in queued]
+    assert [line["record"]["requestId"] for line in exported] == ["r1", "r2"]
+    for measured, copy, line in zip(queued, spooled, exported, strict=True):
+        assert isinstance(measured, InvocationRecord)
+        assert copy["time"] == iso_time(measured.ended_epoch_s) == line["time"]
+        assert copy["record"] == line["record"]
+        assert set(line["record"]) == {"requestId", "coldStart", "proactiveInit", "handlerDurationMs",
+                                       "wrapperOverheadMs", "errorType"}
+
+
+def test_the_invocation_record_carries_the_listener_lag_once_it_is_measured(tmp_path: Path) -> None:
+    output = tmp_path / "out.ndjson"
+    pipeline = Pipeline([FileExporter(str(output))], str(tmp_path / "spool"), 1 << 20)
+    supervisor = Supervisor(Settings({}))
+    supervisor.timeline.init_ends()
+    supervisor.extension = PassThrough(pipeline)  # type: ignore[assignment]
+    handler = wrap_handler(lambda event, ctx: None, supervisor)
+    handler({}, context("before"))
+    pipeline.flush(1.0)  # nothing from the platform yet: no lag to tell
+    sent = iso_time(time.time() - 0.25)
+    pipeline.receive(b'[{"time": "%s", "type": "platform.runtimeDone", '
+                     b'"record": {"requestId": "before", "status": "success"}}]' % sent.encode())
+    pipeline.flush(1.0)  # the batch decoded: its lag measured
+    lag = pipeline.listener_lag_ms
+    assert lag is not None and lag >= 250.0
+    handler({}, context("after"))
+    pipeline.flush(1.0)
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    records = {line["record"]["requestId"]: line["record"] for line in lines if line["type"] == INVOCATION}
+    assert "listenerLagMs" not in records["before"]
+    assert records["after"]["listenerLagMs"] == round(lag, 3)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from . import aws
 from .export import MAX_UNFLUSHED_BYTES, FlushPolicy
-from .instruments import start_flagged
+from .instruments import flag_down, start_flagged
 from .settings import emit
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
     from .export import Pipeline
     from .settings import Settings
-    from .telemetry import TelemetryEvent
 
 
 # == http11 ================================================================================
@@ -792,7 +791,7 @@ class TelemetryListener:
                 except BaseException:  # even SystemExit: the platform needs this thread
                     time.sleep(0.01)
         finally:  # an exception raised into the handler above ends it: say so first thing
-            self.serving = False
+            flag_down(self, "serving")
 
     def _on_wakeup(self, fd: int) -> None:
         try:
@@ -1081,6 +1080,9 @@ class InternalExtension:
     def __init__(self, settings: Settings, pipeline: Pipeline, types: list[str]) -> None:
         self.settings = settings
         self.pipeline = pipeline
+        # Queue one of our own records (e.g. ``lambda_wrapper.invocation``) for export: the
+        # pipeline's own method, so that the handler's path makes one call for it, not two.
+        self.submit = pipeline.submit
         self.types = types
         self.registration: Registration | None = None
         self.listener = TelemetryListener(sink=self._receive)
@@ -1161,7 +1163,7 @@ class InternalExtension:
                 self._released.wait()
                 self._event_loop()
         finally:
-            self._loop_running = False
+            flag_down(self, "_loop_running")
 
     def registered(self) -> bool:
         """Wait for phase one (``begin``); whether the extension registered and listens."""
@@ -1263,7 +1265,7 @@ class InternalExtension:
                     self._connection.close()
                     time.sleep(min(1.0, 0.01 * failures))
         finally:  # an exception raised into the handler above ends it: say so first thing
-            self._loop_running = False
+            flag_down(self, "_loop_running")
 
     def _on_invoke(self, event: PlatformEvent) -> None:
         """Decide now whether this invocation ends with a flush; if not, return at once.
@@ -1273,8 +1275,7 @@ class InternalExtension:
         for ``platform.runtimeDone``), export within the budget, then return.
         """
         self.invocations += 1
-        self.policy.invocation_started()
-        if not self.policy.due(self.pipeline.pending_batches, self.pipeline.unflushed_bytes):
+        if not self.policy.invocation(self.pipeline):
             return
         wait_s = 900.0
         if event.deadline_ms is not None:
@@ -1315,20 +1316,20 @@ class InternalExtension:
     # -- in-process signals from the supervisor ---------------------------------------
     def handler_started(self, request_id: str) -> None:
         # Registered for no events (background), no /event/next answer waits for the
-        # handler: the "handler done" signal has no reader, and costs the handler nothing.
-        if self.background:
-            self.policy.invocation_started()
-        else:
+        # handler: the "handler done" signal has no reader, and costs the handler nothing;
+        # the flush policy hears of the invocation as it ends (``handler_finished``).
+        if not self.background:
             self._handler_done.clear()
 
     def ensure_running(self) -> None:
         """Restart a dead event loop or listener (cheap check; the supervisor calls it
-        as each invocation starts and ends, with the rest of our threads).
+        as an invocation starts or ends once one of our threads has ended:
+        ``instruments.ENDED_THREADS``).
 
         The platform waits for our ``/event/next`` on every invocation when we are
         registered for INVOKE: a dead loop would turn every invocation into a timeout.
         """
-        # Flags, not Thread.is_alive: this runs twice on every invocation's path.
+        # Flags, not Thread.is_alive: this runs on the invocation's path.
         if not self._loop_running and self._threads and self.registration is not None:
             self._connection.close()
             self._connection = HttpConnection(self._api)
@@ -1341,7 +1342,8 @@ class InternalExtension:
     def handler_finished(self, request_id: str) -> None:
         if not self.background:
             self._handler_done.set()
-        elif self.policy.due(self.pipeline.pending_batches, self.pipeline.unflushed_bytes):
+        # The policy counts the gaps between invocations' ends, the same as between their starts.
+        elif self.policy.invocation(self.pipeline):
             self._wake_event_loop()
 
     def _receive(self, body: bytes) -> None:
@@ -1358,15 +1360,6 @@ class InternalExtension:
             os.write(self._wake_write, b"\0")
         except BlockingIOError:  # the pipe is full: a wake-up is already pending
             pass
-
-    def listener_lag_ms(self) -> float | None:
-        """Delay between the platform's event time and our receipt, newest batch."""
-        return self.pipeline.listener_lag_ms
-
-    def submit(self, event: TelemetryEvent,
-               amend: Callable[[list[TelemetryEvent]], None] | None = None) -> None:
-        """Queue one of our own records (e.g. ``lambda_wrapper.invocation``) for export."""
-        self.pipeline.submit(event, amend)
 
     # -- flushing -----------------------------------------------------------------
     def flush(self, budget_s: float | None = None) -> int:

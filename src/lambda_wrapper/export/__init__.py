@@ -21,19 +21,26 @@ import time
 from .. import aws
 from ..instruments import LOSS, iso_time, own_event
 from ..settings import emit
-from ..telemetry import UnreadableBatch, decode_batch
+from ..telemetry import TelemetryEvent, UnreadableBatch, decode_batch
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-    from typing import TypeVar
+    from typing import Protocol, TypeVar
 
     from ..instruments import SourceArbiter
     from ..settings import Settings
-    from ..telemetry import TelemetryEvent
 
     E = TypeVar("E", bound=BaseException)
     Amend = Callable[[list[TelemetryEvent]], None]
+
+    class MadeWhenSpooled(Protocol):
+        """An own record submitted as what its submitter measured (``instruments.InvocationRecord``)."""
+
+        @property
+        def type(self) -> str: ...
+
+        def to_event(self, listener_lag_ms: float | None) -> TelemetryEvent: ...
 
 
 # == errors ================================================================================
@@ -145,20 +152,21 @@ class FlushPolicy:
         self.last_flush = time.monotonic()
         self.dense = False
 
-    def invocation_started(self, now: float | None = None) -> None:
+    def invocation(self, pipeline: Pipeline, now: float | None = None) -> bool:
+        """Count one invocation; should it end with a flush of what ``pipeline`` holds?
+
+        One call: the background strategy makes it on the handler's path."""
         now = time.monotonic() if now is None else now
         if self.last_invocation is not None:
             self.dense = now - self.last_invocation < DENSE_GAP_S
         self.last_invocation = now
-
-    def due(self, pending_batches: int, unflushed_bytes: int = 0, now: float | None = None) -> bool:
-        """Should this invocation end with a flush? ``pending_batches`` counts what waits."""
-        now = time.monotonic() if now is None else now
         if not self.dense:
             return True
-        return pending_batches > 0 and (
-            now - self.last_flush >= DENSE_FLUSH_INTERVAL_S or unflushed_bytes >= MAX_UNFLUSHED_BYTES
-        )
+        # The time and the volume first: counting what waits takes longer, and is needed
+        # only once one of them says a flush is due.
+        if now - self.last_flush < DENSE_FLUSH_INTERVAL_S and pipeline.unflushed_bytes < MAX_UNFLUSHED_BYTES:
+            return False
+        return pipeline.pending_batches > 0
 
     def flushed(self, now: float | None = None) -> None:
         self.last_flush = time.monotonic() if now is None else now
@@ -614,10 +622,11 @@ def oom_kill_count() -> int | None:
 # - ``accept`` (listener thread, and call spans) only appends bytes to each
 #   exporter's spool and to an in-memory queue: no parsing on the caller's time.
 # - ``submit`` (the supervisor's own records, on the handler's thread) only queues the
-#   ``TelemetryEvent`` itself: no serialisation, no write. ``spool_own`` serialises
-#   what was queued into the spools, on the listener's thread when the platform's next
-#   batch arrives (``receive``) and at the start of every flush; the objects themselves
-#   go to the exporters, never decoded. Without Telemetry API batches, a record is
+#   ``TelemetryEvent`` itself, or what the invocation record will be made of
+#   (``instruments.InvocationRecord``): no serialisation, no write. ``spool_own`` makes
+#   and serialises what was queued into the spools, on the listener's thread when the
+#   platform's next batch arrives (``receive``) and at the start of every flush; the
+#   objects themselves go to the exporters, never decoded. Without Telemetry API batches, a record is
 #   durable from the next flush on (each invocation when traffic is sparse, at most
 #   ``FlushPolicy``'s interval when it is dense).
 # - ``flush`` (extension thread) decodes each batch once, skips the toolkit's own
@@ -788,7 +797,8 @@ class Pipeline:
         ] = collections.deque()
         # Own records submitted and not yet spooled (appended and taken without a lock:
         # deque's append and popleft are atomic).
-        self._own: collections.deque[tuple[TelemetryEvent, Amend | None]] = collections.deque()
+        self._own: collections.deque[tuple[TelemetryEvent | MadeWhenSpooled, Amend | None]] = (
+            collections.deque())
         # Platform event time to our receipt, for the newest batch: the listener's lag.
         self.listener_lag_ms: float | None = None
         self._flush_lock = threading.Lock()  # the loop thread and the SIGTERM path may both flush
@@ -844,14 +854,15 @@ class Pipeline:
             self.spool_own()
         self.accept(body)
 
-    def submit(self, event: TelemetryEvent, amend: Amend | None = None) -> None:
+    def submit(self, event: TelemetryEvent | MadeWhenSpooled, amend: Amend | None = None) -> None:
         """Queue one of the toolkit's own records, as it is; it goes out with the next flush.
 
-        Nothing is serialised or written here (the handler's thread): ``spool_own``
-        does that off the handler's path. ``amend``, if given, runs on a list holding
-        just this event, which it may change or extend, before any exporter sees it
-        (the spooled copy keeps the record as submitted). An event whose ``time`` is
-        empty gets it here from its ``epoch_ms``, off the submitter's path.
+        Nothing is made, serialised or written here (the handler's thread): ``spool_own``
+        does that off the handler's path. An event that is not yet a ``TelemetryEvent`` is
+        made into one there (``to_event``, given the listener lag as of then). ``amend``, if
+        given, runs on a list holding just this event, which it may change or extend,
+        before any exporter sees it (the spooled copy keeps the record as submitted). An
+        event whose ``time`` is empty gets it there from its ``epoch_ms``.
         """
         self._own.append((event, amend))
 
@@ -862,9 +873,13 @@ class Pipeline:
         amends: list[Amend | None] = []
         while own:
             try:
-                event, amend = own.popleft()
+                submitted, amend = own.popleft()
             except IndexError:  # another thread took the last one
                 break
+            if isinstance(submitted, TelemetryEvent):
+                event = submitted
+            else:
+                event = submitted.to_event(self.listener_lag_ms)
             if not event.time and event.epoch_ms is not None:
                 event.time = iso_time(event.epoch_ms / 1000.0)
             events.append(event)

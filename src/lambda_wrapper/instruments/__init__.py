@@ -309,93 +309,82 @@ def _epoch_seconds(raw: str | None) -> float | None:
 # The toolkit's own cost: time added to each invocation, and listener lag.
 #
 # Our per-invocation time is what the supervisor spends on the handler's thread before
-# and after the user's handler (instruments, building and queueing our records, the
-# signal to the extension; the records are serialised and spooled later, off that
-# thread, by the ``export`` pipeline). The
+# and after the user's handler (instruments, queueing our records, the signal to the
+# extension; the invocation record is made, serialised and spooled later, off that
+# thread, by the ``export`` pipeline: ``InvocationRecord``). The
 # time the platform then waits for the extension's ``/event/next`` is measured by the
 # platform itself (``platform.report`` minus ``platform.runtimeDone``). Init time and
 # RSS added at Init are in the ``lambda_wrapper.init`` record (the cold start section).
 
 
-# How long a flush waits for the figure; only a flush racing the end of the handler
-# path waits at all, for a few microseconds of the supervisor's work.
+# How long making the invocation record waits for the final figure, and how often it
+# looks: only a flush racing the end of the handler path waits at all, for a few
+# microseconds of the supervisor's work.
 SETTLE_WAIT_S = 0.05
-OVERHEAD_FIELD = "wrapperOverheadMs"
-
-class HandlerPathClock:
-    """Sums the supervisor's time around the handler: ``begin``, ``pause``, ``resume``, ``total_ms``."""
-
-    __slots__ = ("_mark", "_spent")
-
-    def __init__(self) -> None:
-        self._mark = 0.0
-        self._spent = 0.0
-
-    def begin(self) -> None:
-        self._spent = 0.0
-        self._mark = time.perf_counter()
-
-    def pause(self) -> None:
-        """The user's handler takes over."""
-        self._spent += time.perf_counter() - self._mark
-
-    def resume(self) -> None:
-        """The user's handler returned (or raised)."""
-        self._mark = time.perf_counter()
-
-    def total_ms(self) -> float:
-        # To the microsecond, like ``ms``, without round(x, 3)'s decimal conversion: this
-        # runs twice on every invocation's path.
-        return int((self._spent + time.perf_counter() - self._mark) * 1_000_000.0 + 0.5) / 1000.0
+SETTLE_POLL_S = 0.0001
 
 
-class OverheadSettlement:
-    """The final ``wrapperOverheadMs`` of a record submitted before it could be known.
+class InvocationRecord:
+    """One invocation as the handler's thread saw it, made into its
+    ``lambda_wrapper.invocation`` record by the pipeline when it spools it
+    (``to_event``), off the handler's path.
 
-    The invocation record is submitted before the extension is told the handler is
-    done (so it is in that flush), which is before its submission and the signal
-    have cost anything. It carries the figure up to that point; ``settle`` (the
-    supervisor, at the very end of its work) gives the final one, and ``amend`` (the
-    flush, on the record) puts it in, then hands the list to ``then`` (another
-    amendment of the same record, which may extend it).
+    The handler's thread makes it without a call (no ``__init__``) and only stores
+    attributes: clock readings (``perf_counter``) ``begun`` and ``paused`` around the
+    supervisor's work before the handler, ``resumed`` after it, ``submitted`` as it is
+    queued and, last, ``ended`` once the extension is signalled; ``wrapperOverheadMs`` is
+    the time between them, so it covers queueing the record and the signal. The record
+    is made once ``ended`` is written: a flush racing the end of the handler path waits
+    for it up to ``SETTLE_WAIT_S`` (then takes ``submitted``); one on the handler's own
+    thread (a SIGTERM handler) cannot wait for itself and takes ``submitted`` at once.
     """
 
-    __slots__ = ("_owner", "_unsettled", "ms", "then")
+    __slots__ = ("begun", "cold_start", "ended", "ended_epoch_s", "error_type", "handler_ms", "paused",
+                 "proactive_init", "process", "request_id", "resumed", "submitted", "thread_id")
 
-    def __init__(self, then: Callable[[list[TelemetryEvent]], None] | None = None) -> None:
-        self.ms: float | None = None
-        self.then = then
-        self._owner = threading.get_ident()
-        self._unsettled = threading.Lock()
-        self._unsettled.acquire()
+    type = INVOCATION  # what a submitted record is read as before it is made
 
-    def settle(self, ms: float) -> None:
-        self.ms = ms
-        self._unsettled.release()
+    begun: float
+    paused: float
+    resumed: float
+    submitted: float
+    ended: float | None
+    ended_epoch_s: float
+    request_id: str
+    cold_start: bool
+    proactive_init: bool
+    handler_ms: float
+    error_type: str | None
+    process: dict[str, object] | None
+    thread_id: int
 
-    def amend(self, events: list[TelemetryEvent]) -> None:
-        # A flush on the submitting thread (a SIGTERM handler) would wait for itself.
-        if threading.get_ident() != self._owner and self._unsettled.acquire(timeout=SETTLE_WAIT_S):
-            self._unsettled.release()
-        if self.ms is not None:
-            for event in events:
-                record = event.record
-                if isinstance(record, dict) and OVERHEAD_FIELD in record:
-                    record[OVERHEAD_FIELD] = self.ms
-        if self.then is not None:
-            self.then(events)
-
-
-def listener_lag_ms(extension: object) -> float | None:
-    """How late the telemetry listener runs behind the platform, if the extension measures it."""
-    measure = getattr(extension, "listener_lag_ms", None)
-    if not callable(measure):
-        return None
-    try:
-        value = measure()
-    except Exception:
-        return None
-    return round(float(value), 3) if isinstance(value, (int, float)) else None
+    def to_event(self, listener_lag_ms: float | None) -> TelemetryEvent:
+        """The record, with the pipeline's listener lag as of now (``listenerLagMs``)."""
+        ended = self.ended
+        if ended is None and threading.get_ident() != self.thread_id:
+            give_up = time.monotonic() + SETTLE_WAIT_S
+            while ended is None and time.monotonic() < give_up:
+                time.sleep(SETTLE_POLL_S)
+                ended = self.ended
+        if ended is None:
+            ended = self.submitted
+        overhead_s = self.paused - self.begun + ended - self.resumed
+        record: dict[str, object] = {
+            "requestId": self.request_id,
+            "coldStart": self.cold_start,
+            "proactiveInit": self.proactive_init,
+            "handlerDurationMs": round(self.handler_ms, 3),
+            # To the microsecond, like ``ms``.
+            "wrapperOverheadMs": int(overhead_s * 1_000_000.0 + 0.5) / 1000.0,
+            "errorType": self.error_type,
+        }
+        if self.process is not None:
+            record["process"] = self.process
+        if listener_lag_ms is not None:
+            record["listenerLagMs"] = round(listener_lag_ms, 3)
+        # No time text: the pipeline writes it from epoch_ms when it spools the record.
+        return TelemetryEvent("", INVOCATION, record, epoch_ms=self.ended_epoch_s * 1000.0,
+                              request_id=self.request_id)
 
 
 # == watchdog ==============================================================================
@@ -416,19 +405,26 @@ def listener_lag_ms(extension: object) -> float | None:
 # handler.
 #
 # A thread that dies (killed by an exception raised into it) is started again by
-# ``ensure_running``, which the supervisor calls as each invocation starts, beside the
-# extension's: what was armed is picked up by the new thread.
+# ``ensure_running``, which the supervisor calls as the next invocation starts, beside
+# the extension's (the thread's last act lists it in ``ENDED_THREADS``): what was armed
+# is picked up by the new thread.
 #
 # Limit: a handler stuck in C code that holds the GIL keeps this thread from running
 # (the same limit as any Python-level watchdog); the platform's timeout report still
 # says what happened.
 
 
+# The flags of flagged threads that ended since the supervisor last started again what
+# had stopped: one truth test on the handler's path (twice an invocation) tells whether
+# any owner needs asking at all.
+ENDED_THREADS: list[str] = []
+
+
 def start_flagged(owner: object, flag: str, target: Callable[[], None], name: str) -> threading.Thread:
     """Start a daemon thread whose liveness ``owner.<flag>`` reads, for a check on the
     handler's path cheaper than ``Thread.is_alive``: raised before the thread runs (a check
     in between must not start a second one), lowered again if it cannot start. The thread
-    lowers it itself, in a ``finally``, however it ends."""
+    lowers it itself with ``flag_down``, in a ``finally``, however it ends."""
     thread = threading.Thread(target=target, name=name, daemon=True)
     setattr(owner, flag, True)
     try:
@@ -437,6 +433,12 @@ def start_flagged(owner: object, flag: str, target: Callable[[], None], name: st
         setattr(owner, flag, False)  # not started: the next check tries again
         raise
     return thread
+
+
+def flag_down(owner: object, flag: str) -> None:
+    """A flagged thread's last act: lower its flag, then add it to ``ENDED_THREADS``."""
+    setattr(owner, flag, False)
+    ENDED_THREADS.append(flag)
 
 
 POLL_INTERVAL_S = 0.05
@@ -562,7 +564,7 @@ class Watchdog:
                 self._wake.wait(self._sleep_s(self._armed))
                 self._wake.clear()
         finally:  # an exception raised into this thread ends it: say so first thing
-            self._looping = False
+            flag_down(self, "_looping")
 
     def _check(self, armed: Armed) -> None:
         report_at = armed.report_at

@@ -19,21 +19,19 @@ import time
 from .. import aws
 from ..instruments import CURRENT as invocation_context
 from ..instruments import (
+    ENDED_THREADS,
     HOLD,
     IMPORT_PROFILE,
     INIT,
-    INVOCATION,
     TIMEOUT_LEAD_MS,
     WARNING,
     ColdStartTracker,
-    HandlerPathClock,
     InitTimeline,
-    OverheadSettlement,
+    InvocationRecord,
     SelfReporter,
     SourceArbiter,
     Watchdog,
     choose_source,
-    listener_lag_ms,
     mib,
     own_event,
     peak_rss_bytes,
@@ -275,7 +273,8 @@ class Supervisor:
         self.timeline = timeline or InitTimeline(time.perf_counter())
         self.extension: InternalExtension | None = None
         self.cold_start = ColdStartTracker(self.timeline)
-        self.clock = HandlerPathClock()
+        # The invocation running now, as the handler's thread measures it.
+        self.invocation = InvocationRecord()
         self.process_metrics: ProcessMetrics | None = None
         self.watchdog: Watchdog | None = None
         self.import_profile: ImportProfile | None = None
@@ -287,6 +286,8 @@ class Supervisor:
         # the subscription's outcome is.
         self.telemetry_source = "platform"
         self.self_reporter: SelfReporter | None = None
+        # The self reporter's amendment of each invocation record (bound once).
+        self._add_self_records: Callable[[list[TelemetryEvent]], None] | None = None
         self.in_flight: InFlightMarker | None = None
         self._undo_sigterm_flush: Callable[[], None] | None = None
         self._interval_before_phase_one: float | None = None
@@ -297,41 +298,93 @@ class Supervisor:
 
     # -- InvocationObserver -------------------------------------------------------------
     # Both run on the handler's path: an instrument's failure is one line, never the
-    # function's. The extension calls come last so our records are in its flush.
+    # function's. The extension calls come last so our records are in its flush. What
+    # the invocation record says is stored in ``self.invocation`` and made into the
+    # record off the handler's path (``InvocationRecord``).
     def invocation_started(self, request_id: str, deadline_ms: int | None) -> None:
-        self.clock.begin()
-        self.keep_threads_alive()
+        invocation = self.invocation = InvocationRecord()
+        invocation.begun = time.perf_counter()
+        invocation.ended = None
+        invocation.thread_id = thread_id = threading.get_ident()
+        if ENDED_THREADS:
+            self.keep_threads_alive()
+        # The instruments, inline: calls cost most on this path, where caches are cold.
         try:
-            self._instruments_start(request_id, deadline_ms)
+            now = time.time()  # the one wall-clock reading of the start, for every instrument
+            cold_start = self.cold_start
+            cold_start.invocation_starts(now)
+            invocation_context.invocation_starts(request_id, cold_start.cold_start)
+            if cold_start.invocations == 1:
+                self._first_invocation_starts(request_id)
+            if self.self_reporter is not None:
+                self.self_reporter.started_epoch_s = now
+                if self.in_flight is not None:
+                    self.in_flight.begin(request_id, now)
+            if self._track_peak:
+                reset_peak_rss()
+            if self.process_metrics is not None:
+                self.process_metrics.invocation_starts()
+            if self.watchdog is not None:
+                self.watchdog.arm(request_id, deadline_ms, thread_id, now)
         except Exception as exc:
             emit_once("warning", "instruments_failed", f"an instrument failed: {exc!r}")
         if self.extension is not None:
             self.extension.handler_started(request_id)
-        self.clock.pause()
+        invocation.paused = time.perf_counter()
 
     def invocation_finished(self, request_id: str, duration_ms: float, error: BaseException | None) -> None:
-        self.clock.resume()
+        invocation = self.invocation
+        invocation.resumed = time.perf_counter()
         # Again at the end: a listener that died during the handler must be back before
         # the platform posts this invocation's runtimeDone and report.
-        self.keep_threads_alive(watchdog=False)
-        settlement = None
+        if ENDED_THREADS:
+            self.keep_threads_alive(watchdog=False)
+        extension = self.extension
+        submitted = False
         try:
-            settlement = self._instruments_finish(request_id, duration_ms, error)
+            reported_timed_out = False
+            if self.watchdog is not None:
+                armed = self.watchdog.disarm()
+                if armed is not None and self.memory_limit_bytes is not None and not armed.memory_fired:
+                    self._memory_check_after_the_fact(armed)
+                # The self source's timeout report went out first: it stands.
+                reported_timed_out = (armed is not None and armed.report_at is not None
+                                      and not armed.claim_end())
+            if self.in_flight is not None:
+                self.in_flight.end()
+            if extension is not None:
+                invocation.request_id = request_id
+                invocation.cold_start = self.cold_start.cold_start
+                invocation.proactive_init = self.cold_start.proactive_init
+                invocation.handler_ms = duration_ms
+                invocation.error_type = type(error).__name__ if error is not None else None
+                invocation.process = None
+                if self.process_metrics is not None or self.import_profile is not None:
+                    self._optional_records(extension, invocation, request_id)
+                invocation.ended_epoch_s = time.time()
+                invocation.submitted = time.perf_counter()
+                # The self records are made from the invocation record, on the flush's thread.
+                extension.submit(invocation, None if reported_timed_out else self._add_self_records)
+                submitted = True
         except Exception as exc:
             emit_once("warning", "instruments_failed", f"an instrument failed: {exc!r}")
-        if self.extension is not None:
-            self.extension.handler_finished(request_id)
-        if settlement is not None:
-            # Last: WrapperOverhead covers submitting the record and the signal.
-            settlement.settle(self.clock.total_ms())
+        if extension is not None:
+            extension.handler_finished(request_id)
+        if submitted:
+            # Last: WrapperOverhead covers queueing the record and the signal.
+            invocation.ended = time.perf_counter()
 
     def keep_threads_alive(self, watchdog: bool = True) -> None:
         """Start again whichever of our threads died (an exception raised into it, say):
         the extension's event loop and listener (``InternalExtension.ensure_running``)
-        and the watchdog. This is the one place that knows which threads must live; a
-        few ``is_alive`` checks per invocation. ``watchdog=False`` when the handler has
-        returned: the watchdog's next work is the next invocation's, checked as it starts."""
+        and the watchdog. This is the one place that knows which threads must live; the
+        handler's path calls it only when a flagged thread has ended
+        (``instruments.ENDED_THREADS``). ``watchdog=False`` when the handler has
+        returned: the watchdog's next work is the next invocation's, checked as it
+        starts, and the ended threads stay listed until then."""
         try:
+            if watchdog:
+                del ENDED_THREADS[:]  # before the flags are read: a thread ending now stays listed
             if self.extension is not None:
                 self.extension.ensure_running()
             if watchdog and self.watchdog is not None and self.watchdog.ensure_running():
@@ -339,78 +392,27 @@ class Supervisor:
         except Exception as exc:  # e.g. no thread can be started: the function runs on
             emit_once("warning", "restart_failed", f"a thread of ours could not restart: {exc!r}")
 
-    def _instruments_start(self, request_id: str, deadline_ms: int | None) -> None:
-        now = time.time()  # the one wall-clock reading of the start, for every instrument
-        self.cold_start.invocation_starts(now)
-        invocation_context.invocation_starts(request_id, self.cold_start.cold_start)
-        if self.cold_start.first:
-            self._restore_switch_interval()
-            if self.extension is not None:
-                # At the start, not the end: a first invocation that times out still reports its Init.
-                init = self.timeline.record(self.cold_start.cold_start, self.cold_start.proactive_init)
-                self.extension.submit(own_event(INIT, init, request_id))
-        if self.self_reporter is not None:
-            self.self_reporter.started_epoch_s = now
-            if self.in_flight is not None:
-                self.in_flight.begin(request_id, now)
-        if self._track_peak:
-            reset_peak_rss()
-        if self.process_metrics is not None:
-            self.process_metrics.invocation_starts()
-        if self.watchdog is not None:
-            self.watchdog.arm(request_id, deadline_ms, threading.get_ident(), now)
-
-    def _instruments_finish(
-        self, request_id: str, duration_ms: float, error: BaseException | None
-    ) -> OverheadSettlement | None:
-        reported_timed_out = False
-        if self.watchdog is not None:
-            armed = self.watchdog.disarm()
-            if armed is not None and self.memory_limit_bytes is not None and not armed.memory_fired:
-                self._memory_check_after_the_fact(armed)
-            # The self source's timeout report went out first: it stands.
-            reported_timed_out = armed is not None and armed.report_at is not None and not armed.claim_end()
-        if self.in_flight is not None:
-            self.in_flight.end()
+    def _first_invocation_starts(self, request_id: str) -> None:
+        self._restore_switch_interval()
         if self.extension is not None:
-            return self._submit_records(self.extension, request_id, duration_ms, error, reported_timed_out)
-        return None
+            # At the start, not the end: a first invocation that times out still reports its Init.
+            init = self.timeline.record(self.cold_start.cold_start, self.cold_start.proactive_init)
+            self.extension.submit(own_event(INIT, init, request_id))
 
     # -- records ------------------------------------------------------------------------
-    def _submit_records(
-        self, extension: InternalExtension, request_id: str, duration_ms: float, error: BaseException | None,
-        reported_timed_out: bool = False,
-    ) -> OverheadSettlement:
-        record: dict[str, object] = {
-            "requestId": request_id,
-            "coldStart": self.cold_start.cold_start,
-            "proactiveInit": self.cold_start.proactive_init,
-            "handlerDurationMs": round(duration_ms, 3),
-            "wrapperOverheadMs": None,
-            "errorType": type(error).__name__ if error is not None else None,
-        }
+    def _optional_records(
+        self, extension: InternalExtension, invocation: InvocationRecord, request_id: str
+    ) -> None:
+        """What the invocation record and its neighbours get from instruments that are off by default."""
         if self.process_metrics is not None:
             try:
-                record["process"] = self.process_metrics.snapshot()
+                invocation.process = self.process_metrics.snapshot()
             except Exception as exc:  # the invocation record still goes out
                 emit_once("warning", "process_metrics_failed", f"process metrics failed: {exc!r}")
-        lag = listener_lag_ms(extension)
-        if lag is not None:
-            record["listenerLagMs"] = lag
         if self.import_profile is not None:
             self.import_profile.uninstall()
             extension.submit(own_event(IMPORT_PROFILE, self.import_profile.record(), request_id))
             self.import_profile = None
-        record["wrapperOverheadMs"] = self.clock.total_ms()  # so far: the settlement gives the final figure
-        reporter = self.self_reporter
-        # The self records are made from this record, on the flush's thread.
-        add_self_records = None if reporter is None or reported_timed_out else reporter.add_records
-        settlement = OverheadSettlement(add_self_records)
-        # No time text: the pipeline writes it from epoch_ms when it spools the record,
-        # off the handler's path.
-        event = TelemetryEvent("", INVOCATION, record, epoch_ms=time.time() * 1000.0, request_id=request_id)
-        extension.submit(event, settlement.amend)
-        return settlement
 
     # -- warnings (called on the watchdog thread) --------------------------------------------
     def on_timeout_warning(self, request_id: str, thread_id: int, left_ms: float) -> None:
@@ -544,6 +546,7 @@ class Supervisor:
         arbiter = SourceArbiter(source)
         extension.pipeline.arbiter = arbiter
         reporter = self.self_reporter = SelfReporter(self.timeline, self.cold_start, arbiter)
+        self._add_self_records = reporter.add_records
         self.telemetry_source = TELEMETRY_SOURCE = source
         try:
             from ..export import InFlightMarker

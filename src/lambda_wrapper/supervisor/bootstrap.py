@@ -32,7 +32,11 @@ if TYPE_CHECKING:
 def wrap_handler(user_handler: Handler, observer: InvocationObserver) -> Handler:
     def handler(event: Any, context: Any) -> Any:
         request_id = getattr(context, "aws_request_id", "")
-        observer.invocation_started(request_id, _deadline_ms(context))
+        # awslambdaric's own context first, without a call: this runs on every invocation.
+        deadline = getattr(context, "_epoch_deadline_time_in_ms", None)
+        if type(deadline) is not int:
+            deadline = _deadline_ms(context)
+        observer.invocation_started(request_id, deadline)
         started = time.perf_counter()
         # The error is passed on, never kept in a local: a frame holding the exception
         # that holds its traceback (and so the frame) is a cycle, and it would keep the
