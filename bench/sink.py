@@ -23,6 +23,7 @@ STATS_PATH = "/_stats"
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     counts: Counter[str] = Counter()
     lock = threading.Lock()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_wrapper.export import MAX_LOCAL_EVENTS_PER_CALL, Pipeline
+from lambda_wrapper.export import MAX_LOCAL_EVENTS_PER_CALL, Pipeline, count_function_records, count_records
 from lambda_wrapper.export.emf import EmfExporter
 from lambda_wrapper.export.file import FileExporter
 from lambda_wrapper.extension import TelemetryListener
@@ -31,6 +31,24 @@ def body(first: int, count: int) -> bytes:
 
 def file_records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_function_records_are_counted_in_compact_spaced_and_mixed_bodies() -> None:
+    compact = [{"time": "2026-05-01T10:00:00.000Z", "type": "function", "record": f"line {n}\n"}
+               for n in range(3)]
+    platform = {"time": "2026-05-01T10:00:00.000Z", "type": "platform.start", "record": {"requestId": "a"}}
+    spaced_line = json.dumps(compact[0])  # ": " after each key
+    cases = {
+        json.dumps(compact, separators=(",", ":")): 3,
+        json.dumps(compact): 3,
+        json.dumps([*compact, platform], separators=(",", ":")): 3,
+        # One serialiser's compact lines and another's spaced one in a body: both counted.
+        "[" + ",".join([*(json.dumps(e, separators=(",", ":")) for e in compact[1:]), spaced_line]) + "]": 3,
+    }
+    for text, functions in cases.items():
+        raw = text.encode()
+        assert count_function_records(raw, count_records(raw)) == functions, text
+        assert count_function_records(raw) == functions, text
 
 
 def test_undelivered_records_are_counted_in_every_local_output_and_on_stderr(

@@ -983,3 +983,37 @@ def test_a_text_line_is_the_event_the_generic_builder_makes(kind: str, line: str
     fields = [*TelemetryEvent.__slots__, "message"]  # the message is made from a slot when read
     assert {field: getattr(event, field) for field in fields} == {
         field: getattr(generic, field) for field in fields}
+
+
+_JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text())
+_JSON_VALUES = st.recursive(_JSON_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)), max_leaves=6)
+_OWN_LOGGERS = st.sampled_from(
+    ["lambda_wrapper", "lambda_wrapper.export", "lambda_wrapper_x", "root", "é\"\\n"])
+_EMF = st.fixed_dictionaries({"CloudWatchMetrics": st.lists(st.fixed_dictionaries(
+    {"Namespace": st.sampled_from(["LambdaWrapper", "Mine"])}), max_size=2)})
+_OBJECT_RECORDS = st.dictionaries(
+    st.sampled_from(["message", "level", "log_level", "requestId", "logger", "metrics", "_aws", "extra"]),
+    st.one_of(_JSON_VALUES, _OWN_LOGGERS, _EMF,
+              st.sampled_from(["line\n", "ünï\tcodé\n\n", "", "info", "Error"]),
+              st.dictionaries(st.sampled_from(["durationMs", "x"]), st.integers(), max_size=2)))
+
+
+@settings(max_examples=400)
+@given(kind=st.sampled_from(["function", "extension", "platform.report", "platform.start"]),
+       record=_OBJECT_RECORDS, namespaces=st.sampled_from([None, set(), {"LambdaWrapper"}]))
+def test_an_object_record_is_the_event_the_generic_builder_makes(
+    kind: str, record: dict[str, object], namespaces: set[str] | None
+) -> None:
+    item: dict[str, object] = {"time": "2026-05-01T10:00:00.000Z", "type": kind, "record": record}
+    generic = _build_event("2026-05-01T10:00:00.000Z", kind, record, parse_time_ms(item["time"]), item)
+    decoded = decode_events([item], skip_own=True, emf_namespaces=namespaces)
+    if is_own_diagnostic(generic, namespaces):
+        assert (decoded.events, decoded.own) == ([], 1)
+        return
+    (event,) = decode_events([item]).events
+    assert decoded.own == 0 and len(decoded.events) == 1
+    fields = [*TelemetryEvent.__slots__, "message"]
+    for made in (event, decoded.events[0]):
+        assert {field: getattr(made, field) for field in fields} == {
+            field: getattr(generic, field) for field in fields}

@@ -332,6 +332,32 @@ def decode_events(
             event.level = level
             event._envelope = item
             append(event)
+        elif type(record) is dict and type_ in _LOG_TYPES:
+            # A JSON-format log line: ``_build_event`` without its two calls, its checks in
+            # its order (tests/test_telemetry_decode.py holds the two equal). An object is
+            # one of our own lines only with our logger or EMF metadata.
+            if skip_own and ("_aws" in record or str(record.get("logger")).startswith(OWN_LOGGER)) \
+                    and _is_own_object(record, emf_namespaces):
+                own += 1
+                continue
+            value = record.get("requestId")
+            request_id = value if isinstance(value, str) else None
+            value = record.get("metrics")
+            metrics = value if isinstance(value, dict) else None
+            value = record.get("message")
+            message = (value[:-1] if value.endswith("\n") else value) if isinstance(value, str) else None
+            value = record.get("level") or record.get("log_level")
+            event = _new_event(TelemetryEvent)
+            event.time = time
+            event.type = type_
+            event.record = record
+            event.epoch_ms = last_epoch_ms
+            event.request_id = request_id
+            event._message = message
+            event.metrics = metrics
+            event.level = value.upper() if isinstance(value, str) else None
+            event._envelope = item
+            append(event)
         else:
             event = _build_event(time, type_, record, last_epoch_ms, item)
             # An object is one of our own lines only with our logger or EMF metadata: a

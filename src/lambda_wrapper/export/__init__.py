@@ -695,9 +695,18 @@ class PipelineFull(OSError):
     """The held bytes reached their cap, or the pipeline stopped accepting (shutdown)."""
 
 
-def count_function_records(body: bytes) -> int:
-    """``function`` events in a raw body, without parsing it (for loss counts by type)."""
-    return sum(body.count(mark) for mark in _FUNCTION_TYPE_MARKS)
+def count_function_records(body: bytes, records: int | None = None) -> int:
+    """``function`` events in a raw body, without parsing it (for loss counts by type).
+
+    Given the body's ``records`` (``count_records``), the spaced mark is looked for only
+    while the compact one, the platform's, leaves records unaccounted for: a batch of log
+    lines alone, the bulk of a heavy logger's, is scanned once rather than twice.
+    """
+    compact, spaced = _FUNCTION_TYPE_MARKS
+    functions = body.count(compact)
+    if records is None or functions < records:
+        functions += body.count(spaced)
+    return functions
 
 
 def amended(events: list[TelemetryEvent], amends: list[Amend | None]) -> list[TelemetryEvent]:
@@ -892,7 +901,8 @@ class Pipeline:
 
     def _store(self, body: bytes, events: list[TelemetryEvent] | None, amends: list[Amend | None]) -> None:
         seqs = [channel.spool.append(body) for channel in self.channels]
-        size, records, functions = len(body), count_records(body), count_function_records(body)
+        size, records = len(body), count_records(body)
+        functions = count_function_records(body, records)
         for channel, seq in zip(self.channels, seqs, strict=True):
             channel.held.append((seq, size, records, functions))
             channel.held_bytes += size
@@ -929,7 +939,8 @@ class Pipeline:
         for channel in self.channels:
             for seq, body in channel.spool.recover_orphans():
                 with self._held_lock:
-                    channel.held.append((seq, len(body), count_records(body), count_function_records(body)))
+                    records = count_records(body)
+                    channel.held.append((seq, len(body), records, count_function_records(body, records)))
                     channel.held_bytes += len(body)
                 channel.pending.append((seq, self._decode(body, recovered=True)))
                 count += 1

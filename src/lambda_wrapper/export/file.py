@@ -88,15 +88,17 @@ def _lines(events: Sequence[TelemetryEvent], other: Callable[[TelemetryEvent], _
         if request_id is None and event.metrics is None:
             append(f"{start}{encoded_record}{encoded_message}}}\n")
             continue
+        if request_id is not None and request_id != last_request_id:  # an invocation's lines share it
+            last_request_id = request_id
+            request_member = ',"requestId":' + _json_string(request_id)
+        if event.metrics is None:  # a JSON-format line with its request id: one f-string
+            append(f"{start}{encoded_record}{request_member}{encoded_message}}}\n")
+            continue
         line = start + encoded_record
         if request_id is not None:
-            if request_id != last_request_id:  # an invocation's lines share it
-                last_request_id = request_id
-                request_member = ',"requestId":' + _json_string(request_id)
             line += request_member
         line += encoded_message
-        if event.metrics is not None:
-            line += ',"metrics":' + _encode_decoded(event.metrics)
+        line += ',"metrics":' + _encode_decoded(event.metrics)
         append(line + "}\n")
     return lines
 

@@ -106,6 +106,7 @@ class OtlpExporter(Exporter):
         self._transport = transport or Transport()
         self._delivered: dict[str, dict[int, TelemetryEvent]] = {}
         self.last_body_bytes: dict[str, int] = {}  # per signal, for diagnostics and tests
+        self._body_heads: dict[str, bytes] = {}  # per signal sending JSON text items: see ``_send``
 
     @property
     def signals(self) -> tuple[str, ...]:
@@ -176,17 +177,17 @@ class OtlpExporter(Exporter):
     def _send(
         self, signal: str, target: SignalTarget, items: list[dict[str, object]] | list[str], deadline: float
     ) -> None:
-        resource_key, scope_key, items_key = _ENVELOPES[signal]
         encoded = isinstance(items[0], str)  # the log encoder's items are JSON text already
-        payload = {
-            resource_key: [{"resource": self._resource,
-                            scope_key: [{"scope": SCOPE, items_key: [] if encoded else items}]}]
-        }
-        body = json_body(payload)
         if encoded:
+            # What precedes the items is the same in every call (resource and scope).
+            head = self._body_heads.get(signal)
+            if head is None:
+                head = self._body_heads[signal] = self._body(signal, [])[:-len(_BODY_END)]
             text = ",".join(items)  # type: ignore[arg-type]
             # Lone surrogates become "?", as json_body does for the rest.
-            body = body[:-len(_BODY_END)] + text.encode("utf-8", "replace") + _BODY_END
+            body = head + text.encode("utf-8", "replace") + _BODY_END
+        else:
+            body = self._body(signal, items)
         encoding = None
         if target.gzip:
             body, encoding = gzip_body(body), "gzip"
@@ -207,6 +208,12 @@ class OtlpExporter(Exporter):
             RETRYABLE_STATUSES,
             secrets=[value for _, value in target.headers],
         )
+
+    def _body(self, signal: str, items: list[dict[str, object]] | list[str]) -> bytes:
+        resource_key, scope_key, items_key = _ENVELOPES[signal]
+        return json_body({
+            resource_key: [{"resource": self._resource, scope_key: [{"scope": SCOPE, items_key: items}]}]
+        })
 
 
 def _summary(failures: list[tuple[str, ExportError]]) -> str:

@@ -82,11 +82,14 @@ def any_value_json(value: object, depth: int = 0) -> str:
         values = ",".join([any_value_json(item, depth + 1) for item in value])
         return '{"arrayValue":{"values":[' + values + "]}}"
     if isinstance(value, dict):
-        # A string member, the usual one, is written here rather than by a call.
+        # A string member, the usual one, is written here rather than by a call, each
+        # member by one f-string (one allocation, where ``+`` makes one per step); a
+        # key is a string already when the value came from JSON.
         return '{"kvlistValue":{"values":[' + ",".join([
-            '{"key":' + _json_string(str(key)) + ',"value":'
-            + ('{"stringValue":' + _json_string(item) + "}}" if type(item) is str
-               else any_value_json(item, depth + 1) + "}")
+            f'{{"key":{_json_string(key if type(key) is str else str(key))},'
+            f'"value":{{"stringValue":{_json_string(item)}}}}}' if type(item) is str
+            else f'{{"key":{_json_string(key if type(key) is str else str(key))},'
+                 f'"value":{any_value_json(item, depth + 1)}}}'
             for key, item in value.items()
         ]) + "]}}"
     return '{"stringValue":' + _json_string(str(value)) + "}"

@@ -65,53 +65,60 @@ class LogEncoder:
         current = self._current_request
         observed = now_nanos()
         start = '{"observedTimeUnixNano":"' + observed + '","body":'
+        text_start = start + '{"stringValue":'
         # The parts lines share, encoded once per batch: their invocation's attributes and
-        # trace context, their time and level. Consecutive lines mostly share all of them.
+        # trace context, their time and level. Consecutive lines mostly share all of them,
+        # so what follows a line's body (``tail``) is joined only when one of them changes.
         invocation_of: dict[tuple[str | None, str], tuple[str, str]] = {}
         moment_of: dict[tuple[float | None, str | None], str] = {}
-        last_invocation: tuple[object, object] = (_UNSET, _UNSET)
-        last_moment: tuple[object, object] = (_UNSET, _UNSET)
-        attrs = trace = moment = ""
-        records = []
+        last_request: object = _UNSET
+        last_kind: object = _UNSET
+        last_epoch_ms: object = _UNSET
+        last_level: object = _UNSET
+        tail = ""
+        records: list[str] = []
+        append = records.append
         for event in events:
             kind = event.type
             if kind in _LOG_TYPES:
                 request_id = event.request_id or current
-                if request_id != last_invocation[0] or kind != last_invocation[1]:
-                    last_invocation = (request_id, kind)
+                epoch_ms, level = event.epoch_ms, event.level
+                if (request_id != last_request or kind != last_kind or epoch_ms != last_epoch_ms
+                        or level != last_level):
+                    last_request, last_kind, last_epoch_ms, last_level = request_id, kind, epoch_ms, level
                     shared = invocation_of.get((request_id, kind))
                     if shared is None:
                         shared = invocation_of[request_id, kind] = self._invocation_json(request_id, kind)
-                    attrs, trace = shared
-                epoch_ms, level = event.epoch_ms, event.level
-                if epoch_ms != last_moment[0] or level != last_moment[1]:
-                    last_moment = (epoch_ms, level)
-                    moment = moment_of.get((epoch_ms, level))  # type: ignore[assignment]
+                    moment = moment_of.get((epoch_ms, level))
                     if moment is None:
                         moment = moment_of[epoch_ms, level] = _time_json(epoch_ms) + _severity_json(level)
+                    # The members in ``_log_record``'s order, then ``_add_trace_context``'s.
+                    tail = shared[0] + moment + shared[1] + "}"
                 record = event.record
-                # The members in ``_log_record``'s order, then ``_add_trace_context``'s.
-                if isinstance(record, (dict, list)):
-                    records.append(f"{start}{any_value_json(record)}{attrs}{moment}{trace}}}")
+                if type(record) is str and event._message is ... and level is None:
+                    # The usual text line: its message is the record less one final newline
+                    # (``TelemetryEvent.message``), whose escape ends the escaped record.
+                    escaped = _json_string(record)
+                    if record[-1:] == "\n":
+                        append(f'{text_start}{escaped[:-3]}"}}{tail}')
+                    else:
+                        append(f"{text_start}{escaped}}}{tail}")
                     continue
-                text: str | None
-                if event._message is ... and type(record) is str:
-                    # ``TelemetryEvent.message`` without the property's call: the record less
-                    # one final newline.
-                    text = record[:-1] if record[-1:] == "\n" else record
-                else:
-                    text = event.message
+                if isinstance(record, (dict, list)):
+                    append(f"{start}{any_value_json(record)}{tail}")
+                    continue
+                text = event.message
                 if text is None or level is not None:
                     text = _text_message(event)
-                records.append(f'{start}{{"stringValue":{_json_string(text)}}}{attrs}{moment}{trace}}}')
+                append(f"{text_start}{_json_string(text)}}}{tail}")
             elif kind == "platform.start":
                 current = event.request_id
             elif kind == "lambda_wrapper.warning":
-                records.append(_ENCODER.encode(self._warning(event, observed)))
+                append(_ENCODER.encode(self._warning(event, observed)))
             elif kind == "lambda_wrapper.import_profile":
                 body_value = any_value(event.record)
-                records.append(_ENCODER.encode(self._own_record(event, observed, "INFO", body_value,
-                                                                [("event.name", kind)])))
+                append(_ENCODER.encode(self._own_record(event, observed, "INFO", body_value,
+                                                         [("event.name", kind)])))
         return LogBatch(records, current)
 
     def commit(self, batch: LogBatch) -> None:
