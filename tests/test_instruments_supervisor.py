@@ -243,3 +243,29 @@ def test_a_registered_extension_is_released_even_when_the_source_cannot_be_chose
     assert extension.calls == [("release", None)]
     assert supervisor.extension is extension
     assert "the telemetry source could not be chosen" in capsys.readouterr().err
+
+
+def test_a_memory_spike_between_two_samples_warns_at_return_and_only_for_its_invocation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import lambda_wrapper.instruments as instruments
+
+    rss = instruments.rss_bytes()
+    assert rss is not None
+    monkeypatch.setattr(instruments, "rss_bytes", lambda: 0)  # the watchdog's samples see nothing
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", str(rss // (1024 * 1024) + 48))
+    supervisor, _ = supervised({"LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "100"})
+    warned: list[str] = []
+    monkeypatch.setattr(supervisor, "on_memory_warning", lambda request_id, *_: warned.append(request_id))
+    supervisor.start_watchdog()
+
+    def spike(event: dict[str, int], ctx: object) -> None:
+        if event["mb"]:
+            hold = bytearray(event["mb"] * 1024 * 1024)
+            hold[::4096] = b"x" * len(hold[::4096])
+            del hold
+
+    handler = wrap_handler(spike, supervisor)
+    for request_id, mb in (("spike", 96), ("after", 0)):
+        handler({"mb": mb}, context(request_id))
+    assert warned == ["spike"]

@@ -5,6 +5,10 @@ is on. CPU time and GC figures are deltas over the invocation; RSS, fds, threads
 /tmp usage are values at its end; the peak RSS is per invocation where the kernel lets
 us reset the high-water mark (see ``instruments``: procfs), else since the process started.
 
+RSS, peak and threads come from one read of ``/proc/self/status`` kept open (``procfs``)
+rather than psutil's ``oneshot`` (which opens and reads ``stat``, ``statm`` and
+``status`` anew: about 70 µs on every invocation's path against about 8 µs).
+
 CPU time comes from ``getrusage`` rather than psutil: psutil reads ``/proc/self/stat``,
 whose clock ticks are 10 ms, while ``getrusage`` resolves microseconds, and most
 invocations are shorter than a tick. Both count every thread of the process.
@@ -19,7 +23,7 @@ import time
 import psutil
 
 from .. import aws
-from . import mib, ms, peak_rss_bytes
+from . import mib, ms, self_status
 
 
 class GcWatch:
@@ -48,8 +52,10 @@ class GcWatch:
 
 
 class ProcessMetrics:
-    def __init__(self, tmp_dir: str | None = None) -> None:
+    def __init__(self, status: int | None, tmp_dir: str | None = None) -> None:
+        """``status``: ``/proc/self/status`` as ``open_self_proc`` opened it (the caller's)."""
         self.tmp_dir = tmp_dir or aws.tmp_dir()
+        self._status = status
         self._process = psutil.Process()
         self._gc = GcWatch()
         self._cpu_at_start = resource.getrusage(resource.RUSAGE_SELF)
@@ -60,10 +66,10 @@ class ProcessMetrics:
 
     def snapshot(self) -> dict[str, object]:
         """The ``process`` object of the ``lambda_wrapper.invocation`` record."""
-        process = self._process
-        with process.oneshot():
-            rss = process.memory_info().rss
-            threads = process.num_threads()
+        status = self_status(self._status)
+        if status is None:
+            raise OSError("/proc/self/status is not readable")
+        rss, peak, threads = status
         cpu = resource.getrusage(resource.RUSAGE_SELF)
         try:
             tmp_used: float | None = mib(psutil.disk_usage(self.tmp_dir).used)
@@ -71,10 +77,10 @@ class ProcessMetrics:
             tmp_used = None
         return {
             "rssMB": mib(rss),
-            "peakRssMB": mib(max(rss, peak_rss_bytes() or 0)),
+            "peakRssMB": mib(peak),
             "cpuUserMs": ms(max(0.0, cpu.ru_utime - self._cpu_at_start.ru_utime)),
             "cpuSystemMs": ms(max(0.0, cpu.ru_stime - self._cpu_at_start.ru_stime)),
-            "openFds": _open_fds(process),
+            "openFds": _open_fds(self._process),
             "threads": threads,
             "tmpUsedMB": tmp_used,
             "gcCollections": self._gc.collections,
