@@ -709,7 +709,9 @@ def error_type_of(error: BaseException | None) -> str | None:
     return type(error).__name__
 
 
-def _peak_rss_mb() -> int | None:
+def lifetime_peak_rss_mb() -> int | None:
+    """The process's peak RSS since it started (``ru_maxrss``, never reset), whole MiB
+    rounded down."""
     try:
         import resource
 
@@ -763,7 +765,7 @@ class SelfReporter:
         if self.cold_start.cold_start and self.cold_start.first:
             init_ms = self.init_duration_ms()
         return Measured(request_id, self.started_epoch_s, round(duration_ms, 3), status, error_type, init_ms,
-                        _peak_rss_mb())
+                        lifetime_peak_rss_mb())
 
     def from_invocation(self, event: TelemetryEvent) -> Measured | None:
         """What the supervisor's invocation record tells (on the flush's thread): its
@@ -781,7 +783,8 @@ class SelfReporter:
             error_type = EXIT_ERROR
         init_ms = self.init_duration_ms() if record.get("coldStart") is True else None
         return Measured(request_id, event.epoch_ms / 1000.0 - duration / 1000.0, float(duration),
-                        "success" if error_type is None else "error", error_type, init_ms, _peak_rss_mb())
+                        "success" if error_type is None else "error", error_type, init_ms,
+                        lifetime_peak_rss_mb())
 
     def add_records(self, events: list[TelemetryEvent]) -> None:
         """The amendment of the supervisor's invocation record (``events`` holds just it):

@@ -33,6 +33,7 @@ from ..instruments import (
     SourceArbiter,
     Watchdog,
     choose_source,
+    lifetime_peak_rss_mb,
     listener_lag_ms,
     mib,
     open_self_proc,
@@ -458,6 +459,11 @@ class Supervisor:
         # A spike between two samples still shows in the peak, reset at the start.
         limit = self.memory_limit_bytes
         if limit is None:
+            return
+        # The lifetime peak bounds this invocation's: while it is below the limit, /proc
+        # need not be read (getrusage costs a fraction of it).
+        lifetime_mb = lifetime_peak_rss_mb()
+        if lifetime_mb is not None and (lifetime_mb + 1) * 1024 * 1024 <= limit:
             return
         status = self_status(self._proc_status)
         if status is None:
