@@ -8,6 +8,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from function_runs import run_function
 from lambda_wrapper.instruments import INVOCATION, open_self_proc, reset_peak_rss, rss_bytes, self_status
 from lambda_wrapper.instruments.process import GcWatch, ProcessMetrics
@@ -69,6 +71,20 @@ def test_snapshot_has_every_field_with_sane_values() -> None:
     assert snapshot["rssMB"] > 1 and snapshot["peakRssMB"] >= snapshot["rssMB"]
     assert snapshot["cpuUserMs"] > 0  # microsecond resolution, not 10 ms ticks
     assert snapshot["openFds"] >= 3 and snapshot["threads"] >= 1
+
+
+def test_open_descriptors_are_counted_as_psutil_counts_them_and_follow_opens() -> None:
+    status, clear_refs = open_self_proc()
+    metrics = ProcessMetrics(status)
+    opened: list[int] = []
+    try:
+        before: Any = metrics.snapshot()["openFds"]
+        assert before == psutil.Process().num_fds()
+        opened = [os.open("/dev/null", os.O_RDONLY) for _ in range(5)]
+        assert metrics.snapshot()["openFds"] == before + 5
+    finally:
+        metrics.close()
+        close_all(status, clear_refs, *opened)
 
 
 def test_peak_rss_can_be_reset_per_invocation() -> None:

@@ -7,7 +7,11 @@ us reset the high-water mark (see ``instruments``: procfs), else since the proce
 
 RSS, peak and threads come from one read of ``/proc/self/status`` kept open (``procfs``)
 rather than psutil's ``oneshot`` (which opens and reads ``stat``, ``statm`` and
-``status`` anew: about 70 µs on every invocation's path against about 8 µs).
+``status`` anew: about 70 µs on every invocation's path against about 8 µs). The open
+descriptors are counted by listing ``/proc/self/fd`` through a descriptor kept open, not
+by psutil's ``num_fds``, which looks ``/proc/<pid>/fd`` up by path each time (about
+20 µs more per invocation in a runtime under the RIE); the count is the same, since
+the listing's own descriptor is counted either way.
 
 CPU time comes from ``getrusage`` rather than psutil: psutil reads ``/proc/self/stat``,
 whose clock ticks are 10 ms, while ``getrusage`` resolves microseconds, and most
@@ -17,6 +21,7 @@ invocations are shorter than a tick. Both count every thread of the process.
 from __future__ import annotations
 
 import gc
+import os
 import resource
 import time
 
@@ -57,6 +62,10 @@ class ProcessMetrics:
         self.tmp_dir = tmp_dir or aws.tmp_dir()
         self._status = status
         self._process = psutil.Process()
+        try:
+            self._fd_dir: int | None = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            self._fd_dir = None
         self._gc = GcWatch()
         self._cpu_at_start = resource.getrusage(resource.RUSAGE_SELF)
 
@@ -80,19 +89,23 @@ class ProcessMetrics:
             "peakRssMB": mib(peak),
             "cpuUserMs": ms(max(0.0, cpu.ru_utime - self._cpu_at_start.ru_utime)),
             "cpuSystemMs": ms(max(0.0, cpu.ru_stime - self._cpu_at_start.ru_stime)),
-            "openFds": _open_fds(self._process),
+            "openFds": self._open_fds(),
             "threads": threads,
             "tmpUsedMB": tmp_used,
             "gcCollections": self._gc.collections,
             "gcPauseMs": ms(self._gc.pause_s),
         }
 
+    def _open_fds(self) -> int | None:
+        try:
+            if self._fd_dir is not None:
+                return len(os.listdir(self._fd_dir))
+            return int(self._process.num_fds())
+        except (OSError, psutil.Error):
+            return None
+
     def close(self) -> None:
         self._gc.close()
-
-
-def _open_fds(process: psutil.Process) -> int | None:
-    try:
-        return int(process.num_fds())
-    except psutil.Error:
-        return None
+        if self._fd_dir is not None:
+            os.close(self._fd_dir)
+            self._fd_dir = None
