@@ -73,6 +73,20 @@ def test_snapshot_has_every_field_with_sane_values() -> None:
     assert snapshot["openFds"] >= 3 and snapshot["threads"] >= 1
 
 
+def test_tmp_usage_is_psutils(tmp_path: Path) -> None:
+    status, clear_refs = open_self_proc()
+    metrics = ProcessMetrics(status, str(tmp_path))
+    try:
+        # Other processes write to the same file system: psutil's figure before and after.
+        before = psutil.disk_usage(str(tmp_path)).used / 2**20
+        used: Any = metrics.snapshot()["tmpUsedMB"]
+        after = psutil.disk_usage(str(tmp_path)).used / 2**20
+    finally:
+        metrics.close()
+        close_all(status, clear_refs)
+    assert min(before, after) - 0.01 <= used <= max(before, after) + 0.01
+
+
 def test_open_descriptors_are_counted_as_psutil_counts_them_and_follow_opens() -> None:
     status, clear_refs = open_self_proc()
     metrics = ProcessMetrics(status)

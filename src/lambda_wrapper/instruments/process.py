@@ -1,17 +1,20 @@
-"""Per-invocation process metrics with psutil (``LAMBDA_WRAPPER_PROCESS_METRICS``).
+"""Per-invocation process metrics (``LAMBDA_WRAPPER_PROCESS_METRICS``).
 
 psutil costs about 20 ms to import, so this module is imported only when the feature
 is on. CPU time and GC figures are deltas over the invocation; RSS, fds, threads and
 /tmp usage are values at its end; the peak RSS is per invocation where the kernel lets
 us reset the high-water mark (see ``instruments``: procfs), else since the process started.
 
-RSS, peak and threads come from one read of ``/proc/self/status`` kept open (``procfs``)
-rather than psutil's ``oneshot`` (which opens and reads ``stat``, ``statm`` and
-``status`` anew: about 70 µs on every invocation's path against about 8 µs). The open
-descriptors are counted by listing ``/proc/self/fd`` through a descriptor kept open, not
-by psutil's ``num_fds``, which looks ``/proc/<pid>/fd`` up by path each time (about
-20 µs more per invocation in a runtime under the RIE); the count is the same, since
-the listing's own descriptor is counted either way.
+The snapshot runs on the handler's path on every invocation, where each system call
+costs several times what it does in a loop (caches are cold after the wait for the
+event), so it makes as few as it can, through descriptors kept open: RSS, peak and
+threads from one read of ``/proc/self/status`` (``procfs``; psutil's ``oneshot`` opens
+and reads ``stat``, ``statm`` and ``status``), the open descriptors by listing
+``/proc/self/fd`` (psutil's ``num_fds`` looks ``/proc/<pid>/fd`` up by path each time;
+the count is the same, the listing's own descriptor counted either way), /tmp usage by
+``fstatvfs`` with psutil's ``disk_usage`` formula. psutil is left for what cannot be
+opened so. Measured in a runtime under the RIE, main thread: 0.21 ms per invocation
+with psutil's calls, 0.07 ms this way.
 
 CPU time comes from ``getrusage`` rather than psutil: psutil reads ``/proc/self/stat``,
 whose clock ticks are 10 ms, while ``getrusage`` resolves microseconds, and most
@@ -62,10 +65,8 @@ class ProcessMetrics:
         self.tmp_dir = tmp_dir or aws.tmp_dir()
         self._status = status
         self._process = psutil.Process()
-        try:
-            self._fd_dir: int | None = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            self._fd_dir = None
+        self._fd_dir = _open_directory("/proc/self/fd")
+        self._tmp = _open_directory(self.tmp_dir)
         self._gc = GcWatch()
         self._cpu_at_start = resource.getrusage(resource.RUSAGE_SELF)
 
@@ -81,7 +82,8 @@ class ProcessMetrics:
         rss, peak, threads = status
         cpu = resource.getrusage(resource.RUSAGE_SELF)
         try:
-            tmp_used: float | None = mib(psutil.disk_usage(self.tmp_dir).used)
+            tmp = os.fstatvfs(self._tmp) if self._tmp is not None else os.statvfs(self.tmp_dir)
+            tmp_used: float | None = mib((tmp.f_blocks - tmp.f_bfree) * tmp.f_frsize)  # psutil's "used"
         except OSError:
             tmp_used = None
         return {
@@ -106,6 +108,14 @@ class ProcessMetrics:
 
     def close(self) -> None:
         self._gc.close()
-        if self._fd_dir is not None:
-            os.close(self._fd_dir)
-            self._fd_dir = None
+        for fd in (self._fd_dir, self._tmp):
+            if fd is not None:
+                os.close(fd)
+        self._fd_dir = self._tmp = None
+
+
+def _open_directory(path: str) -> int | None:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
