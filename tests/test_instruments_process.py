@@ -9,9 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from function_runs import run_function
-from lambda_wrapper.instruments import INVOCATION, open_self_proc, reset_peak_rss, rss_bytes, self_status
+from lambda_wrapper.instruments import (
+    INVOCATION,
+    open_self_proc,
+    process,
+    reset_peak_rss,
+    rss_bytes,
+    self_status,
+)
 from lambda_wrapper.instruments.process import GcWatch, ProcessMetrics
 
 PROCESS_FIELDS = {
@@ -85,6 +93,27 @@ def test_tmp_usage_is_psutils(tmp_path: Path) -> None:
         metrics.close()
         close_all(status, clear_refs)
     assert min(before, after) - 0.01 <= used <= max(before, after) + 0.01
+
+
+def test_where_no_descriptor_can_be_kept_the_figures_come_by_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(process, "_open_directory", lambda path: None)
+    metrics = ProcessMetrics(None, str(tmp_path))
+    try:
+        with pytest.raises(OSError):  # no status: the supervisor reports the failure once
+            metrics.snapshot()
+    finally:
+        metrics.close()
+    status, clear_refs = open_self_proc()
+    metrics = ProcessMetrics(status, str(tmp_path))
+    try:
+        snapshot: dict[str, Any] = metrics.snapshot()
+        assert snapshot["openFds"] == psutil.Process().num_fds()
+        assert snapshot["tmpUsedMB"] is not None and snapshot["tmpUsedMB"] > 0
+    finally:
+        metrics.close()
+        close_all(status, clear_refs)
 
 
 def test_open_descriptors_are_counted_as_psutil_counts_them_and_follow_opens() -> None:
