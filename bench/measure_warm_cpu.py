@@ -1,4 +1,4 @@
-"""The CPU the wrapper adds to each warm invocation, on the handler's thread and on ours, on the RIE.
+"""The CPU the wrapper adds to each warm invocation, on the handler's thread and on ours.
 
 Each round starts a fresh environment per variant, side by side: ``WARM_UP``
 invocations are left out, then the function (``bench/functions/app.py``, printing
@@ -27,12 +27,13 @@ import json
 import statistics
 from pathlib import Path
 
-from .layers import build_own_layer, task_root
+from .layers import build_own_layer, build_third_party_layer, stderr_log, task_root
 from .platforms import EnvironmentSpec, rie_unavailable_reason, runtime_pid, start_environment
-from .variants import BARE, WRAPPER_DEFAULT
+from .variants import BARE, OWN_LAYER, RECIPES, WRAPPER_DEFAULT, Variant, select
 
 WARM_UP = 5
 MEMORY_MB = 1769  # the RIE limits no CPU: the size is only a number it passes on
+UNREACHABLE_SINK = "http://127.0.0.1:9"  # no variant measured here needs a live collector
 
 
 def thread_cpu_ns(pid: int) -> dict[int, int]:
@@ -44,18 +45,19 @@ def thread_cpu_ns(pid: int) -> dict[int, int]:
     return found
 
 
-def one_round(layers: dict[str, Path | None], invokes: int, lines: int) -> dict[str, dict[str, float]]:
-    """µs per warm invocation of each variant: main thread, other threads, the RIE's duration.
+def one_round(
+    specs: dict[str, EnvironmentSpec], invokes: int, lines: int, platform: str = "rie"
+) -> dict[str, dict[str, float]]:
+    """µs per warm invocation of each variant: main thread, other threads, the platform's
+    runtime duration and its reported duration.
 
     The environments live side by side and are invoked in turn (A B C A B C ...), so a
     busy phase of the shared machine hits all of them alike."""
     payload = json.dumps({"lines": lines}).encode()
     environments = {}
     try:
-        for name, layer in layers.items():
-            env = WRAPPER_DEFAULT.environment("http://127.0.0.1:9") if layer is not None else {}
-            spec = EnvironmentSpec(task_root(), BARE.handler, layer, env, memory_mb=MEMORY_MB)
-            environments[name] = start_environment("rie", spec)
+        for name, spec in specs.items():
+            environments[name] = start_environment(platform, spec)
         pids = {}
         for name, environment in environments.items():
             for _ in range(WARM_UP):
@@ -80,9 +82,40 @@ def one_round(layers: dict[str, Path | None], invokes: int, lines: int) -> dict[
         results[name] = {
             "main": main / invokes / 1000.0,
             "other": others / invokes / 1000.0,
+            "runtime": sum(float(i.runtime_ms or 0.0) for i in warm) / invokes * 1000.0,
             "duration": sum(float(i.report_ms or 0.0) for i in warm) / invokes * 1000.0,
         }
     return results
+
+
+def variant_specs(
+    variants: tuple[Variant, ...], against: Path | None, without: tuple[str, ...] = ()
+) -> dict[str, EnvironmentSpec]:
+    """Each variant with its layer (ours built from this checkout, a competitor's by pip),
+    handler and environment; ``against``: ours once more with that layer tree;
+    ``without``: ours once more without each of those settings, where they set it."""
+    root = task_root()
+    specs = {}
+    for variant in variants:
+        layer = None
+        if variant.layer == OWN_LAYER:
+            layer = build_own_layer().path
+        elif variant.layer is not None:
+            layer = build_third_party_layer(RECIPES[variant.layer], stderr_log).path
+        env = variant.environment(UNREACHABLE_SINK)
+        specs[variant.name] = EnvironmentSpec(root, variant.handler, layer, env, memory_mb=MEMORY_MB)
+        if against is not None and variant.layer == OWN_LAYER:
+            specs[f"{variant.name}@against"] = EnvironmentSpec(
+                root, variant.handler, against, env, memory_mb=MEMORY_MB
+            )
+        for name in without:
+            if variant.layer == OWN_LAYER and name in env:
+                reduced = {key: value for key, value in env.items() if key != name}
+                short = name.removeprefix("LAMBDA_WRAPPER_").lower()
+                specs[f"{variant.name}-{short}"] = EnvironmentSpec(
+                    root, variant.handler, layer, reduced, memory_mb=MEMORY_MB
+                )
+    return specs
 
 
 def main() -> int:
@@ -90,29 +123,37 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--invokes", type=int, default=3000)
     parser.add_argument("--lines", type=int, default=0, help="lines the function prints per invocation")
-    parser.add_argument("--against", type=Path, help="another layer tree to run with the defaults")
+    parser.add_argument("--variants", default=WRAPPER_DEFAULT.name,
+                        help="comma list of variants beside bare (bench/variants.py)")
+    parser.add_argument("--platform", choices=("rie", "sandbox"), default="rie")
+    parser.add_argument("--against", type=Path, help="another layer tree to run each of our variants with")
+    parser.add_argument("--without", default="",
+                        help="comma list of settings: each of our variants once more without each")
     args = parser.parse_args()
-    reason = rie_unavailable_reason()
-    if reason:
-        raise SystemExit(reason)
-    layers: dict[str, Path | None] = {"bare": None, "defaults": build_own_layer().path}
-    if args.against is not None:
-        layers["against"] = args.against.resolve()
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in layers}
+    if args.platform == "rie":
+        reason = rie_unavailable_reason()
+        if reason:
+            raise SystemExit(reason)
+    variants = select(args.variants)
+    without = tuple(name.strip() for name in args.without.split(",") if name.strip())
+    specs = variant_specs(variants, args.against.resolve() if args.against is not None else None, without)
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in specs}
     for _ in range(args.rounds):
-        for name, result in one_round(layers, args.invokes, args.lines).items():
+        for name, result in one_round(specs, args.invokes, args.lines, args.platform).items():
             runs[name].append(result)
-    print(f"{args.invokes} warm invocations per environment, {args.lines} lines each, {args.rounds} rounds; "
-          "µs per invocation, medians (added: of each round's difference from bare)")
-    keys = ("main", "other", "duration")
+    print(f"{args.platform}: {args.invokes} warm invocations per environment, {args.lines} lines each, "
+          f"{args.rounds} rounds; µs per invocation, medians (added: of each round's difference from bare)")
+    keys = ("main", "other", "runtime", "duration")
+    width = max(len(name) for name in runs)
     for name, results in runs.items():
-        pairs = list(zip(results, runs["bare"], strict=True))
+        pairs = list(zip(results, runs[BARE.name], strict=True))
         figures = {key: statistics.median(run[key] for run in results) for key in keys}
         added = {key: statistics.median(run[key] - bare[key] for run, bare in pairs) for key in keys}
-        print(f"{name:9s} main thread {figures['main']:7.1f}  other threads {figures['other']:6.1f}  "
-              f"duration {figures['duration']:7.1f}  | added: main {added['main']:+6.1f}  other "
-              f"{added['other']:+6.1f}  total {added['main'] + added['other']:+6.1f}  duration "
-              f"{added['duration']:+6.1f}")
+        total = added["main"] + added["other"]
+        print(f"{name:{width}s} main thread {figures['main']:7.1f}  other threads {figures['other']:6.1f}  "
+              f"runtime {figures['runtime']:7.1f}  duration {figures['duration']:7.1f}  | added: main "
+              f"{added['main']:+6.1f}  other {added['other']:+6.1f}  total {total:+6.1f}"
+              f"  runtime {added['runtime']:+6.1f}  duration {added['duration']:+6.1f}")
     return 0
 
 

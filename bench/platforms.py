@@ -120,10 +120,11 @@ class FunctionEnvironment(ABC):
 
 
 def runtime_pid(roots: list[int]) -> int | None:
-    """The runtime process: the descendant running ``bootstrap.py`` (after every exec)."""
+    """The runtime process: the root or descendant running ``bootstrap.py`` (after every exec)."""
     for root in roots:
         with contextlib.suppress(psutil.Error):
-            for process in psutil.Process(root).children(recursive=True):
+            top = psutil.Process(root)
+            for process in [top, *top.children(recursive=True)]:
                 with contextlib.suppress(psutil.Error, OSError):
                     if any(arg.endswith("bootstrap.py") for arg in process.cmdline()):
                         return process.pid
@@ -177,7 +178,11 @@ class SandboxEnvironment(FunctionEnvironment):
         return CallerView(latency_ms, ok, "" if ok else f"{result.status}: {result.body[:300]!r}")
 
     def runtime_pid_roots(self) -> list[int]:
-        return [os.getpid()]
+        # This environment's own process groups where the sandbox tells them (several may
+        # live side by side in this process), else every child of this process.
+        lifecycle = getattr(self._sandbox, "_lifecycle", None)
+        groups = list(getattr(lifecycle, "process_groups", None) or [])
+        return groups or [os.getpid()]
 
     def platform_cpu_ms(self) -> float:
         # The sandbox runs in this process: its threads (output readers, telemetry bus,

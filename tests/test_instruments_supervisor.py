@@ -291,3 +291,29 @@ def test_a_thread_that_ended_is_started_again_by_the_next_invocation(
     handler({}, context("r3"))
     assert capsys.readouterr().err.count('"watchdog_restarted"') == 1
     assert not ENDED_THREADS
+
+
+def test_a_memory_spike_between_two_samples_warns_at_return_and_only_for_its_invocation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import lambda_wrapper.instruments as instruments
+
+    rss = instruments.rss_bytes()
+    assert rss is not None
+    monkeypatch.setattr(instruments, "rss_bytes", lambda: 0)  # the watchdog's samples see nothing
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", str(rss // (1024 * 1024) + 48))
+    supervisor, _ = supervised({"LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "100"})
+    warned: list[str] = []
+    monkeypatch.setattr(supervisor, "on_memory_warning", lambda request_id, *_: warned.append(request_id))
+    supervisor.start_watchdog()
+
+    def spike(event: dict[str, int], ctx: object) -> None:
+        if event["mb"]:
+            hold = bytearray(event["mb"] * 1024 * 1024)
+            hold[::4096] = b"x" * len(hold[::4096])
+            del hold
+
+    handler = wrap_handler(spike, supervisor)
+    for request_id, mb in (("spike", 96), ("after", 0)):
+        handler({"mb": mb}, context(request_id))
+    assert warned == ["spike"]

@@ -32,11 +32,13 @@ from ..instruments import (
     SourceArbiter,
     Watchdog,
     choose_source,
+    lifetime_peak_rss_mb,
     mib,
+    open_self_proc,
     own_event,
-    peak_rss_bytes,
     reset_peak_rss,
     rss_bytes,
+    self_status,
 )
 from ..settings import Handover, Settings, emit, emit_once
 from ..telemetry import TelemetryEvent
@@ -281,7 +283,12 @@ class Supervisor:
         self.memory_limit_bytes: int | None = None
         # Our handler wrapper's code: stacks in warnings start below it.
         self.handler_code: CodeType | None = None
-        self._track_peak = False
+        # /proc/self/status and clear_refs, kept open for the features that read memory
+        # on every invocation (``instruments``: procfs); clear_refs only where the peak can
+        # be reset per invocation (else it is the lifetime peak).
+        self._proc_opened = False
+        self._proc_status: int | None = None
+        self._peak_reset: int | None = None
         # Where per-invocation records come from (the self report in ``instruments``), known once
         # the subscription's outcome is.
         self.telemetry_source = "platform"
@@ -320,8 +327,8 @@ class Supervisor:
                 self.self_reporter.started_epoch_s = now
                 if self.in_flight is not None:
                     self.in_flight.begin(request_id, now)
-            if self._track_peak:
-                reset_peak_rss()
+            if self._peak_reset is not None:
+                reset_peak_rss(self._peak_reset)
             if self.process_metrics is not None:
                 self.process_metrics.invocation_starts()
             if self.watchdog is not None:
@@ -455,8 +462,19 @@ class Supervisor:
         limit = self.memory_limit_bytes
         if limit is None:
             return
-        # VmHWM is updated lazily, so it can trail the current RSS.
-        peak = max(rss_bytes() or 0, (peak_rss_bytes() or 0) if self._track_peak else 0)
+        # The lifetime peak bounds this invocation's: while it is below the limit, /proc
+        # need not be read (getrusage costs a fraction of it).
+        lifetime_mb = lifetime_peak_rss_mb()
+        if lifetime_mb is not None and (lifetime_mb + 1) * 1024 * 1024 <= limit:
+            return
+        status = self_status(self._proc_status)
+        if status is None:
+            peak = rss_bytes() or 0
+        else:
+            # Not the lifetime peak where it cannot be reset: one spike would warn on every
+            # later invocation.
+            rss, high_water, _ = status
+            peak = high_water if self._peak_reset is not None else rss
         if peak >= limit and armed.claim_memory_warning():
             self.on_memory_warning(armed.request_id, peak, limit)
 
@@ -614,8 +632,13 @@ class Supervisor:
     def _process_metrics(self) -> None:
         from ..instruments.process import ProcessMetrics
 
-        self.process_metrics = ProcessMetrics()
-        self._track_peak = reset_peak_rss()
+        self._open_self_proc()
+        self.process_metrics = ProcessMetrics(self._proc_status)
+
+    def _open_self_proc(self) -> None:
+        if not self._proc_opened:
+            self._proc_opened = True
+            self._proc_status, self._peak_reset = open_self_proc()
 
     def _call_instrumentation(self) -> None:
         extension = self.extension
@@ -649,7 +672,7 @@ class Supervisor:
         if not warnings and not report_timeouts:
             return
         if self.memory_limit_bytes is not None:
-            self._track_peak = reset_peak_rss()
+            self._open_self_proc()
         report_lead_ms = 0
         on_report = None
         if report_timeouts:
