@@ -20,9 +20,9 @@ working tree by the project's own layer build (its shipped bytecode):
 3. The rest of the difference: the other modules our path imports, and
    ``start()`` itself (the entry module's body).
 4. The whole Init with every feature on (``bench.variants.EVERY_FEATURE_LOCAL_ENV``: both
-   local exporters, structlog logs, process metrics, both watchdogs) against a bare Init that also imports
-   structlog and psutil: the difference is what our own code costs there, the libraries
-   the user asked for aside.
+   local exporters, structlog logs, process metrics, both watchdogs) against a bare Init that
+   also imports the libraries those features import (``EVERY_FEATURE_LIBRARIES``): the
+   difference is what our own code costs there, the libraries the user asked for aside.
 
 A few sandbox cold starts add wall-clock figures: the ``lambda_wrapper.init`` record's
 extensionInitMs and handlerImportMs (from the EMF exporter's output) and the platform's

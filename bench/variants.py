@@ -48,8 +48,9 @@ EVERY_FEATURE_LOCAL_ENV: dict[str, str] = {
     "LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "1000",
     "LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "90",
 }
-# The libraries those features load, whose own import is the user's choice and price.
-EVERY_FEATURE_LIBRARIES = ("structlog", "psutil")
+# The libraries those features load, whose own import is the user's choice and price
+# (process metrics read /proc themselves: psutil is imported only where it cannot be opened).
+EVERY_FEATURE_LIBRARIES = ("structlog",)
 # Every feature of ours switched on, with every exporter sending somewhere real.
 ALL_FEATURES_ENV: dict[str, str] = {
     **EVERY_FEATURE_LOCAL_ENV,

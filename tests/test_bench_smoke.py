@@ -77,7 +77,7 @@ def _synthetic_results() -> dict:
         {"name": name, "title": name, "how": "synthetic", "versions": {}, "budgeted": True}
         for name in ("bare", "wrapper-default", "wrapper-all", "otel", "powertools")
     ]
-    # structlog and psutil, once per round: (import ms, RSS MB)
+    # the every-feature libraries, once per round: (import ms, RSS MB)
     library_costs = {"wrapper-all": [(15.0, 6.0), (16.0, 6.0), (17.0, 6.0)]}
     results = {
         "date": "2026-01-01T00:00:00Z",

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from bench.variants import EVERY_FEATURE_LOCAL_ENV
+from bench.variants import EVERY_FEATURE_LIBRARIES, EVERY_FEATURE_LOCAL_ENV
 
 from function_runs import write_sources
 from lambda_wrapper_dev.sandbox import FunctionSpec, Sandbox
@@ -48,7 +48,7 @@ DEFAULT_PATH = frozenset({
 # PYTHONFAULTHANDLER tweak switches on (docs/tweaks.md).
 OTHERS_ON_DEFAULT_PATH = frozenset({"_socket", "select", "errno", "mmap", "faulthandler"})
 # Every feature on, all exporters local (bench.variants: the configuration the Init budget
-# for "everything on" is about): what it adds to the default path, beside structlog and psutil.
+# for "everything on" is about): what it adds to the default path, beside structlog.
 EVERY_FEATURE_ADDS = frozenset({
     "lambda_wrapper.export.file", "lambda_wrapper.instruments.logs", "lambda_wrapper.instruments.process",
 })
@@ -149,7 +149,10 @@ def test_every_feature_adds_only_its_own_modules(
 ) -> None:
     seen = modules_seen(layer_dir, tmp_path, runtime_python, use_wrapper=True, env=EVERY_FEATURE_LOCAL_ENV)
     assert our_modules(seen["init"]) == DEFAULT_PATH | EVERY_FEATURE_ADDS
-    assert imported(seen["init"], ("structlog", "psutil")) != []
+    assert {name.split(".")[0] for name in imported(seen["init"], EVERY_FEATURE_LIBRARIES)} == set(
+        EVERY_FEATURE_LIBRARIES
+    )
+    assert imported(seen["init"], ("psutil",)) == []  # process metrics read /proc themselves
 
 
 def test_call_instrumentation_of_unused_libraries_imports_only_its_hook(
@@ -175,8 +178,9 @@ def test_entry_module_default_path(tmp_path: Path) -> None:
     ("env", "wanted", "still_absent"),
     [
         ({"LAMBDA_WRAPPER_LOGS": "structlog"}, ("structlog", "lambda_wrapper.instruments.logs"), ("psutil",)),
-        ({"LAMBDA_WRAPPER_PROCESS_METRICS": "true"}, ("psutil", "lambda_wrapper.instruments.process"),
-         ("structlog",)),
+        # psutil only where /proc cannot be opened.
+        ({"LAMBDA_WRAPPER_PROCESS_METRICS": "true"}, ("lambda_wrapper.instruments.process",),
+         ("structlog", "psutil")),
         (
             # The watchdog lives in the instruments' own module: no module of ours more.
             {"LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "100", "LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "90"},

@@ -1,4 +1,5 @@
-"""Per-invocation process metrics (psutil, getrusage, gc callbacks), exported with the invocation."""
+"""Per-invocation process metrics (/proc, getrusage, gc callbacks; psutil as the reference),
+exported with the invocation."""
 
 from __future__ import annotations
 

@@ -247,7 +247,8 @@ SETTINGS: tuple[Setting, ...] = (
             "structlog: render the function's stdlib logging as JSON with invocation context.",
             _choices(("off", "structlog")), "structured logs"),
     Setting("LAMBDA_WRAPPER_PROCESS_METRICS", "process_metrics", False, "true|false",
-            "Per-invocation process metrics with psutil (RSS, CPU, fds, threads, /tmp, GC).",
+            "Per-invocation process metrics from /proc (psutil where it cannot be opened): RSS, CPU, fds, "
+            "threads, /tmp, GC.",
             _bool, "process metrics"),
     Setting("LAMBDA_WRAPPER_TIMEOUT_WARNING_MS", "timeout_warning_ms", 0, "0 (off) or 1-900000",
             "Warn this long before the deadline, with the handler's stack, then flush.",

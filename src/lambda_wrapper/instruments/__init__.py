@@ -5,8 +5,8 @@ already loaded: memory figures from /proc, the toolkit's own records, the curren
 invocation's context, cold start and the Init breakdown, the toolkit's own overhead,
 the watchdog thread and the self source of per-invocation records. Each optional
 instrument is a module of its own, loaded only when its feature is on (see
-``docs/instruments.md``); structlog and psutil are imported only by ``logs`` and
-``process``.
+``docs/instruments.md``); structlog is imported only by ``logs``, and psutil only by
+``process`` where /proc cannot be opened.
 """
 
 from __future__ import annotations
