@@ -25,6 +25,7 @@ from lambda_wrapper_dev.sandbox.subscription_rules import (
     parse_subscription,
 )
 from lambda_wrapper_dev.sandbox.telemetry_bus import TelemetryBus
+from lambda_wrapper_dev.sandbox.telemetry_delivery import BatchSender
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -189,6 +190,52 @@ def test_a_batch_ready_while_one_is_in_flight_is_dropped(listener: Listener) -> 
     listener.wait_for(1)
     bus.close()
     assert drops and drops[0][1] == 2 and "slower" in drops[0][2]
+    assert [event["record"] for event in listener.batches[0]] == ["first\n"]
+
+
+def test_the_senders_own_delay_is_not_charged_to_the_listener(
+    listener: Listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The platform's time before its POST reaches the listener (building, connecting:
+    the sandbox's sender shares a GIL with a log flood) does not make a prompt listener
+    slow: a batch ready meanwhile waits for the POST in flight."""
+    connect = BatchSender._connect
+
+    def slow_connect(self: BatchSender) -> socket.socket:
+        time.sleep(0.3)
+        return connect(self)
+
+    monkeypatch.setattr(BatchSender, "_connect", slow_connect)
+    bus, _, drops = bus_with(listener)
+    bus.publish(line("first\n"))
+    time.sleep(0.1)  # first batch taken, its POST not yet at the listener
+    bus.publish(line("second\n"))
+    listener.wait_for(2)
+    bus.close()
+    assert not drops
+    assert [event["record"] for batch in listener.batches for event in batch] == ["first\n", "second\n"]
+
+
+def test_a_listener_slow_after_the_senders_delay_is_still_dropped(
+    listener: Listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect = BatchSender._connect
+
+    def slow_connect(self: BatchSender) -> socket.socket:
+        time.sleep(0.2)
+        return connect(self)
+
+    monkeypatch.setattr(BatchSender, "_connect", slow_connect)
+    bus, _, drops = bus_with(listener)
+    listener.release.clear()
+    bus.publish(line("first\n"))
+    time.sleep(0.1)
+    bus.publish(line("second\n"))  # ready from ~0.125 s; the listener holds the POST from ~0.2 s
+    time.sleep(0.6)  # well past 0.125 + 0.2 (the sender's delay)
+    listener.release.set()
+    listener.wait_for(1)
+    bus.close()
+    assert drops and drops[0][1] == 1 and "slower" in drops[0][2]
     assert [event["record"] for event in listener.batches[0]] == ["first\n"]
 
 

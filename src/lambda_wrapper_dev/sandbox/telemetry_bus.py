@@ -6,6 +6,14 @@ or ``maxBytes`` bytes, or when ``timeoutMs`` has passed since its first event
 the next batch is ready while the previous one is still in flight, or a POST
 fails, the batch is dropped and ``platform.logsDropped`` is emitted.
 
+The listener is charged only for its own time: from when the POST reaches it
+(connected, body built) to its answer. The sandbox's sender shares this process's
+GIL with the threads reading a log flood, so building and connecting can take it
+tens of milliseconds that RAPID's sender does not take. A batch that becomes ready
+while the previous POST is in flight is therefore dropped only once the listener
+has held that POST unanswered for as long as the batch has been ready beyond the
+sender's own delay: as if the POST had left when the batch was taken.
+
 Freezing: nothing is judged or sent while the environment is frozen. A POST that
 was already in flight when the environment froze is waited for after the thaw
 instead of counting against the listener (see ``FreezeClock``).
@@ -80,6 +88,9 @@ class Subscriber:
     first_at: float | None = None  # monotonic time of the oldest buffered event
     in_flight: bool = False
     in_flight_epoch: int = -1
+    taken_at: float = 0.0  # monotonic time the batch in flight was taken
+    reached_at: float | None = None  # ... and when its POST reached the listener
+    ready_since: float | None = None  # the next batch was first seen ready meanwhile
     handed_over: list[bytes] | None = None
     closed: bool = False
     delivered_batches: int = 0
@@ -342,11 +353,21 @@ class TelemetryBus:
                     subscriber.handed_over = batch
                     subscriber.in_flight = True
                     subscriber.in_flight_epoch = self._clock.epoch
+                    subscriber.taken_at, subscriber.reached_at, subscriber.ready_since = now, None, None
                     subscriber.ready.notify()
                     break
                 if flushing or subscriber.in_flight_epoch != self._clock.epoch:
                     break  # wait for the POST in flight; it began before the last thaw
+                if subscriber.ready_since is None:
+                    subscriber.ready_since = now
+                if subscriber.reached_at is None:
+                    break  # the sender's own delay: the listener has nothing to answer yet
+                answer_by = subscriber.ready_since + (subscriber.reached_at - subscriber.taken_at)
+                if answer_by > now:
+                    wake_at = answer_by if wake_at is None else min(wake_at, answer_by)
+                    break
                 batch, batch_bytes = subscriber.take_batch()
+                subscriber.ready_since = None
                 drops.append((batch_bytes, len(batch), SLOW_CONSUMER))
         return drops, wake_at
 
@@ -360,8 +381,14 @@ class TelemetryBus:
                     return
                 batch = subscriber.handed_over
             failure: str | None = None
+
+            def reached() -> None:
+                with self._cond:
+                    subscriber.reached_at = time.monotonic()
+                    self._cond.notify_all()
+
             try:
-                subscriber.sender.send(batch)
+                subscriber.sender.send(batch, reached)
             except DeliveryFailed as error:
                 failure = f"could not send events: {error}"
             with self._cond:

@@ -35,19 +35,20 @@ class BatchSender:
         self._clock = active_clock
         self._tcp: socket.socket | None = None
 
-    def send(self, events: list[bytes]) -> None:
-        """Deliver one batch of JSON-encoded events."""
+    def send(self, events: list[bytes], reached: Callable[[], None] = lambda: None) -> None:
+        """Deliver one batch of JSON-encoded events; ``reached`` is called once the
+        listener can see the request (connected, body built), before any of it is sent."""
         if self.destination.protocol == "TCP":
-            self._send_tcp(events)
+            self._send_tcp(events, reached)
         else:
-            self._send_http(b"[" + b",".join(events) + b"]")
+            self._send_http(b"[" + b",".join(events) + b"]", reached)
 
     def close(self) -> None:
         if self._tcp is not None:
             self._tcp.close()
             self._tcp = None
 
-    def _send_http(self, body: bytes) -> None:
+    def _send_http(self, body: bytes, reached: Callable[[], None]) -> None:
         dest = self.destination
         sequence_id = base64.b64encode(hashlib.sha256(body).digest()).decode()
         head = (
@@ -57,15 +58,17 @@ class BatchSender:
         ).encode()
         deadline = self._clock() + SEND_TIMEOUT_S
         with self._connect() as sock:
+            reached()
             self._send_all(sock, head + body, deadline)
             status = self._read_status(sock, deadline)
         if not 200 <= status < 300:
             raise DeliveryFailed(f"listener answered HTTP {status}")
 
-    def _send_tcp(self, events: list[bytes]) -> None:
+    def _send_tcp(self, events: list[bytes], reached: Callable[[], None]) -> None:
         payload = b"\n".join(events) + b"\n"
         if self._tcp is None:
             self._tcp = self._connect()
+        reached()
         try:
             self._send_all(self._tcp, payload, self._clock() + SEND_TIMEOUT_S)
         except (OSError, DeliveryFailed):
