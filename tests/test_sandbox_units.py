@@ -364,3 +364,80 @@ def test_tcp_destinations_get_ndjson_on_one_connection() -> None:
     connection.close()
     server.close()
     assert [json.loads(item)["record"] for item in received.splitlines()] == ["one\n", "two\n"]
+
+
+def _reads_of(fd: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the size of every ``os.read`` of ``fd`` (-1 for one that found the pipe empty)."""
+    import os
+
+    sizes: list[int] = []
+    real_read = os.read
+
+    def read(target: int, size: int) -> bytes:
+        if target != fd:
+            return real_read(target, size)
+        try:
+            chunk = real_read(target, size)
+        except BlockingIOError:
+            sizes.append(-1)
+            raise
+        sizes.append(len(chunk))
+        return chunk
+
+    monkeypatch.setattr(os, "read", read)
+    return sizes
+
+
+def test_a_line_printed_alone_costs_the_output_reader_one_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read that returns less than it asked for has emptied the pipe: the reader does not
+    ask again (that read would only fail with EAGAIN, on every line a function prints)."""
+    import os
+
+    from lambda_wrapper_dev.sandbox.process import OutputReader
+
+    read_fd, write_fd = os.pipe()
+    sizes = _reads_of(read_fd, monkeypatch)
+    received: list[str] = []
+    arrived = threading.Event()
+
+    def on_lines(lines: list[str]) -> None:
+        received.extend(lines)
+        arrived.set()
+
+    reader = OutputReader(read_fd, on_lines, "test")
+    try:
+        os.write(write_fd, b"one line\n")
+        assert arrived.wait(5)
+        time.sleep(0.1)  # a second read, if there were one, would have happened by now
+        assert received == ["one line\n"]
+        assert sizes == [9]
+    finally:
+        os.close(write_fd)
+        assert reader.finished.wait(5)
+
+
+def test_drain_publishes_everything_written_past_one_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads that fill their buffer go on: what was written before ``drain`` is all out
+    when it returns, however many reads that takes."""
+    import fcntl
+    import os
+
+    from lambda_wrapper_dev.sandbox.process import READ_BYTES, OutputReader
+
+    read_fd, write_fd = os.pipe()
+    fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, 1 << 20)  # room for all of it before anyone reads
+    lines = [f"line {index:07d}\n" for index in range(30000)]  # 390,000 bytes: six reads' worth
+    data = "".join(lines).encode()
+    assert len(data) > 5 * READ_BYTES
+    os.write(write_fd, data)
+    sizes = _reads_of(read_fd, monkeypatch)
+    received: list[str] = []
+    reader = OutputReader(read_fd, received.extend, "test")
+    try:
+        reader.drain()
+        assert received == lines
+        assert sizes.count(READ_BYTES) == len(data) // READ_BYTES
+    finally:
+        os.close(write_fd)
+        assert reader.finished.wait(5)
+    assert received == lines  # end of file adds nothing
