@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,6 +16,8 @@ from lambda_wrapper.settings import Settings
 from lambda_wrapper.supervisor import Supervisor
 from lambda_wrapper.supervisor.bootstrap import wrap_handler
 from lambda_wrapper.telemetry import TelemetryEvent
+
+Handler = Callable[[Any, Any], Any]
 
 
 class PassThrough:
@@ -36,6 +38,15 @@ class PassThrough:
 
 def context(request_id: str) -> SimpleNamespace:
     return SimpleNamespace(aws_request_id=request_id, _deadline_ms=int(time.time() * 1000) + 3000)
+
+
+def supervised_into_file(output: Path, spool: Path) -> tuple[Pipeline, Handler]:
+    """A wrapped do-nothing handler whose own records go through a real pipeline to ``output``."""
+    pipeline = Pipeline([FileExporter(str(output))], str(spool), 1 << 20)
+    supervisor = Supervisor(Settings({}))
+    supervisor.timeline.init_ends()
+    supervisor.extension = PassThrough(pipeline)  # type: ignore[assignment]
+    return pipeline, wrap_handler(lambda event, ctx: None, supervisor)
 
 
 def test_submit_neither_serialises_nor_writes_and_the_exporter_gets_the_object(tmp_path: Path) -> None:
@@ -95,11 +106,7 @@ def test_the_invocation_record_is_made_off_the_handlers_path(tmp_path: Path) -> 
     the record, its time text from its epoch_ms, when it spools it: the spool (what a
     later Init recovers) and the exporters get the same record."""
     output = tmp_path / "out.ndjson"
-    pipeline = Pipeline([FileExporter(str(output))], str(tmp_path / "spool"), 1 << 20)
-    supervisor = Supervisor(Settings({}))
-    supervisor.timeline.init_ends()
-    supervisor.extension = PassThrough(pipeline)  # type: ignore[assignment]
-    handler = wrap_handler(lambda event, ctx: None, supervisor)
+    pipeline, handler = supervised_into_file(output, tmp_path / "spool")
     handler({}, context("r1"))
     handler({}, context("r2"))
     queued = [event for event, _ in pipeline._own if event.type == INVOCATION]
@@ -122,11 +129,7 @@ def test_the_invocation_record_is_made_off_the_handlers_path(tmp_path: Path) -> 
 
 def test_the_invocation_record_carries_the_listener_lag_once_it_is_measured(tmp_path: Path) -> None:
     output = tmp_path / "out.ndjson"
-    pipeline = Pipeline([FileExporter(str(output))], str(tmp_path / "spool"), 1 << 20)
-    supervisor = Supervisor(Settings({}))
-    supervisor.timeline.init_ends()
-    supervisor.extension = PassThrough(pipeline)  # type: ignore[assignment]
-    handler = wrap_handler(lambda event, ctx: None, supervisor)
+    pipeline, handler = supervised_into_file(output, tmp_path / "spool")
     handler({}, context("before"))
     pipeline.flush(1.0)  # nothing from the platform yet: no lag to tell
     sent = iso_time(time.time() - 0.25)

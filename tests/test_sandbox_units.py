@@ -193,19 +193,24 @@ def test_a_batch_ready_while_one_is_in_flight_is_dropped(listener: Listener) -> 
     assert [event["record"] for event in listener.batches[0]] == ["first\n"]
 
 
+def slow_sender(monkeypatch: pytest.MonkeyPatch, delay_s: float) -> None:
+    """The platform's sender takes ``delay_s`` before its POST reaches the listener."""
+    connect = BatchSender._connect
+
+    def slow_connect(self: BatchSender) -> socket.socket:
+        time.sleep(delay_s)
+        return connect(self)
+
+    monkeypatch.setattr(BatchSender, "_connect", slow_connect)
+
+
 def test_the_senders_own_delay_is_not_charged_to_the_listener(
     listener: Listener, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The platform's time before its POST reaches the listener (building, connecting:
     the sandbox's sender shares a GIL with a log flood) does not make a prompt listener
     slow: a batch ready meanwhile waits for the POST in flight."""
-    connect = BatchSender._connect
-
-    def slow_connect(self: BatchSender) -> socket.socket:
-        time.sleep(0.3)
-        return connect(self)
-
-    monkeypatch.setattr(BatchSender, "_connect", slow_connect)
+    slow_sender(monkeypatch, 0.3)
     bus, _, drops = bus_with(listener)
     bus.publish(line("first\n"))
     time.sleep(0.1)  # first batch taken, its POST not yet at the listener
@@ -219,13 +224,7 @@ def test_the_senders_own_delay_is_not_charged_to_the_listener(
 def test_a_listener_slow_after_the_senders_delay_is_still_dropped(
     listener: Listener, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    connect = BatchSender._connect
-
-    def slow_connect(self: BatchSender) -> socket.socket:
-        time.sleep(0.2)
-        return connect(self)
-
-    monkeypatch.setattr(BatchSender, "_connect", slow_connect)
+    slow_sender(monkeypatch, 0.2)
     bus, _, drops = bus_with(listener)
     listener.release.clear()
     bus.publish(line("first\n"))
