@@ -54,11 +54,9 @@ def wrap_handler(user_handler: Handler, observer: InvocationObserver) -> Handler
 
 
 def _deadline_ms(context: Any) -> int | None:
-    # awslambdaric's LambdaContext holds the deadline header as it came: read it, rather
-    # than two clock readings and a call to get it back from the time remaining.
-    deadline = getattr(context, "_epoch_deadline_time_in_ms", None)
-    if isinstance(deadline, int):
-        return deadline
+    """The deadline of a context other than awslambdaric's (whose own attribute, the
+    deadline header as it came, ``handler`` reads first): rather than two clock readings
+    and a call to get it back from the time remaining, an attribute that holds it."""
     deadline = getattr(context, "_deadline_ms", None)
     if isinstance(deadline, int):
         return deadline
