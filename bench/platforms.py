@@ -180,9 +180,7 @@ class SandboxEnvironment(FunctionEnvironment):
     def runtime_pid_roots(self) -> list[int]:
         # This environment's own process groups where the sandbox tells them (several may
         # live side by side in this process), else every child of this process.
-        lifecycle = getattr(self._sandbox, "_lifecycle", None)
-        groups = list(getattr(lifecycle, "process_groups", None) or [])
-        return groups or [os.getpid()]
+        return self._sandbox.process_groups or [os.getpid()]
 
     def platform_cpu_ms(self) -> float:
         # The sandbox runs in this process: its threads (output readers, telemetry bus,

@@ -148,6 +148,12 @@ class Sandbox:
         return "none: memory not limited, CPU not shared out by memory size, freezing by SIGSTOP"
 
     @property
+    def process_groups(self) -> list[int]:
+        """The process groups of this environment's runtime and external extensions (each
+        leads its own), empty before it starts."""
+        return [] if self._lifecycle is None else self._lifecycle.process_groups
+
+    @property
     def telemetry_events(self) -> list[dict]:
         return self._emitter.events
 
