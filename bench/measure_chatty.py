@@ -39,7 +39,7 @@ from bench.layers import build_own_layer, task_root
 from bench.measure_tweaks import rounded, setting
 from bench.platforms import EnvironmentSpec, rie_unavailable_reason, start_environment
 from bench.run import _quiet_sandbox_logs
-from bench.variants import BARE, WRAPPER_DEFAULT, Variant
+from bench.variants import BARE, UNREACHABLE_SINK, WRAPPER_DEFAULT, Variant
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 HEADING = "## A chatty function's billed cost"  # bench/report.py keeps the section from here
@@ -108,7 +108,7 @@ def measure(rounds: int, log: Any = print) -> dict[str, Any]:
     layer = build_own_layer().path
     root = task_root()
     specs = {variant.name: EnvironmentSpec(root, variant.handler, layer if variant.layer else None,
-                                           variant.environment("http://127.0.0.1:9"))
+                                           variant.environment(UNREACHABLE_SINK))
              for variant in VARIANTS}
     trials: dict[str, dict[str, list[dict[str, float]]]] = {
         cell_key(*cell): {variant.name: [] for variant in VARIANTS} for cell in CELLS}

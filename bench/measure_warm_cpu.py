@@ -29,11 +29,10 @@ from pathlib import Path
 
 from .layers import build_own_layer, build_third_party_layer, stderr_log, task_root
 from .platforms import EnvironmentSpec, rie_unavailable_reason, runtime_pid, start_environment
-from .variants import BARE, OWN_LAYER, RECIPES, WRAPPER_DEFAULT, Variant, select
+from .variants import BARE, OWN_LAYER, RECIPES, UNREACHABLE_SINK, WRAPPER_DEFAULT, Variant, select
 
 WARM_UP = 5
 MEMORY_MB = 1769  # the RIE limits no CPU: the size is only a number it passes on
-UNREACHABLE_SINK = "http://127.0.0.1:9"  # no variant measured here needs a live collector
 
 
 def thread_cpu_ns(pid: int) -> dict[int, int]:

@@ -15,6 +15,8 @@ from .layers import LayerRecipe
 
 OWN_LAYER = "lambda-wrapper"
 SINK_PLACEHOLDER = "{sink}"
+# For variants measured without a collector (their local exporters need none).
+UNREACHABLE_SINK = "http://127.0.0.1:9"
 
 
 @dataclass(frozen=True)
