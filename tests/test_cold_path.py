@@ -46,7 +46,7 @@ DEFAULT_PATH = frozenset({
 # modules the listener polls with (their Python wrappers cost milliseconds), the one the
 # in-flight marker maps its slot with, and the one the wrapper script's
 # PYTHONFAULTHANDLER tweak switches on (docs/tweaks.md).
-OTHERS_ON_DEFAULT_PATH = frozenset({"_socket", "select", "errno", "mmap", "faulthandler"})
+OTHERS_ON_DEFAULT_PATH = frozenset({"_socket", "select", "mmap", "faulthandler"})
 # Every feature on, all exporters local (bench.variants: the configuration the Init budget
 # for "everything on" is about): what it adds to the default path, beside structlog.
 EVERY_FEATURE_ADDS = frozenset({

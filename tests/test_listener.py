@@ -67,6 +67,13 @@ def test_preferred_port_taken_falls_back_to_ephemeral() -> None:
     blocker.close()
 
 
+def test_a_host_that_cannot_be_bound_fails_with_its_own_error() -> None:
+    listener = TelemetryListener(lambda body: None)
+    with pytest.raises(OSError, match="assign requested address"):
+        listener.bind("192.0.2.1", 4271)  # TEST-NET-1: no interface here has it
+    assert listener.port == 0
+
+
 def test_oversized_body_is_refused_and_not_buffered(listener: Served) -> None:
     assert post(listener.port, b"x" * (64 * 1024 + 1)) == 413
     assert listener.stats.oversized == 1
@@ -80,6 +87,13 @@ def test_garbage_and_trickled_headers(listener: Served) -> None:
     junk.sendall(b"\x16\x03\x01\x00garbage that is not http\r\n\r\n")
     assert junk.recv(100).startswith(b"HTTP/1.1 400")
     junk.close()
+    # A length that str.isdigit accepts and int does not (a superscript two in Latin-1).
+    not_a_number = socket.create_connection(("127.0.0.1", listener.port))
+    not_a_number.settimeout(1.0)
+    not_a_number.sendall(b"POST / HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n")
+    assert not_a_number.recv(100).startswith(b"HTTP/1.1 400")
+    not_a_number.close()
+    assert listener.stats.bad_requests == 2
     slow = socket.create_connection(("127.0.0.1", listener.port))
     request = b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n[]"
     for byte in request:

@@ -2,24 +2,23 @@
 and the event loop.
 
 It knows the platform and nothing of export formats: what it receives goes to the
-export package. The HTTP/1.1 framing here is the toolkit's only one: the exporters'
-transport imports it from this module.
+export package. The HTTP/1.1 client here is the toolkit's only one: the exporters'
+transport imports it from this module, and ``http_remote`` adds what only remote hosts
+need (name resolution, TLS), loaded when a connection first needs it.
 
-Sections: ``http11`` (HTTP/1.1 on the wire and the platform client), ``errors``,
-``events``, ``lifecycle`` (Extensions API), ``listener`` (the Telemetry API
-destination), ``subscription`` (Telemetry API) and ``runner`` (the two phases).
+Sections: ``http11`` (HTTP/1.1 on the wire and the platform client), ``events``,
+``lifecycle`` (Extensions API), ``listener`` (the Telemetry API destination),
+``subscription`` (Telemetry API) and ``runner`` (the two phases).
 """
 
 from __future__ import annotations
 
 import _socket
-import errno
 import json
 import os
 import select
 import threading
 import time
-from collections.abc import Callable
 
 from . import aws
 from .export import MAX_UNFLUSHED_BYTES, FlushPolicy
@@ -29,9 +28,10 @@ from .settings import emit
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from .export import Pipeline
+    from .http_remote import Resolver
     from .settings import Settings
 
 
@@ -50,8 +50,10 @@ if TYPE_CHECKING:
 # Cold-path rule: this section needs only ``_socket``, ``time`` and ``threading``.
 # ``http.client`` costs ~23 ms (it pulls in ``email`` and ``ssl``), the ``socket`` wrapper
 # 1-3 ms (its enums) and ``getaddrinfo`` on a ``str`` host the ``idna`` codec (~2-5 ms); a
-# numeric address needs none of them. ``socket`` and ``ssl`` are imported only when a host
-# name must be resolved or a connection is TLS.
+# numeric address needs none of them. What only a remote host needs (name resolution,
+# TLS) is ``http_remote``, imported when a connection first needs it; ``Resolver`` is
+# still importable from here (``__getattr__`` below), and ``socket`` and ``ssl`` are
+# imported only when a host name must be resolved or a connection is TLS.
 #
 # Errors are ``HttpError`` (an ``OSError``), whose message names the peer by the label the
 # caller gave (never a path, query or header) and whose ``retryable`` says whether the
@@ -61,8 +63,16 @@ if TYPE_CHECKING:
 
 MAX_HEADER_BYTES = 64 * 1024
 PLATFORM_MAX_BODY_BYTES = 16 * 1024 * 1024
-DNS_CACHE_S = 60.0
 _RECV_BYTES = 65536
+
+
+def __getattr__(name: str) -> object:
+    # The remote half of the client is loaded on first use, not with the platform's half.
+    if name == "Resolver":
+        from .http_remote import Resolver
+
+        return Resolver
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class HttpResponse:
@@ -76,7 +86,9 @@ class HttpResponse:
 
 
 class HttpError(OSError):
-    """An exchange failed; the message names the peer by its label only."""
+    """An exchange failed, or the platform API refused a request (not retryable; the
+    operation, status and ``errorType`` in the message); the message names the peer by
+    its label only."""
 
     def __init__(self, message: str, retryable: bool = True) -> None:
         super().__init__(message)
@@ -91,8 +103,10 @@ class NoResponse(HttpError):
     """The connection failed before any byte of a response: the request may be resent."""
 
 
-class MalformedMessage(ValueError):
-    """A message head that is not HTTP/1.x."""
+# A message head that is not HTTP/1.x, or a number in it that is not one: a ValueError,
+# as ``int`` raises for the number, so that one ``except`` covers both. Not a class of
+# its own: each class costs ~80k instructions to create at import (docs/benchmarks.md).
+MalformedMessage = ValueError
 
 
 # -- the wire format ------------------------------------------------------------------
@@ -185,7 +199,11 @@ class Connection:
         if family is not None:
             addresses: list[tuple] = [(family, _socket.SOCK_STREAM, 0, "", (host, port))]
         else:
-            addresses = (resolver or Resolver()).resolve(host, port, deadline)
+            if resolver is None:
+                from .http_remote import Resolver
+
+                resolver = Resolver()
+            addresses = resolver.resolve(host, port, deadline)
         sock: _socket.socket | None = None
         failure = ""
         for family, kind, protocol, _, address in addresses:
@@ -210,7 +228,9 @@ class Connection:
         sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         if tls_context is None:
             return cls(sock, label)
-        return cls(_handshake(sock, tls_context, host, label, deadline), label, tls=True)
+        from .http_remote import handshake
+
+        return cls(handshake(sock, tls_context, host, label, deadline), label, tls=True)
 
     def close(self) -> None:
         try:
@@ -439,72 +459,6 @@ class HttpConnection:
         raise AssertionError("unreachable")
 
 
-def _handshake(sock: _socket.socket, context: ssl.SSLContext, host: str, label: str,
-               deadline: float | None) -> _socket.socket:
-    import ssl
-
-    try:
-        sock.settimeout(None if deadline is None else max(0.001, deadline - time.monotonic()))
-        return context.wrap_socket(sock, server_hostname=host)  # type: ignore[arg-type]
-    except ssl.SSLCertVerificationError as error:
-        sock.close()
-        reason = error.verify_message or error.reason or "verification failed"
-        raise HttpError(
-            f"the TLS certificate of {label} is not trusted ({reason}); retrying cannot fix this",
-            retryable=False,
-        ) from None
-    except TimeoutError:
-        sock.close()
-        raise HttpError(f"TLS handshake with {label} did not finish before the deadline") from None
-    except OSError as error:
-        sock.close()
-        raise HttpError(f"TLS handshake with {label} failed ({describe(error)})") from None
-
-
-class Resolver:
-    """getaddrinfo with a deadline (it has no timeout of its own), results cached a minute.
-
-    With a deadline the lookup runs on a helper thread we stop waiting for at the
-    deadline; a result that arrives later is still cached for the next attempt.
-    """
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, int], tuple[float, list[tuple]]] = {}
-
-    def resolve(self, host: str, port: int, deadline: float | None) -> list[tuple]:
-        key = (host, port)
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        outcome: dict[str, object] = {}
-
-        def lookup() -> None:
-            import socket  # looked up at call time: tests may replace socket.getaddrinfo
-
-            try:
-                addresses = socket.getaddrinfo(_host_arg(host), port, type=socket.SOCK_STREAM)
-            except OSError as error:
-                outcome["error"] = describe(error)  # a string: no traceback kept alive
-                return
-            self._cache[key] = (time.monotonic() + DNS_CACHE_S, addresses)
-            outcome["addresses"] = addresses
-
-        if deadline is None:
-            lookup()
-        else:
-            thread = threading.Thread(target=lookup, name="lambda-wrapper-dns", daemon=True)
-            thread.start()
-            thread.join(max(0.0, deadline - time.monotonic()))
-        if "addresses" in outcome:
-            return outcome["addresses"]  # type: ignore[return-value]
-        if "error" in outcome:
-            raise HttpError(f"DNS lookup of {host} failed ({outcome['error']})")
-        raise HttpError(f"DNS lookup of {host} did not finish before the deadline")
-
-    def forget(self, host: str, port: int) -> None:
-        self._cache.pop((host, port), None)
-
-
 # -- helpers ---------------------------------------------------------------------------
 
 
@@ -536,28 +490,6 @@ def _ip_family(host: str) -> int | None:
     return None
 
 
-def _host_arg(host: str) -> str | bytes:
-    # getaddrinfo encodes a str host with the "idna" codec, whose first use imports
-    # encodings.idna, stringprep and unicodedata (~5 ms); an ASCII name needs none of it.
-    return host.encode("ascii") if host.isascii() else host
-
-
-# == errors ================================================================================
-# Errors raised when talking to the Lambda platform APIs.
-
-
-class PlatformError(Exception):
-    """The platform answered with an error status (its ``errorType`` is kept)."""
-
-    def __init__(self, operation: str, status: int, error_type: str, message: str) -> None:
-        super().__init__(f"{operation} failed: HTTP {status} {error_type}: {message}")
-        self.operation = operation
-        self.status = status
-        self.error_type = error_type
-        self.message = message
-
-
-
 # == events ================================================================================
 # Events the Extensions API hands an extension: INVOKE and SHUTDOWN.
 
@@ -583,10 +515,6 @@ class PlatformEvent:
     @property
     def is_invoke(self) -> bool:
         return self.event_type == "INVOKE"
-
-
-def parse_event(body: dict[str, object]) -> PlatformEvent:
-    return PlatformEvent(body)
 
 
 # == lifecycle =============================================================================
@@ -622,8 +550,8 @@ def register(connection: HttpConnection, name: str, events: list[str]) -> Regist
         raise _error("register", response, body)
     extension_id = response.headers.get(aws.EXTENSION_ID_HEADER.lower(), "")
     if not extension_id:
-        raise PlatformError("register", response.status, "MissingIdentifier",
-                            "no Lambda-Extension-Identifier header in the answer")
+        raise HttpError(f"register failed: HTTP {response.status} MissingIdentifier: "
+                        "no Lambda-Extension-Identifier header in the answer", retryable=False)
     return Registration(name, extension_id, events, body)
 
 
@@ -641,7 +569,7 @@ def next_event(connection: HttpConnection, extension_id: str,
     body = _json_object(response)
     if response.status != 200:
         raise _error("event/next", response, body)
-    return parse_event(body)
+    return PlatformEvent(body)
 
 
 def _json_object(response: HttpResponse) -> dict[str, object]:
@@ -652,9 +580,12 @@ def _json_object(response: HttpResponse) -> dict[str, object]:
     return value if isinstance(value, dict) else {}
 
 
-def _error(operation: str, response: HttpResponse, body: dict[str, object]) -> PlatformError:
-    return PlatformError(operation, response.status, str(body.get("errorType", "Unknown")),
-                         str(body.get("errorMessage", response.body[:200].decode("utf-8", "replace"))))
+def _error(operation: str, response: HttpResponse, body: dict[str, object]) -> HttpError:
+    """The platform's refusal: an ``HttpError`` (not a class of its own: each class costs
+    ~80k instructions at import, and this is a path the default Init never takes)."""
+    error_type = body.get("errorType", "Unknown")
+    message = body.get("errorMessage", response.body[:200].decode("utf-8", "replace"))
+    return HttpError(f"{operation} failed: HTTP {response.status} {error_type}: {message}", retryable=False)
 
 
 # == listener ==============================================================================
@@ -734,16 +665,22 @@ class TelemetryListener:
 
     # -- set-up -----------------------------------------------------------------
     def bind(self, host: str, preferred_port: int) -> int:
-        """Bind ``preferred_port``, or an ephemeral port when it is taken."""
+        """Bind ``preferred_port``, or an ephemeral port when it is taken.
+
+        Whatever refuses the preferred port (taken, privileged), an ephemeral one is
+        tried; a host that cannot be bound at all fails there with its own error. No
+        ``errno`` test: that module would be one more import on the cold path.
+        """
         server = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
         server.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
         try:
-            server.bind((host, preferred_port))
-        except OSError as exc:
-            if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
-                server.close()
-                raise
-            server.bind((host, 0))
+            try:
+                server.bind((host, preferred_port))
+            except OSError:
+                server.bind((host, 0))
+        except OSError:
+            server.close()
+            raise
         server.listen(128)
         server.setblocking(False)
         self._server = server
@@ -1126,7 +1063,7 @@ class InternalExtension:
         connection = HttpConnection(self._api)
         try:
             self.registration = register(connection, name, events)
-        except (OSError, PlatformError) as exc:
+        except OSError as exc:
             emit("warning", "extension_register_failed",
                              f"could not register the extension: {exc}; running without telemetry")
             connection.close()
