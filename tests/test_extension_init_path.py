@@ -34,7 +34,7 @@ SEEN_FROM_THE_HANDLER = {
             names = [thread.name for thread in threading.enumerate()]
             return {
                 "ourThreads": sorted(name for name in names if name.startswith("lambda-wrapper")),
-                "registered": extension is not None and extension.registration is not None,
+                "registered": extension is not None and extension.extension_id is not None,
                 "subscription": getattr(getattr(extension, "subscription", None), "state", None),
                 "modules": sorted(sys.modules),
                 "switchInterval": sys.getswitchinterval(),

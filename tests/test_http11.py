@@ -22,7 +22,9 @@ from lambda_wrapper.extension import (
     HttpError,
     MalformedMessage,
     NoResponse,
+    deadline_s,
     encode_request,
+    is_invoke,
     parse_content_length,
     parse_request_head,
     parse_response_head,
@@ -246,6 +248,13 @@ def test_platform_long_poll_waits_without_a_deadline_and_runs_while_waiting() ->
         bounded = HttpConnection(f"127.0.0.1:{port}", timeout=0.1)
         with pytest.raises(HttpError, match="before the deadline"):
             bounded.request("GET", "/")
+
+
+def test_platform_events_are_read_from_their_json() -> None:
+    assert is_invoke({"eventType": "INVOKE"}) and is_invoke({"eventType": "invoke"})
+    assert not is_invoke({"eventType": "SHUTDOWN"}) and not is_invoke({})
+    assert deadline_s({"deadlineMs": 1700000000123}) == 1700000000.123
+    assert deadline_s({"deadlineMs": "soon"}) is None and deadline_s({}) is None
 
 
 def test_the_platform_path_imports_nothing_heavy() -> None:

@@ -27,7 +27,6 @@ class Served:
         self.bodies: list[bytes] = []
         self.instance = TelemetryListener(self.bodies.append, max_body_bytes=64 * 1024)
         self.port = self.instance.bind("127.0.0.1", 0)
-        self.stats = self.instance.stats
         serve(self.instance)
 
 
@@ -76,7 +75,7 @@ def test_a_host_that_cannot_be_bound_fails_with_its_own_error() -> None:
 
 def test_oversized_body_is_refused_and_not_buffered(listener: Served) -> None:
     assert post(listener.port, b"x" * (64 * 1024 + 1)) == 413
-    assert listener.stats.oversized == 1
+    assert listener.instance.oversized == 1
     assert listener.bodies == []
     assert post(listener.port, b"[]") == 200  # still serving
     assert listener.bodies == [b"[]"]
@@ -93,7 +92,7 @@ def test_garbage_and_trickled_headers(listener: Served) -> None:
     not_a_number.sendall(b"POST / HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n")
     assert not_a_number.recv(100).startswith(b"HTTP/1.1 400")
     not_a_number.close()
-    assert listener.stats.bad_requests == 2
+    assert listener.instance.bad_requests == 2
     slow = socket.create_connection(("127.0.0.1", listener.port))
     request = b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n[]"
     for byte in request:
@@ -106,7 +105,7 @@ def test_garbage_and_trickled_headers(listener: Served) -> None:
 def test_connection_flood_is_bounded_and_service_continues(listener: Served) -> None:
     idle = [socket.create_connection(("127.0.0.1", listener.port)) for _ in range(MAX_CONNECTIONS + 50)]
     time.sleep(0.2)
-    assert listener.stats.refused_connections >= 50
+    assert listener.instance.refused_connections >= 50
     for sock in idle:
         sock.close()
     time.sleep(0.2)
@@ -144,7 +143,7 @@ def test_a_sink_that_refuses_makes_the_listener_refuse() -> None:
     instance.bind("127.0.0.1", 0)
     serve(instance)
     assert post(instance.port, b"[3]") == 503
-    assert instance.stats.refused_full == 1 and instance.stats.batches == 0
+    assert instance.refused_full == 1 and instance.batches == 0
 
 
 def _kill(thread: threading.Thread | None, ended: Callable[[], bool]) -> None:
@@ -171,13 +170,13 @@ def test_a_killed_listener_or_event_loop_is_started_again(
     with its flag down, and is started again, once."""
     from lambda_wrapper.export import Pipeline
     from lambda_wrapper.export.file import FileExporter
-    from lambda_wrapper.extension import InternalExtension, Registration
+    from lambda_wrapper.extension import InternalExtension
     from lambda_wrapper.settings import Settings
 
     monkeypatch.setenv("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")  # nothing answers: the loop keeps asking
     pipeline = Pipeline([FileExporter(str(tmp_path / "out.ndjson"))], str(tmp_path / "spool"), 1 << 20)
     extension = InternalExtension(Settings({}), pipeline, ["platform"])
-    extension.registration = Registration("test", "id", [], {})
+    extension.extension_id = "id"
     extension._connection = HttpConnection("127.0.0.1:9")
     extension.listener.bind("127.0.0.1", 0)
     extension.start_listener()

@@ -491,30 +491,20 @@ def _ip_family(host: str) -> int | None:
 
 
 # == events ================================================================================
-# Events the Extensions API hands an extension: INVOKE and SHUTDOWN.
+# Events the Extensions API hands an extension (INVOKE, SHUTDOWN): each one is its JSON
+# object as the platform sent it. The event loop reads two fields of it (``eventType``,
+# ``deadlineMs``); a class to hold them would cost more to create at import (~80k
+# instructions, docs/benchmarks.md) than the loop ever spends reading them.
 
 
-class PlatformEvent:
-    """One event from ``/extension/event/next``; unknown fields are kept in ``raw``."""
+def is_invoke(event: dict[str, object]) -> bool:
+    return str(event.get("eventType", "")).upper() == "INVOKE"
 
-    __slots__ = ("deadline_ms", "event_type", "invoked_function_arn", "raw", "request_id",
-                 "shutdown_reason", "trace_header")
 
-    def __init__(self, raw: dict[str, object]) -> None:
-        self.raw = raw
-        self.event_type = str(raw.get("eventType", "")).upper()
-        deadline = raw.get("deadlineMs")
-        self.deadline_ms = int(deadline) if isinstance(deadline, (int, float)) else None
-        self.request_id = str(raw.get("requestId", "")) or None
-        self.invoked_function_arn = str(raw.get("invokedFunctionArn", "")) or None
-        tracing = raw.get("tracing")
-        self.trace_header = str(tracing.get("value", "")) or None if isinstance(tracing, dict) else None
-        # Documented upper case, captured lower case: normalise.
-        self.shutdown_reason = str(raw.get("shutdownReason", "")).lower() or None
-
-    @property
-    def is_invoke(self) -> bool:
-        return self.event_type == "INVOKE"
+def deadline_s(event: dict[str, object]) -> float | None:
+    """The invocation's deadline (wall clock, seconds), None if the event has none."""
+    deadline = event.get("deadlineMs")
+    return deadline / 1000.0 if isinstance(deadline, (int, float)) else None
 
 
 # == lifecycle =============================================================================
@@ -525,21 +515,11 @@ class PlatformEvent:
 # then), while its event loop runs later on its own thread.
 
 
-class Registration:
-    """What the platform told us when we registered."""
+def register(connection: HttpConnection, name: str, events: list[str]) -> str:
+    """Register as ``name`` for ``events``; the identifier the platform gave us.
 
-    __slots__ = ("events", "extension_id", "function_name", "function_version", "handler", "name")
-
-    def __init__(self, name: str, extension_id: str, events: list[str], body: dict[str, object]) -> None:
-        self.name = name
-        self.extension_id = extension_id
-        self.events = events
-        self.function_name = str(body.get("functionName", ""))
-        self.function_version = str(body.get("functionVersion", ""))
-        self.handler = str(body.get("handler", ""))
-
-
-def register(connection: HttpConnection, name: str, events: list[str]) -> Registration:
+    The rest of the answer (function name, version, handler) is already in the
+    environment, so nothing else of it is kept."""
     response = connection.request(
         "POST", f"{aws.EXTENSION_API}/register",
         {aws.EXTENSION_NAME_HEADER: name, "Content-Type": "application/json"},
@@ -552,11 +532,11 @@ def register(connection: HttpConnection, name: str, events: list[str]) -> Regist
     if not extension_id:
         raise HttpError(f"register failed: HTTP {response.status} MissingIdentifier: "
                         "no Lambda-Extension-Identifier header in the answer", retryable=False)
-    return Registration(name, extension_id, events, body)
+    return extension_id
 
 
 def next_event(connection: HttpConnection, extension_id: str,
-               while_waiting: Callable[[int], None] | None = None) -> PlatformEvent:
+               while_waiting: Callable[[int], None] | None = None) -> dict[str, object]:
     """Block until the platform releases the next event (no timeout: we may be frozen).
 
     ``while_waiting(fd)``, if given, runs once the request is sent and must return
@@ -569,7 +549,7 @@ def next_event(connection: HttpConnection, extension_id: str,
     body = _json_object(response)
     if response.status != 200:
         raise _error("event/next", response, body)
-    return PlatformEvent(body)
+    return body
 
 
 def _json_object(response: HttpResponse) -> dict[str, object]:
@@ -618,21 +598,6 @@ _LENGTH_REQUIRED = b"HTTP/1.1 411 Length Required\r\nContent-Length: 0\r\nConnec
 _BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
-class ListenerStats:
-    __slots__ = ("bad_requests", "batches", "bytes", "oversized", "refused_connections", "refused_full")
-
-    def __init__(self) -> None:
-        self.batches = 0
-        self.bytes = 0
-        self.oversized = 0
-        self.bad_requests = 0
-        self.refused_connections = 0
-        self.refused_full = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-
 class _Connection:
     __slots__ = ("body_needed", "buffer", "last_seen", "sock")
 
@@ -650,7 +615,14 @@ class TelemetryListener:
     def __init__(self, sink: Callable[[bytes], None], max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self.sink = sink
         self.max_body_bytes = max_body_bytes
-        self.stats = ListenerStats()
+        # What it received and what it refused, and why (counters of its own: a class
+        # for them would cost more at import than they ever do).
+        self.batches = 0
+        self.bytes = 0
+        self.oversized = 0
+        self.bad_requests = 0
+        self.refused_connections = 0
+        self.refused_full = 0
         self.port = 0
         self.host = ""
         self._lock = threading.Lock()
@@ -707,9 +679,9 @@ class TelemetryListener:
     def wait_for_data(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for another batch; True if one arrived."""
         with self._arrival:
-            before = self.stats.batches
+            before = self.batches
             self._arrival.wait(timeout)
-            return self.stats.batches > before
+            return self.batches > before
 
     # -- the loop ---------------------------------------------------------------
     def serve_forever(self) -> None:
@@ -750,7 +722,7 @@ class TelemetryListener:
         if len(self._connections) >= MAX_CONNECTIONS:
             # Evict the connection that has been quiet longest rather than refuse the
             # newcomer: refusing let a flood of idle sockets lock the platform out.
-            self.stats.refused_connections += 1
+            self.refused_connections += 1
             self._close(min(self._connections.values(), key=lambda c: c.last_seen))
         sock.setblocking(False)
         connection = _Connection(sock)
@@ -826,14 +798,14 @@ class TelemetryListener:
         try:
             _, _, headers = parse_request_head(head)
             if "transfer-encoding" in headers:
-                self.stats.bad_requests += 1
+                self.bad_requests += 1
                 return _LENGTH_REQUIRED
             length = parse_content_length(headers.get("content-length", "0"))
         except MalformedMessage:
-            self.stats.bad_requests += 1
+            self.bad_requests += 1
             return _BAD
         if length > self.max_body_bytes:
-            self.stats.oversized += 1
+            self.oversized += 1
             return _TOO_LARGE
         return length
 
@@ -846,10 +818,10 @@ class TelemetryListener:
             except OSError:
                 # Full, /tmp gone, or shutting down: refusing makes the platform drop and
                 # count the batch (platform.logsDropped) instead of us losing it silently.
-                self.stats.refused_full += 1
+                self.refused_full += 1
                 return _BUSY
-            self.stats.batches += 1
-            self.stats.bytes += len(body)
+            self.batches += 1
+            self.bytes += len(body)
             self._arrival.notify_all()
         return _OK
 
@@ -1021,7 +993,7 @@ class InternalExtension:
         # pipeline's own method, so that the handler's path makes one call for it, not two.
         self.submit = pipeline.submit
         self.types = types
-        self.registration: Registration | None = None
+        self.extension_id: str | None = None  # once registered
         self.listener = TelemetryListener(sink=self._receive)
         self.subscription: SubscriptionOutcome | None = None
         self.policy = FlushPolicy()
@@ -1062,7 +1034,7 @@ class InternalExtension:
         name = f"lambda-wrapper.{os.getpid()}"
         connection = HttpConnection(self._api)
         try:
-            self.registration = register(connection, name, events)
+            self.extension_id = register(connection, name, events)
         except OSError as exc:
             emit("warning", "extension_register_failed",
                              f"could not register the extension: {exc}; running without telemetry")
@@ -1147,13 +1119,13 @@ class InternalExtension:
                                      f"{channel.name} exporter could not prepare: {exc}")
 
     def _subscribe(self) -> None:
-        assert self.registration is not None
+        assert self.extension_id is not None
         port = self.listener.bind(listener_host(), self.settings.telemetry_port)
         if managed_instances() and not self._elected_telemetry_worker():
             # Every subscriber gets the whole stream: one worker subscribes for all.
             return
         schema = aws.MANAGED_INSTANCES_SCHEMA if managed_instances() else aws.CLASSIC_SCHEMA
-        outcome = subscribe(self._connection, self.registration.extension_id, port, self.types, schema)
+        outcome = subscribe(self._connection, self.extension_id, port, self.types, schema)
         self.subscription = outcome
         if outcome.state == SubscriptionOutcome.UNSUPPORTED:
             consequence = (
@@ -1184,15 +1156,15 @@ class InternalExtension:
         return True
 
     def _event_loop(self) -> None:
-        assert self.registration is not None
+        assert self.extension_id is not None
+        extension_id = self.extension_id
         failures = 0
         try:
             while True:
                 try:
-                    event = next_event(self._connection, self.registration.extension_id,
-                                       self._work_while_waiting)
+                    event = next_event(self._connection, extension_id, self._work_while_waiting)
                     failures = 0
-                    if event.is_invoke:
+                    if is_invoke(event):
                         self._on_invoke(event)
                 except BaseException as exc:  # even SystemExit: this thread must live
                     # The platform waits for our /next on every invoke: never stop asking.
@@ -1204,7 +1176,7 @@ class InternalExtension:
         finally:  # an exception raised into the handler above ends it: say so first thing
             flag_down(self, "_loop_running")
 
-    def _on_invoke(self, event: PlatformEvent) -> None:
+    def _on_invoke(self, event: dict[str, object]) -> None:
         """Decide now whether this invocation ends with a flush; if not, return at once.
 
         Returning to ``/event/next`` straight away means the platform never waits for
@@ -1214,10 +1186,8 @@ class InternalExtension:
         self.invocations += 1
         if not self.policy.invocation(self.pipeline):
             return
-        wait_s = 900.0
-        if event.deadline_ms is not None:
-            wait_s = max(0.0, event.deadline_ms / 1000.0 - time.time())
-        self._handler_done.wait(wait_s)
+        deadline = deadline_s(event)
+        self._handler_done.wait(900.0 if deadline is None else max(0.0, deadline - time.time()))
         self.flush()
 
     def _work_while_waiting(self, platform_fd: int) -> None:
@@ -1267,7 +1237,7 @@ class InternalExtension:
         registered for INVOKE: a dead loop would turn every invocation into a timeout.
         """
         # Flags, not Thread.is_alive: this runs on the invocation's path.
-        if not self._loop_running and self._threads and self.registration is not None:
+        if not self._loop_running and self._threads and self.extension_id is not None:
             self._connection.close()
             self._connection = HttpConnection(self._api)
             self._threads[0] = start_flagged(self, "_loop_running", self._event_loop, LOOP_THREAD)
