@@ -19,6 +19,7 @@ import os
 import select
 import threading
 import time
+from types import SimpleNamespace
 
 from . import aws
 from .export import MAX_UNFLUSHED_BYTES, FlushPolicy
@@ -871,21 +872,16 @@ class TelemetryListener:
 DEFAULT_BUFFERING = {"maxItems": 10000, "maxBytes": 1048576, "timeoutMs": 200}
 
 
-class SubscriptionOutcome:
-    SUBSCRIBED = "subscribed"
-    UNSUPPORTED = "unsupported"  # local emulators answer 202 (RIE, SAM)
-    FAILED = "failed"
-
-    __slots__ = ("detail", "state", "status")
-
-    def __init__(self, state: str, status: int, detail: str) -> None:
-        self.state = state
-        self.status = status
-        self.detail = detail
+# A subscription's outcome: ``state`` (one of these), ``status`` (HTTP) and ``detail``
+# (the platform's words), in a ``SimpleNamespace``: a class of its own would cost more
+# to create at import (~80k instructions) than its one instance ever does.
+SUBSCRIBED = "subscribed"
+UNSUPPORTED = "unsupported"  # local emulators answer 202 (RIE, SAM)
+FAILED = "failed"
 
 
 def subscribe(connection: HttpConnection, extension_id: str, listener_port: int, types: list[str],
-              schema_version: str, buffering: dict[str, int] | None = None) -> SubscriptionOutcome:
+              schema_version: str, buffering: dict[str, int] | None = None) -> SimpleNamespace:
     body = {
         "schemaVersion": schema_version,
         "types": types,
@@ -899,15 +895,15 @@ def subscribe(connection: HttpConnection, extension_id: str, listener_port: int,
     )
     detail = response.body[:300].decode("utf-8", "replace")
     if response.status == 200:
-        return SubscriptionOutcome(SubscriptionOutcome.SUBSCRIBED, 200, detail)
+        return SimpleNamespace(state=SUBSCRIBED, status=200, detail=detail)
     if response.status == 202:
-        return SubscriptionOutcome(SubscriptionOutcome.UNSUPPORTED, 202, detail)
+        return SimpleNamespace(state=UNSUPPORTED, status=202, detail=detail)
     try:
         error = json.loads(response.body)
         detail = f"{error.get('errorType')}: {error.get('errorMessage')}"
     except (ValueError, AttributeError):
         pass
-    return SubscriptionOutcome(SubscriptionOutcome.FAILED, response.status, detail)
+    return SimpleNamespace(state=FAILED, status=response.status, detail=detail)
 
 
 # == runner ================================================================================
@@ -995,7 +991,7 @@ class InternalExtension:
         self.types = types
         self.extension_id: str | None = None  # once registered
         self.listener = TelemetryListener(sink=self._receive)
-        self.subscription: SubscriptionOutcome | None = None
+        self.subscription: SimpleNamespace | None = None  # the outcome of ``subscribe``
         self.policy = FlushPolicy()
         # Registering for INVOKE makes the platform wait for our /event/next after
         # every response (billed as extensionOverhead; docs/benchmarks.md). With only
@@ -1127,7 +1123,7 @@ class InternalExtension:
         schema = aws.MANAGED_INSTANCES_SCHEMA if managed_instances() else aws.CLASSIC_SCHEMA
         outcome = subscribe(self._connection, self.extension_id, port, self.types, schema)
         self.subscription = outcome
-        if outcome.state == SubscriptionOutcome.UNSUPPORTED:
+        if outcome.state == UNSUPPORTED:
             consequence = (
                 "platform telemetry is not collected (LAMBDA_WRAPPER_TELEMETRY_SOURCE=platform)"
                 if self.settings.telemetry_source == "platform"
@@ -1136,7 +1132,7 @@ class InternalExtension:
             emit("info", "telemetry_unavailable",
                              "the Telemetry API is not available here (HTTP 202, a local emulator); "
                              f"the function runs, {consequence}", detail=outcome.detail)
-        elif outcome.state == SubscriptionOutcome.FAILED:
+        elif outcome.state == FAILED:
             emit("warning", "telemetry_subscribe_failed",
                              f"telemetry subscription refused: HTTP {outcome.status} {outcome.detail}")
 
