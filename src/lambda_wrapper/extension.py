@@ -105,8 +105,9 @@ class NoResponse(HttpError):
 
 
 # A message head that is not HTTP/1.x, or a number in it that is not one: a ValueError,
-# as ``int`` raises for the number, so that one ``except`` covers both. Not a class of
-# its own: each class costs ~80k instructions to create at import (docs/benchmarks.md).
+# as ``int`` raises for the number, so that one ``except`` covers both. The default Init
+# creates no class it can do without (each costs ~80k instructions, about a quarter of
+# an empty module).
 MalformedMessage = ValueError
 
 
@@ -494,8 +495,8 @@ def _ip_family(host: str) -> int | None:
 # == events ================================================================================
 # Events the Extensions API hands an extension (INVOKE, SHUTDOWN): each one is its JSON
 # object as the platform sent it. The event loop reads two fields of it (``eventType``,
-# ``deadlineMs``); a class to hold them would cost more to create at import (~80k
-# instructions, docs/benchmarks.md) than the loop ever spends reading them.
+# ``deadlineMs``): no class to hold them (see ``MalformedMessage``), and nothing else of
+# the event parsed on the invocation's path.
 
 
 def is_invoke(event: dict[str, object]) -> bool:
@@ -562,8 +563,8 @@ def _json_object(response: HttpResponse) -> dict[str, object]:
 
 
 def _error(operation: str, response: HttpResponse, body: dict[str, object]) -> HttpError:
-    """The platform's refusal: an ``HttpError`` (not a class of its own: each class costs
-    ~80k instructions at import, and this is a path the default Init never takes)."""
+    """The platform's refusal: an ``HttpError``, not retryable (no class of its own for a
+    path the default Init never takes: see ``MalformedMessage``)."""
     error_type = body.get("errorType", "Unknown")
     message = body.get("errorMessage", response.body[:200].decode("utf-8", "replace"))
     return HttpError(f"{operation} failed: HTTP {response.status} {error_type}: {message}", retryable=False)
@@ -616,8 +617,8 @@ class TelemetryListener:
     def __init__(self, sink: Callable[[bytes], None], max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self.sink = sink
         self.max_body_bytes = max_body_bytes
-        # What it received and what it refused, and why (counters of its own: a class
-        # for them would cost more at import than they ever do).
+        # What it received and what it refused, and why (its own attributes, not a
+        # class of counters: see ``MalformedMessage``).
         self.batches = 0
         self.bytes = 0
         self.oversized = 0
@@ -873,8 +874,8 @@ DEFAULT_BUFFERING = {"maxItems": 10000, "maxBytes": 1048576, "timeoutMs": 200}
 
 
 # A subscription's outcome: ``state`` (one of these), ``status`` (HTTP) and ``detail``
-# (the platform's words), in a ``SimpleNamespace``: a class of its own would cost more
-# to create at import (~80k instructions) than its one instance ever does.
+# (the platform's words), in a ``SimpleNamespace`` (no class for one instance: see
+# ``MalformedMessage``).
 SUBSCRIBED = "subscribed"
 UNSUPPORTED = "unsupported"  # local emulators answer 202 (RIE, SAM)
 FAILED = "failed"
