@@ -28,6 +28,7 @@ from lambda_wrapper.extension import (
     parse_content_length,
     parse_request_head,
     parse_response_head,
+    register,
 )
 
 
@@ -248,6 +249,30 @@ def test_platform_long_poll_waits_without_a_deadline_and_runs_while_waiting() ->
         bounded = HttpConnection(f"127.0.0.1:{port}", timeout=0.1)
         with pytest.raises(HttpError, match="before the deadline"):
             bounded.request("GET", "/")
+
+
+@pytest.mark.parametrize(
+    "reply, message",
+    [
+        (b"HTTP/1.1 403 Forbidden\r\nContent-Length: 52\r\n\r\n"
+         b'{"errorType":"AccessDenied","errorMessage":"closed"}',
+         "register failed: HTTP 403 AccessDenied: closed"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+         "register failed: HTTP 200 MissingIdentifier: no Lambda-Extension-Identifier header"),
+    ],
+)
+def test_a_platform_refusal_is_a_final_http_error_naming_its_error_type(reply: bytes, message: str) -> None:
+    def answer(connection: socket.socket, index: int) -> None:
+        read_request(connection)
+        connection.sendall(reply)
+
+    with scripted_server(answer) as port:
+        client = HttpConnection(f"127.0.0.1:{port}", timeout=2)
+        with pytest.raises(HttpError) as caught:
+            register(client, "test", ["INVOKE"])
+        client.close()
+    assert caught.value.message.startswith(message)
+    assert caught.value.retryable is False
 
 
 def test_platform_events_are_read_from_their_json() -> None:
