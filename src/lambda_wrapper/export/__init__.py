@@ -18,10 +18,10 @@ import os
 import threading
 import time
 
-from .. import aws
+from .. import aws, telemetry
 from ..instruments import LOSS, iso_time, own_event
 from ..settings import emit
-from ..telemetry import TelemetryEvent, UnreadableBatch, decode_batch
+from ..telemetry import TelemetryEvent, decode_batch
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
@@ -1067,7 +1067,7 @@ class Pipeline:
             return []
         try:
             batch = decode_batch(body, self.unread_types, True, self.emf_namespaces)
-        except UnreadableBatch:
+        except telemetry.UnreadableBatch:  # read when raised: the class is loaded with it
             self.stats.malformed_batches += 1
             return []
         self.stats.malformed_entries += len(batch.malformed)
