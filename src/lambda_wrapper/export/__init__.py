@@ -4,10 +4,10 @@ It knows nothing of where telemetry came from: it gets decoded events. This modu
 the part every Init uses; each exporter is a module of its own in this package,
 imported by ``build_exporters`` only when it is switched on.
 
-Sections: ``errors`` (what an exporter raises), ``breaker`` (a circuit breaker per
-exporter), ``policy`` (when to flush), ``exporter`` (the contract), ``function
-metadata``, ``spool``, ``pipeline`` and ``registry`` (which exporters the settings ask
-for).
+Sections: ``breaker`` (a circuit breaker per exporter), ``policy`` (when to flush),
+``exporter`` (the contract), ``function metadata``, ``spool``, ``pipeline`` and
+``registry`` (which exporters the settings ask for). What only a failure runs has
+modules of its own, loaded when it happens (``rare paths``, at the end).
 """
 
 from __future__ import annotations
@@ -26,12 +26,14 @@ from ..telemetry import TelemetryEvent, decode_batch
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-    from typing import Protocol, TypeVar
+    from typing import Protocol
 
     from ..instruments import SourceArbiter
     from ..settings import Settings
+    from .failures import ExportError as ExportError
+    from .failures import PipelineFull as PipelineFull
+    from .failures import detached as detached
 
-    E = TypeVar("E", bound=BaseException)
     Amend = Callable[[list[TelemetryEvent]], None]
 
     class MadeWhenSpooled(Protocol):
@@ -41,57 +43,6 @@ if TYPE_CHECKING:
         def type(self) -> str: ...
 
         def to_event(self, listener_lag_ms: float | None) -> TelemetryEvent: ...
-
-
-# == errors ================================================================================
-# What an exporter raises when a delivery fails, and what the pipeline does with it.
-#
-# ``retryable`` decides the fate of the events: True keeps them in the spool for a later
-# attempt (the backend may come back: refused or reset connections, timeouts, DNS
-# failures, 408, 429, 5xx); False counts and drops them (a retry would fail the same
-# way: a rejected payload, a redirect we do not follow, an untrusted TLS certificate).
-#
-# Messages must never contain header values or credentials: they name an endpoint as
-# ``scheme://host:port`` only, since paths, query strings and user info can carry tokens.
-
-
-class ExportError(Exception):
-    """A failed delivery; ``retryable`` says whether the same events may succeed later."""
-
-    def __init__(self, message: str, retryable: bool, retry_after_s: float | None = None,
-                 out_of_time: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
-        # The flush budget ran out before sending: not the endpoint's fault, so it
-        # must not open the circuit breaker.
-        self.out_of_time = out_of_time
-        # The backend's own wish (Retry-After) in seconds from now; None when it gave none.
-        self.retry_after_s = retry_after_s
-
-    def __repr__(self) -> str:
-        return (
-            f"ExportError({self.message!r}, retryable={self.retryable!r}, "
-            f"retry_after_s={self.retry_after_s!r})"
-        )
-
-
-def detached(error: E) -> E:
-    """``error`` without the tracebacks of its chain, fit to be kept after its handler.
-
-    An exception kept in a local or a list holds its traceback, the traceback holds
-    the frames it went through, and their locals hold the exception again and the
-    payload being sent: a reference cycle only the full garbage collection frees.
-    During a slow or failing endpoint that happens on every flush, so without this the
-    payloads pile up in RSS until a full collection runs. The messages are kept.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        current.__traceback__ = None
-        current = current.__cause__ or current.__context__
-    return error
 
 
 # == breaker ===============================================================================
@@ -691,10 +642,6 @@ _TYPE_KEY = b'"type"'
 _LOG_TYPES = ("function", "extension")
 
 
-class PipelineFull(OSError):
-    """The held bytes reached their cap, or the pipeline stopped accepting (shutdown)."""
-
-
 def count_function_records(body: bytes, records: int | None = None) -> int:
     """``function`` events in a raw body, without parsing it (for loss counts by type).
 
@@ -843,6 +790,8 @@ class Pipeline:
                 late = True
             elif not self._accepting or self._held_locked() + len(body) > self.max_held_bytes:
                 self.refused_batches += 1
+                from .failures import PipelineFull  # refused: never on the default lifecycle
+
                 raise PipelineFull("telemetry pipeline is full" if self._accepting else "shutting down")
             else:
                 late = False
@@ -1137,14 +1086,11 @@ class Pipeline:
             try:
                 if events:
                     channel.exporter.export(events, deadline)
-            except ExportError as error:
+            except Exception as error:  # ExportError, or an exporter's bug: never lose the batch silently
                 channel.in_flight = None
-                self._failed(channel, take, error, split)
-                break
-            except Exception as error:  # a bug in an exporter must not lose the batch silently
-                channel.in_flight = None
-                failure = ExportError(f"{type(error).__name__}: {error}", retryable=False)
-                self._failed(channel, take, failure, split)
+                from .failures import delivery_failed  # no delivery fails on the default lifecycle
+
+                delivery_failed(self, channel, take, error, split)
                 break
             # Delivered and no longer in flight in one step for a loss count beside it.
             with self._held_lock:
@@ -1193,34 +1139,6 @@ class Pipeline:
             channel.pending[0] = (seq, part + channel.pending[0][1])
         else:
             channel.pending.extendleft(reversed(take))
-
-    def _failed(self, channel: Channel, take: list[tuple[int, list[TelemetryEvent]]],
-                error: ExportError, split: bool = False) -> None:
-        if error.out_of_time:
-            # Out of budget, not a failing endpoint: keep the data, send less next time.
-            self._keep(channel, take, split)
-            channel.call_limit = max(MIN_EVENTS_PER_CALL, channel.call_limit // 2)
-            return
-        self.stats.export_failures += 1
-        if error.retryable:
-            self._keep(channel, take, split)
-            cooldown = channel.breaker.failed(error.retry_after_s)
-            emit("warning", "export_failed",
-                             f"{channel.name} export failed, retrying in {cooldown:.1f}s: {error}",
-                             exporter=channel.name, retryable=True)
-        else:
-            rejected = sum(len(batch) for _, batch in take)
-            by_type: dict[str, int] = {}
-            for _, batch in take:
-                count_by_type(batch, by_type)
-            self.stats.rejected_events += rejected
-            if split:
-                self._part_done(channel, take[0])  # counted as rejected, not again as lost
-            else:
-                channel.spool.delivered(take[-1][0])
-            emit("warning", "export_rejected",
-                             f"{channel.name} export failed permanently, {rejected} events dropped: {error}",
-                             exporter=channel.name, retryable=False, dropped=rejected, droppedByType=by_type)
 
     def _report_drops(self) -> None:
         for channel in self.channels:
@@ -1426,3 +1344,20 @@ def _build(name: str, settings: Settings) -> Exporter | None:
 
         return XrayExporter(daemon_address(os.environ))
     raise ValueError(f"exporter {name!r} is not implemented yet")
+
+
+# == rare paths ============================================================================
+# Names of this package that only a failure uses live in modules of their own, loaded on
+# first use, so that the default lifecycle's Init does not pay for them: ``failures``
+# (a failed delivery, a refused batch).
+
+_FAILURE_NAMES = ("ExportError", "PipelineFull", "detached")
+
+if not TYPE_CHECKING:  # mypy reads the imports above; a __getattr__ would hide misspelt names from it
+
+    def __getattr__(name: str) -> object:
+        if name in _FAILURE_NAMES:
+            from . import failures
+
+            return getattr(failures, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
