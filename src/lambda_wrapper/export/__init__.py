@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from .failures import ExportError as ExportError
     from .failures import PipelineFull as PipelineFull
     from .failures import detached as detached
+    from .readback import process_alive as process_alive
+    from .readback import read_segment as read_segment
 
     Amend = Callable[[list[TelemetryEvent]], None]
 
@@ -348,18 +350,13 @@ class Spool:
         They are appended here before the orphan is deleted, so a crash during
         recovery loses nothing either.
         """
-        recovered: list[tuple[int, bytes]] = []
-        for name in sorted(_listdir(self.root)):
-            directory = os.path.join(self.root, name)
-            if directory == self.directory or _owner_alive(name):
-                continue
-            cursor = _read_cursor(os.path.join(directory, "cursor"))
-            for segment in sorted(f for f in _listdir(directory) if f.endswith(".seg")):
-                for seq, body in read_segment(os.path.join(directory, segment)):
-                    if seq > cursor:
-                        recovered.append((self.append(body), body))
-            _remove_tree(directory)
-        return recovered
+        own = os.path.basename(self.directory)
+        others = [name for name in list_directory(self.root) if name != own]
+        if not others:  # no process before this one left a spool: the usual Init
+            return []
+        from .readback import recover_spools
+
+        return recover_spools(self, others)
 
     # -- internals ----------------------------------------------------------------
     def _open_segment(self, seq: int) -> None:
@@ -374,6 +371,8 @@ class Spool:
             if len(self._segments) == 1 and self._fd is not None:
                 os.close(self._fd)  # dropping the segment being written: start a new one
                 self._fd = None
+            from .readback import read_segment  # overflow: not on the default lifecycle
+
             for seq, body in read_segment(self._segments[0].path):
                 if seq > self.cursor:
                     self.dropped_batches += 1
@@ -391,84 +390,17 @@ class Spool:
         self._bytes -= segment.size
 
 
-def read_segment(path: str) -> list[tuple[int, bytes]]:
-    """Entries of one segment; a torn tail (killed mid-write) is ignored."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return []
-    entries = []
-    position = 0
-    while position < len(data):
-        header_end = data.find(b"\n", position)
-        if header_end < 0:
-            break
-        try:
-            seq_text, length_text = data[position:header_end].split(b" ")
-            seq, length = int(seq_text), int(length_text)
-        except ValueError:
-            break
-        body_end = header_end + 1 + length
-        if body_end + 1 > len(data):
-            break
-        entries.append((seq, data[header_end + 1:body_end]))
-        position = body_end + 1
-    return entries
-
-
 def count_records(body: bytes) -> int:
     # Good enough for a drop counter without parsing: one "time" key per event.
     return max(1, body.count(b'"time"'))
 
 
-def _owner_alive(directory_name: str) -> bool:
-    pid_text = directory_name.split("-", 1)[0]
-    if not pid_text.isdigit():
-        return True  # not ours: leave it alone
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False  # same pid, other start time: a previous life of this pid
-    return process_alive(pid)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether ``pid`` names a live process (one we may not signal counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _read_cursor(path: str) -> int:
-    try:
-        with open(path, encoding="ascii") as handle:
-            text = handle.read().strip()
-    except OSError:
-        return 0
-    return int(text) if text.isdigit() else 0
-
-
-def _listdir(directory: str) -> list[str]:
+def list_directory(directory: str) -> list[str]:
+    """The names in ``directory``; none where it cannot be read (not made yet, or gone)."""
     try:
         return os.listdir(directory)
     except OSError:
         return []
-
-
-def _remove_tree(directory: str) -> None:
-    for name in _listdir(directory):
-        try:
-            os.unlink(os.path.join(directory, name))
-        except OSError:
-            pass
-    try:
-        os.rmdir(directory)
-    except OSError:
-        pass
 
 
 IN_FLIGHT_SLOT = 128  # bytes: "<state> <epoch ms> <oom kills> <request id>", space-padded
@@ -518,24 +450,13 @@ class InFlightMarker:
     def recover_orphans(self) -> list[tuple[str, float, bool | None]]:
         """Invocations that dead processes were running: (request id, start epoch s,
         whether the cgroup saw an out-of-memory kill since, None where unknown)."""
-        found = []
-        for name in _listdir(self.root):
-            path = os.path.join(self.root, name)
-            if path == self.path or _owner_alive(name):
-                continue
-            try:
-                with open(path, "rb") as handle:
-                    fields = handle.read(IN_FLIGHT_SLOT).split(b"\n", 1)[0].split()
-                os.unlink(path)
-            except OSError:
-                continue
-            if len(fields) != 4 or fields[0] != RUNNING or not fields[1].isdigit():
-                continue  # ended, or never began one
-            then = int(fields[2]) if fields[2].lstrip(b"-").isdigit() else -1
-            oom = None if then < 0 or self.oom_kills is None else self.oom_kills > then
-            request_id = fields[3].decode("ascii", "replace")
-            found.append((request_id, int(fields[1]) / 1000.0, oom))
-        return found
+        own = os.path.basename(self.path)
+        others = [name for name in list_directory(self.root) if name != own]
+        if not others:  # no process before this one left its marker: the usual Init
+            return []
+        from .readback import dead_invocations
+
+        return dead_invocations(self, others)
 
 
 def oom_kill_count() -> int | None:
@@ -1349,9 +1270,11 @@ def _build(name: str, settings: Settings) -> Exporter | None:
 # == rare paths ============================================================================
 # Names of this package that only a failure uses live in modules of their own, loaded on
 # first use, so that the default lifecycle's Init does not pay for them: ``failures``
-# (a failed delivery, a refused batch).
+# (a failed delivery, a refused batch) and ``readback`` (a dead process's leftovers, an
+# overflowing spool).
 
 _FAILURE_NAMES = ("ExportError", "PipelineFull", "detached")
+_READBACK_NAMES = ("process_alive", "read_segment")
 
 if not TYPE_CHECKING:  # mypy reads the imports above; a __getattr__ would hide misspelt names from it
 
@@ -1360,4 +1283,8 @@ if not TYPE_CHECKING:  # mypy reads the imports above; a __getattr__ would hide 
             from . import failures
 
             return getattr(failures, name)
+        if name in _READBACK_NAMES:
+            from . import readback
+
+            return getattr(readback, name)
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
