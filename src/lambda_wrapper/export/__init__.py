@@ -616,9 +616,6 @@ class PipelineStats:
         self.export_failures = 0
         self.rejected_events = 0
 
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
 
 class Channel:
     """One exporter with its spool, breaker and the decoded batches it still owes."""
@@ -1085,9 +1082,6 @@ class Pipeline:
                                  exporter=channel.name, droppedRecords=spool.dropped_records,
                                  droppedBatches=spool.dropped_batches,
                                  droppedByType=dict(channel.overflow_by_type))
-
-    def dropped_records(self) -> int:
-        return sum(channel.spool.dropped_records for channel in self.channels)
 
     # -- shutdown -------------------------------------------------------------------
     def finish_by(self, deadline: float) -> None:
