@@ -4,10 +4,10 @@ It knows nothing of where telemetry came from: it gets decoded events. This modu
 the part every Init uses; each exporter is a module of its own in this package,
 imported by ``build_exporters`` only when it is switched on.
 
-Sections: ``breaker`` (a circuit breaker per exporter), ``policy`` (when to flush),
-``exporter`` (the contract), ``function metadata``, ``spool``, ``pipeline`` and
-``registry`` (which exporters the settings ask for). What only a failure runs has
-modules of its own, loaded when it happens (``rare paths``, at the end).
+Sections: ``policy`` (when to flush), ``exporter`` (the contract), ``function
+metadata``, ``spool``, ``pipeline`` and ``registry`` (which exporters the settings ask
+for). What only a failure runs (the errors, the circuit breaker of a failing exporter)
+has modules of its own, loaded when it happens (``rare paths``, at the end).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from ..instruments import SourceArbiter
     from ..settings import Settings
+    from .failures import CircuitBreaker
     from .failures import ExportError as ExportError
     from .failures import PipelineFull as PipelineFull
     from .failures import detached as detached
@@ -45,40 +46,6 @@ if TYPE_CHECKING:
         def type(self) -> str: ...
 
         def to_event(self, listener_lag_ms: float | None) -> TelemetryEvent: ...
-
-
-# == breaker ===============================================================================
-# A circuit breaker per exporter: stop trying a failing destination for a while.
-#
-# During a backend outage every attempt costs the function time; after a failure we
-# wait (exponentially longer, or as long as ``Retry-After`` says) before one trial
-# request, and the data waits in the spool meanwhile.
-
-
-FIRST_COOLDOWN_S = 1.0
-MAX_COOLDOWN_S = 60.0
-
-
-class CircuitBreaker:
-    def __init__(self) -> None:
-        self.failures = 0
-        self.open_until = 0.0
-
-    def allows(self, now: float | None = None) -> bool:
-        return (time.monotonic() if now is None else now) >= self.open_until
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self.open_until = 0.0
-
-    def failed(self, retry_after_s: float | None = None, now: float | None = None) -> float:
-        """Open the breaker; returns the cool-down chosen."""
-        self.failures += 1
-        cooldown = min(MAX_COOLDOWN_S, FIRST_COOLDOWN_S * 2 ** (self.failures - 1))
-        if retry_after_s is not None and retry_after_s > 0:
-            cooldown = min(MAX_COOLDOWN_S * 5, max(cooldown, retry_after_s))
-        self.open_until = (time.monotonic() if now is None else now) + cooldown
-        return cooldown
 
 
 # == policy ================================================================================
@@ -623,7 +590,9 @@ class Channel:
     def __init__(self, exporter: Exporter, spool: Spool) -> None:
         self.exporter = exporter
         self.spool = spool
-        self.breaker = CircuitBreaker()
+        # Made by the first failed delivery, dropped by the next success: a breaker that
+        # has not failed since the last success allows every call.
+        self.breaker: CircuitBreaker | None = None
         self.pending: collections.deque[tuple[int, list[TelemetryEvent]]] = collections.deque()
         self.reported_drops = 0
         self.reported_drop_bytes = 0
@@ -973,7 +942,7 @@ class Pipeline:
             self._bound_backlog(channel)
         delivered = 0
         # ``finish_by`` is read again before each call: SIGTERM may set it mid-flush.
-        while (channel.pending and channel.breaker.allows()
+        while (channel.pending and (channel.breaker is None or channel.breaker.allows())
                and time.monotonic() < min(deadline, self._finish_by)):
             take: list[tuple[int, list[TelemetryEvent]]] = []
             count = 0
@@ -1017,7 +986,7 @@ class Pipeline:
                     self._part_done(channel, take[0])
                 else:
                     channel.spool.delivered(take[-1][0])
-            channel.breaker.succeeded()
+            channel.breaker = None  # closed: the failures before this success no longer count
             if channel.local and channel.call_limit < MAX_LOCAL_EVENTS_PER_CALL:
                 channel.call_limit = MAX_LOCAL_EVENTS_PER_CALL
             delivered += len(events)

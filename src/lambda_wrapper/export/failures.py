@@ -1,5 +1,6 @@
 """Failures of export: what an exporter raises when a delivery fails, what the pipeline
-does with the events of a failed call, and the refusal of a batch it cannot hold.
+does with the events of a failed call, the circuit breaker of a failing exporter, and
+the refusal of a batch the pipeline cannot hold.
 
 None of it runs while deliveries succeed and the pipeline has room, as on the default
 lifecycle, so Init does not load it: the pipeline imports it where a delivery fails or
@@ -16,6 +17,8 @@ Messages must never contain header values or credentials: they name an endpoint 
 """
 
 from __future__ import annotations
+
+import time
 
 from ..settings import emit
 from . import MIN_EVENTS_PER_CALL, Pipeline, count_by_type
@@ -69,6 +72,36 @@ def detached(error: E) -> E:
     return error
 
 
+# A circuit breaker per failing exporter: stop trying a failing destination for a while.
+#
+# During a backend outage every attempt costs the function time; after a failure we
+# wait (exponentially longer, or as long as ``Retry-After`` says) before one trial
+# request, and the data waits in the spool meanwhile. A channel has one from its first
+# failed delivery until its next success (``Channel.breaker``).
+
+
+FIRST_COOLDOWN_S = 1.0
+MAX_COOLDOWN_S = 60.0
+
+
+class CircuitBreaker:
+    def __init__(self) -> None:
+        self.failures = 0
+        self.open_until = 0.0
+
+    def allows(self, now: float | None = None) -> bool:
+        return (time.monotonic() if now is None else now) >= self.open_until
+
+    def failed(self, retry_after_s: float | None = None, now: float | None = None) -> float:
+        """Open the breaker; returns the cool-down chosen."""
+        self.failures += 1
+        cooldown = min(MAX_COOLDOWN_S, FIRST_COOLDOWN_S * 2 ** (self.failures - 1))
+        if retry_after_s is not None and retry_after_s > 0:
+            cooldown = min(MAX_COOLDOWN_S * 5, max(cooldown, retry_after_s))
+        self.open_until = (time.monotonic() if now is None else now) + cooldown
+        return cooldown
+
+
 class PipelineFull(OSError):
     """The held bytes reached their cap, or the pipeline stopped accepting (shutdown)."""
 
@@ -91,7 +124,8 @@ def delivery_failed(pipeline: Pipeline, channel: Channel, take: list[tuple[int, 
     pipeline.stats.export_failures += 1
     if error.retryable:
         Pipeline._keep(channel, take, split)
-        cooldown = channel.breaker.failed(error.retry_after_s)
+        breaker = channel.breaker = channel.breaker or CircuitBreaker()
+        cooldown = breaker.failed(error.retry_after_s)
         emit("warning", "export_failed",
                          f"{channel.name} export failed, retrying in {cooldown:.1f}s: {error}",
                          exporter=channel.name, retryable=True)
