@@ -125,13 +125,14 @@ def test_retryable_failure_keeps_data_opens_breaker_then_delivers(tmp_path: Path
     failing = Recorder("net", fail=ExportError("connection refused", retryable=True))
     healthy = Recorder("file")
     pipeline = Pipeline([healthy, failing], str(tmp_path), 1 << 20)
+    assert [channel.breaker for channel in pipeline.channels] == [None, None]  # made by a failure only
     pipeline.accept(body("a"))
     pipeline.flush(1.0)
     assert healthy.records == ["a"] and failing.calls == []
     channel = pipeline.channels[1]
     breaker = channel.breaker
     assert breaker is not None and breaker.failures == 1 and not breaker.allows()
-    assert pipeline.channels[0].breaker is None  # a breaker is made by a failure only
+    assert pipeline.channels[0].breaker is None
     pipeline.accept(body("b"))
     pipeline.flush(1.0)  # breaker open: not even tried
     assert healthy.records == ["a", "b"]
