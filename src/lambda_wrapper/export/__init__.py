@@ -430,10 +430,9 @@ def oom_kill_count() -> int | None:
     """The ``oom_kill`` count of this process's memory cgroup (v2 ``memory.events``, v1
     ``memory.oom_control``), where it can be read."""
     try:
-        # UTF-8: its codec is loaded at start-up, where naming any other (ascii) imports one
-        # during Init.
-        with open("/proc/self/cgroup", encoding="utf-8", errors="replace") as groups:
-            lines = groups.read().splitlines()
+        # Decoded as UTF-8: its codec is built in, where naming any other (ascii) imports
+        # one during Init.
+        lines = read_file("/proc/self/cgroup").decode("utf-8", "replace").splitlines()
     except OSError:
         return None
     candidates = []
@@ -446,13 +445,25 @@ def oom_kill_count() -> int | None:
             candidates.append(f"/sys/fs/cgroup/memory{path.rstrip('/')}/memory.oom_control")
     for candidate in candidates:
         try:
-            with open(candidate, "rb") as events:
-                for entry in events:
-                    if entry.startswith(b"oom_kill "):
-                        return int(entry.split()[1])
+            for entry in read_file(candidate).splitlines():
+                if entry.startswith(b"oom_kill "):
+                    return int(entry.split()[1])
         except (OSError, ValueError, IndexError):
             continue
     return None
+
+
+def read_file(path: str) -> bytes:
+    """The whole of a small file, read without the buffer and text objects ``open`` builds
+    (Init reads two this way)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 # == pipeline ==============================================================================
