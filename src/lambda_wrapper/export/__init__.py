@@ -6,8 +6,9 @@ imported by ``build_exporters`` only when it is switched on.
 
 Sections: ``policy`` (when to flush), ``exporter`` (the contract), ``function
 metadata``, ``spool``, ``pipeline`` and ``registry`` (which exporters the settings ask
-for). What only a failure runs (the errors, the circuit breaker of a failing exporter)
-has modules of its own, loaded when it happens (``rare paths``, at the end).
+for). What only a failure or a crash runs (the errors and the circuit breaker of a
+failing exporter; reading back what a dead process left) has modules of its own, loaded
+when it happens (``rare paths``, at the end).
 """
 
 from __future__ import annotations
@@ -1242,7 +1243,7 @@ def _build(name: str, settings: Settings) -> Exporter | None:
 
 
 # == rare paths ============================================================================
-# Names of this package that only a failure uses live in modules of their own, loaded on
+# Names of this package that only a failure or a crash uses live in modules of their own, loaded on
 # first use, so that the default lifecycle's Init does not pay for them: ``failures``
 # (a failed delivery, a refused batch) and ``readback`` (a dead process's leftovers, an
 # overflowing spool).
