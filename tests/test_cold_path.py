@@ -14,6 +14,7 @@ so there the difference is the whole promise.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -52,6 +53,10 @@ OTHERS_ON_DEFAULT_PATH = frozenset({"_socket", "select", "mmap", "faulthandler"}
 EVERY_FEATURE_ADDS = frozenset({
     "lambda_wrapper.export.file", "lambda_wrapper.instruments.logs", "lambda_wrapper.instruments.process",
 })
+# Modules of paths the default lifecycle never takes, each imported where its path is:
+# input the platform never sends, a failed delivery or a refused batch, a dead process's
+# leftovers or an overflowing spool.
+RARE_PATHS = ("lambda_wrapper.malformed", "lambda_wrapper.export.failures", "lambda_wrapper.export.readback")
 HEAVY = (
     "structlog", "psutil", "http.server", "http.client", "dataclasses", "asyncio", "urllib.request", "typing"
 )
@@ -164,6 +169,77 @@ def test_call_instrumentation_of_unused_libraries_imports_only_its_hook(
     for moment in ("init", "invoke"):
         added = sorted(set(instrumented[moment]) - set(default[moment]))
         assert added == ["lambda_wrapper.instruments.calls"], moment
+
+
+RARE_PATH_PROBE = """
+import io, json, os, sys, time
+from lambda_wrapper import telemetry
+from lambda_wrapper.export import InFlightMarker, Pipeline
+from lambda_wrapper.export.emf import EmfExporter
+
+RARE = %r
+root = sys.argv[1]
+loaded = {}
+
+
+def seen(step):
+    loaded[step] = sorted(name for name in RARE if name in sys.modules)
+
+
+class Broken(io.StringIO):
+    def write(self, text):
+        raise OSError("stdout is gone")
+
+
+report = {"time": "2026-01-01T00:00:00.000Z", "type": "platform.report",
+          "record": {"requestId": "r1", "metrics": {"durationMs": 1.0, "billedDurationMs": 1}}}
+# The default lifecycle's export side: Init (the spool and in-flight marker of a first
+# process, nothing to recover), invocations, a flush, the shutdown's flush and loss count.
+marker = InFlightMarker(os.path.join(root, "in-flight"))
+marker.recover_orphans()
+pipeline = Pipeline([EmfExporter(stream=io.StringIO())], os.path.join(root, "spool"), 1 << 20)
+pipeline.recover()
+for _ in range(3):
+    marker.begin("r1", time.time())
+    marker.end()
+    pipeline.receive(json.dumps([report]).encode())
+    pipeline.flush(1.0)
+pipeline.receive(json.dumps([report]).encode())
+pipeline.flush(1.0)
+pipeline.give_up("shutdown", time.monotonic() + 1.0)
+seen("default")
+try:
+    telemetry.decode_batch(b"{}")
+except telemetry.UnreadableBatch:
+    pass
+seen("unreadable batch")
+failing = Pipeline([EmfExporter(stream=Broken())], os.path.join(root, "failing"), 1 << 20)
+failing.receive(json.dumps([report]).encode())
+failing.flush(1.0)
+seen("failed delivery")
+os.makedirs(os.path.join(root, "spool", "emf", "999999999-1"))
+Pipeline([EmfExporter(stream=io.StringIO())], os.path.join(root, "spool"), 1 << 20).recover()
+seen("dead process's spool")
+print(json.dumps(loaded))
+"""
+
+
+def test_rare_paths_load_their_modules_only_when_taken(tmp_path: Path) -> None:
+    """The export side of the default lifecycle, run in a fresh interpreter, imports none of
+    the rare paths' modules; each comes in with its own path."""
+    result = subprocess.run(
+        [sys.executable, "-c", RARE_PATH_PROBE % (RARE_PATHS,), str(tmp_path)],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO_ROOT / "src")},
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.splitlines()[-1])
+    assert loaded == {
+        "default": [],
+        "unreadable batch": ["lambda_wrapper.malformed"],
+        "failed delivery": ["lambda_wrapper.export.failures", "lambda_wrapper.malformed"],
+        "dead process's spool": sorted(RARE_PATHS),
+    }
 
 
 def test_entry_module_default_path(tmp_path: Path) -> None:

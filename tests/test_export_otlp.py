@@ -684,7 +684,9 @@ def test_with_the_real_pipeline_a_partial_failure_is_retried_without_duplicates(
     receiver.reply(Reply(200), Reply(503))  # metrics delivered, traces refused, logs delivered
     pipeline.flush(budget_s=2.0)
     assert [r.path for r in receiver.requests] == ["/v1/metrics", "/v1/traces", "/v1/logs"]
-    pipeline.channels[0].breaker.open_until = 0.0  # skip the cool-down
+    breaker = pipeline.channels[0].breaker
+    assert breaker is not None  # the refused call opened it
+    breaker.open_until = 0.0  # skip the cool-down
     pipeline.flush(budget_s=2.0)
     assert [r.path for r in receiver.requests][3:] == ["/v1/traces"]
     assert set(parsed(receiver)) == {"logs", "metrics", "traces"}

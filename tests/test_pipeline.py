@@ -125,19 +125,44 @@ def test_retryable_failure_keeps_data_opens_breaker_then_delivers(tmp_path: Path
     failing = Recorder("net", fail=ExportError("connection refused", retryable=True))
     healthy = Recorder("file")
     pipeline = Pipeline([healthy, failing], str(tmp_path), 1 << 20)
+    assert [channel.breaker for channel in pipeline.channels] == [None, None]  # made by a failure only
     pipeline.accept(body("a"))
     pipeline.flush(1.0)
     assert healthy.records == ["a"] and failing.calls == []
     channel = pipeline.channels[1]
-    assert channel.breaker.failures == 1 and not channel.breaker.allows()
+    breaker = channel.breaker
+    assert breaker is not None and breaker.failures == 1 and not breaker.allows()
+    assert pipeline.channels[0].breaker is None
     pipeline.accept(body("b"))
     pipeline.flush(1.0)  # breaker open: not even tried
     assert healthy.records == ["a", "b"]
     failing.fail = None
-    channel.breaker.open_until = 0.0
+    breaker.open_until = 0.0
     pipeline.flush(1.0)
     assert failing.records == ["a", "b"]  # spooled while down, delivered in order after recovery
     assert healthy.records == ["a", "b"]  # never re-sent to the healthy exporter
+    assert channel.breaker is None  # closed by the success: the next failure starts over
+
+
+def test_consecutive_failures_lengthen_the_cool_down_until_a_success(tmp_path: Path) -> None:
+    failing = Recorder("net", fail=ExportError("connection refused", retryable=True))
+    pipeline = Pipeline([failing], str(tmp_path), 1 << 20)
+    channel = pipeline.channels[0]
+    cool_downs = []
+    for attempt in range(3):
+        pipeline.accept(body(str(attempt)))
+        pipeline.flush(1.0)
+        assert channel.breaker is not None
+        cool_downs.append(channel.breaker.open_until - time.monotonic())
+        channel.breaker.open_until = 0.0  # skip the cool-down
+    assert [round(cool_down) for cool_down in cool_downs] == [1, 2, 4]
+    failing.fail = None
+    pipeline.flush(1.0)
+    assert channel.breaker is None and failing.records == ["0", "1", "2"]
+    failing.fail = ExportError("connection refused", retryable=True)
+    pipeline.accept(body("3"))
+    pipeline.flush(1.0)
+    assert channel.breaker is not None and round(channel.breaker.open_until - time.monotonic()) == 1
 
 
 def test_permanent_failure_is_counted_not_retried(tmp_path: Path) -> None:

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from types import EllipsisType
     from typing import Any
 
+    from .malformed import MalformedEntry as MalformedEntry
+    from .malformed import UnreadableBatch as UnreadableBatch
+    from .malformed import json_kind as json_kind
+
 # What other modules use, of the three sections below.
 __all__ = [
     "CLASSIFIER_INPUTS",
@@ -35,6 +39,18 @@ __all__ = [
     "parse_time_ms",
     "record_source",
 ]
+# Of those, what the decoder raises and reports about input it cannot read lives in
+# ``malformed``, loaded on first use: the default lifecycle never meets such input.
+_MALFORMED_NAMES = ("MalformedEntry", "UnreadableBatch", "json_kind")
+
+if not TYPE_CHECKING:  # mypy reads the imports above; a __getattr__ would hide misspelt names from it
+
+    def __getattr__(name: str) -> object:
+        if name in _MALFORMED_NAMES:
+            from . import malformed
+
+            return getattr(malformed, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # == records ===============================================================================
@@ -163,27 +179,6 @@ class TelemetryEvent:
         return f"TelemetryEvent(time={self.time!r}, type={self.type!r}, record={self.record!r})"
 
 
-class MalformedEntry:
-    """An entry of a batch that could not be read as an event, and why; it was skipped."""
-
-    __slots__ = ("index", "reason")
-
-    def __init__(self, index: int, reason: str) -> None:
-        self.index = index
-        self.reason = reason
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MalformedEntry):
-            return NotImplemented
-        return self.index == other.index and self.reason == other.reason
-
-    def __hash__(self) -> int:
-        return hash((self.index, self.reason))
-
-    def __repr__(self) -> str:
-        return f"MalformedEntry(index={self.index!r}, reason={self.reason!r})"
-
-
 class DecodedBatch:
     """The events of one batch in delivery order, the entries that had to be skipped, and
     how many well-formed entries were counted instead of built: of a type nothing reads
@@ -232,10 +227,6 @@ OWN_LOGGER = "lambda_wrapper"
 _OWN_LOGGER_PREFIXES = ('{"logger": "lambda_wrapper', '{"logger":"lambda_wrapper')
 
 
-class UnreadableBatch(ValueError):
-    """The body as a whole is not a JSON array, so no event in it can be trusted."""
-
-
 def decode_batch(
     body: bytes | str,
     unread_types: Collection[str] = (),
@@ -254,10 +245,16 @@ def decode_batch(
     try:
         items = json.loads(body)
     except RecursionError as exc:
+        from .malformed import UnreadableBatch
+
         raise UnreadableBatch("telemetry batch is not readable: JSON nested too deeply") from exc
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, oversized integers
+        from .malformed import UnreadableBatch
+
         raise UnreadableBatch(f"telemetry batch is not valid JSON: {exc}") from exc
     if not isinstance(items, list):
+        from .malformed import UnreadableBatch, json_kind
+
         raise UnreadableBatch(f"telemetry batch is a JSON {json_kind(items)}, expected an array of events")
     return decode_events(items, unread_types, skip_own, emf_namespaces)
 
@@ -287,17 +284,17 @@ def decode_events(
     last_epoch_ms: float | None = None
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            malformed.append(MalformedEntry(index, f"expected a JSON object, got {json_kind(item)}"))
+            malformed.append(_malformed(index, item))
             continue
         try:
             time = item["time"]
             type_ = item["type"]
             record = item["record"]
         except KeyError:
-            malformed.append(MalformedEntry(index, _missing_fields_reason(item)))
+            malformed.append(_malformed(index, item))
             continue
         if type(time) is not str or type(type_) is not str:
-            malformed.append(MalformedEntry(index, _wrong_field_kind_reason(time, type_)))
+            malformed.append(_malformed(index, item))
             continue
         if type_ in unread_types:
             unread += 1
@@ -362,6 +359,13 @@ def decode_events(
     return DecodedBatch(events, malformed, unread, own)
 
 
+def _malformed(index: int, item: object) -> MalformedEntry:
+    # Input the platform never sends: its module is loaded when such input is met.
+    from .malformed import malformed_entry
+
+    return malformed_entry(index, item)
+
+
 def _build_event(
     time: str, type_: str, record: object, epoch_ms: float | None, envelope: dict[str, object]
 ) -> TelemetryEvent:
@@ -413,37 +417,6 @@ def _text_log_prefix(line: str) -> tuple[str | None, str | None]:
     if id_end < 0 or "\n" in line[end:id_end]:
         return level, None
     return level, line[time_end + 1 : id_end] or None
-
-
-def _missing_fields_reason(item: dict[str, object]) -> str:
-    missing = [f"'{key}'" for key in ("time", "type", "record") if key not in item]
-    return "missing " + ", ".join(missing)
-
-
-def _wrong_field_kind_reason(time: object, type_: object) -> str:
-    wrong = [
-        f"expected '{name}' to be a string, got {json_kind(value)}"
-        for name, value in (("time", time), ("type", type_))
-        if type(value) is not str
-    ]
-    return "; ".join(wrong)
-
-
-def json_kind(value: object) -> str:
-    """The JSON name of a decoded value's kind, for messages about unexpected input."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)

@@ -4,10 +4,11 @@ It knows nothing of where telemetry came from: it gets decoded events. This modu
 the part every Init uses; each exporter is a module of its own in this package,
 imported by ``build_exporters`` only when it is switched on.
 
-Sections: ``errors`` (what an exporter raises), ``breaker`` (a circuit breaker per
-exporter), ``policy`` (when to flush), ``exporter`` (the contract), ``function
+Sections: ``policy`` (when to flush), ``exporter`` (the contract), ``function
 metadata``, ``spool``, ``pipeline`` and ``registry`` (which exporters the settings ask
-for).
+for). What only a failure or a crash runs (the errors and the circuit breaker of a
+failing exporter; reading back what a dead process left) has modules of its own, loaded
+when it happens (``rare paths``, at the end).
 """
 
 from __future__ import annotations
@@ -18,20 +19,25 @@ import os
 import threading
 import time
 
-from .. import aws
+from .. import aws, telemetry
 from ..instruments import LOSS, iso_time, own_event
 from ..settings import emit
-from ..telemetry import TelemetryEvent, UnreadableBatch, decode_batch
+from ..telemetry import TelemetryEvent, decode_batch
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-    from typing import Protocol, TypeVar
+    from typing import Protocol
 
     from ..instruments import SourceArbiter
     from ..settings import Settings
+    from .failures import CircuitBreaker
+    from .failures import ExportError as ExportError
+    from .failures import PipelineFull as PipelineFull
+    from .failures import detached as detached
+    from .readback import process_alive as process_alive
+    from .readback import read_segment as read_segment
 
-    E = TypeVar("E", bound=BaseException)
     Amend = Callable[[list[TelemetryEvent]], None]
 
     class MadeWhenSpooled(Protocol):
@@ -41,91 +47,6 @@ if TYPE_CHECKING:
         def type(self) -> str: ...
 
         def to_event(self, listener_lag_ms: float | None) -> TelemetryEvent: ...
-
-
-# == errors ================================================================================
-# What an exporter raises when a delivery fails, and what the pipeline does with it.
-#
-# ``retryable`` decides the fate of the events: True keeps them in the spool for a later
-# attempt (the backend may come back: refused or reset connections, timeouts, DNS
-# failures, 408, 429, 5xx); False counts and drops them (a retry would fail the same
-# way: a rejected payload, a redirect we do not follow, an untrusted TLS certificate).
-#
-# Messages must never contain header values or credentials: they name an endpoint as
-# ``scheme://host:port`` only, since paths, query strings and user info can carry tokens.
-
-
-class ExportError(Exception):
-    """A failed delivery; ``retryable`` says whether the same events may succeed later."""
-
-    def __init__(self, message: str, retryable: bool, retry_after_s: float | None = None,
-                 out_of_time: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
-        # The flush budget ran out before sending: not the endpoint's fault, so it
-        # must not open the circuit breaker.
-        self.out_of_time = out_of_time
-        # The backend's own wish (Retry-After) in seconds from now; None when it gave none.
-        self.retry_after_s = retry_after_s
-
-    def __repr__(self) -> str:
-        return (
-            f"ExportError({self.message!r}, retryable={self.retryable!r}, "
-            f"retry_after_s={self.retry_after_s!r})"
-        )
-
-
-def detached(error: E) -> E:
-    """``error`` without the tracebacks of its chain, fit to be kept after its handler.
-
-    An exception kept in a local or a list holds its traceback, the traceback holds
-    the frames it went through, and their locals hold the exception again and the
-    payload being sent: a reference cycle only the full garbage collection frees.
-    During a slow or failing endpoint that happens on every flush, so without this the
-    payloads pile up in RSS until a full collection runs. The messages are kept.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        current.__traceback__ = None
-        current = current.__cause__ or current.__context__
-    return error
-
-
-# == breaker ===============================================================================
-# A circuit breaker per exporter: stop trying a failing destination for a while.
-#
-# During a backend outage every attempt costs the function time; after a failure we
-# wait (exponentially longer, or as long as ``Retry-After`` says) before one trial
-# request, and the data waits in the spool meanwhile.
-
-
-FIRST_COOLDOWN_S = 1.0
-MAX_COOLDOWN_S = 60.0
-
-
-class CircuitBreaker:
-    def __init__(self) -> None:
-        self.failures = 0
-        self.open_until = 0.0
-
-    def allows(self, now: float | None = None) -> bool:
-        return (time.monotonic() if now is None else now) >= self.open_until
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self.open_until = 0.0
-
-    def failed(self, retry_after_s: float | None = None, now: float | None = None) -> float:
-        """Open the breaker; returns the cool-down chosen."""
-        self.failures += 1
-        cooldown = min(MAX_COOLDOWN_S, FIRST_COOLDOWN_S * 2 ** (self.failures - 1))
-        if retry_after_s is not None and retry_after_s > 0:
-            cooldown = min(MAX_COOLDOWN_S * 5, max(cooldown, retry_after_s))
-        self.open_until = (time.monotonic() if now is None else now) + cooldown
-        return cooldown
 
 
 # == policy ================================================================================
@@ -397,18 +318,13 @@ class Spool:
         They are appended here before the orphan is deleted, so a crash during
         recovery loses nothing either.
         """
-        recovered: list[tuple[int, bytes]] = []
-        for name in sorted(_listdir(self.root)):
-            directory = os.path.join(self.root, name)
-            if directory == self.directory or _owner_alive(name):
-                continue
-            cursor = _read_cursor(os.path.join(directory, "cursor"))
-            for segment in sorted(f for f in _listdir(directory) if f.endswith(".seg")):
-                for seq, body in read_segment(os.path.join(directory, segment)):
-                    if seq > cursor:
-                        recovered.append((self.append(body), body))
-            _remove_tree(directory)
-        return recovered
+        own = os.path.basename(self.directory)
+        others = [name for name in list_directory(self.root) if name != own]
+        if not others:  # no process before this one left a spool: the usual Init
+            return []
+        from .readback import recover_spools
+
+        return recover_spools(self, others)
 
     # -- internals ----------------------------------------------------------------
     def _open_segment(self, seq: int) -> None:
@@ -423,6 +339,8 @@ class Spool:
             if len(self._segments) == 1 and self._fd is not None:
                 os.close(self._fd)  # dropping the segment being written: start a new one
                 self._fd = None
+            from .readback import read_segment  # overflow: not on the default lifecycle
+
             for seq, body in read_segment(self._segments[0].path):
                 if seq > self.cursor:
                     self.dropped_batches += 1
@@ -440,84 +358,17 @@ class Spool:
         self._bytes -= segment.size
 
 
-def read_segment(path: str) -> list[tuple[int, bytes]]:
-    """Entries of one segment; a torn tail (killed mid-write) is ignored."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return []
-    entries = []
-    position = 0
-    while position < len(data):
-        header_end = data.find(b"\n", position)
-        if header_end < 0:
-            break
-        try:
-            seq_text, length_text = data[position:header_end].split(b" ")
-            seq, length = int(seq_text), int(length_text)
-        except ValueError:
-            break
-        body_end = header_end + 1 + length
-        if body_end + 1 > len(data):
-            break
-        entries.append((seq, data[header_end + 1:body_end]))
-        position = body_end + 1
-    return entries
-
-
 def count_records(body: bytes) -> int:
     # Good enough for a drop counter without parsing: one "time" key per event.
     return max(1, body.count(b'"time"'))
 
 
-def _owner_alive(directory_name: str) -> bool:
-    pid_text = directory_name.split("-", 1)[0]
-    if not pid_text.isdigit():
-        return True  # not ours: leave it alone
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False  # same pid, other start time: a previous life of this pid
-    return process_alive(pid)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether ``pid`` names a live process (one we may not signal counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _read_cursor(path: str) -> int:
-    try:
-        with open(path, encoding="ascii") as handle:
-            text = handle.read().strip()
-    except OSError:
-        return 0
-    return int(text) if text.isdigit() else 0
-
-
-def _listdir(directory: str) -> list[str]:
+def list_directory(directory: str) -> list[str]:
+    """The names in ``directory``; none where it cannot be read (not made yet, or gone)."""
     try:
         return os.listdir(directory)
     except OSError:
         return []
-
-
-def _remove_tree(directory: str) -> None:
-    for name in _listdir(directory):
-        try:
-            os.unlink(os.path.join(directory, name))
-        except OSError:
-            pass
-    try:
-        os.rmdir(directory)
-    except OSError:
-        pass
 
 
 IN_FLIGHT_SLOT = 128  # bytes: "<state> <epoch ms> <oom kills> <request id>", space-padded
@@ -567,34 +418,22 @@ class InFlightMarker:
     def recover_orphans(self) -> list[tuple[str, float, bool | None]]:
         """Invocations that dead processes were running: (request id, start epoch s,
         whether the cgroup saw an out-of-memory kill since, None where unknown)."""
-        found = []
-        for name in _listdir(self.root):
-            path = os.path.join(self.root, name)
-            if path == self.path or _owner_alive(name):
-                continue
-            try:
-                with open(path, "rb") as handle:
-                    fields = handle.read(IN_FLIGHT_SLOT).split(b"\n", 1)[0].split()
-                os.unlink(path)
-            except OSError:
-                continue
-            if len(fields) != 4 or fields[0] != RUNNING or not fields[1].isdigit():
-                continue  # ended, or never began one
-            then = int(fields[2]) if fields[2].lstrip(b"-").isdigit() else -1
-            oom = None if then < 0 or self.oom_kills is None else self.oom_kills > then
-            request_id = fields[3].decode("ascii", "replace")
-            found.append((request_id, int(fields[1]) / 1000.0, oom))
-        return found
+        own = os.path.basename(self.path)
+        others = [name for name in list_directory(self.root) if name != own]
+        if not others:  # no process before this one left its marker: the usual Init
+            return []
+        from .readback import dead_invocations
+
+        return dead_invocations(self, others)
 
 
 def oom_kill_count() -> int | None:
     """The ``oom_kill`` count of this process's memory cgroup (v2 ``memory.events``, v1
     ``memory.oom_control``), where it can be read."""
     try:
-        # UTF-8: its codec is loaded at start-up, where naming any other (ascii) imports one
-        # during Init.
-        with open("/proc/self/cgroup", encoding="utf-8", errors="replace") as groups:
-            lines = groups.read().splitlines()
+        # Decoded as UTF-8: its codec is built in, where naming any other (ascii) imports
+        # one during Init.
+        lines = read_file("/proc/self/cgroup").decode("utf-8", "replace").splitlines()
     except OSError:
         return None
     candidates = []
@@ -607,13 +446,25 @@ def oom_kill_count() -> int | None:
             candidates.append(f"/sys/fs/cgroup/memory{path.rstrip('/')}/memory.oom_control")
     for candidate in candidates:
         try:
-            with open(candidate, "rb") as events:
-                for entry in events:
-                    if entry.startswith(b"oom_kill "):
-                        return int(entry.split()[1])
+            for entry in read_file(candidate).splitlines():
+                if entry.startswith(b"oom_kill "):
+                    return int(entry.split()[1])
         except (OSError, ValueError, IndexError):
             continue
     return None
+
+
+def read_file(path: str) -> bytes:
+    """The whole of a small file, read without the buffer and text objects ``open`` builds
+    (Init reads two this way)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 # == pipeline ==============================================================================
@@ -691,10 +542,6 @@ _TYPE_KEY = b'"type"'
 _LOG_TYPES = ("function", "extension")
 
 
-class PipelineFull(OSError):
-    """The held bytes reached their cap, or the pipeline stopped accepting (shutdown)."""
-
-
 def count_function_records(body: bytes, records: int | None = None) -> int:
     """``function`` events in a raw body, without parsing it (for loss counts by type).
 
@@ -748,9 +595,6 @@ class PipelineStats:
         self.export_failures = 0
         self.rejected_events = 0
 
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
 
 class Channel:
     """One exporter with its spool, breaker and the decoded batches it still owes."""
@@ -758,7 +602,9 @@ class Channel:
     def __init__(self, exporter: Exporter, spool: Spool) -> None:
         self.exporter = exporter
         self.spool = spool
-        self.breaker = CircuitBreaker()
+        # Made by the first failed delivery, dropped by the next success: a breaker that
+        # has not failed since the last success allows every call.
+        self.breaker: CircuitBreaker | None = None
         self.pending: collections.deque[tuple[int, list[TelemetryEvent]]] = collections.deque()
         self.reported_drops = 0
         self.reported_drop_bytes = 0
@@ -843,6 +689,8 @@ class Pipeline:
                 late = True
             elif not self._accepting or self._held_locked() + len(body) > self.max_held_bytes:
                 self.refused_batches += 1
+                from .failures import PipelineFull  # refused: never on the default lifecycle
+
                 raise PipelineFull("telemetry pipeline is full" if self._accepting else "shutting down")
             else:
                 late = False
@@ -1067,7 +915,7 @@ class Pipeline:
             return []
         try:
             batch = decode_batch(body, self.unread_types, True, self.emf_namespaces)
-        except UnreadableBatch:
+        except telemetry.UnreadableBatch:  # read when raised: the class is loaded with it
             self.stats.malformed_batches += 1
             return []
         self.stats.malformed_entries += len(batch.malformed)
@@ -1106,7 +954,7 @@ class Pipeline:
             self._bound_backlog(channel)
         delivered = 0
         # ``finish_by`` is read again before each call: SIGTERM may set it mid-flush.
-        while (channel.pending and channel.breaker.allows()
+        while (channel.pending and (channel.breaker is None or channel.breaker.allows())
                and time.monotonic() < min(deadline, self._finish_by)):
             take: list[tuple[int, list[TelemetryEvent]]] = []
             count = 0
@@ -1137,14 +985,11 @@ class Pipeline:
             try:
                 if events:
                     channel.exporter.export(events, deadline)
-            except ExportError as error:
+            except Exception as error:  # ExportError, or an exporter's bug: never lose the batch silently
                 channel.in_flight = None
-                self._failed(channel, take, error, split)
-                break
-            except Exception as error:  # a bug in an exporter must not lose the batch silently
-                channel.in_flight = None
-                failure = ExportError(f"{type(error).__name__}: {error}", retryable=False)
-                self._failed(channel, take, failure, split)
+                from .failures import delivery_failed  # no delivery fails on the default lifecycle
+
+                delivery_failed(self, channel, take, error, split)
                 break
             # Delivered and no longer in flight in one step for a loss count beside it.
             with self._held_lock:
@@ -1153,7 +998,7 @@ class Pipeline:
                     self._part_done(channel, take[0])
                 else:
                     channel.spool.delivered(take[-1][0])
-            channel.breaker.succeeded()
+            channel.breaker = None  # closed: the failures before this success no longer count
             if channel.local and channel.call_limit < MAX_LOCAL_EVENTS_PER_CALL:
                 channel.call_limit = MAX_LOCAL_EVENTS_PER_CALL
             delivered += len(events)
@@ -1194,34 +1039,6 @@ class Pipeline:
         else:
             channel.pending.extendleft(reversed(take))
 
-    def _failed(self, channel: Channel, take: list[tuple[int, list[TelemetryEvent]]],
-                error: ExportError, split: bool = False) -> None:
-        if error.out_of_time:
-            # Out of budget, not a failing endpoint: keep the data, send less next time.
-            self._keep(channel, take, split)
-            channel.call_limit = max(MIN_EVENTS_PER_CALL, channel.call_limit // 2)
-            return
-        self.stats.export_failures += 1
-        if error.retryable:
-            self._keep(channel, take, split)
-            cooldown = channel.breaker.failed(error.retry_after_s)
-            emit("warning", "export_failed",
-                             f"{channel.name} export failed, retrying in {cooldown:.1f}s: {error}",
-                             exporter=channel.name, retryable=True)
-        else:
-            rejected = sum(len(batch) for _, batch in take)
-            by_type: dict[str, int] = {}
-            for _, batch in take:
-                count_by_type(batch, by_type)
-            self.stats.rejected_events += rejected
-            if split:
-                self._part_done(channel, take[0])  # counted as rejected, not again as lost
-            else:
-                channel.spool.delivered(take[-1][0])
-            emit("warning", "export_rejected",
-                             f"{channel.name} export failed permanently, {rejected} events dropped: {error}",
-                             exporter=channel.name, retryable=False, dropped=rejected, droppedByType=by_type)
-
     def _report_drops(self) -> None:
         for channel in self.channels:
             spool = channel.spool
@@ -1246,9 +1063,6 @@ class Pipeline:
                                  exporter=channel.name, droppedRecords=spool.dropped_records,
                                  droppedBatches=spool.dropped_batches,
                                  droppedByType=dict(channel.overflow_by_type))
-
-    def dropped_records(self) -> int:
-        return sum(channel.spool.dropped_records for channel in self.channels)
 
     # -- shutdown -------------------------------------------------------------------
     def finish_by(self, deadline: float) -> None:
@@ -1426,3 +1240,26 @@ def _build(name: str, settings: Settings) -> Exporter | None:
 
         return XrayExporter(daemon_address(os.environ))
     raise ValueError(f"exporter {name!r} is not implemented yet")
+
+
+# == rare paths ============================================================================
+# Names of this package that only a failure or a crash uses live in modules of their own, loaded on
+# first use, so that the default lifecycle's Init does not pay for them: ``failures``
+# (a failed delivery, a refused batch) and ``readback`` (a dead process's leftovers, an
+# overflowing spool).
+
+_FAILURE_NAMES = ("ExportError", "PipelineFull", "detached")
+_READBACK_NAMES = ("process_alive", "read_segment")
+
+if not TYPE_CHECKING:  # mypy reads the imports above; a __getattr__ would hide misspelt names from it
+
+    def __getattr__(name: str) -> object:
+        if name in _FAILURE_NAMES:
+            from . import failures
+
+            return getattr(failures, name)
+        if name in _READBACK_NAMES:
+            from . import readback
+
+            return getattr(readback, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

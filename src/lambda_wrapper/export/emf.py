@@ -36,7 +36,7 @@ import time
 
 from ..settings import emit
 from ..telemetry import InvocationClassifier
-from . import Exporter, ExportError, FunctionMetadata, write_all
+from . import Exporter, FunctionMetadata, write_all
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
@@ -352,6 +352,8 @@ class EmfExporter(Exporter):
             # sys.stdout, and one write keeps the lines whole among other threads' output.
             write_all(1, line.encode("utf-8"))
         except (OSError, ValueError) as error:  # ValueError: a closed stream
+            from .failures import ExportError  # stdout failing: never on the default lifecycle
+
             message = f"could not write EMF to stdout ({type(error).__name__})"
             raise ExportError(message, retryable=False) from None
 
