@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lambda_wrapper.export import read_segment
+from lambda_wrapper.export.readback import read_segment
 from lambda_wrapper_dev.sandbox import FunctionSpec, InvokeResult, Sandbox
 
 from .context import Context, SessionRecord

@@ -14,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixtures import batch_bodies, telemetry_files
-from lambda_wrapper.export import ExportError, FunctionMetadata, _build
+from lambda_wrapper.export import FunctionMetadata, _build
 from lambda_wrapper.export import emf as emf_module
 from lambda_wrapper.export.emf import EmfExporter
+from lambda_wrapper.export.failures import ExportError
 from lambda_wrapper.settings import load
 from lambda_wrapper.telemetry import TelemetryEvent, decode_batch, decode_events, is_own_diagnostic
 

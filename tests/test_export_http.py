@@ -11,7 +11,8 @@ import pytest
 
 from fixtures import batch_bodies, telemetry_files
 from http_receiver import Receiver, Reply
-from lambda_wrapper.export import ExportError, FunctionMetadata, _build
+from lambda_wrapper.export import FunctionMetadata, _build
+from lambda_wrapper.export.failures import ExportError
 from lambda_wrapper.export.http_json import HttpJsonExporter
 from lambda_wrapper.settings import load
 from lambda_wrapper.telemetry import decode_batch, decode_events

@@ -24,7 +24,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from fixtures import batch_bodies, telemetry_files
 from garbage import cyclic_garbage, type_names
 from http_receiver import Receiver, Reply
-from lambda_wrapper.export import ExportError, FunctionMetadata, _build
+from lambda_wrapper.export import FunctionMetadata, _build
+from lambda_wrapper.export.failures import ExportError
 from lambda_wrapper.export.otlp import OtlpExporter, SignalTarget, signal_targets
 from lambda_wrapper.export.otlp_encoding import any_value, any_value_json
 from lambda_wrapper.export.otlp_logs import LogEncoder, _log_record, _text_message

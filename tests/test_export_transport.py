@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from http_receiver import Receiver, Reply
-from lambda_wrapper.export import ExportError
+from lambda_wrapper.export.failures import ExportError
 from lambda_wrapper.export.transport import (
     Endpoint,
     HttpResponse,

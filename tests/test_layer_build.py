@@ -505,9 +505,10 @@ _TRACEBACK_PROBE = """
 import json, sys, traceback
 sys.path.insert(0, sys.argv[1])
 from lambda_wrapper import telemetry
+from lambda_wrapper.malformed import UnreadableBatch
 try:
     telemetry.decode_batch(b"{}")
-except telemetry.UnreadableBatch as error:
+except UnreadableBatch as error:
     frame = traceback.extract_tb(error.__traceback__)[-1]
     print(json.dumps({"text": traceback.format_exc(), "file": frame.filename, "line": frame.lineno,
                       "function": frame.name, "cached": telemetry.__cached__}))
@@ -531,7 +532,7 @@ _DOCSTRING_PROBE = """
 import json, sys, types
 sys.path.insert(0, sys.argv[1])
 import lambda_wrapper.settings
-from lambda_wrapper import telemetry
+from lambda_wrapper import malformed, telemetry
 
 def code_objects(code):
     yield code
@@ -545,7 +546,7 @@ if sys.version_info >= (3, 11):
         columns.update(str(position[2]) for position in code.co_positions())
 print(json.dumps({
     "docs": [lambda_wrapper.settings.__doc__, telemetry.__doc__, telemetry.decode_batch.__doc__,
-             telemetry.UnreadableBatch.__doc__],
+             malformed.UnreadableBatch.__doc__],
     "cached": lambda_wrapper.settings.__cached__,
     "columns": sorted(columns),
 }))

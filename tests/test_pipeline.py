@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lambda_wrapper.export import GIL_YIELD_INTERVAL_S, LISTENER_TURN_S, Exporter, ExportError, Pipeline
+from lambda_wrapper.export import GIL_YIELD_INTERVAL_S, LISTENER_TURN_S, Exporter, Pipeline
+from lambda_wrapper.export.failures import ExportError
 from lambda_wrapper.telemetry import TelemetryEvent
 
 

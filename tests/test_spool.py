@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lambda_wrapper.export import Spool, read_segment
+from lambda_wrapper.export import Spool
+from lambda_wrapper.export.readback import read_segment
 
 
 def batch(index: int, events: int = 1) -> bytes:

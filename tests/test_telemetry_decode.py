@@ -15,10 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixtures import API_EXCHANGES, batch_bodies, batches, load, raw_events, telemetry_files
+from lambda_wrapper.malformed import MalformedEntry, UnreadableBatch
 from lambda_wrapper.telemetry import (
-    MalformedEntry,
     TelemetryEvent,
-    UnreadableBatch,
     _build_event,
     decode_batch,
     decode_events,

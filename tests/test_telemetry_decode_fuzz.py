@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lambda_wrapper.malformed import UnreadableBatch
 from lambda_wrapper.telemetry import (
     DecodedBatch,
-    UnreadableBatch,
     decode_batch,
     decode_events,
     is_own_diagnostic,

@@ -52,9 +52,8 @@ if TYPE_CHECKING:
 # ``http.client`` costs ~23 ms (it pulls in ``email`` and ``ssl``), the ``socket`` wrapper
 # 1-3 ms (its enums) and ``getaddrinfo`` on a ``str`` host the ``idna`` codec (~2-5 ms); a
 # numeric address needs none of them. What only a remote host needs (name resolution,
-# TLS) is ``http_remote``, imported when a connection first needs it; ``Resolver`` is
-# still importable from here (``__getattr__`` below), and ``socket`` and ``ssl`` are
-# imported only when a host name must be resolved or a connection is TLS.
+# TLS) is ``http_remote``, imported when a connection first needs it, and ``socket`` and
+# ``ssl`` are imported only when a host name must be resolved or a connection is TLS.
 #
 # Errors are ``HttpError`` (an ``OSError``), whose message names the peer by the label the
 # caller gave (never a path, query or header) and whose ``retryable`` says whether the
@@ -65,15 +64,6 @@ if TYPE_CHECKING:
 MAX_HEADER_BYTES = 64 * 1024
 PLATFORM_MAX_BODY_BYTES = 16 * 1024 * 1024
 _RECV_BYTES = 65536
-
-
-def __getattr__(name: str) -> object:
-    # The remote half of the client is loaded on first use, not with the platform's half.
-    if name == "Resolver":
-        from .http_remote import Resolver
-
-        return Resolver
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class HttpResponse:

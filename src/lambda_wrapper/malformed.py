@@ -3,11 +3,12 @@
 A batch that is not a JSON array raises ``UnreadableBatch``; an entry of a valid array
 that cannot be an event is skipped and reported as a ``MalformedEntry`` saying why.
 The platform sends neither, so the default lifecycle never loads this module: the
-decoder (``telemetry``) imports it where it meets such input, and ``telemetry`` offers
-its names as its own (``telemetry.UnreadableBatch``...), loaded on first use.
+decoder (``telemetry``) imports it where it meets such input.
 """
 
 from __future__ import annotations
+
+__all__ = ["MalformedEntry", "UnreadableBatch", "json_kind", "malformed_entry"]
 
 
 class UnreadableBatch(ValueError):

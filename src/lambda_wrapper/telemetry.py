@@ -19,38 +19,23 @@ if TYPE_CHECKING:
     from types import EllipsisType
     from typing import Any
 
-    from .malformed import MalformedEntry as MalformedEntry
-    from .malformed import UnreadableBatch as UnreadableBatch
-    from .malformed import json_kind as json_kind
+    from .malformed import MalformedEntry
 
 # What other modules use, of the three sections below.
 __all__ = [
     "CLASSIFIER_INPUTS",
     "DecodedBatch",
     "InvocationClassifier",
-    "MalformedEntry",
     "TelemetryEvent",
-    "UnreadableBatch",
     "decode_batch",
     "decode_events",
     "finite_number",
     "is_own_diagnostic",
-    "json_kind",
     "parse_time_ms",
     "record_source",
 ]
-# Of those, what the decoder raises and reports about input it cannot read lives in
-# ``malformed``, loaded on first use: the default lifecycle never meets such input.
-_MALFORMED_NAMES = ("MalformedEntry", "UnreadableBatch", "json_kind")
-
-if not TYPE_CHECKING:  # mypy reads the imports above; a __getattr__ would hide misspelt names from it
-
-    def __getattr__(name: str) -> object:
-        if name in _MALFORMED_NAMES:
-            from . import malformed
-
-            return getattr(malformed, name)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# What the decoder raises and reports about input it cannot read is ``malformed``'s,
+# imported where such input is met: the default lifecycle never meets it.
 
 
 # == records ===============================================================================

@@ -6,9 +6,10 @@ imported by ``build_exporters`` only when it is switched on.
 
 Sections: ``policy`` (when to flush), ``exporter`` (the contract), ``function
 metadata``, ``spool``, ``pipeline`` and ``registry`` (which exporters the settings ask
-for). What only a failure or a crash runs (the errors and the circuit breaker of a
-failing exporter; reading back what a dead process left) has modules of its own, loaded
-when it happens (``rare paths``, at the end).
+for). What only a failure or a crash runs has modules of its own, imported where it
+happens, so that the default lifecycle's Init does not pay for them: ``failures`` (the
+errors and the circuit breaker of a failing exporter, a refused batch) and ``readback``
+(a dead process's leftovers, an overflowing spool).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import threading
 import time
 
-from .. import aws, telemetry
+from .. import aws
 from ..instruments import LOSS, iso_time, own_event
 from ..settings import emit
 from ..telemetry import TelemetryEvent, decode_batch
@@ -32,11 +33,6 @@ if TYPE_CHECKING:
     from ..instruments import SourceArbiter
     from ..settings import Settings
     from .failures import CircuitBreaker
-    from .failures import ExportError as ExportError
-    from .failures import PipelineFull as PipelineFull
-    from .failures import detached as detached
-    from .readback import process_alive as process_alive
-    from .readback import read_segment as read_segment
 
     Amend = Callable[[list[TelemetryEvent]], None]
 
@@ -112,7 +108,7 @@ class FlushPolicy:
 #   runs on the main thread at the end of Init and must be cheap; a remote exporter's
 #   runs on a thread of its own. Failures are reported and the exporter still runs.
 # - ``export(events, deadline)``: deliver ``events`` (``TelemetryEvent``), stopping by
-#   ``deadline`` (``time.monotonic()``); raise ``ExportError`` to have them kept
+#   ``deadline`` (``time.monotonic()``); raise ``failures.ExportError`` to have them kept
 #   (retryable) or dropped and counted.
 #
 # A class that leaves any of them out fails when it is defined, not when a flush first
@@ -915,7 +911,11 @@ class Pipeline:
             return []
         try:
             batch = decode_batch(body, self.unread_types, True, self.emf_namespaces)
-        except telemetry.UnreadableBatch:  # read when raised: the class is loaded with it
+        except ValueError as error:
+            from ..malformed import UnreadableBatch  # unreadable input: never on the default lifecycle
+
+            if not isinstance(error, UnreadableBatch):
+                raise
             self.stats.malformed_batches += 1
             return []
         self.stats.malformed_entries += len(batch.malformed)
@@ -1241,25 +1241,3 @@ def _build(name: str, settings: Settings) -> Exporter | None:
         return XrayExporter(daemon_address(os.environ))
     raise ValueError(f"exporter {name!r} is not implemented yet")
 
-
-# == rare paths ============================================================================
-# Names of this package that only a failure or a crash uses live in modules of their own, loaded on
-# first use, so that the default lifecycle's Init does not pay for them: ``failures``
-# (a failed delivery, a refused batch) and ``readback`` (a dead process's leftovers, an
-# overflowing spool).
-
-_FAILURE_NAMES = ("ExportError", "PipelineFull", "detached")
-_READBACK_NAMES = ("process_alive", "read_segment")
-
-if not TYPE_CHECKING:  # mypy reads the imports above; a __getattr__ would hide misspelt names from it
-
-    def __getattr__(name: str) -> object:
-        if name in _FAILURE_NAMES:
-            from . import failures
-
-            return getattr(failures, name)
-        if name in _READBACK_NAMES:
-            from . import readback
-
-            return getattr(readback, name)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,8 +4,7 @@ the refusal of a batch the pipeline cannot hold.
 
 None of it runs while deliveries succeed and the pipeline has room, as on the default
 lifecycle, so Init does not load it: the pipeline imports it where a delivery fails or
-a batch is refused, and ``export`` offers its names as its own (``export.ExportError``...),
-loaded on first use.
+a batch is refused, and the exporters import ``ExportError`` from here.
 
 ``retryable`` decides the fate of the events: True keeps them in the spool for a later
 attempt (the backend may come back: refused or reset connections, timeouts, DNS

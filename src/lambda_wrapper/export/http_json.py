@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from .. import __version__
 from ..telemetry import InvocationClassifier
-from . import Exporter, ExportError, FunctionMetadata
+from . import Exporter, FunctionMetadata
+from .failures import ExportError
 from .transport import Endpoint, Transport, check_status, gzip_body, json_body
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path

@@ -28,7 +28,8 @@ from __future__ import annotations
 import os
 
 from ..settings import emit, emit_once
-from . import Exporter, ExportError, FunctionMetadata, count_by_type, detached
+from . import Exporter, FunctionMetadata, count_by_type
+from .failures import ExportError, detached
 from .otlp_encoding import SCOPE, resource_attributes
 from .otlp_logs import LogEncoder
 from .otlp_metrics import MetricEncoder

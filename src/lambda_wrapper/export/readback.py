@@ -5,8 +5,7 @@ spool, every invocation marks its slot. They are read when something went wrong:
 a process died and left them behind (the next Init recovers its undelivered batches
 and reports the invocation it was running), or the spool overflowed (the batches of
 the segment it drops are counted). So Init does not load this module: the spool and
-the marker import it when they find another process's files or run out of room, and
-``export`` offers its names as its own (``export.read_segment``...), loaded on first use.
+the marker import it when they find another process's files or run out of room.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The wire format, the connections (every connect, send and receive bounded by what is
 left of one monotonic deadline, DNS on a helper thread we stop waiting for at the
-deadline, TLS) are ``lambda_wrapper.extension``'s, shared with the platform API client.
+deadline, TLS) are ``lambda_wrapper.extension``'s, shared with the platform API client,
+and its remote half's, ``lambda_wrapper.http_remote``.
 This adds the exporters' side: URLs, the per-origin pool, the resend rule, framing
 headers the settings cannot override, and the classification of failures as
 ``ExportError``. ``ssl`` and ``zlib`` are imported only when a request needs them.
@@ -23,9 +24,10 @@ from __future__ import annotations
 import time
 
 from .. import __version__
-from ..extension import Connection, HttpError, HttpResponse, NoResponse, Resolver, encode_request
+from ..extension import Connection, HttpError, HttpResponse, NoResponse, encode_request
+from ..http_remote import Resolver
 from ..telemetry import parse_time_ms
-from . import ExportError
+from .failures import ExportError
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import structlog
 
-from lambda_wrapper.export import process_alive
+from lambda_wrapper.export.readback import process_alive
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CONTROLLERS = ("memory", "cpu", "freezer")

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Callable
 
-from lambda_wrapper.telemetry import json_kind
+from lambda_wrapper.malformed import json_kind
 
 from .server import (
     DropConnection,
