@@ -1240,4 +1240,3 @@ def _build(name: str, settings: Settings) -> Exporter | None:
 
         return XrayExporter(daemon_address(os.environ))
     raise ValueError(f"exporter {name!r} is not implemented yet")
-
