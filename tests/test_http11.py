@@ -22,9 +22,8 @@ from lambda_wrapper.extension import (
     HttpError,
     MalformedMessage,
     NoResponse,
-    deadline_s,
+    PlatformEvent,
     encode_request,
-    is_invoke,
     parse_content_length,
     parse_request_head,
     parse_response_head,
@@ -275,11 +274,13 @@ def test_a_platform_refusal_is_a_final_http_error_naming_its_error_type(reply: b
     assert caught.value.retryable is False
 
 
-def test_platform_events_are_read_from_their_json() -> None:
-    assert is_invoke({"eventType": "INVOKE"}) and is_invoke({"eventType": "invoke"})
-    assert not is_invoke({"eventType": "SHUTDOWN"}) and not is_invoke({})
-    assert deadline_s({"deadlineMs": 1700000000123}) == 1700000000.123
-    assert deadline_s({"deadlineMs": "soon"}) is None and deadline_s({}) is None
+def test_platform_events_are_typed_from_their_json() -> None:
+    invoke = PlatformEvent({"eventType": "invoke", "deadlineMs": 1700000000123, "requestId": "r-1"})
+    assert invoke.is_invoke and invoke.deadline_ms == 1700000000123 and invoke.request_id == "r-1"
+    shutdown = PlatformEvent({"eventType": "SHUTDOWN", "shutdownReason": "SPINDOWN", "deadlineMs": "soon"})
+    assert not shutdown.is_invoke and shutdown.deadline_ms is None and shutdown.shutdown_reason == "spindown"
+    empty = PlatformEvent({})
+    assert not empty.is_invoke and empty.request_id is None and empty.raw == {}
 
 
 def test_the_platform_path_imports_nothing_heavy() -> None:

@@ -19,7 +19,6 @@ import os
 import select
 import threading
 import time
-from types import SimpleNamespace
 
 from . import aws
 from .export import MAX_UNFLUSHED_BYTES, FlushPolicy
@@ -483,20 +482,27 @@ def _ip_family(host: str) -> int | None:
 
 
 # == events ================================================================================
-# Events the Extensions API hands an extension (INVOKE, SHUTDOWN): each one is its JSON
-# object as the platform sent it. The event loop reads two fields of it (``eventType``,
-# ``deadlineMs``): no class to hold them (see ``MalformedMessage``), and nothing else of
-# the event parsed on the invocation's path.
+# Events the Extensions API hands an extension: INVOKE and SHUTDOWN.
 
 
-def is_invoke(event: dict[str, object]) -> bool:
-    return str(event.get("eventType", "")).upper() == "INVOKE"
+class PlatformEvent:
+    """One event from ``/extension/event/next``: its type, and the fields the event loop
+    and a shutdown read; the whole object as sent stays in ``raw``."""
 
+    __slots__ = ("deadline_ms", "event_type", "raw", "request_id", "shutdown_reason")
 
-def deadline_s(event: dict[str, object]) -> float | None:
-    """The invocation's deadline (wall clock, seconds), None if the event has none."""
-    deadline = event.get("deadlineMs")
-    return deadline / 1000.0 if isinstance(deadline, (int, float)) else None
+    def __init__(self, raw: dict[str, object]) -> None:
+        self.raw = raw
+        self.event_type = str(raw.get("eventType", "")).upper()
+        deadline = raw.get("deadlineMs")
+        self.deadline_ms = int(deadline) if isinstance(deadline, (int, float)) else None
+        self.request_id = str(raw.get("requestId", "")) or None
+        # Documented upper case, captured lower case: normalise.
+        self.shutdown_reason = str(raw.get("shutdownReason", "")).lower() or None
+
+    @property
+    def is_invoke(self) -> bool:
+        return self.event_type == "INVOKE"
 
 
 # == lifecycle =============================================================================
@@ -528,7 +534,7 @@ def register(connection: HttpConnection, name: str, events: list[str]) -> str:
 
 
 def next_event(connection: HttpConnection, extension_id: str,
-               while_waiting: Callable[[int], None] | None = None) -> dict[str, object]:
+               while_waiting: Callable[[int], None] | None = None) -> PlatformEvent:
     """Block until the platform releases the next event (no timeout: we may be frozen).
 
     ``while_waiting(fd)``, if given, runs once the request is sent and must return
@@ -541,7 +547,7 @@ def next_event(connection: HttpConnection, extension_id: str,
     body = _json_object(response)
     if response.status != 200:
         raise _error("event/next", response, body)
-    return body
+    return PlatformEvent(body)
 
 
 def _json_object(response: HttpResponse) -> dict[str, object]:
@@ -863,16 +869,23 @@ class TelemetryListener:
 DEFAULT_BUFFERING = {"maxItems": 10000, "maxBytes": 1048576, "timeoutMs": 200}
 
 
-# A subscription's outcome: ``state`` (one of these), ``status`` (HTTP) and ``detail``
-# (the platform's words), in a ``SimpleNamespace`` (no class for one instance: see
-# ``MalformedMessage``).
-SUBSCRIBED = "subscribed"
-UNSUPPORTED = "unsupported"  # local emulators answer 202 (RIE, SAM)
-FAILED = "failed"
+class SubscriptionOutcome:
+    """What the Telemetry API answered to our subscription."""
+
+    SUBSCRIBED = "subscribed"
+    UNSUPPORTED = "unsupported"  # local emulators answer 202 (RIE, SAM)
+    FAILED = "failed"
+
+    __slots__ = ("detail", "state", "status")
+
+    def __init__(self, state: str, status: int, detail: str) -> None:
+        self.state = state
+        self.status = status
+        self.detail = detail
 
 
 def subscribe(connection: HttpConnection, extension_id: str, listener_port: int, types: list[str],
-              schema_version: str, buffering: dict[str, int] | None = None) -> SimpleNamespace:
+              schema_version: str, buffering: dict[str, int] | None = None) -> SubscriptionOutcome:
     body = {
         "schemaVersion": schema_version,
         "types": types,
@@ -886,15 +899,15 @@ def subscribe(connection: HttpConnection, extension_id: str, listener_port: int,
     )
     detail = response.body[:300].decode("utf-8", "replace")
     if response.status == 200:
-        return SimpleNamespace(state=SUBSCRIBED, status=200, detail=detail)
+        return SubscriptionOutcome(SubscriptionOutcome.SUBSCRIBED, 200, detail)
     if response.status == 202:
-        return SimpleNamespace(state=UNSUPPORTED, status=202, detail=detail)
+        return SubscriptionOutcome(SubscriptionOutcome.UNSUPPORTED, 202, detail)
     try:
         error = json.loads(response.body)
         detail = f"{error.get('errorType')}: {error.get('errorMessage')}"
     except (ValueError, AttributeError):
         pass
-    return SimpleNamespace(state=FAILED, status=response.status, detail=detail)
+    return SubscriptionOutcome(SubscriptionOutcome.FAILED, response.status, detail)
 
 
 # == runner ================================================================================
@@ -982,7 +995,7 @@ class InternalExtension:
         self.types = types
         self.extension_id: str | None = None  # once registered
         self.listener = TelemetryListener(sink=self._receive)
-        self.subscription: SimpleNamespace | None = None  # the outcome of ``subscribe``
+        self.subscription: SubscriptionOutcome | None = None
         self.policy = FlushPolicy()
         # Registering for INVOKE makes the platform wait for our /event/next after
         # every response (billed as extensionOverhead; docs/benchmarks.md). With only
@@ -1114,7 +1127,7 @@ class InternalExtension:
         schema = aws.MANAGED_INSTANCES_SCHEMA if managed_instances() else aws.CLASSIC_SCHEMA
         outcome = subscribe(self._connection, self.extension_id, port, self.types, schema)
         self.subscription = outcome
-        if outcome.state == UNSUPPORTED:
+        if outcome.state == SubscriptionOutcome.UNSUPPORTED:
             consequence = (
                 "platform telemetry is not collected (LAMBDA_WRAPPER_TELEMETRY_SOURCE=platform)"
                 if self.settings.telemetry_source == "platform"
@@ -1123,7 +1136,7 @@ class InternalExtension:
             emit("info", "telemetry_unavailable",
                              "the Telemetry API is not available here (HTTP 202, a local emulator); "
                              f"the function runs, {consequence}", detail=outcome.detail)
-        elif outcome.state == FAILED:
+        elif outcome.state == SubscriptionOutcome.FAILED:
             emit("warning", "telemetry_subscribe_failed",
                              f"telemetry subscription refused: HTTP {outcome.status} {outcome.detail}")
 
@@ -1151,7 +1164,7 @@ class InternalExtension:
                 try:
                     event = next_event(self._connection, extension_id, self._work_while_waiting)
                     failures = 0
-                    if is_invoke(event):
+                    if event.is_invoke:
                         self._on_invoke(event)
                 except BaseException as exc:  # even SystemExit: this thread must live
                     # The platform waits for our /next on every invoke: never stop asking.
@@ -1163,7 +1176,7 @@ class InternalExtension:
         finally:  # an exception raised into the handler above ends it: say so first thing
             flag_down(self, "_loop_running")
 
-    def _on_invoke(self, event: dict[str, object]) -> None:
+    def _on_invoke(self, event: PlatformEvent) -> None:
         """Decide now whether this invocation ends with a flush; if not, return at once.
 
         Returning to ``/event/next`` straight away means the platform never waits for
@@ -1173,8 +1186,10 @@ class InternalExtension:
         self.invocations += 1
         if not self.policy.invocation(self.pipeline):
             return
-        deadline = deadline_s(event)
-        self._handler_done.wait(900.0 if deadline is None else max(0.0, deadline - time.time()))
+        wait_s = 900.0
+        if event.deadline_ms is not None:
+            wait_s = max(0.0, event.deadline_ms / 1000.0 - time.time())
+        self._handler_done.wait(wait_s)
         self.flush()
 
     def _work_while_waiting(self, platform_fd: int) -> None:
