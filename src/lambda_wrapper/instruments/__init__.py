@@ -3,10 +3,10 @@
 This module holds what every Init uses, and imports nothing beyond what awslambdaric
 already loaded: memory figures from /proc, the toolkit's own records, the current
 invocation's context, cold start and the Init breakdown, the toolkit's own overhead,
-the watchdog thread and the self source of per-invocation records. Each optional
-instrument is a module of its own, loaded only when its feature is on (see
-``docs/instruments.md``); structlog is imported only by ``logs``, and psutil only by
-``process`` where /proc cannot be opened.
+the threads the supervisor keeps alive and the self source of per-invocation records.
+Each optional instrument is a module of its own, loaded only when its feature is on (see
+``docs/instruments.md``), the watchdog thread (``watchdog``) among them; structlog is
+imported only by ``logs``, and psutil only by ``process`` where /proc cannot be opened.
 """
 
 from __future__ import annotations
@@ -22,10 +22,6 @@ from ..telemetry import TelemetryEvent
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-
-    TimeoutCallback = Callable[[str, int, float], None]  # request id, thread id, ms left
-    MemoryCallback = Callable[[str, int, int], None]  # request id, rss, limit
-    ReportCallback = Callable[["Armed"], None]  # the invocation to report as timed out
 
 
 # == procfs ================================================================================
@@ -417,32 +413,10 @@ class InvocationRecord:
                               request_id=self.request_id)
 
 
-# == watchdog ==============================================================================
-# One watchdog thread for the process: the timeout warning and the memory warning.
-#
-# The supervisor arms it when an invocation starts (with the deadline from the
-# runtime's deadline header and the handler's thread) and disarms it when the handler
-# returns. Each warning fires at most once per invocation.
-#
-# Arming and disarming are one attribute assignment each, no lock and usually no
-# wake-up: the thread looks at what is armed at least every ``POLL_INTERVAL_S`` (and
-# samples RSS then, when the memory warning is on), and is woken early only when a
-# warning is due sooner than that. Waking it on every invocation measured about 0.1 ms
-# of handler-path time; a poll costs microseconds, and none at all while the
-# environment is frozen between invocations.
-#
-# Callbacks run on this thread, so a slow flush after a warning never holds up the
-# handler.
-#
-# A thread that dies (killed by an exception raised into it) is started again by
-# ``ensure_running``, which the supervisor calls as the next invocation starts, beside
-# the extension's (the thread's last act lists it in ``ENDED_THREADS``): what was armed
-# is picked up by the new thread.
-#
-# Limit: a handler stuck in C code that holds the GIL keeps this thread from running
-# (the same limit as any Python-level watchdog); the platform's timeout report still
-# says what happened.
-
+# == flagged threads =======================================================================
+# Our threads the supervisor starts again when they die (an exception raised into one,
+# say): the extension's event loop and listener, and the watchdog (``watchdog``). Each
+# lowers its flag as it ends, and the handler's path checks one list, not each thread.
 
 # The flags of flagged threads that ended since the supervisor last started again what
 # had stopped: one truth test on the handler's path (twice an invocation) tells whether
@@ -469,155 +443,6 @@ def flag_down(owner: object, flag: str) -> None:
     """A flagged thread's last act: lower its flag, then add it to ``ENDED_THREADS``."""
     setattr(owner, flag, False)
     ENDED_THREADS.append(flag)
-
-
-POLL_INTERVAL_S = 0.05
-THREAD_NAME = "lambda-wrapper-watchdog"
-# One lock for the process: memory warnings are rare (at most once per invocation),
-# and arming makes no lock per invocation on the handler path.
-_CLAIMS = threading.Lock()
-
-
-class Armed:
-    """One invocation under watch; ``*_fired`` tell which warnings went out."""
-
-    __slots__ = (
-        "_end_claim", "deadline_s", "memory_fired", "report_at", "request_id", "thread_id", "timeout_fired",
-        "warn_at",
-    )
-
-    def __init__(self, request_id: str, thread_id: int, deadline_s: float, warn_at: float | None,
-                 report_at: float | None = None) -> None:
-        self.request_id = request_id
-        self.thread_id = thread_id
-        self.deadline_s = deadline_s
-        self.warn_at = warn_at
-        self.timeout_fired = False
-        self.memory_fired = False
-        # The self source's timeout report: when it is due, and whether the invocation
-        # already ended one way (the handler returned) or the other (reported timed out).
-        self.report_at = report_at
-        self._end_claim = [True]
-
-    @property
-    def ended(self) -> bool:
-        return not self._end_claim
-
-    def claim_end(self) -> bool:
-        """True for exactly one caller: the handler returning, or the timeout report.
-
-        ``list.pop`` is atomic, so the handler's thread takes no lock for it."""
-        try:
-            return self._end_claim.pop()
-        except IndexError:
-            return False
-
-    def claim_memory_warning(self) -> bool:
-        """True for exactly one caller: the watchdog's sample and the supervisor's
-        check when the handler returns can both see the limit crossed at once."""
-        with _CLAIMS:
-            if self.memory_fired:
-                return False
-            self.memory_fired = True
-            return True
-
-
-class Watchdog:
-    def __init__(
-        self,
-        warning_ms: int,
-        memory_limit_bytes: int | None,
-        on_timeout: TimeoutCallback,
-        on_memory: MemoryCallback,
-        report_lead_ms: int = 0,
-        on_report_timeout: ReportCallback | None = None,
-    ) -> None:
-        self.warning_s = warning_ms / 1000.0
-        self.report_lead_s = report_lead_ms / 1000.0 if on_report_timeout is not None else 0.0
-        self.on_report_timeout = on_report_timeout
-        self.memory_limit_bytes = memory_limit_bytes
-        self.on_timeout = on_timeout
-        self.on_memory = on_memory
-        self._armed: Armed | None = None
-        self._wake = threading.Event()
-        # False once the thread's loop has ended, however: ``ensure_running`` reads it on
-        # the handler's thread, where ``Thread.is_alive`` measured ~10 us in the sandbox.
-        self._looping = False
-        self._thread = start_flagged(self, "_looping", self._run, THREAD_NAME)
-
-    def ensure_running(self) -> bool:
-        """Start the thread again if it died; True if it had to."""
-        if self._looping:
-            return False
-        self._thread = start_flagged(self, "_looping", self._run, THREAD_NAME)
-        return True
-
-    def arm(
-        self, request_id: str, deadline_epoch_ms: int | None, thread_id: int, now: float | None = None
-    ) -> None:
-        """Watch the invocation from ``now`` (the caller's wall clock reading, if it has one)."""
-        if deadline_epoch_ms is None or (self.warning_s <= 0 and self.report_lead_s <= 0):
-            self._armed = Armed(request_id, thread_id, 0.0, None)
-            return
-        if now is None:
-            now = time.time()
-        deadline_s = deadline_epoch_ms / 1000.0
-        remaining = deadline_s - now
-        warn_at = report_at = None
-        due = deadline_s
-        if self.warning_s > 0:
-            # A warning larger than the whole timeout would fire as the handler
-            # starts, on every invocation; warn halfway instead.
-            due = warn_at = deadline_s - self.warning_s if self.warning_s < remaining else now + remaining / 2
-        if self.report_lead_s > 0:
-            lead = self.report_lead_s if self.report_lead_s < remaining / 2 else remaining / 2
-            report_at = deadline_s - lead
-            due = report_at if report_at < due else due
-        self._armed = Armed(request_id, thread_id, deadline_s, warn_at, report_at)
-        if due - now < POLL_INTERVAL_S:
-            self._wake.set()
-
-    def disarm(self) -> Armed | None:
-        """Stop watching; returns what was armed, to see which warnings fired."""
-        armed, self._armed = self._armed, None
-        return armed
-
-    def _run(self) -> None:
-        try:
-            while True:
-                armed = self._armed  # read once: the handler's thread may replace it any time
-                if armed is not None:
-                    try:
-                        self._check(armed)
-                    except Exception:
-                        pass  # a failing warning must never kill the watchdog
-                self._wake.wait(self._sleep_s(self._armed))
-                self._wake.clear()
-        finally:  # an exception raised into this thread ends it: say so first thing
-            flag_down(self, "_looping")
-
-    def _check(self, armed: Armed) -> None:
-        report_at = armed.report_at
-        if report_at is not None and not armed.ended and time.time() >= report_at and armed.claim_end():
-            assert self.on_report_timeout is not None
-            self.on_report_timeout(armed)
-        if not armed.timeout_fired and armed.warn_at is not None and time.time() >= armed.warn_at:
-            armed.timeout_fired = True
-            self.on_timeout(armed.request_id, armed.thread_id, (armed.deadline_s - time.time()) * 1000.0)
-        limit = self.memory_limit_bytes
-        if limit is not None and not armed.memory_fired:
-            rss = rss_bytes()
-            if rss is not None and rss >= limit and armed.claim_memory_warning():
-                self.on_memory(armed.request_id, rss, limit)
-
-    @staticmethod
-    def _sleep_s(armed: Armed | None) -> float:
-        sleep = POLL_INTERVAL_S
-        if armed is not None and not armed.timeout_fired and armed.warn_at is not None:
-            sleep = min(sleep, armed.warn_at - time.time())
-        if armed is not None and not armed.ended and armed.report_at is not None:
-            sleep = min(sleep, armed.report_at - time.time())
-        return max(0.0, sleep)
 
 
 # == self report ===========================================================================
