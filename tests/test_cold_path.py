@@ -47,9 +47,12 @@ DEFAULT_PATH = frozenset({
 # in-flight marker maps its slot with, and the one the wrapper script's
 # PYTHONFAULTHANDLER tweak switches on (docs/tweaks.md).
 OTHERS_ON_DEFAULT_PATH = frozenset({"_socket", "select", "errno", "mmap", "faulthandler"})
+# Loaded wherever a variable of ours is set: the variables' declarations and parsers.
+SETTINGS_READ = "lambda_wrapper.variables"
 # Every feature on, all exporters local (bench.variants: the configuration the Init budget
 # for "everything on" is about): what it adds to the default path, beside structlog.
 EVERY_FEATURE_ADDS = frozenset({
+    SETTINGS_READ,
     "lambda_wrapper.export.file", "lambda_wrapper.instruments.logs", "lambda_wrapper.instruments.process",
     "lambda_wrapper.instruments.watchdog", "lambda_wrapper.supervisor.watchdog_reports",
 })
@@ -175,7 +178,7 @@ def test_call_instrumentation_of_unused_libraries_imports_only_its_hook(
                                 env={"LAMBDA_WRAPPER_INSTRUMENT": "all"})
     for moment in ("init", "invoke"):
         added = sorted(set(instrumented[moment]) - set(default[moment]))
-        assert added == ["lambda_wrapper.instruments.calls"], moment
+        assert added == ["lambda_wrapper.instruments.calls", SETTINGS_READ], moment
 
 
 def test_entry_module_default_path(tmp_path: Path) -> None:
@@ -211,7 +214,7 @@ def test_each_feature_imports_only_what_it_needs(
     modules = importtime(env, tmp_path)
     default = our_modules(list(importtime({}, tmp_path)))
     added = our_modules(list(modules)) - default
-    assert added == {name for name in wanted if name.startswith("lambda_wrapper")}
+    assert added == {SETTINGS_READ} | {name for name in wanted if name.startswith("lambda_wrapper")}
     for name in wanted:
         assert name in modules
     assert imported(list(modules), still_absent) == []
