@@ -22,6 +22,7 @@ from ..instruments import (
     HOLD,
     IMPORT_PROFILE,
     INIT,
+    SELF,
     ColdStartTracker,
     InitTimeline,
     InvocationRecord,
@@ -45,9 +46,9 @@ if TYPE_CHECKING:
 
     from ..export import InFlightMarker
     from ..extension import InternalExtension
-    from ..instruments import Measured
     from ..instruments.import_profile import ImportProfile
     from ..instruments.process import ProcessMetrics
+    from ..instruments.self_records import Measured
     from ..instruments.watchdog import Watchdog
     from .bootstrap import Handler
     from .watchdog_reports import WatchdogReports
@@ -369,7 +370,7 @@ class Supervisor:
         """Self records outside the invocation record's submit (a timeout, a death)."""
         request_id = measured.request_id
         carrier = own_event("platform.report", {"requestId": request_id, "source": "self"}, request_id)
-        extension.submit(carrier, reporter.amendment(measured, replace=True))
+        extension.submit(carrier, reporter.record_maker().amendment(measured, replace=True))
 
     # -- start-up -------------------------------------------------------------------------
     def start_extension(self) -> None:
@@ -447,6 +448,8 @@ class Supervisor:
         arbiter = SourceArbiter(source)
         extension.pipeline.arbiter = arbiter
         reporter = self.self_reporter = SelfReporter(self.timeline, self.cold_start, arbiter)
+        if source == SELF:
+            reporter.record_maker()  # records for every invocation: their maker loads now, at Init
         self._add_self_records = reporter.add_records
         self.telemetry_source = TELEMETRY_SOURCE = source
         try:
@@ -454,7 +457,7 @@ class Supervisor:
 
             marker = InFlightMarker(os.path.join(aws.wrapper_tmp_dir(), "in-flight"))
             for request_id, started, out_of_memory in marker.recover_orphans():
-                measured = reporter.died_in_flight(request_id, started, out_of_memory)
+                measured = reporter.record_maker().died_in_flight(request_id, started, out_of_memory)
                 self.submit_self_records(extension, reporter, measured)
             self.in_flight = marker
         except OSError as exc:

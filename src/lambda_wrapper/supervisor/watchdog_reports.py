@@ -86,7 +86,7 @@ class WatchdogReports:
         if reporter is None or extension is None:
             return
         duration_ms = (armed.deadline_s - reporter.started_epoch_s) * 1000.0
-        measured = reporter.measured(armed.request_id, duration_ms, None, timed_out=True)
+        measured = reporter.record_maker().measured(armed.request_id, duration_ms, None, timed_out=True)
         supervisor.submit_self_records(extension, reporter, measured)
         if supervisor.in_flight is not None:
             supervisor.in_flight.end()  # reported: the next Init must not count its death again
