@@ -49,12 +49,10 @@ DEFAULT_PATH = frozenset({
 OTHERS_ON_DEFAULT_PATH = frozenset({"_socket", "select", "errno", "mmap", "faulthandler"})
 # Loaded wherever a variable of ours is set: the variables' declarations and parsers.
 SETTINGS_READ = "lambda_wrapper.variables"
-# Loaded wherever an instrument off by default is on: what switches them on.
-OPTIONAL_INSTRUMENTS = "lambda_wrapper.supervisor.optional_instruments"
 # Every feature on, all exporters local (bench.variants: the configuration the Init budget
 # for "everything on" is about): what it adds to the default path, beside structlog.
 EVERY_FEATURE_ADDS = frozenset({
-    SETTINGS_READ, OPTIONAL_INSTRUMENTS,
+    SETTINGS_READ,
     "lambda_wrapper.export.file", "lambda_wrapper.instruments.logs", "lambda_wrapper.instruments.process",
     "lambda_wrapper.instruments.watchdog", "lambda_wrapper.supervisor.watchdog_reports",
 })
@@ -180,7 +178,7 @@ def test_call_instrumentation_of_unused_libraries_imports_only_its_hook(
                                 env={"LAMBDA_WRAPPER_INSTRUMENT": "all"})
     for moment in ("init", "invoke"):
         added = sorted(set(instrumented[moment]) - set(default[moment]))
-        assert added == ["lambda_wrapper.instruments.calls", OPTIONAL_INSTRUMENTS, SETTINGS_READ], moment
+        assert added == ["lambda_wrapper.instruments.calls", SETTINGS_READ], moment
 
 
 def test_entry_module_default_path(tmp_path: Path) -> None:
@@ -194,11 +192,10 @@ def test_entry_module_default_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "wanted", "still_absent"),
     [
-        ({"LAMBDA_WRAPPER_LOGS": "structlog"},
-         ("structlog", "lambda_wrapper.instruments.logs", OPTIONAL_INSTRUMENTS), ("psutil",)),
+        ({"LAMBDA_WRAPPER_LOGS": "structlog"}, ("structlog", "lambda_wrapper.instruments.logs"), ("psutil",)),
         # psutil only where /proc cannot be opened.
-        ({"LAMBDA_WRAPPER_PROCESS_METRICS": "true"},
-         ("lambda_wrapper.instruments.process", OPTIONAL_INSTRUMENTS), ("structlog", "psutil")),
+        ({"LAMBDA_WRAPPER_PROCESS_METRICS": "true"}, ("lambda_wrapper.instruments.process",),
+         ("structlog", "psutil")),
         (
             {"LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "100", "LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "90"},
             ("lambda_wrapper.instruments.watchdog", "lambda_wrapper.supervisor.watchdog_reports"),
@@ -206,7 +203,7 @@ def test_entry_module_default_path(tmp_path: Path) -> None:
         ),
         (
             {"LAMBDA_WRAPPER_IMPORT_PROFILE": "5"},
-            ("lambda_wrapper.instruments.import_profile", OPTIONAL_INSTRUMENTS),
+            ("lambda_wrapper.instruments.import_profile",),
             ("structlog", "psutil"),
         ),
     ],

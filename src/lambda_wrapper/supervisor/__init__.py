@@ -471,26 +471,17 @@ class Supervisor:
         """Before everything else we import, so our own cost shows in the profile too."""
         settings = self.settings
         if settings.import_profile and settings.feature_enabled("the import profile"):
-            from .optional_instruments import start_import_profile
-
-            self._start("the import profile", start_import_profile)
+            self._start("the import profile", self._import_profile)
 
     def start_instruments(self) -> None:
         """Switch on what the settings ask for, before the user's handler is imported."""
         settings = self.settings
-        logs = settings.logs == "structlog" and settings.feature_enabled("structured logs")
-        metrics = settings.process_metrics and settings.feature_enabled("process metrics")
-        calls = bool(settings.instrument) and settings.feature_enabled("call instrumentation")
-        if not (logs or metrics or calls):
-            return
-        from . import optional_instruments
-
-        if logs:
-            self._start("structured logs", optional_instruments.start_structured_logs)
-        if metrics:
-            self._start("process metrics", optional_instruments.start_process_metrics)
-        if calls:
-            self._start("call instrumentation", optional_instruments.start_call_instrumentation)
+        if settings.logs == "structlog" and settings.feature_enabled("structured logs"):
+            self._start("structured logs", self._structured_logs)
+        if settings.process_metrics and settings.feature_enabled("process metrics"):
+            self._start("process metrics", self._process_metrics)
+        if settings.instrument and settings.feature_enabled("call instrumentation"):
+            self._start("call instrumentation", self._call_instrumentation)
 
     def start_watchdog(self) -> None:
         """Once the handler is imported and the telemetry source is known: whether the
@@ -499,13 +490,11 @@ class Supervisor:
         settings = self.settings
         report_timeouts = self.self_reporter is not None and self.telemetry_source == "self"
         if settings.timeout_warning_ms or settings.memory_warning_pct or report_timeouts:
-            from .watchdog_reports import start_watchdog
+            self._start("the watchdog", self._watchdog)
 
-            self._start("the watchdog", start_watchdog)
-
-    def _start(self, feature: str, start: Callable[[Supervisor], None]) -> None:
+    def _start(self, feature: str, start: Callable[[], None]) -> None:
         try:
-            start(self)
+            start()
         except Exception as exc:
             emit(
                 "warning",
@@ -514,10 +503,55 @@ class Supervisor:
                 feature=feature,
             )
 
+    def _import_profile(self) -> None:
+        from ..instruments.import_profile import ImportProfile
+
+        profile = ImportProfile(self.settings.import_profile)
+        if profile.install():
+            self.import_profile = profile
+        else:
+            message = "the import profile is off: this Python has no importlib._bootstrap._find_and_load"
+            emit("warning", "instrument_failed", message, feature="the import profile")
+
+    def _structured_logs(self) -> None:
+        from ..instruments import logs
+
+        json_format = os.environ.get(aws.LOG_FORMAT, "").upper() == "JSON"
+        logs.install(json_format, os.environ.get(aws.LOG_LEVEL))
+
+    def _process_metrics(self) -> None:
+        from ..instruments.process import ProcessMetrics
+
+        self.open_proc_files()
+        self.process_metrics = ProcessMetrics(self.proc_status)
+
     def open_proc_files(self) -> None:
         if not self._proc_opened:
             self._proc_opened = True
             self.proc_status, self.peak_reset = open_self_proc()
+
+    def _call_instrumentation(self) -> None:
+        extension = self.extension
+        if extension is None:
+            message = "call instrumentation is off: the extension, which exports its spans, is not running"
+            emit("warning", "instrument_failed", message, feature="call instrumentation")
+            return
+        from ..instruments import calls
+
+        propagate = self.settings.instrument_propagate and self.settings.feature_enabled("trace propagation")
+        # Spans are own records: queued as objects, serialised off the handler's thread.
+        calls.start(self.settings.instrument, self._submit_span, propagate)
+
+    def _submit_span(self, event: TelemetryEvent) -> None:
+        # The extension may still turn out not to have registered (``finish_extension_start``).
+        extension = self.extension
+        if extension is not None:
+            extension.submit(event)
+
+    def _watchdog(self) -> None:
+        from .watchdog_reports import start_watchdog
+
+        start_watchdog(self)
 
 
 def start(started_at: float) -> Handler:
