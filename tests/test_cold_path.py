@@ -54,7 +54,7 @@ SETTINGS_READ = "lambda_wrapper.variables"
 EVERY_FEATURE_ADDS = frozenset({
     SETTINGS_READ,
     "lambda_wrapper.export.file", "lambda_wrapper.instruments.logs", "lambda_wrapper.instruments.process",
-    "lambda_wrapper.instruments.watchdog", "lambda_wrapper.supervisor.watchdog_reports",
+    "lambda_wrapper.instruments.watchdog",
 })
 HEAVY = (
     "structlog", "psutil", "http.server", "http.client", "dataclasses", "asyncio", "urllib.request", "typing"
@@ -160,9 +160,9 @@ def test_every_feature_adds_only_its_own_modules(
     layer_dir: Path, tmp_path: Path, runtime_python: str
 ) -> None:
     seen = modules_seen(layer_dir, tmp_path, runtime_python, use_wrapper=True, env=EVERY_FEATURE_LOCAL_ENV)
-    # The watchdog starts once the function is imported: its modules are there by the invocation.
+    # The watchdog starts once the function is imported: its module is there by the invocation.
     assert our_modules(seen["invoke"]) == DEFAULT_PATH | EVERY_FEATURE_ADDS
-    started_later = {"lambda_wrapper.instruments.watchdog", "lambda_wrapper.supervisor.watchdog_reports"}
+    started_later = {"lambda_wrapper.instruments.watchdog"}
     assert our_modules(seen["init"]) == DEFAULT_PATH | EVERY_FEATURE_ADDS - started_later
     assert {name.split(".")[0] for name in imported(seen["init"], EVERY_FEATURE_LIBRARIES)} == set(
         EVERY_FEATURE_LIBRARIES
@@ -198,7 +198,7 @@ def test_entry_module_default_path(tmp_path: Path) -> None:
          ("structlog", "psutil")),
         (
             {"LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "100", "LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "90"},
-            ("lambda_wrapper.instruments.watchdog", "lambda_wrapper.supervisor.watchdog_reports"),
+            ("lambda_wrapper.instruments.watchdog",),
             ("structlog", "psutil"),
         ),
         (

@@ -49,9 +49,8 @@ if TYPE_CHECKING:
     from ..instruments.import_profile import ImportProfile
     from ..instruments.process import ProcessMetrics
     from ..instruments.self_records import Measured
-    from ..instruments.watchdog import Watchdog
+    from ..instruments.watchdog import Watchdog, WatchdogReports
     from .bootstrap import Handler
-    from .watchdog_reports import WatchdogReports
 else:
     # The C module: the ``signal`` wrapper's enums cost ~0.5 ms of Init and only wrap
     # the same numbers (its SIG_DFL equals _signal's 0).
@@ -549,7 +548,7 @@ class Supervisor:
             extension.submit(event)
 
     def _watchdog(self) -> None:
-        from .watchdog_reports import start_watchdog
+        from ..instruments.watchdog import start_watchdog
 
         start_watchdog(self)
 
