@@ -48,10 +48,14 @@ DEFAULT_PATH = frozenset({
 # in-flight marker maps its slot with, and the one the wrapper script's
 # PYTHONFAULTHANDLER tweak switches on (docs/tweaks.md).
 OTHERS_ON_DEFAULT_PATH = frozenset({"_socket", "select", "mmap", "faulthandler"})
+# Loaded wherever a variable of ours is set: the variables' declarations and parsers.
+SETTINGS_READ = "lambda_wrapper.variables"
 # Every feature on, all exporters local (bench.variants: the configuration the Init budget
 # for "everything on" is about): what it adds to the default path, beside structlog.
 EVERY_FEATURE_ADDS = frozenset({
+    SETTINGS_READ,
     "lambda_wrapper.export.file", "lambda_wrapper.instruments.logs", "lambda_wrapper.instruments.process",
+    "lambda_wrapper.instruments.watchdog",
 })
 # Modules of paths the default lifecycle never takes, each imported where its path is:
 # input the platform never sends, a failed delivery or a refused batch, a dead process's
@@ -80,8 +84,14 @@ def our_modules(modules: list[str]) -> set[str]:
     return set(imported(modules, ("lambda_wrapper",)))
 
 
+# Printed between awslambdaric's import and the entry module's, which awslambdaric imports
+# on Lambda: what comes after it is ours.
+ENTRY_IMPORT_STARTS = "-- the entry module's import starts --"
+
+
 def importtime(env: dict[str, str], tmp_path: Path) -> dict[str, int]:
-    """Modules imported by the supervisor's entry module, with their cumulative µs."""
+    """Modules imported by the supervisor's entry module, awslambdaric already loaded as on
+    Lambda, with their cumulative µs."""
     task = write_sources(tmp_path / "task", {"app.py": "def handler(event, context):\n    return 1\n"})
     environ = {
         "PATH": os.environ["PATH"],
@@ -91,7 +101,9 @@ def importtime(env: dict[str, str], tmp_path: Path) -> dict[str, int]:
         **env,
     }
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import lambda_wrapper.supervisor.entry"],
+        [sys.executable, "-X", "importtime", "-c",
+         f"import awslambdaric.bootstrap, sys; print({ENTRY_IMPORT_STARTS!r}, file=sys.stderr); "
+         "import lambda_wrapper.supervisor.entry"],
         env=environ,
         capture_output=True,
         text=True,
@@ -99,7 +111,7 @@ def importtime(env: dict[str, str], tmp_path: Path) -> dict[str, int]:
     )
     assert result.returncode == 0, result.stderr
     modules = {}
-    for line in result.stderr.splitlines():
+    for line in result.stderr.partition(ENTRY_IMPORT_STARTS)[2].splitlines():
         if line.startswith("import time:") and "|" in line and "cumulative" not in line:
             _, cumulative, name = line.split("|")
             modules[name.strip()] = int(cumulative)
@@ -153,7 +165,10 @@ def test_every_feature_adds_only_its_own_modules(
     layer_dir: Path, tmp_path: Path, runtime_python: str
 ) -> None:
     seen = modules_seen(layer_dir, tmp_path, runtime_python, use_wrapper=True, env=EVERY_FEATURE_LOCAL_ENV)
-    assert our_modules(seen["init"]) == DEFAULT_PATH | EVERY_FEATURE_ADDS
+    # The watchdog starts once the function is imported: its module is there by the invocation.
+    assert our_modules(seen["invoke"]) == DEFAULT_PATH | EVERY_FEATURE_ADDS
+    started_later = {"lambda_wrapper.instruments.watchdog"}
+    assert our_modules(seen["init"]) == DEFAULT_PATH | EVERY_FEATURE_ADDS - started_later
     assert {name.split(".")[0] for name in imported(seen["init"], EVERY_FEATURE_LIBRARIES)} == set(
         EVERY_FEATURE_LIBRARIES
     )
@@ -168,7 +183,7 @@ def test_call_instrumentation_of_unused_libraries_imports_only_its_hook(
                                 env={"LAMBDA_WRAPPER_INSTRUMENT": "all"})
     for moment in ("init", "invoke"):
         added = sorted(set(instrumented[moment]) - set(default[moment]))
-        assert added == ["lambda_wrapper.instruments.calls"], moment
+        assert added == ["lambda_wrapper.instruments.calls", SETTINGS_READ], moment
 
 
 RARE_PATH_PROBE = """
@@ -260,9 +275,8 @@ def test_entry_module_default_path(tmp_path: Path) -> None:
         ({"LAMBDA_WRAPPER_PROCESS_METRICS": "true"}, ("lambda_wrapper.instruments.process",),
          ("structlog", "psutil")),
         (
-            # The watchdog lives in the instruments' own module: no module of ours more.
             {"LAMBDA_WRAPPER_TIMEOUT_WARNING_MS": "100", "LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "90"},
-            (),
+            ("lambda_wrapper.instruments.watchdog",),
             ("structlog", "psutil"),
         ),
         (
@@ -278,7 +292,7 @@ def test_each_feature_imports_only_what_it_needs(
     modules = importtime(env, tmp_path)
     default = our_modules(list(importtime({}, tmp_path)))
     added = our_modules(list(modules)) - default
-    assert added == {name for name in wanted if name.startswith("lambda_wrapper")}
+    assert added == {SETTINGS_READ} | {name for name in wanted if name.startswith("lambda_wrapper")}
     for name in wanted:
         assert name in modules
     assert imported(list(modules), still_absent) == []

@@ -297,15 +297,18 @@ def test_a_memory_spike_between_two_samples_warns_at_return_and_only_for_its_inv
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import lambda_wrapper.instruments as instruments
+    import lambda_wrapper.instruments.watchdog as watchdog_module
 
     rss = instruments.rss_bytes()
     assert rss is not None
-    monkeypatch.setattr(instruments, "rss_bytes", lambda: 0)  # the watchdog's samples see nothing
+    monkeypatch.setattr(watchdog_module, "rss_bytes", lambda: 0)  # the watchdog's samples see nothing
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", str(rss // (1024 * 1024) + 48))
     supervisor, _ = supervised({"LAMBDA_WRAPPER_MEMORY_WARNING_PCT": "100"})
     warned: list[str] = []
-    monkeypatch.setattr(supervisor, "on_memory_warning", lambda request_id, *_: warned.append(request_id))
     supervisor.start_watchdog()
+    assert supervisor.watchdog_reports is not None
+    monkeypatch.setattr(supervisor.watchdog_reports, "on_memory_warning",
+                        lambda request_id, *_: warned.append(request_id))
 
     def spike(event: dict[str, int], ctx: object) -> None:
         if event["mb"]:

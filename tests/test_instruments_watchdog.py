@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from function_runs import parse_json_object, read_exported, run_function
-from lambda_wrapper.instruments import WARNING, Watchdog
+from lambda_wrapper.instruments import WARNING
 from lambda_wrapper.instruments.stacks import thread_stack
+from lambda_wrapper.instruments.watchdog import Watchdog
 
 SLEEPER = {
     "app.py": """
@@ -111,7 +112,7 @@ def test_memory_warning_fires_when_rss_crosses_the_limit() -> None:
 def test_a_sample_in_flight_at_disarm_and_the_check_at_return_warn_once(monkeypatch: Any) -> None:
     # The watchdog has read "not fired" and is sampling RSS when the handler returns;
     # the supervisor's own check at return sees the limit crossed too.
-    import lambda_wrapper.instruments as instruments
+    import lambda_wrapper.instruments.watchdog as watchdog_module
 
     sampling, release = threading.Event(), threading.Event()
 
@@ -120,7 +121,7 @@ def test_a_sample_in_flight_at_disarm_and_the_check_at_return_warn_once(monkeypa
         release.wait(5)
         return 10
 
-    monkeypatch.setattr(instruments, "rss_bytes", slow_rss)
+    monkeypatch.setattr(watchdog_module, "rss_bytes", slow_rss)
     recorder = Recorder()
     watchdog = Watchdog(0, 1, recorder.on_timeout, recorder.on_memory)
     watchdog.arm("m", None, threading.get_ident())

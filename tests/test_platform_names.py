@@ -1,6 +1,6 @@
-"""The platform's names are spelled once (``aws.py``), our own variables once (``settings.py``:
-the settings, and the wrapper's hand-over variables in ``Handover``): no other module of the
-runtime package writes one of them as a string literal."""
+"""The platform's names are spelled once (``aws.py``), our own variables once (the settings in
+``variables.py``, the wrapper's hand-over variables in ``settings.py``'s ``Handover``): no other
+module of the runtime package writes one of them as a string literal."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "lambda_wrapper"
 WRAPPER_SCRIPT = ROOT / "wrapper" / "lambda-wrapper"
 PATH_HOOK = PACKAGE / "supervisor" / "pathhook" / "sitecustomize.py"
-# Where the platform's names are declared, relative to the package; settings.py declares our
-# own (the settings and the hand-over variables).
+# Where the platform's names are declared, relative to the package; variables.py and
+# settings.py declare our own (the settings, and the hand-over variables).
 DECLARED_IN = {"aws.py"}
-SETTINGS_MODULE = "settings.py"
+SETTINGS_MODULES = {"variables.py", "settings.py"}
 
 ENVIRONMENT_NAME = re.compile(
     r"(AWS_[A-Z_]+|_X_AMZN_TRACE_ID|_HANDLER|LAMBDA_TASK_ROOT|TMPDIR|LAMBDA_WRAPPER_[A-Z0-9_]*[A-Z0-9])"
@@ -63,7 +63,7 @@ def test_no_module_spells_a_platform_or_wrapper_name_itself() -> None:
         if relative in DECLARED_IN or path == PATH_HOOK:
             continue
         names = spelled_names(path.read_text(encoding="utf-8"))
-        if relative == SETTINGS_MODULE:
+        if relative in SETTINGS_MODULES:
             names = [name for name in names if not name.startswith("LAMBDA_WRAPPER_")]
         if names:
             offenders[relative] = names

@@ -35,7 +35,8 @@ def self_records(error: BaseException | None = None) -> list[Any]:
     tracker.invocation_starts(time.time())
     reporter = SelfReporter(timeline, tracker, None)
     reporter.started()
-    events = reporter.records(reporter.measured("req-1", 12.5, error))
+    maker = reporter.record_maker()
+    events = maker.records(maker.measured("req-1", 12.5, error))
     # Through JSON and the decoder, as the pipeline gives them to exporters.
     body = json.dumps([event.to_output() for event in events]).encode()
     return list(decode_batch(body).events)
@@ -140,13 +141,14 @@ def test_with_a_subscription_the_records_are_built_only_when_released() -> None:
     arbiter = SourceArbiter(HOLD)
     reporter = reporter_after_init(arbiter)
     built: list[str] = []
-    make_records = reporter.records
+    maker = reporter.record_maker()
+    make_records = maker.records
 
     def counted(measured: Any) -> list[TelemetryEvent]:
         built.append(measured.request_id)
         return make_records(measured)
 
-    reporter.records = counted  # type: ignore[method-assign]
+    maker.records = counted  # type: ignore[method-assign]
     for request_id in ("seen", "missing"):
         events = [invocation_record(request_id, False, None)]
         reporter.add_records(events)
@@ -157,3 +159,15 @@ def test_with_a_subscription_the_records_are_built_only_when_released() -> None:
     released = arbiter.release_due()
     assert built == ["missing"]
     assert [(e.type, e.request_id) for e in released][-1] == ("platform.report", "missing")
+
+
+def test_with_a_subscription_no_record_maker_loads_while_the_platform_reports_come() -> None:
+    arbiter = SourceArbiter(HOLD)
+    reporter = reporter_after_init(arbiter)
+    events = [invocation_record("seen", False, None)]
+    reporter.add_records(events)
+    arbiter.filter([TelemetryEvent("2026-12-04T00:00:00.000Z", "platform.report", {"requestId": "seen"},
+                                   request_id="seen")])
+    arbiter.release_all()
+    assert arbiter.release_due() == []
+    assert reporter._maker is None  # self_records is not even imported on this path

@@ -115,7 +115,7 @@ def test_secret_values_are_never_shown() -> None:
 def test_readme_reference_matches_the_settings() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
     assert BEGIN in readme and END in readme
-    assert updated(readme) == readme, "README drifted from settings.py: run `make docs`"
+    assert updated(readme) == readme, "README drifted from variables.py: run `make docs`"
     for setting in SETTINGS:
         assert f"`{setting.name}`" in render_reference()
 
@@ -155,3 +155,8 @@ def test_strict_mode_turns_garbage_into_an_init_error(layer_dir: Path, tmp_path:
             assert name in error["errorMessage"]
     init = [e for e in run.events if e["type"] == "platform.initRuntimeDone"]
     assert init and init[0]["record"]["status"] != "success"
+
+
+def test_every_default_belongs_to_a_declared_variable() -> None:
+    # A default is the Settings attribute of the variable that sets it: none without one.
+    assert set(Settings.__annotations__) == {setting.attribute for setting in SETTINGS}

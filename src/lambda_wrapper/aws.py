@@ -4,7 +4,7 @@ their documented values, paths, and the Extensions and Telemetry API routes.
 Everything in the runtime package that reads the platform's environment or calls its
 APIs takes the name from here (a test holds every other module to that), so a typo
 cannot silently read an unset variable. Our own ``LAMBDA_WRAPPER_*`` settings are in
-``settings.py``; the variables the wrapper script hands over are in ``settings.Handover``.
+``variables.py``; the variables the wrapper script hands over are in ``settings.Handover``.
 """
 
 from __future__ import annotations

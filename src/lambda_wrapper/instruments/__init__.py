@@ -3,10 +3,10 @@
 This module holds what every Init uses, and imports nothing beyond what awslambdaric
 already loaded: memory figures from /proc, the toolkit's own records, the current
 invocation's context, cold start and the Init breakdown, the toolkit's own overhead,
-the watchdog thread and the self source of per-invocation records. Each optional
-instrument is a module of its own, loaded only when its feature is on (see
-``docs/instruments.md``); structlog is imported only by ``logs``, and psutil only by
-``process`` where /proc cannot be opened.
+the threads the supervisor keeps alive and the self source of per-invocation records.
+Each optional instrument is a module of its own, loaded only when its feature is on (see
+``docs/instruments.md``), the watchdog thread (``watchdog``) among them; structlog is
+imported only by ``logs``, and psutil only by ``process`` where /proc cannot be opened.
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    TimeoutCallback = Callable[[str, int, float], None]  # request id, thread id, ms left
-    MemoryCallback = Callable[[str, int, int], None]  # request id, rss, limit
-    ReportCallback = Callable[["Armed"], None]  # the invocation to report as timed out
+    from .self_records import SelfRecords
 
 
 # == procfs ================================================================================
@@ -51,10 +49,25 @@ _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def rss_bytes() -> int | None:
+    # Through a bare descriptor: a file object costs as much again as the read.
     try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE_SIZE
+        statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return int(os.read(statm, 256).split()[1]) * _PAGE_SIZE
+        finally:
+            os.close(statm)
     except (OSError, ValueError, IndexError):
+        return None
+
+
+def lifetime_peak_rss_mb() -> int | None:
+    """The process's peak RSS since it started (``ru_maxrss``, never reset), whole MiB
+    rounded down."""
+    try:
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # KiB on Linux
+    except (ImportError, OSError, ValueError):
         return None
 
 
@@ -417,32 +430,10 @@ class InvocationRecord:
                               request_id=self.request_id)
 
 
-# == watchdog ==============================================================================
-# One watchdog thread for the process: the timeout warning and the memory warning.
-#
-# The supervisor arms it when an invocation starts (with the deadline from the
-# runtime's deadline header and the handler's thread) and disarms it when the handler
-# returns. Each warning fires at most once per invocation.
-#
-# Arming and disarming are one attribute assignment each, no lock and usually no
-# wake-up: the thread looks at what is armed at least every ``POLL_INTERVAL_S`` (and
-# samples RSS then, when the memory warning is on), and is woken early only when a
-# warning is due sooner than that. Waking it on every invocation measured about 0.1 ms
-# of handler-path time; a poll costs microseconds, and none at all while the
-# environment is frozen between invocations.
-#
-# Callbacks run on this thread, so a slow flush after a warning never holds up the
-# handler.
-#
-# A thread that dies (killed by an exception raised into it) is started again by
-# ``ensure_running``, which the supervisor calls as the next invocation starts, beside
-# the extension's (the thread's last act lists it in ``ENDED_THREADS``): what was armed
-# is picked up by the new thread.
-#
-# Limit: a handler stuck in C code that holds the GIL keeps this thread from running
-# (the same limit as any Python-level watchdog); the platform's timeout report still
-# says what happened.
-
+# == flagged threads =======================================================================
+# Our threads the supervisor starts again when they die (an exception raised into one,
+# say): the extension's event loop and listener, and the watchdog (``watchdog``). Each
+# lowers its flag as it ends, and the handler's path checks one list, not each thread.
 
 # The flags of flagged threads that ended since the supervisor last started again what
 # had stopped: one truth test on the handler's path (twice an invocation) tells whether
@@ -469,155 +460,6 @@ def flag_down(owner: object, flag: str) -> None:
     """A flagged thread's last act: lower its flag, then add it to ``ENDED_THREADS``."""
     setattr(owner, flag, False)
     ENDED_THREADS.append(flag)
-
-
-POLL_INTERVAL_S = 0.05
-THREAD_NAME = "lambda-wrapper-watchdog"
-# One lock for the process: memory warnings are rare (at most once per invocation),
-# and arming makes no lock per invocation on the handler path.
-_CLAIMS = threading.Lock()
-
-
-class Armed:
-    """One invocation under watch; ``*_fired`` tell which warnings went out."""
-
-    __slots__ = (
-        "_end_claim", "deadline_s", "memory_fired", "report_at", "request_id", "thread_id", "timeout_fired",
-        "warn_at",
-    )
-
-    def __init__(self, request_id: str, thread_id: int, deadline_s: float, warn_at: float | None,
-                 report_at: float | None = None) -> None:
-        self.request_id = request_id
-        self.thread_id = thread_id
-        self.deadline_s = deadline_s
-        self.warn_at = warn_at
-        self.timeout_fired = False
-        self.memory_fired = False
-        # The self source's timeout report: when it is due, and whether the invocation
-        # already ended one way (the handler returned) or the other (reported timed out).
-        self.report_at = report_at
-        self._end_claim = [True]
-
-    @property
-    def ended(self) -> bool:
-        return not self._end_claim
-
-    def claim_end(self) -> bool:
-        """True for exactly one caller: the handler returning, or the timeout report.
-
-        ``list.pop`` is atomic, so the handler's thread takes no lock for it."""
-        try:
-            return self._end_claim.pop()
-        except IndexError:
-            return False
-
-    def claim_memory_warning(self) -> bool:
-        """True for exactly one caller: the watchdog's sample and the supervisor's
-        check when the handler returns can both see the limit crossed at once."""
-        with _CLAIMS:
-            if self.memory_fired:
-                return False
-            self.memory_fired = True
-            return True
-
-
-class Watchdog:
-    def __init__(
-        self,
-        warning_ms: int,
-        memory_limit_bytes: int | None,
-        on_timeout: TimeoutCallback,
-        on_memory: MemoryCallback,
-        report_lead_ms: int = 0,
-        on_report_timeout: ReportCallback | None = None,
-    ) -> None:
-        self.warning_s = warning_ms / 1000.0
-        self.report_lead_s = report_lead_ms / 1000.0 if on_report_timeout is not None else 0.0
-        self.on_report_timeout = on_report_timeout
-        self.memory_limit_bytes = memory_limit_bytes
-        self.on_timeout = on_timeout
-        self.on_memory = on_memory
-        self._armed: Armed | None = None
-        self._wake = threading.Event()
-        # False once the thread's loop has ended, however: ``ensure_running`` reads it on
-        # the handler's thread, where ``Thread.is_alive`` measured ~10 us in the sandbox.
-        self._looping = False
-        self._thread = start_flagged(self, "_looping", self._run, THREAD_NAME)
-
-    def ensure_running(self) -> bool:
-        """Start the thread again if it died; True if it had to."""
-        if self._looping:
-            return False
-        self._thread = start_flagged(self, "_looping", self._run, THREAD_NAME)
-        return True
-
-    def arm(
-        self, request_id: str, deadline_epoch_ms: int | None, thread_id: int, now: float | None = None
-    ) -> None:
-        """Watch the invocation from ``now`` (the caller's wall clock reading, if it has one)."""
-        if deadline_epoch_ms is None or (self.warning_s <= 0 and self.report_lead_s <= 0):
-            self._armed = Armed(request_id, thread_id, 0.0, None)
-            return
-        if now is None:
-            now = time.time()
-        deadline_s = deadline_epoch_ms / 1000.0
-        remaining = deadline_s - now
-        warn_at = report_at = None
-        due = deadline_s
-        if self.warning_s > 0:
-            # A warning larger than the whole timeout would fire as the handler
-            # starts, on every invocation; warn halfway instead.
-            due = warn_at = deadline_s - self.warning_s if self.warning_s < remaining else now + remaining / 2
-        if self.report_lead_s > 0:
-            lead = self.report_lead_s if self.report_lead_s < remaining / 2 else remaining / 2
-            report_at = deadline_s - lead
-            due = report_at if report_at < due else due
-        self._armed = Armed(request_id, thread_id, deadline_s, warn_at, report_at)
-        if due - now < POLL_INTERVAL_S:
-            self._wake.set()
-
-    def disarm(self) -> Armed | None:
-        """Stop watching; returns what was armed, to see which warnings fired."""
-        armed, self._armed = self._armed, None
-        return armed
-
-    def _run(self) -> None:
-        try:
-            while True:
-                armed = self._armed  # read once: the handler's thread may replace it any time
-                if armed is not None:
-                    try:
-                        self._check(armed)
-                    except Exception:
-                        pass  # a failing warning must never kill the watchdog
-                self._wake.wait(self._sleep_s(self._armed))
-                self._wake.clear()
-        finally:  # an exception raised into this thread ends it: say so first thing
-            flag_down(self, "_looping")
-
-    def _check(self, armed: Armed) -> None:
-        report_at = armed.report_at
-        if report_at is not None and not armed.ended and time.time() >= report_at and armed.claim_end():
-            assert self.on_report_timeout is not None
-            self.on_report_timeout(armed)
-        if not armed.timeout_fired and armed.warn_at is not None and time.time() >= armed.warn_at:
-            armed.timeout_fired = True
-            self.on_timeout(armed.request_id, armed.thread_id, (armed.deadline_s - time.time()) * 1000.0)
-        limit = self.memory_limit_bytes
-        if limit is not None and not armed.memory_fired:
-            rss = rss_bytes()
-            if rss is not None and rss >= limit and armed.claim_memory_warning():
-                self.on_memory(armed.request_id, rss, limit)
-
-    @staticmethod
-    def _sleep_s(armed: Armed | None) -> float:
-        sleep = POLL_INTERVAL_S
-        if armed is not None and not armed.timeout_fired and armed.warn_at is not None:
-            sleep = min(sleep, armed.warn_at - time.time())
-        if armed is not None and not armed.ended and armed.report_at is not None:
-            sleep = min(sleep, armed.report_at - time.time())
-        return max(0.0, sleep)
 
 
 # == self report ===========================================================================
@@ -683,9 +525,6 @@ HOLD_INVOCATIONS = 3
 TIMEOUT_LEAD_MS = 100
 INVOCATION_TYPES = frozenset(("platform.start", "platform.runtimeDone", "platform.report"))
 MAX_RELEASED = 256
-EXIT_ERROR = "Runtime.ExitError"
-EXIT_TYPE = SystemExit.__name__  # the invocation record's errorType for sys.exit
-OUT_OF_MEMORY = "Runtime.OutOfMemory"
 
 
 def choose_source(setting: str, subscription_state: str | None, subscribed_elsewhere: bool) -> str:
@@ -703,45 +542,14 @@ def choose_source(setting: str, subscription_state: str | None, subscribed_elsew
     return SELF
 
 
-def error_type_of(error: BaseException | None) -> str | None:
-    if error is None:
-        return None
-    if isinstance(error, SystemExit):
-        return EXIT_ERROR
-    return type(error).__name__
-
-
-def lifetime_peak_rss_mb() -> int | None:
-    """The process's peak RSS since it started (``ru_maxrss``, never reset), whole MiB
-    rounded down."""
-    try:
-        import resource
-
-        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # KiB on Linux
-    except (ImportError, OSError, ValueError):
-        return None
-
-
-class Measured:
-    """One invocation as the self source knows it; its records are built from it."""
-
-    __slots__ = ("duration_ms", "error_type", "init_duration_ms", "max_memory_mb", "request_id",
-                 "started_epoch_s", "status")
-
-    def __init__(self, request_id: str, started_epoch_s: float, duration_ms: float | None, status: str,
-                 error_type: str | None, init_duration_ms: float | None,
-                 max_memory_mb: int | None) -> None:
-        self.request_id = request_id
-        self.started_epoch_s = started_epoch_s
-        self.duration_ms = duration_ms
-        self.status = status
-        self.error_type = error_type
-        self.init_duration_ms = init_duration_ms
-        self.max_memory_mb = max_memory_mb
-
-
 class SelfReporter:
-    """Turns each invocation into platform-shaped records, off the handler's thread."""
+    """Turns each invocation into platform-shaped records, off the handler's thread.
+
+    The records are made by ``self_records.SelfRecords`` (``record_maker``), loaded only
+    where they are: at Init where self is the source (every invocation's), else the
+    first time one is needed (a platform's report that did not come, the watchdog's
+    timeout report, a process that died).
+    """
 
     def __init__(
         self, timeline: InitTimeline, cold_start: ColdStartTracker, arbiter: SourceArbiter | None
@@ -749,44 +557,19 @@ class SelfReporter:
         self.timeline = timeline
         self.cold_start = cold_start
         self.arbiter = arbiter
-        try:
-            self.memory_size_mb: int | None = int(os.environ.get(aws.FUNCTION_MEMORY_SIZE, ""))
-        except ValueError:
-            self.memory_size_mb = None
-        self.function_version = os.environ.get(aws.FUNCTION_VERSION) or aws.LATEST_VERSION
         self.started_epoch_s = 0.0
+        self._maker: SelfRecords | None = None
 
     def started(self) -> None:
         self.started_epoch_s = time.time()
 
-    def measured(self, request_id: str, duration_ms: float, error: BaseException | None,
-                 timed_out: bool = False) -> Measured:
-        error_type = error_type_of(error)
-        status = "timeout" if timed_out else ("error" if error is not None else "success")
-        init_ms = None
-        if self.cold_start.cold_start and self.cold_start.first:
-            init_ms = self.init_duration_ms()
-        return Measured(request_id, self.started_epoch_s, round(duration_ms, 3), status, error_type, init_ms,
-                        lifetime_peak_rss_mb())
+    def record_maker(self) -> SelfRecords:
+        maker = self._maker
+        if maker is None:
+            from .self_records import SelfRecords
 
-    def from_invocation(self, event: TelemetryEvent) -> Measured | None:
-        """What the supervisor's invocation record tells (on the flush's thread): its
-        time is the invocation's end, its duration the handler's."""
-        record = event.record
-        if event.type != INVOCATION or not isinstance(record, dict) or event.epoch_ms is None:
-            return None
-        request_id, duration = record.get("requestId"), record.get("handlerDurationMs")
-        if not isinstance(request_id, str) or not isinstance(duration, (int, float)):
-            return None
-        error_type = record.get("errorType")
-        if not isinstance(error_type, str):
-            error_type = None
-        elif error_type == EXIT_TYPE:
-            error_type = EXIT_ERROR
-        init_ms = self.init_duration_ms() if record.get("coldStart") is True else None
-        return Measured(request_id, event.epoch_ms / 1000.0 - duration / 1000.0, float(duration),
-                        "success" if error_type is None else "error", error_type, init_ms,
-                        lifetime_peak_rss_mb())
+            maker = self._maker = SelfRecords(self)
+        return maker
 
     def add_records(self, events: list[TelemetryEvent]) -> None:
         """The amendment of the supervisor's invocation record (``events`` holds just it):
@@ -798,73 +581,9 @@ class SelfReporter:
         arbiter = self.arbiter
         if arbiter is not None and arbiter.mode == HOLD:
             if invocation.request_id is not None:
-                arbiter.hold(invocation.request_id, lambda: self.records_of(invocation))
+                arbiter.hold(invocation.request_id, lambda: self.record_maker().records_of(invocation))
         else:
-            events.extend(self.records_of(invocation))
-
-    def records_of(self, invocation: TelemetryEvent) -> list[TelemetryEvent]:
-        measured = self.from_invocation(invocation)
-        return [] if measured is None else self.records(measured)
-
-    def init_duration_ms(self) -> float:
-        timeline = self.timeline
-        init_started = timeline.wrapper_started or timeline.started_wall
-        return round(max(0.0, timeline.ended_wall - init_started) * 1000.0, 3)
-
-    def died_in_flight(self, request_id: str, started_epoch_s: float, out_of_memory: bool | None) -> Measured:
-        """An invocation a dead process was running (``export.InFlightMarker``): when
-        it died is not known, so it has no duration; an out-of-memory kill is told from
-        other deaths only where the cgroup's counter says so."""
-        error_type = OUT_OF_MEMORY if out_of_memory else EXIT_ERROR
-        return Measured(request_id, started_epoch_s, None, "error", error_type, None, None)
-
-    def records(self, measured: Measured) -> list[TelemetryEvent]:
-        request_id = measured.request_id
-        start = measured.started_epoch_s
-        duration = measured.duration_ms
-        end = start + (duration or 0.0) / 1000.0
-        end_time = iso_time(end)
-        durations: dict[str, object] = {} if duration is None else {"durationMs": duration}
-        done_metrics: dict[str, object] = dict(durations)
-        done: dict[str, object] = {"requestId": request_id, "status": measured.status, "source": SELF,
-                                   "metrics": done_metrics}
-        report_metrics: dict[str, object] = dict(durations)
-        if self.memory_size_mb is not None:
-            report_metrics["memorySizeMB"] = self.memory_size_mb
-        if measured.max_memory_mb is not None:
-            report_metrics["maxMemoryUsedMB"] = measured.max_memory_mb
-        if measured.init_duration_ms is not None:
-            report_metrics["initDurationMs"] = measured.init_duration_ms
-        report: dict[str, object] = {"requestId": request_id, "status": measured.status, "source": SELF,
-                                     "metrics": report_metrics}
-        if measured.error_type is not None:
-            done["errorType"] = report["errorType"] = measured.error_type
-        end_ms = end * 1000.0
-        start_record: dict[str, object] = {"requestId": request_id, "version": self.function_version,
-                                           "source": SELF}
-        return [
-            TelemetryEvent(iso_time(start), "platform.start", start_record, epoch_ms=start * 1000.0,
-                           request_id=request_id),
-            TelemetryEvent(end_time, "platform.runtimeDone", done, epoch_ms=end_ms, request_id=request_id,
-                           metrics=done_metrics),
-            TelemetryEvent(end_time, "platform.report", report, epoch_ms=end_ms, request_id=request_id,
-                           metrics=report_metrics),
-        ]
-
-    def amendment(self, measured: Measured, replace: bool = False) -> Callable[[list[TelemetryEvent]], None]:
-        """Adds the invocation's records to a decoded batch (``replace``: instead of what
-        it holds), or hands them to the arbiter."""
-
-        def add(events: list[TelemetryEvent]) -> None:
-            if replace:
-                del events[:]
-            if self.arbiter is not None and self.arbiter.mode == HOLD:
-                # Built only if released: usually the platform's report comes first.
-                self.arbiter.hold(measured.request_id, lambda: self.records(measured))
-            else:
-                events.extend(self.records(measured))
-
-        return add
+            events.extend(self.record_maker().records_of(invocation))
 
 
 class SourceArbiter:

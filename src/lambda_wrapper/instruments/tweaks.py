@@ -2,7 +2,7 @@
 
 The wrapper script applies them before Python starts (it cannot import this module)
 and lists what it applied in ``Handover.TWEAKS_APPLIED``. This table names, for
-each tweak, its switch in ``settings.py`` and the variable it sets; a test holds the
+each tweak, its switch in ``variables.py`` and the variable it sets; a test holds the
 script, this table and the settings' defaults to each other.
 """
 

@@ -10,7 +10,6 @@ handler together.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import threading
@@ -23,22 +22,16 @@ from ..instruments import (
     HOLD,
     IMPORT_PROFILE,
     INIT,
-    TIMEOUT_LEAD_MS,
-    WARNING,
+    SELF,
     ColdStartTracker,
     InitTimeline,
     InvocationRecord,
     SelfReporter,
     SourceArbiter,
-    Watchdog,
     choose_source,
-    lifetime_peak_rss_mb,
-    mib,
     open_self_proc,
     own_event,
     reset_peak_rss,
-    rss_bytes,
-    self_status,
 )
 from ..settings import Handover, Settings, emit, emit_once
 from ..telemetry import TelemetryEvent
@@ -53,9 +46,10 @@ if TYPE_CHECKING:
 
     from ..export import InFlightMarker
     from ..extension import InternalExtension
-    from ..instruments import Armed, Measured
     from ..instruments.import_profile import ImportProfile
     from ..instruments.process import ProcessMetrics
+    from ..instruments.self_records import Measured
+    from ..instruments.watchdog import Watchdog, WatchdogReports
     from .bootstrap import Handler
 else:
     # The C module: the ``signal`` wrapper's enums cost ~0.5 ms of Init and only wrap
@@ -158,84 +152,27 @@ def _chain_only(flush: Callable[[float], None], previous: Any) -> Callable[[], N
 
 def load_user_handler(name: str | None) -> Handler:
     ric = sys.modules.get("awslambdaric.bootstrap")
+    # What goes wrong is told by ``handler_faults``, loaded only then.
     if name is None or not name.strip():
-        raise _fault(ric, "MALFORMED_HANDLER_NAME",
-                     "Bad handler '': LAMBDA_WRAPPER_HANDLER is not set (the wrapper stores the original "
-                     "_HANDLER there)")
+        from .handler_faults import fault
+
+        raise fault(ric, "MALFORMED_HANDLER_NAME",
+                    "Bad handler '': LAMBDA_WRAPPER_HANDLER is not set (the wrapper stores the original "
+                    "_HANDLER there)")
     loader = getattr(ric, "_get_handler", None)
     if loader is None:
-        return _load_without_awslambdaric(name)
+        from .handler_faults import load_without_awslambdaric
+
+        return load_without_awslambdaric(name)
     try:
         return loader(name)
     except Exception as error:
-        fault = _fault_as_reported_without_us(ric, error)
-        if fault is None:
+        from .handler_faults import fault_as_reported_without_us
+
+        reported = fault_as_reported_without_us(ric, error)
+        if reported is None:
             raise
-        raise fault from None
-
-
-def _fault_as_reported_without_us(ric: Any, error: Exception) -> Exception | None:
-    """``error`` as a ``FaultException`` carrying awslambdaric's own error document.
-
-    The document is built by awslambdaric's ``build_fault_result`` from the traceback
-    minus this module's frames: what remains starts at awslambdaric's loader, exactly
-    where the bare runtime's traceback starts, and awslambdaric drops those frames of
-    its own in both cases. None when there is nothing to rebuild (awslambdaric's own
-    faults already carry their document) or awslambdaric cannot build it.
-    """
-    fault_class = getattr(sys.modules.get("awslambdaric.lambda_runtime_exception"), "FaultException", None)
-    build_fault_result = getattr(ric, "build_fault_result", None)
-    if fault_class is None or build_fault_result is None or isinstance(error, fault_class):
-        return None
-    below_us = error.__traceback__
-    while below_us is not None and below_us.tb_frame.f_globals.get("__name__") == __name__:
-        below_us = below_us.tb_next
-    document = build_fault_result((type(error), error, below_us), None)
-    return fault_class(document["errorType"], document["errorMessage"], document["stackTrace"])
-
-
-def _load_without_awslambdaric(name: str) -> Handler:
-    # Outside awslambdaric (another runtime client, or a unit test) keep its messages.
-    try:
-        module_name, function_name = name.rsplit(".", 1)
-    except ValueError as exc:
-        raise _fault(None, "MALFORMED_HANDLER_NAME", f"Bad handler '{name}': {exc}") from None
-    try:
-        module = importlib.import_module(module_name.replace("/", "."))
-    except ImportError as exc:
-        raise _fault(None, "IMPORT_MODULE_ERROR", f"Unable to import module '{module_name}': {exc}") from None
-    except SyntaxError as exc:
-        message = f"Syntax error in module '{module_name}': {exc}"
-        raise _fault(None, "USER_CODE_SYNTAX_ERROR", message) from None
-    try:
-        return getattr(module, function_name)
-    except AttributeError:
-        raise _fault(None, "HANDLER_NOT_FOUND",
-                     f"Handler '{function_name}' missing on module '{module_name}'") from None
-
-
-_FALLBACK_TYPES = {
-    "MALFORMED_HANDLER_NAME": "Runtime.MalformedHandlerName",
-    "IMPORT_MODULE_ERROR": "Runtime.ImportModuleError",
-    "USER_CODE_SYNTAX_ERROR": "Runtime.UserCodeSyntaxError",
-    "HANDLER_NOT_FOUND": "Runtime.HandlerNotFound",
-}
-
-
-class HandlerLoadError(Exception):
-    def __init__(self, exception_type: str, msg: str) -> None:
-        super().__init__(msg)
-        self.exception_type = exception_type
-        self.msg = msg
-        self.trace = None
-
-
-def _fault(ric: Any, kind: str, message: str) -> Exception:
-    fault_module = sys.modules.get("awslambdaric.lambda_runtime_exception")
-    fault_class = getattr(fault_module, "FaultException", None)
-    if fault_class is not None:
-        return fault_class(getattr(fault_class, kind), message)
-    return HandlerLoadError(_FALLBACK_TYPES[kind], message)
+        raise reported from None
 
 
 # == core ==================================================================================
@@ -280,15 +217,16 @@ class Supervisor:
         self.process_metrics: ProcessMetrics | None = None
         self.watchdog: Watchdog | None = None
         self.import_profile: ImportProfile | None = None
-        self.memory_limit_bytes: int | None = None
+        # The watchdog's callbacks and the memory check at return, where it runs.
+        self.watchdog_reports: WatchdogReports | None = None
         # Our handler wrapper's code: stacks in warnings start below it.
         self.handler_code: CodeType | None = None
         # /proc/self/status and clear_refs, kept open for the features that read memory
         # on every invocation (``instruments``: procfs); clear_refs only where the peak can
         # be reset per invocation (else it is the lifetime peak).
         self._proc_opened = False
-        self._proc_status: int | None = None
-        self._peak_reset: int | None = None
+        self.proc_status: int | None = None
+        self.peak_reset: int | None = None
         # Where per-invocation records come from (the self report in ``instruments``), known once
         # the subscription's outcome is.
         self.telemetry_source = "platform"
@@ -327,8 +265,8 @@ class Supervisor:
                 self.self_reporter.started_epoch_s = now
                 if self.in_flight is not None:
                     self.in_flight.begin(request_id, now)
-            if self._peak_reset is not None:
-                reset_peak_rss(self._peak_reset)
+            if self.peak_reset is not None:
+                reset_peak_rss(self.peak_reset)
             if self.process_metrics is not None:
                 self.process_metrics.invocation_starts()
             if self.watchdog is not None:
@@ -352,8 +290,10 @@ class Supervisor:
             reported_timed_out = False
             if self.watchdog is not None:
                 armed = self.watchdog.disarm()
-                if armed is not None and self.memory_limit_bytes is not None and not armed.memory_fired:
-                    self._memory_check_after_the_fact(armed)
+                reports = self.watchdog_reports
+                if (armed is not None and reports is not None and reports.memory_limit_bytes is not None
+                        and not armed.memory_fired):
+                    reports.memory_check_after_the_fact(armed)
                 # The self source's timeout report went out first: it stands.
                 reported_timed_out = (armed is not None and armed.report_at is not None
                                       and not armed.claim_end())
@@ -421,72 +361,15 @@ class Supervisor:
             extension.submit(own_event(IMPORT_PROFILE, self.import_profile.record(), request_id))
             self.import_profile = None
 
-    # -- warnings (called on the watchdog thread) --------------------------------------------
-    def on_timeout_warning(self, request_id: str, thread_id: int, left_ms: float) -> None:
-        from ..instruments.stacks import thread_stack
-
-        stack = thread_stack(thread_id, self.handler_code)
-        message = f"the handler is still running {left_ms:.0f} ms before its deadline"
-        self._warn("timeout", request_id, message, stack=stack, remainingMs=round(left_ms))
-
-    def on_timeout_report(self, armed: Armed) -> None:
-        """The self source reports the invocation as timed out before the platform kills it."""
-        reporter, extension = self.self_reporter, self.extension
-        if reporter is None or extension is None:
-            return
-        duration_ms = (armed.deadline_s - reporter.started_epoch_s) * 1000.0
-        measured = reporter.measured(armed.request_id, duration_ms, None, timed_out=True)
-        self._submit_self_records(extension, reporter, measured)
-        if self.in_flight is not None:
-            self.in_flight.end()  # reported: the next Init must not count its death again
-        extension.flush()
-
+    # -- self records ---------------------------------------------------------------------
     @staticmethod
-    def _submit_self_records(
+    def submit_self_records(
         extension: InternalExtension, reporter: SelfReporter, measured: Measured
     ) -> None:
         """Self records outside the invocation record's submit (a timeout, a death)."""
         request_id = measured.request_id
         carrier = own_event("platform.report", {"requestId": request_id, "source": "self"}, request_id)
-        extension.submit(carrier, reporter.amendment(measured, replace=True))
-
-    def on_memory_warning(self, request_id: str, rss: int, limit: int) -> None:
-        message = (
-            f"RSS {mib(rss)} MB crossed {self.settings.memory_warning_pct}% of the function's memory "
-            f"({mib(limit)} MB)"
-        )
-        self._warn("memory", request_id, message, rssMB=mib(rss), limitMB=mib(limit))
-
-    def _memory_check_after_the_fact(self, armed: Armed) -> None:
-        # A spike between two samples still shows in the peak, reset at the start.
-        limit = self.memory_limit_bytes
-        if limit is None:
-            return
-        # The lifetime peak bounds this invocation's: while it is below the limit, /proc
-        # need not be read (getrusage costs a fraction of it).
-        lifetime_mb = lifetime_peak_rss_mb()
-        if lifetime_mb is not None and (lifetime_mb + 1) * 1024 * 1024 <= limit:
-            return
-        status = self_status(self._proc_status)
-        if status is None:
-            peak = rss_bytes() or 0
-        else:
-            # Not the lifetime peak where it cannot be reset: one spike would warn on every
-            # later invocation.
-            rss, high_water, _ = status
-            peak = high_water if self._peak_reset is not None else rss
-        if peak >= limit and armed.claim_memory_warning():
-            self.on_memory_warning(armed.request_id, peak, limit)
-
-    def _warn(self, kind: str, request_id: str, message: str, **fields: object) -> None:
-        emit("warning", f"{kind}_warning", message, requestId=request_id, **fields)
-        extension = self.extension
-        if extension is None:
-            return
-        record: dict[str, object] = {"kind": kind, "requestId": request_id, "message": message, **fields}
-        extension.submit(own_event(WARNING, record, request_id))
-        # Export now: if the platform kills the runtime next, this is what survives.
-        extension.flush()
+        extension.submit(carrier, reporter.record_maker().amendment(measured, replace=True))
 
     # -- start-up -------------------------------------------------------------------------
     def start_extension(self) -> None:
@@ -564,6 +447,8 @@ class Supervisor:
         arbiter = SourceArbiter(source)
         extension.pipeline.arbiter = arbiter
         reporter = self.self_reporter = SelfReporter(self.timeline, self.cold_start, arbiter)
+        if source == SELF:
+            reporter.record_maker()  # records for every invocation: their maker loads now, at Init
         self._add_self_records = reporter.add_records
         self.telemetry_source = TELEMETRY_SOURCE = source
         try:
@@ -571,8 +456,8 @@ class Supervisor:
 
             marker = InFlightMarker(os.path.join(aws.wrapper_tmp_dir(), "in-flight"))
             for request_id, started, out_of_memory in marker.recover_orphans():
-                measured = reporter.died_in_flight(request_id, started, out_of_memory)
-                self._submit_self_records(extension, reporter, measured)
+                measured = reporter.record_maker().died_in_flight(request_id, started, out_of_memory)
+                self.submit_self_records(extension, reporter, measured)
             self.in_flight = marker
         except OSError as exc:
             emit("warning", "instrument_failed", f"the in-flight marker is off: {exc!r}",
@@ -599,8 +484,12 @@ class Supervisor:
 
     def start_watchdog(self) -> None:
         """Once the handler is imported and the telemetry source is known: whether the
-        watchdog also reports timeouts depends on it."""
-        self._start("the watchdog", self._watchdog)
+        watchdog also reports timeouts depends on it. Where neither warning is on and the
+        platform reports timeouts, no watchdog: its module is not even loaded."""
+        settings = self.settings
+        report_timeouts = self.self_reporter is not None and self.telemetry_source == "self"
+        if settings.timeout_warning_ms or settings.memory_warning_pct or report_timeouts:
+            self._start("the watchdog", self._watchdog)
 
     def _start(self, feature: str, start: Callable[[], None]) -> None:
         try:
@@ -632,13 +521,13 @@ class Supervisor:
     def _process_metrics(self) -> None:
         from ..instruments.process import ProcessMetrics
 
-        self._open_self_proc()
-        self.process_metrics = ProcessMetrics(self._proc_status)
+        self.open_proc_files()
+        self.process_metrics = ProcessMetrics(self.proc_status)
 
-    def _open_self_proc(self) -> None:
+    def open_proc_files(self) -> None:
         if not self._proc_opened:
             self._proc_opened = True
-            self._proc_status, self._peak_reset = open_self_proc()
+            self.proc_status, self.peak_reset = open_self_proc()
 
     def _call_instrumentation(self) -> None:
         extension = self.extension
@@ -659,39 +548,9 @@ class Supervisor:
             extension.submit(event)
 
     def _watchdog(self) -> None:
-        settings = self.settings
-        warning_ms = settings.timeout_warning_ms if settings.feature_enabled("the timeout warning") else 0
-        pct = settings.memory_warning_pct if settings.feature_enabled("the memory warning") else 0
-        if pct:
-            self.memory_limit_bytes = memory_limit_bytes(pct)
-        warnings = bool(warning_ms) or self.memory_limit_bytes is not None
-        # Where the platform's records come (auto with a subscription), the platform
-        # reports timeouts: no thread of ours just for that.
-        reporter = self.self_reporter
-        report_timeouts = reporter is not None and self.telemetry_source == "self"
-        if not warnings and not report_timeouts:
-            return
-        if self.memory_limit_bytes is not None:
-            self._open_self_proc()
-        report_lead_ms = 0
-        on_report = None
-        if report_timeouts:
-            report_lead_ms, on_report = TIMEOUT_LEAD_MS, self.on_timeout_report
-        self.watchdog = Watchdog(
-            warning_ms, self.memory_limit_bytes, self.on_timeout_warning, self.on_memory_warning,
-            report_lead_ms, on_report,
-        )
+        from ..instruments.watchdog import start_watchdog
 
-
-def memory_limit_bytes(pct: int) -> int | None:
-    raw = os.environ.get(aws.FUNCTION_MEMORY_SIZE, "")
-    try:
-        size_mb = int(raw)
-    except ValueError:
-        message = f"the memory warning is off: {aws.FUNCTION_MEMORY_SIZE}={raw!r} is not a number"
-        emit("warning", "instrument_failed", message, feature="the memory warning")
-        return None
-    return size_mb * 1024 * 1024 * pct // 100
+        start_watchdog(self)
 
 
 def start(started_at: float) -> Handler:
