@@ -184,7 +184,7 @@ def select(names: str | None, default: tuple[Variant, ...] = ALL_VARIANTS) -> tu
 
 def uncovered_feature_settings() -> list[str]:
     """Feature settings that the "every feature on" variant does not set (it should, or say why)."""
-    from lambda_wrapper.settings import SETTINGS
+    from lambda_wrapper.variables import SETTINGS
 
     return [
         setting.name

@@ -33,7 +33,7 @@ VOLATILE_KEYS = {"RequestId", "HTTPHeaders", "date", "x-amzn-requestid", "Messag
 
 def start_ours(propagate: bool = False) -> None:
     from lambda_wrapper.instruments import calls
-    from lambda_wrapper.settings import INSTRUMENTATIONS
+    from lambda_wrapper.variables import INSTRUMENTATIONS
 
     def submit(event: Any) -> None:
         # As the pipeline's encoder writes it (a value JSON cannot hold becomes its str()).

@@ -11,7 +11,8 @@ import pytest
 
 from function_runs import run_function
 from lambda_wrapper.instruments import tweaks
-from lambda_wrapper.settings import SETTINGS, Handover, Settings
+from lambda_wrapper.settings import Handover, Settings
+from lambda_wrapper.variables import SETTINGS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WRAPPER = REPO_ROOT / "wrapper" / "lambda-wrapper"

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from function_runs import run_function
-from lambda_wrapper.settings import SETTINGS, Settings
+from lambda_wrapper.settings import Settings
+from lambda_wrapper.variables import SETTINGS
 from lambda_wrapper_dev.settings_reference import render_reference
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

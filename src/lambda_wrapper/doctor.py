@@ -16,7 +16,8 @@ import threading
 
 from . import aws
 from .instruments import tweaks
-from .settings import SETTINGS, Handover, Settings, _show
+from .settings import Handover, Settings
+from .variables import SETTINGS, _show
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -28,14 +28,7 @@ from . import aws
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
-    # What other modules import from here (found at run time by ``__getattr__``).
-    from .variables import INSTRUMENTATIONS as INSTRUMENTATIONS
-    from .variables import SETTINGS as SETTINGS
-    from .variables import Problem as Problem
-    from .variables import _headers as _headers
-    from .variables import _int_between as _int_between
-    from .variables import _show as _show
-    from .variables import _url as _url
+    from .variables import Problem
 
 # The prefixes of the variables ``variables`` declares (the wrapper script's ``Handover``
 # aside): where none is set, every setting keeps its default.
@@ -104,19 +97,6 @@ class Settings:
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings(os.environ if environ is None else environ)
-
-
-def __getattr__(name: str) -> object:
-    # The declarations, their parsers and ``Problem`` live in ``variables`` (loaded only
-    # where a variable is set); they are still found here, where they were declared first.
-    # Not the dunder names the import system looks for (``__path__`` at every
-    # ``from .settings import``): those must not load it.
-    if not name.startswith("__"):
-        from . import variables
-
-        if hasattr(variables, name):
-            return getattr(variables, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # == the wrapper script's handover =========================================================

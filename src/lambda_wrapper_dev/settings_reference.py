@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from lambda_wrapper.settings import SETTINGS, _show
+from lambda_wrapper.variables import SETTINGS, _show
 
 
 def render_reference() -> str:

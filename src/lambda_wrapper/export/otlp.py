@@ -228,7 +228,7 @@ def _summary(failures: list[tuple[str, ExportError]]) -> str:
 def signal_targets(settings: Settings, environ: Mapping[str, str]) -> dict[str, SignalTarget]:
     """The target of each signal from settings and the per-signal variables; a signal
     whose own variables are invalid is left out, with one diagnostic line."""
-    from ..settings import Problem, _headers, _int_between, _url
+    from ..variables import Problem, _headers, _int_between, _url
 
     base = settings.otlp_endpoint or DEFAULT_ENDPOINT
     general_gzip = _compression(environ.get("OTEL_EXPORTER_OTLP_COMPRESSION"))
