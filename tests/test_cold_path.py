@@ -40,7 +40,6 @@ DEFAULT_PATH = frozenset({
     "lambda_wrapper.export.emf",
     "lambda_wrapper.extension",
     "lambda_wrapper.supervisor",
-    "lambda_wrapper.supervisor.bootstrap",
     "lambda_wrapper.supervisor.entry",
 })
 # The other modules the default path may add to what the bare runtime loads: the C

@@ -15,8 +15,7 @@ from garbage import cyclic_garbage, type_names
 from lambda_wrapper.export import Exporter, Pipeline
 from lambda_wrapper.instruments import ENDED_THREADS, INIT, INVOCATION, SETTLE_WAIT_S, InvocationRecord
 from lambda_wrapper.settings import Settings
-from lambda_wrapper.supervisor import Supervisor
-from lambda_wrapper.supervisor.bootstrap import wrap_handler
+from lambda_wrapper.supervisor import Supervisor, wrap_handler
 
 
 class FakeExtension:
@@ -124,6 +123,26 @@ def test_the_handlers_exception_passes_through_with_its_type_recorded() -> None:
     with pytest.raises(ValueError, match="bad input"):
         handler({}, context("r1"))
     assert extension.calls[-1] == ("handler_finished", "r1")
+
+
+def test_the_wrappers_frame_is_not_in_a_function_errors_stack_trace() -> None:
+    # awslambdaric drops the leading frames of a function error whose file is a
+    # bootstrap.py (its own): the wrapper's frame must be one of them.
+    from awslambdaric.bootstrap import build_fault_result
+
+    supervisor, _ = supervised()
+
+    def failing(event: object, ctx: object) -> None:
+        raise ValueError("bad input")
+
+    handler = wrap_handler(failing, supervisor)
+    with pytest.raises(ValueError) as raised:
+        handler({}, context("r1"))
+    below_this_test = raised.tb.tb_next  # from the wrapper's frame down, as awslambdaric calls it
+    assert below_this_test is not None
+    error = build_fault_result((raised.type, raised.value, below_this_test), None)
+    (frame,) = error["stackTrace"]
+    assert "in failing" in frame and 'raise ValueError("bad input")' in frame
 
 
 def test_a_failing_handler_leaves_its_event_to_reference_counting() -> None:

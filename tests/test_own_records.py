@@ -13,8 +13,7 @@ from lambda_wrapper.export import Pipeline
 from lambda_wrapper.export.file import FileExporter
 from lambda_wrapper.instruments import IMPORT_PROFILE, INIT, INVOCATION, InvocationRecord, iso_time, own_event
 from lambda_wrapper.settings import Settings
-from lambda_wrapper.supervisor import Supervisor
-from lambda_wrapper.supervisor.bootstrap import wrap_handler
+from lambda_wrapper.supervisor import Supervisor, wrap_handler
 from lambda_wrapper.telemetry import TelemetryEvent
 
 Handler = Callable[[Any, Any], Any]

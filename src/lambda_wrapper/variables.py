@@ -48,6 +48,10 @@ class PartialValue(ValueError):
         self.usable = usable
 
 
+class InvalidSettingsError(ValueError):
+    """Raised at Init under ``LAMBDA_WRAPPER_STRICT=true`` when a setting is invalid."""
+
+
 class Setting:
     """The declaration of one environment variable; its default is the ``Settings``
     attribute it sets."""

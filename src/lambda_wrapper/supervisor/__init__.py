@@ -2,10 +2,9 @@
 
 ``entry`` is the handler Lambda calls (the wrapper points ``_HANDLER`` at it); it
 loads the user's handler with the runtime's own error semantics, starts the
-extension and wraps every invocation. ``bootstrap`` wraps the handler (its file name
-is what hides our frame). This module is the rest: SIGTERM handling, loading the
-user's handler, and the supervisor that wires settings, extension, instruments and
-handler together.
+extension and wraps every invocation. This module is the rest: SIGTERM handling, loading
+the user's handler, the wrapper around it, and the supervisor that wires settings,
+extension, instruments and handler together.
 """
 
 from __future__ import annotations
@@ -35,14 +34,13 @@ from ..instruments import (
 )
 from ..settings import Handover, Settings, emit, emit_once
 from ..telemetry import TelemetryEvent
-from .bootstrap import wrap_handler
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     import signal
     from collections.abc import Callable
     from types import CodeType, FrameType
-    from typing import Any
+    from typing import Any, Protocol
 
     from ..export import InFlightMarker
     from ..extension import InternalExtension
@@ -50,7 +48,15 @@ if TYPE_CHECKING:
     from ..instruments.process import ProcessMetrics
     from ..instruments.self_records import Measured
     from ..instruments.watchdog import Watchdog, WatchdogReports
-    from .bootstrap import Handler
+
+    Handler = Callable[[Any, Any], Any]
+
+    class InvocationObserver(Protocol):
+        def invocation_started(self, request_id: str, deadline_ms: int | None) -> None: ...
+
+        def invocation_finished(
+            self, request_id: str, duration_ms: float, error: BaseException | None
+        ) -> None: ...
 else:
     # The C module: the ``signal`` wrapper's enums cost ~0.5 ms of Init and only wrap
     # the same numbers (its SIG_DFL equals _signal's 0).
@@ -175,6 +181,64 @@ def load_user_handler(name: str | None) -> Handler:
         raise reported from None
 
 
+# == handler wrapper =======================================================================
+# Tell the supervisor when each invocation starts and ends, adding one Python frame and nothing else.
+#
+# The handler's return value, exceptions (``SystemExit`` included) and their types pass
+# through untouched. awslambdaric drops the leading frames of a function error's
+# ``stackTrace`` whose file is a ``bootstrap.py`` (the runtime's own): the wrapper's frame
+# is attributed to one (``RUNTIME_FRAME_FILE``, beside this module), so it is dropped the
+# same way and the caller and the logs see exactly the traceback they would see without
+# us. A file name, not a module of that name: a module costs every Init about 0.34M
+# instructions just to exist. Tracebacks that keep the frame still show its source lines,
+# which ``traceback`` reads through this module's loader.
+
+
+def wrap_handler(user_handler: Handler, observer: InvocationObserver) -> Handler:
+    def handler(event: Any, context: Any) -> Any:
+        request_id = getattr(context, "aws_request_id", "")
+        # awslambdaric's own context first, without a call: this runs on every invocation.
+        deadline = getattr(context, "_epoch_deadline_time_in_ms", None)
+        if type(deadline) is not int:
+            deadline = _deadline_ms(context)
+        observer.invocation_started(request_id, deadline)
+        started = time.perf_counter()
+        # The error is passed on, never kept in a local: a frame holding the exception
+        # that holds its traceback (and so the frame) is a cycle, and it would keep the
+        # user's event and locals alive until the next full garbage collection.
+        try:
+            result = user_handler(event, context)
+        except BaseException as error:
+            observer.invocation_finished(request_id, (time.perf_counter() - started) * 1000.0, error)
+            raise
+        observer.invocation_finished(request_id, (time.perf_counter() - started) * 1000.0, None)
+        return result
+
+    handler.__wrapped__ = user_handler  # type: ignore[attr-defined]
+    return handler
+
+
+RUNTIME_FRAME_FILE = os.path.join(os.path.dirname(__file__), "bootstrap.py")
+# Once, at import: every handler ``wrap_handler`` makes then runs code attributed to that file.
+wrap_handler.__code__ = wrap_handler.__code__.replace(co_consts=tuple(
+    const.replace(co_filename=RUNTIME_FRAME_FILE) if isinstance(const, type(wrap_handler.__code__)) else const
+    for const in wrap_handler.__code__.co_consts
+))
+
+
+def _deadline_ms(context: Any) -> int | None:
+    """The deadline of a context other than awslambdaric's (whose own attribute, the
+    deadline header as it came, ``handler`` reads first): rather than two clock readings
+    and a call to get it back from the time remaining, an attribute that holds it."""
+    deadline = getattr(context, "_deadline_ms", None)
+    if isinstance(deadline, int):
+        return deadline
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        return int(time.time() * 1000) + int(remaining())
+    return None
+
+
 # == core ==================================================================================
 # Wire settings, extension, instruments and handler together; never let any of it break Init.
 #
@@ -200,10 +264,6 @@ TELEMETRY_SOURCE: str | None = None
 # interval (5 ms) the main thread keeps it that long each time and Init ends waiting.
 # The interval is restored as the first invocation starts, before the handler runs.
 PHASE_ONE_SWITCH_INTERVAL_S = 0.0002
-
-
-class InvalidSettingsError(ValueError):
-    """Raised at Init under ``LAMBDA_WRAPPER_STRICT=true`` when a setting is invalid."""
 
 
 class Supervisor:
@@ -560,6 +620,8 @@ def start(started_at: float) -> Handler:
         emit("warning", "invalid_setting", problem.describe(), variable=problem.name)
     if settings.strict and settings.problems:
         names = ", ".join(problem.name for problem in settings.problems)
+        from ..variables import InvalidSettingsError  # loaded: a variable of ours is set
+
         raise InvalidSettingsError(f"invalid lambda-wrapper settings (LAMBDA_WRAPPER_STRICT=true): {names}")
     supervisor = Supervisor(settings, timeline)
     supervisor.start_import_profile()

@@ -14,7 +14,7 @@ TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from typing import Any
 
-    from .bootstrap import Handler
+    from . import Handler
 
 # The module whose frames stand between awslambdaric's loader and the user's module.
 SUPERVISOR = __name__.rpartition(".")[0]
