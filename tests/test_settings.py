@@ -150,7 +150,8 @@ def test_strict_mode_turns_garbage_into_an_init_error(layer_dir: Path, tmp_path:
     result = run.results[0]
     assert result.status_code != 200 or result.status != "success", run.text()
     error = result.json()
-    assert "LAMBDA_WRAPPER_STRICT=true" in error["errorMessage"]
+    assert error["errorType"] == "InvalidSettingsError", error
+    assert "LAMBDA_WRAPPER_STRICT=true" in error["errorMessage"], error
     for name in WRAPPER_SETTINGS:
         if name != "LAMBDA_WRAPPER_STRICT":
             assert name in error["errorMessage"]
