@@ -844,5 +844,5 @@ def test_built_zip_serves_every_runtime_with_its_own_bytecode(
     report = results[-1].json
     assert report["python"] == runtime_python
     assert report["wrapped"] is True, platform.output()[-3000:]
-    assert report["layer_modules"] > 10, report
+    assert report["layer_modules"] >= 10, report  # at least the default path's own (test_cold_path)
     assert report["without_bytecode"] == [], report
