@@ -404,7 +404,9 @@ class Supervisor:
 
     def finish_extension_start(self) -> None:
         """Once the handler is imported: wait for the extension's phase one, choose where
-        per-invocation records come from, then let its event loop start (phase two)."""
+        per-invocation records come from, then let its event loop start (phase two).
+        Init ends only once both threads wait on the platform, so what does not depend on
+        phase one's outcome is done before the wait, while its thread waits on sockets."""
         extension = self.extension
         if extension is None:
             return
