@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import lambda_wrapper.supervisor as supervisor_module
 from garbage import cyclic_garbage, type_names
 from lambda_wrapper.export import Exporter, Pipeline
 from lambda_wrapper.instruments import ENDED_THREADS, INIT, INVOCATION, SETTLE_WAIT_S, InvocationRecord
@@ -285,6 +286,73 @@ def test_a_registered_extension_is_released_even_when_the_source_cannot_be_chose
     assert extension.calls == [("release", None)]
     assert supervisor.extension is extension
     assert "the telemetry source could not be chosen" in capsys.readouterr().err
+
+
+class PhaseOne(FakeExtension):
+    """An extension whose phase one ends with ``outcome``; it notes which in-flight
+    markers existed when the supervisor began to wait for it."""
+
+    def __init__(self, outcome: bool, markers: Path) -> None:
+        super().__init__()
+        self.outcome = outcome
+        self.markers = markers
+        self.markers_while_waited_for: list[str] | None = None
+        self.subscription = None  # no Telemetry API answer: the self source
+        self.pipeline = SimpleNamespace(arbiter=None)
+
+    def registered(self) -> bool:
+        self.markers_while_waited_for = sorted(path.name for path in self.markers.glob("*"))
+        return self.outcome
+
+
+def phase_one(monkeypatch: pytest.MonkeyPatch, tmp: Path, outcome: bool) -> tuple[Supervisor, PhaseOne]:
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.setattr(supervisor_module, "TELEMETRY_SOURCE", None)  # what the source choice sets
+    monkeypatch.delenv("AWS_LAMBDA_INITIALIZATION_TYPE", raising=False)
+    supervisor, _ = supervised()
+    extension = PhaseOne(outcome, tmp / "lambda-wrapper" / "in-flight")
+    supervisor.extension = extension  # type: ignore[assignment]
+    return supervisor, extension
+
+
+def test_the_in_flight_marker_is_made_while_phase_one_runs_and_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """Every subscription outcome under the default source keeps a marker: it is made
+    before the supervisor waits for phase one (off Init's critical path), and it is the
+    one the chosen source uses."""
+    supervisor, extension = phase_one(monkeypatch, tmp_path, outcome=True)
+    supervisor.finish_extension_start()
+    assert supervisor.telemetry_source == "self" and supervisor.in_flight is not None
+    made = Path(supervisor.in_flight.path).name
+    assert extension.markers_while_waited_for == [made]
+    assert sorted(path.name for path in extension.markers.glob("*")) == [made]
+    assert extension.calls == [("release", None)]
+
+
+def test_a_failed_registration_leaves_no_in_flight_marker(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """The marker made early is for a source no one chooses then: the next Init in this
+    environment must not find it and take it for a dead process's."""
+    supervisor, extension = phase_one(monkeypatch, tmp_path, outcome=False)
+    supervisor.finish_extension_start()
+    assert supervisor.extension is None and supervisor.in_flight is None
+    assert extension.markers_while_waited_for  # it was made early
+    assert list(extension.markers.glob("*")) == []
+
+
+def test_an_in_flight_marker_that_cannot_be_made_early_is_said_once_the_source_is_chosen(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same one line as when it was made after the wait; Init goes on, released."""
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    supervisor, extension = phase_one(monkeypatch, not_a_directory, outcome=True)
+    supervisor.finish_extension_start()
+    assert supervisor.telemetry_source == "self" and supervisor.in_flight is None
+    assert extension.calls == [("release", None)]
+    assert capsys.readouterr().err.count("the in-flight marker is off") == 1
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the kill

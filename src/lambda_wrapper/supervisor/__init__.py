@@ -294,6 +294,9 @@ class Supervisor:
         # The self reporter's amendment of each invocation record (bound once).
         self._add_self_records: Callable[[list[TelemetryEvent]], None] | None = None
         self.in_flight: InFlightMarker | None = None
+        # Made while phase one waits on the platform (``make_in_flight_marker_early``), or
+        # why it could not be; adopted or discarded once the source is chosen.
+        self._early_in_flight: InFlightMarker | OSError | None = None
         self._undo_sigterm_flush: Callable[[], None] | None = None
         self._interval_before_phase_one: float | None = None
 
@@ -461,10 +464,13 @@ class Supervisor:
 
     def finish_extension_start(self) -> None:
         """Once the handler is imported: wait for the extension's phase one, choose where
-        per-invocation records come from, then let its event loop start (phase two)."""
+        per-invocation records come from, then let its event loop start (phase two).
+        Init ends only once both threads wait on the platform, so what does not depend on
+        phase one's outcome is done before the wait, while its thread waits on sockets."""
         extension = self.extension
         if extension is None:
             return
+        self.make_in_flight_marker_early()
         if not extension.registered():  # phase one said why
             self._drop_extension()
             return
@@ -472,6 +478,7 @@ class Supervisor:
             self._choose_telemetry_source(extension)
         except Exception as exc:  # the platform's records only; the extension runs on
             emit("warning", "extension_failed", f"the telemetry source could not be chosen: {exc!r}")
+        self._discard_early_in_flight_marker()
         # Registered: the platform ends Init only once the event loop asks for its next event.
         try:
             extension.release()
@@ -485,7 +492,45 @@ class Supervisor:
         if previous is not None and abs(sys.getswitchinterval() - PHASE_ONE_SWITCH_INTERVAL_S) < 1e-6:
             sys.setswitchinterval(previous)
 
+    def make_in_flight_marker_early(self) -> None:
+        """The in-flight marker, made while the extension's thread waits on the platform
+        instead of after: its file and the cgroup read are ~1 ms of Init's critical path.
+        Only where every subscription outcome leads to a source that keeps one
+        (``_choose_telemetry_source``); elsewhere it is made once the outcome is known."""
+        from ..extension import managed_instances
+
+        setting = self.settings.telemetry_source
+        if setting != SELF and (setting != "auto" or managed_instances()):
+            return
+        from ..export import InFlightMarker
+
+        try:
+            self._early_in_flight = InFlightMarker(os.path.join(aws.wrapper_tmp_dir(), "in-flight"))
+        except OSError as exc:  # said once the source is chosen, as a marker made then would
+            self._early_in_flight = exc
+
+    def _in_flight_marker(self) -> InFlightMarker:
+        early, self._early_in_flight = self._early_in_flight, None
+        if isinstance(early, OSError):
+            raise early
+        if early is not None:
+            return early
+        from ..export import InFlightMarker
+
+        return InFlightMarker(os.path.join(aws.wrapper_tmp_dir(), "in-flight"))
+
+    def _discard_early_in_flight_marker(self) -> None:
+        """A marker made early that no source took: its file goes, so that the next Init
+        in this environment does not read it as a dead process's."""
+        early, self._early_in_flight = self._early_in_flight, None
+        if early is not None and not isinstance(early, OSError):
+            try:
+                os.unlink(early.path)
+            except OSError:
+                pass
+
     def _drop_extension(self) -> None:
+        self._discard_early_in_flight_marker()
         self._restore_switch_interval()
         self.extension = None
         undo, self._undo_sigterm_flush = self._undo_sigterm_flush, None
@@ -512,9 +557,7 @@ class Supervisor:
         self._add_self_records = reporter.add_records
         self.telemetry_source = TELEMETRY_SOURCE = source
         try:
-            from ..export import InFlightMarker
-
-            marker = InFlightMarker(os.path.join(aws.wrapper_tmp_dir(), "in-flight"))
+            marker = self._in_flight_marker()
             for request_id, started, out_of_memory in marker.recover_orphans():
                 measured = reporter.record_maker().died_in_flight(request_id, started, out_of_memory)
                 self.submit_self_records(extension, reporter, measured)
