@@ -200,3 +200,45 @@ def test_a_killed_listener_or_event_loop_is_started_again(
     finally:  # a live thread named like ours would make later tests see an extension here
         _kill(loop, lambda: not extension._loop_running)
         _kill(listener, lambda: not extension.listener.serving)
+
+
+def test_a_listener_that_cannot_start_still_lets_init_end(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:
+    """Once registered, the platform ends Init only when the extension asks for its next
+    event: a listener thread that cannot start costs the telemetry, never the Init."""
+    from lambda_wrapper.export import Pipeline
+    from lambda_wrapper.export.file import FileExporter
+    from lambda_wrapper.extension import InternalExtension
+    from lambda_wrapper.settings import Settings
+    from lambda_wrapper_dev.sandbox.extensions_api import ExtensionsApi
+    from lambda_wrapper_dev.sandbox.server import PlatformServer, Router
+    from lambda_wrapper_dev.sandbox.state import AgentStates, EnvironmentState
+    from lambda_wrapper_dev.sandbox.telemetry_api import TelemetryApi
+
+    env = EnvironmentState("test_function", "app.handler", [])
+    router = Router()
+    ExtensionsApi(lambda: env, lambda agent: None).mount(router)
+    TelemetryApi(lambda: env, lambda agent, request: None).mount(router)
+    server = PlatformServer(router)
+    server.start()
+    try:
+        monkeypatch.setenv("AWS_LAMBDA_RUNTIME_API", f"127.0.0.1:{server.port}")
+        pipeline = Pipeline([FileExporter(str(tmp_path / "out.ndjson"))], str(tmp_path / "spool"), 1 << 20)
+        extension = InternalExtension(Settings({}), pipeline, ["platform"])
+
+        def cannot_start() -> threading.Thread:
+            raise RuntimeError("can't start new thread")
+
+        monkeypatch.setattr(extension.listener, "start", cannot_start)
+        extension.begin()
+        assert extension.registered() is True
+        extension.release()
+        until = time.monotonic() + 5
+        while time.monotonic() < until and [a.state for a in env.registered_agents()] != [AgentStates.READY]:
+            time.sleep(0.01)
+        assert [agent.state for agent in env.registered_agents()] == [AgentStates.READY]
+        assert "listener_failed" in capsys.readouterr().err
+    finally:
+        env.close()
+        server.close()

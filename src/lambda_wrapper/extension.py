@@ -1060,11 +1060,16 @@ class InternalExtension:
         try:
             try:
                 registered = self.register()
+            except BaseException as exc:  # even SystemExit: the main thread waits for the outcome
+                emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
+            try:
                 if registered:
                     self.start_listener()
-            except BaseException as exc:  # even SystemExit: the main thread waits for the outcome
-                registered = False
-                emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
+            except BaseException as exc:
+                # Registered, the platform ends Init only once we ask for /event/next: the
+                # event loop runs whatever happened to the listener.
+                emit("warning", "listener_failed",
+                     f"the telemetry listener could not start: {exc!r}; telemetry is not received")
             finally:
                 self._phase_one_done = registered
                 self._registered.set()
