@@ -20,8 +20,8 @@ with atheris.instrument_imports():
     from lambda_wrapper.export.emf import EmfExporter
     from lambda_wrapper.export.otlp import OtlpExporter, SignalTarget
     from lambda_wrapper.export.transport import Endpoint, HttpResponse, Transport
+    from lambda_wrapper.log_lines import decode_batch, is_own_diagnostic
     from lambda_wrapper.malformed import UnreadableBatch
-    from lambda_wrapper.telemetry import decode_batch, is_own_diagnostic
 
 ENVIRON = {
     "AWS_LAMBDA_FUNCTION_NAME": "fuzzed",

@@ -8,14 +8,9 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lambda_wrapper.log_lines import decode_batch, decode_events, is_own_diagnostic
 from lambda_wrapper.malformed import UnreadableBatch
-from lambda_wrapper.telemetry import (
-    DecodedBatch,
-    decode_batch,
-    decode_events,
-    is_own_diagnostic,
-    parse_time_ms,
-)
+from lambda_wrapper.telemetry import DecodedBatch, parse_time_ms
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),

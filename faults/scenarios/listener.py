@@ -195,8 +195,8 @@ def _hypothesis_bodies(port: int, tag: str, examples: int) -> attacks.Observed:
 
 
 def _decoder_fuzz(ctx: Context) -> Result:
+    from lambda_wrapper.log_lines import decode_batch, is_own_diagnostic
     from lambda_wrapper.malformed import UnreadableBatch
-    from lambda_wrapper.telemetry import decode_batch, is_own_diagnostic
 
     # The row names atheris only where it runs: without it, this is a hypothesis row.
     with_atheris = importlib.util.find_spec("atheris") is not None

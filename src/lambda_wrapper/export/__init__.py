@@ -16,6 +16,7 @@ class against the contract: the tests run it on this package's, Init never does.
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import os
 import threading
@@ -25,7 +26,7 @@ from types import SimpleNamespace
 from .. import aws
 from ..instruments import LOSS, iso_time, own_event
 from ..settings import emit
-from ..telemetry import TelemetryEvent, decode_batch
+from ..telemetry import LOG_TYPES, TelemetryEvent, decode_platform_events, parse_batch
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
     from ..instruments import SourceArbiter
     from ..settings import Settings
+    from ..telemetry import DecodedBatch
     from .failures import CircuitBreaker
 
     Amend = Callable[[list[TelemetryEvent]], None]
@@ -508,8 +510,6 @@ def let_the_listener_in(deadline: float) -> None:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 _FUNCTION_TYPE_MARKS = (b'"type":"function"', b'"type": "function"')
 _TYPE_KEY = b'"type"'
-# The Telemetry API types whose records are log lines, the ones worth not decoding.
-_LOG_TYPES = ("function", "extension")
 
 
 def count_function_records(body: bytes, records: int | None = None) -> int:
@@ -607,10 +607,18 @@ class Pipeline:
             rejected_events=0,
         )
         read = {kind for exporter in exporters for kind in exporter.telemetry_types}
-        self.unread_types = frozenset(kind for kind in _LOG_TYPES if kind not in read)
+        self.unread_types = frozenset(kind for kind in LOG_TYPES if kind not in read)
         self._unread_marks = tuple(b'"type":"%s"' % kind.encode() for kind in sorted(self.unread_types))
         # Only our own EMF lines are skipped; the user's EMF metrics are their logs.
         self.emf_namespaces = set(emf_namespaces)
+        # The decoder of a parsed batch, chosen here once: where no exporter reads log
+        # lines, one that only counts them, so that their decoding is not even loaded.
+        self._decode_items: Callable[[list[object]], DecodedBatch] = decode_platform_events
+        if self.unread_types != LOG_TYPES:
+            from ..log_lines import decode_events
+
+            self._decode_items = functools.partial(decode_events, unread_types=self.unread_types,
+                                                   skip_own=True, emf_namespaces=self.emf_namespaces)
         # (body, spool sequence numbers, arrival time, own events or None for a body to
         # decode, what to amend in each own event, its record count)
         self._incoming: collections.deque[
@@ -880,7 +888,7 @@ class Pipeline:
             self.stats.unread_records += unread
             return []
         try:
-            batch = decode_batch(body, self.unread_types, True, self.emf_namespaces)
+            batch = self._decode_items(parse_batch(body))
         except ValueError as error:
             from ..malformed import UnreadableBatch  # unreadable input: never on the default lifecycle
 
