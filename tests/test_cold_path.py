@@ -227,6 +227,8 @@ pipeline.receive(json.dumps([report]).encode())
 pipeline.flush(1.0)
 pipeline.give_up("shutdown", time.monotonic() + 1.0)
 seen("default")
+pipeline.receive(json.dumps([report]).encode())
+seen("a batch after the loss report")
 try:
     telemetry.parse_batch(b"{}")
 except ValueError as error:
@@ -261,7 +263,8 @@ def test_rare_paths_load_their_modules_only_when_taken(tmp_path: Path) -> None:
     loaded = json.loads(result.stdout.splitlines()[-1])
     assert loaded == {
         "default": [],
-        "unreadable batch": ["lambda_wrapper.malformed"],
+        "a batch after the loss report": ["lambda_wrapper.export.failures"],
+        "unreadable batch": ["lambda_wrapper.export.failures", "lambda_wrapper.malformed"],
         "failed delivery": ["lambda_wrapper.export.failures", "lambda_wrapper.malformed"],
         "dead process's spool": sorted(RARE_PATHS),
         "an exporter that reads log lines": sorted((*RARE_PATHS, LOG_LINES)),

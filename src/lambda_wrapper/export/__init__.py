@@ -31,22 +31,13 @@ from ..telemetry import LOG_TYPES, TelemetryEvent, decode_platform_events, parse
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-    from typing import Protocol
 
-    from ..instruments import SourceArbiter
+    from ..instruments import InvocationRecord, SourceArbiter
     from ..settings import Settings
     from ..telemetry import DecodedBatch
     from .failures import CircuitBreaker
 
     Amend = Callable[[list[TelemetryEvent]], None]
-
-    class MadeWhenSpooled(Protocol):
-        """An own record submitted as what its submitter measured (``instruments.InvocationRecord``)."""
-
-        @property
-        def type(self) -> str: ...
-
-        def to_event(self, listener_lag_ms: float | None) -> TelemetryEvent: ...
 
 
 # == policy ================================================================================
@@ -626,7 +617,7 @@ class Pipeline:
         ] = collections.deque()
         # Own records submitted and not yet spooled (appended and taken without a lock:
         # deque's append and popleft are atomic).
-        self._own: collections.deque[tuple[TelemetryEvent | MadeWhenSpooled, Amend | None]] = (
+        self._own: collections.deque[tuple[TelemetryEvent | InvocationRecord, Amend | None]] = (
             collections.deque())
         # Platform event time to our receipt, for the newest batch: the listener's lag.
         self.listener_lag_ms: float | None = None
@@ -670,7 +661,9 @@ class Pipeline:
                 late = False
                 self._store(body, None, [])
         if late:
-            self._count_late(body)
+            from .failures import count_late  # after the loss report: not on the default lifecycle
+
+            count_late(self, body)
 
     def receive(self, body: bytes) -> None:
         """``accept`` for the Telemetry API listener: the platform's batch, after the own
@@ -685,7 +678,7 @@ class Pipeline:
             self.spool_own()
         self.accept(body)
 
-    def submit(self, event: TelemetryEvent | MadeWhenSpooled, amend: Amend | None = None) -> None:
+    def submit(self, event: TelemetryEvent | InvocationRecord, amend: Amend | None = None) -> None:
         """Queue one of the toolkit's own records, as it is; it goes out with the next flush.
 
         Nothing is made, serialised or written here (the handler's thread): ``spool_own``
@@ -1119,34 +1112,6 @@ class Pipeline:
             if locked:
                 self._release_flush_lock()
         return losses
-
-    def _count_late(self, body: bytes) -> None:
-        """Count a batch that arrived after ``give_up`` as lost by every exporter, and
-        report it the way ``give_up`` reports (stderr, then each local exporter while
-        ``deadline`` allows)."""
-        reason = f"{self._loss_reason} (arrived after the loss report)"
-        # Decoded, unlike the held batches counted in ``give_up``: our own diagnostic
-        # lines come back here, and counting them would report the report, endlessly.
-        events = self._decode(body)
-        if not events:
-            return
-        records = len(events)
-        functions = sum(1 for event in events if event.type == "function")
-        loss: dict[str, object] = {"droppedRecords": records, "droppedBytes": len(body),
-                                   "droppedByType": {"function": functions, "other": records - functions},
-                                   "reason": reason}
-        self.late_records += records
-        emit("warning", "records_lost",
-                         f"{records} telemetry records received but not exported ({reason})",
-                         reason=reason, exporters={channel.name: loss for channel in self.channels})
-        if time.monotonic() >= self._loss_deadline or not self._acquire_flush_lock(self._loss_deadline):
-            return
-        try:
-            for channel in self.channels:
-                if channel.local:
-                    self._export_loss(channel, loss, self._loss_deadline)
-        finally:
-            self._release_flush_lock()
 
     def _export_loss(self, channel: Channel, loss: dict[str, object], deadline: float) -> None:
         try:
