@@ -20,8 +20,9 @@ with atheris.instrument_imports():
     from lambda_wrapper.export.emf import EmfExporter
     from lambda_wrapper.export.otlp import OtlpExporter, SignalTarget
     from lambda_wrapper.export.transport import Endpoint, HttpResponse, Transport
+    from lambda_wrapper.log_lines import decode_batch, is_own_diagnostic
     from lambda_wrapper.malformed import UnreadableBatch
-    from lambda_wrapper.telemetry import decode_batch, is_own_diagnostic
+    from lambda_wrapper.telemetry import decode_platform_events, parse_batch
 
 ENVIRON = {
     "AWS_LAMBDA_FUNCTION_NAME": "fuzzed",
@@ -59,6 +60,8 @@ def one_input(data: bytes) -> None:
         batch = decode_batch(data)
     except UnreadableBatch:
         return
+    # The defaults' decoder too (EMF reads platform records only).
+    emf.export(decode_platform_events(parse_batch(data)).events, time.monotonic() + 5)
     for event in batch.events:
         event.to_output()
         is_own_diagnostic(event, {"LambdaWrapper"})

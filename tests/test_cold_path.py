@@ -53,6 +53,7 @@ SETTINGS_READ = "lambda_wrapper.variables"
 # for "everything on" is about): what it adds to the default path, beside structlog.
 EVERY_FEATURE_ADDS = frozenset({
     SETTINGS_READ,
+    "lambda_wrapper.log_lines",  # the file exporter reads log lines
     "lambda_wrapper.export.file", "lambda_wrapper.instruments.logs", "lambda_wrapper.instruments.process",
     "lambda_wrapper.instruments.watchdog",
 })
@@ -60,6 +61,9 @@ EVERY_FEATURE_ADDS = frozenset({
 # input the platform never sends, a failed delivery or a refused batch, a dead process's
 # leftovers or an overflowing spool.
 RARE_PATHS = ("lambda_wrapper.malformed", "lambda_wrapper.export.failures", "lambda_wrapper.export.readback")
+# The decoding of log lines: loaded by a pipeline with an exporter that reads them, which
+# the default's (EMF) does not.
+LOG_LINES = "lambda_wrapper.log_lines"
 HEAVY = (
     "structlog", "psutil", "http.server", "http.client", "dataclasses", "asyncio", "urllib.request", "typing"
 )
@@ -222,8 +226,10 @@ pipeline.receive(json.dumps([report]).encode())
 pipeline.flush(1.0)
 pipeline.give_up("shutdown", time.monotonic() + 1.0)
 seen("default")
+pipeline.receive(json.dumps([report]).encode())
+seen("a batch after the loss report")
 try:
-    telemetry.decode_batch(b"{}")
+    telemetry.parse_batch(b"{}")
 except ValueError as error:
     seen("unreadable batch")  # before the probe imports the class to check what was raised
     from lambda_wrapper.malformed import UnreadableBatch
@@ -236,15 +242,19 @@ seen("failed delivery")
 os.makedirs(os.path.join(root, "spool", "emf", "999999999-1"))
 Pipeline([EmfExporter(stream=io.StringIO())], os.path.join(root, "spool"), 1 << 20).recover()
 seen("dead process's spool")
+from lambda_wrapper.export.file import FileExporter
+
+Pipeline([FileExporter(os.path.join(root, "out.jsonl"))], os.path.join(root, "file-spool"), 1 << 20)
+seen("an exporter that reads log lines")
 print(json.dumps(loaded))
 """
 
 
 def test_rare_paths_load_their_modules_only_when_taken(tmp_path: Path) -> None:
     """The export side of the default lifecycle, run in a fresh interpreter, imports none of
-    the rare paths' modules; each comes in with its own path."""
+    the rare paths' modules, nor the decoding of log lines; each comes in with its own path."""
     result = subprocess.run(
-        [sys.executable, "-c", RARE_PATH_PROBE % (RARE_PATHS,), str(tmp_path)],
+        [sys.executable, "-c", RARE_PATH_PROBE % ((*RARE_PATHS, LOG_LINES),), str(tmp_path)],
         env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO_ROOT / "src")},
         capture_output=True, text=True, cwd=tmp_path,
     )
@@ -252,9 +262,11 @@ def test_rare_paths_load_their_modules_only_when_taken(tmp_path: Path) -> None:
     loaded = json.loads(result.stdout.splitlines()[-1])
     assert loaded == {
         "default": [],
-        "unreadable batch": ["lambda_wrapper.malformed"],
+        "a batch after the loss report": ["lambda_wrapper.export.failures"],
+        "unreadable batch": ["lambda_wrapper.export.failures", "lambda_wrapper.malformed"],
         "failed delivery": ["lambda_wrapper.export.failures", "lambda_wrapper.malformed"],
         "dead process's spool": sorted(RARE_PATHS),
+        "an exporter that reads log lines": sorted((*RARE_PATHS, LOG_LINES)),
     }
 
 

@@ -15,9 +15,9 @@ from lambda_wrapper.export import (
     Exporter,
     Pipeline,
     build_exporters,
-    contract_problems,
     telemetry_types,
 )
+from lambda_wrapper.export.contract import contract_problems
 from lambda_wrapper.settings import Settings
 from lambda_wrapper.telemetry import TelemetryEvent
 

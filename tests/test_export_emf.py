@@ -18,8 +18,9 @@ from lambda_wrapper.export import FunctionMetadata, _build
 from lambda_wrapper.export import emf as emf_module
 from lambda_wrapper.export.emf import EmfExporter
 from lambda_wrapper.export.failures import ExportError
+from lambda_wrapper.log_lines import decode_batch, decode_events, is_own_diagnostic
 from lambda_wrapper.settings import load
-from lambda_wrapper.telemetry import TelemetryEvent, decode_batch, decode_events, is_own_diagnostic
+from lambda_wrapper.telemetry import TelemetryEvent
 
 TESTS = Path(__file__).resolve().parent
 SCHEMA = json.loads((TESTS / "schemas" / "emf.schema.json").read_text())

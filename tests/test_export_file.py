@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from lambda_wrapper.export import MAX_LOCAL_EVENTS_PER_CALL, Pipeline
 from lambda_wrapper.export.file import _ENCODER, FileExporter, _lines
-from lambda_wrapper.telemetry import InvocationClassifier, TelemetryEvent, decode_batch
+from lambda_wrapper.log_lines import decode_batch
+from lambda_wrapper.telemetry import InvocationClassifier, TelemetryEvent
 
 
 def log_lines(events: list[TelemetryEvent]) -> list[str | None]:

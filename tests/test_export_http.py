@@ -14,8 +14,8 @@ from http_receiver import Receiver, Reply
 from lambda_wrapper.export import FunctionMetadata, _build
 from lambda_wrapper.export.failures import ExportError
 from lambda_wrapper.export.http_json import HttpJsonExporter
+from lambda_wrapper.log_lines import decode_batch, decode_events
 from lambda_wrapper.settings import load
-from lambda_wrapper.telemetry import decode_batch, decode_events
 
 ENV = {
     "AWS_LAMBDA_FUNCTION_NAME": "orders",

@@ -31,8 +31,9 @@ from lambda_wrapper.export.otlp_encoding import any_value, any_value_json
 from lambda_wrapper.export.otlp_logs import LogEncoder, _log_record, _text_message
 from lambda_wrapper.export.otlp_traces import TraceContexts, parse_xray_header
 from lambda_wrapper.export.transport import Endpoint, HttpResponse, Transport
+from lambda_wrapper.log_lines import decode_batch, decode_events
 from lambda_wrapper.settings import load
-from lambda_wrapper.telemetry import TelemetryEvent, decode_batch, decode_events
+from lambda_wrapper.telemetry import TelemetryEvent
 
 MESSAGES: dict[str, type[Message]] = {
     "/v1/logs": ExportLogsServiceRequest,

@@ -17,8 +17,9 @@ from lambda_wrapper.export.xray import HEADER, MAX_DATAGRAM_BYTES, XrayExporter,
 from lambda_wrapper.instruments import SPAN, own_event
 from lambda_wrapper.instruments import calls as hook
 from lambda_wrapper.instruments.calls.spans import redact_url
+from lambda_wrapper.log_lines import decode_events
 from lambda_wrapper.settings import Settings
-from lambda_wrapper.telemetry import TelemetryEvent, decode_events
+from lambda_wrapper.telemetry import TelemetryEvent
 
 HEADER_SAMPLED = "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=53995c3f42cd8ad8;Sampled=1"
 

@@ -22,7 +22,8 @@ from lambda_wrapper.export.emf import EmfExporter
 from lambda_wrapper.export.file import FileExporter
 from lambda_wrapper.export.otlp import OtlpExporter, SignalTarget
 from lambda_wrapper.export.transport import Endpoint, HttpResponse, Transport
-from lambda_wrapper.telemetry import InvocationClassifier, decode_events
+from lambda_wrapper.log_lines import decode_events
+from lambda_wrapper.telemetry import InvocationClassifier
 
 ENV = {"AWS_LAMBDA_FUNCTION_NAME": "orders", "AWS_LAMBDA_FUNCTION_VERSION": "1"}
 RID = "8f5f2ce4-9a1e-4b58-a1a4-7f1e1b7a4d11"

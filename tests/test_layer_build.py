@@ -507,7 +507,7 @@ sys.path.insert(0, sys.argv[1])
 from lambda_wrapper import telemetry
 from lambda_wrapper.malformed import UnreadableBatch
 try:
-    telemetry.decode_batch(b"{}")
+    telemetry.parse_batch(b"{}")
 except UnreadableBatch as error:
     frame = traceback.extract_tb(error.__traceback__)[-1]
     print(json.dumps({"text": traceback.format_exc(), "file": frame.filename, "line": frame.lineno,
@@ -522,10 +522,10 @@ def test_tracebacks_from_the_layer_show_source_lines(extracted_site: Path, inter
     source = extracted_site / "lambda_wrapper" / "telemetry.py"
     tag = "cpython-" + interpreter.version.replace(".", "")
     assert report["cached"] == str(source.parent / "__pycache__" / f"telemetry.{tag}.pyc")
-    assert (report["file"], report["function"]) == (str(source), "decode_batch")
+    assert (report["file"], report["function"]) == (str(source), "parse_batch")
     line_text = source.read_text(encoding="utf-8").splitlines()[report["line"] - 1].strip()
     assert line_text.startswith("raise UnreadableBatch("), f"line {report['line']} is {line_text!r}"
-    assert f'File "{source}", line {report["line"]}, in decode_batch\n    {line_text}\n' in report["text"]
+    assert f'File "{source}", line {report["line"]}, in parse_batch\n    {line_text}\n' in report["text"]
 
 
 _DOCSTRING_PROBE = """
@@ -542,10 +542,10 @@ def code_objects(code):
 
 columns = set()
 if sys.version_info >= (3, 11):
-    for code in code_objects(telemetry.decode_batch.__code__):
+    for code in code_objects(telemetry.parse_batch.__code__):
         columns.update(str(position[2]) for position in code.co_positions())
 print(json.dumps({
-    "docs": [lambda_wrapper.settings.__doc__, telemetry.__doc__, telemetry.decode_batch.__doc__,
+    "docs": [lambda_wrapper.settings.__doc__, telemetry.__doc__, telemetry.parse_batch.__doc__,
              malformed.UnreadableBatch.__doc__],
     "cached": lambda_wrapper.settings.__cached__,
     "columns": sorted(columns),

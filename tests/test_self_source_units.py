@@ -25,7 +25,8 @@ from lambda_wrapper.instruments import (
     SourceArbiter,
     own_event,
 )
-from lambda_wrapper.telemetry import TelemetryEvent, decode_batch
+from lambda_wrapper.log_lines import decode_batch
+from lambda_wrapper.telemetry import TelemetryEvent
 
 
 def self_records(error: BaseException | None = None) -> list[Any]:

@@ -15,14 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixtures import API_EXCHANGES, batch_bodies, batches, load, raw_events, telemetry_files
+from lambda_wrapper.log_lines import _text_log_prefix, decode_batch, decode_events, is_own_diagnostic
 from lambda_wrapper.malformed import MalformedEntry, UnreadableBatch
 from lambda_wrapper.telemetry import (
+    LOG_TYPES,
     TelemetryEvent,
-    _build_event,
-    decode_batch,
-    decode_events,
-    is_own_diagnostic,
+    decode_platform_events,
+    parse_batch,
     parse_time_ms,
+    platform_event,
 )
 from lambda_wrapper_dev.telemetry_decode import decode_files
 
@@ -969,6 +970,69 @@ def test_module_entry_point_runs_the_command(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert [json.loads(line)["message"] for line in result.stdout.splitlines()] == ["via -m"]
     assert "nope.json: cannot read" in result.stderr
+
+
+def _fields(event: TelemetryEvent) -> dict[str, object]:
+    return {field: getattr(event, field) for field in [*TelemetryEvent.__slots__, "message"]}
+
+
+@pytest.mark.parametrize("path", telemetry_files(), ids=lambda path: path.name)
+def test_the_platform_decoder_makes_the_full_decoders_events_and_only_counts_log_lines(path: Path) -> None:
+    """The pipeline's decoder where no exporter reads log lines is the full decoder with
+    the log types unread, on every fixture batch."""
+    for body in batch_bodies(path):
+        items = parse_batch(body)
+        full = decode_events(items, unread_types=LOG_TYPES, skip_own=True)
+        platform = decode_platform_events(items)
+        assert [_fields(event) for event in platform.events] == [_fields(event) for event in full.events]
+        assert (platform.malformed, platform.unread, platform.own) == (full.malformed, full.unread, 0)
+
+
+@settings(max_examples=300)
+@given(kind=st.sampled_from(["function", "extension", "platform.report", "platform.fault", "x"]),
+       record=st.one_of(st.none(), st.text(), st.integers(), st.lists(st.integers(), max_size=2),
+                        st.dictionaries(st.sampled_from(["requestId", "metrics", "message", "level"]),
+                                        st.one_of(st.text(), st.integers(), st.dictionaries(
+                                            st.text(max_size=3), st.integers(), max_size=2)), max_size=3)),
+       time=st.sampled_from(["2026-05-01T10:00:00.000Z", "bad", 3]))
+def test_the_platform_decoder_agrees_with_the_full_decoder_on_any_entry(kind: str, record: object,
+                                                                       time: object) -> None:
+    items: list[object] = [{"time": time, "type": kind, "record": record}, [kind], {"time": time}]
+    full = decode_events(items, unread_types=LOG_TYPES, skip_own=True)
+    platform = decode_platform_events(items)
+    assert [_fields(event) for event in platform.events] == [_fields(event) for event in full.events]
+    assert (platform.malformed, platform.unread, platform.own) == (full.malformed, full.unread, 0)
+
+
+def _build_event(
+    time: str, type_: str, record: object, epoch_ms: float | None, envelope: dict[str, object]
+) -> TelemetryEvent:
+    """The event the decoder must make of an entry, its rules applied one by one: what the
+    decoder's inline paths are held to."""
+    if type_ not in LOG_TYPES:
+        return platform_event(time, type_, record, epoch_ms, envelope)
+    request_id = level = None
+    message: object = None
+    metrics = None
+    if isinstance(record, dict):
+        value = record.get("requestId")
+        if isinstance(value, str):
+            request_id = value
+        value = record.get("metrics")
+        if isinstance(value, dict):
+            metrics = value
+        value = record.get("message")
+        if isinstance(value, str):
+            message = value[:-1] if value.endswith("\n") else value
+        value = record.get("level") or record.get("log_level")
+        if isinstance(value, str):
+            level = value.upper()
+    elif isinstance(record, str):
+        message = ...  # the record less one final newline, made when read
+        if record.startswith("["):
+            level, request_id = _text_log_prefix(record)
+    return TelemetryEvent(time, type_, record, epoch_ms, request_id, message,  # type: ignore[arg-type]
+                          metrics, level, envelope)
 
 
 @settings(max_examples=300)

@@ -8,14 +8,9 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lambda_wrapper.log_lines import decode_batch, decode_events, is_own_diagnostic
 from lambda_wrapper.malformed import UnreadableBatch
-from lambda_wrapper.telemetry import (
-    DecodedBatch,
-    decode_batch,
-    decode_events,
-    is_own_diagnostic,
-    parse_time_ms,
-)
+from lambda_wrapper.telemetry import LOG_TYPES, DecodedBatch, decode_platform_events, parse_time_ms
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -102,6 +97,16 @@ def test_envelope_like_items_never_raise(items: list[object]) -> None:
     check_batch(batch, len(items))
     for decoded in batch.events:
         assert isinstance(decoded.time, str) and isinstance(decoded.type, str)
+    # The pipeline's decoder where no exporter reads log lines: the same, log lines counted.
+    platform = decode_platform_events(items)
+    check_batch(platform, len(items) - platform.unread)
+    full = decode_events(items, unread_types=LOG_TYPES)
+    def fields(batch: DecodedBatch) -> list[tuple[object, ...]]:
+        return [(event.time, event.type, event.record, event.request_id, event.metrics, event.message)
+                for event in batch.events]
+
+    assert fields(platform) == fields(full)
+    assert (platform.malformed, platform.unread) == (full.malformed, full.unread)
 
 
 @given(st.text(max_size=60))

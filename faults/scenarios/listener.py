@@ -195,8 +195,9 @@ def _hypothesis_bodies(port: int, tag: str, examples: int) -> attacks.Observed:
 
 
 def _decoder_fuzz(ctx: Context) -> Result:
+    from lambda_wrapper.log_lines import decode_batch, is_own_diagnostic
     from lambda_wrapper.malformed import UnreadableBatch
-    from lambda_wrapper.telemetry import decode_batch, is_own_diagnostic
+    from lambda_wrapper.telemetry import decode_platform_events, parse_batch
 
     # The row names atheris only where it runs: without it, this is a hypothesis row.
     with_atheris = importlib.util.find_spec("atheris") is not None
@@ -215,6 +216,7 @@ def _decoder_fuzz(ctx: Context) -> Result:
     def decode(body: bytes) -> None:
         try:
             batch = decode_batch(body)
+            decode_platform_events(parse_batch(body))  # the pipeline's decoder with the defaults
         except UnreadableBatch:
             return
         except Exception as error:  # anything else would reach the pipeline

@@ -2,7 +2,8 @@
 classification of invocations every exporter reports.
 
 Sections, each building on the one before: ``records`` (the event model), ``decode``
-(request bodies of the Telemetry API and the legacy Logs API into events, without I/O)
+(request bodies of the Telemetry API and the legacy Logs API into events, without I/O;
+the log lines' own decoding is ``log_lines``', loaded only where something reads them)
 and ``invocations`` (what happened to one invocation).
 """
 
@@ -15,7 +16,6 @@ import re
 # ``typing`` costs ~15 ms to import; mypy honours a module-level TYPE_CHECKING constant.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Collection
     from types import EllipsisType
     from typing import Any
 
@@ -24,14 +24,16 @@ if TYPE_CHECKING:
 # What other modules use, of the three sections below.
 __all__ = [
     "CLASSIFIER_INPUTS",
+    "LOG_TYPES",
     "DecodedBatch",
     "InvocationClassifier",
     "TelemetryEvent",
-    "decode_batch",
-    "decode_events",
+    "decode_platform_events",
     "finite_number",
-    "is_own_diagnostic",
+    "malformed_item",
+    "parse_batch",
     "parse_time_ms",
+    "platform_event",
     "record_source",
 ]
 # What the decoder raises and reports about input it cannot read is ``malformed``'s,
@@ -198,31 +200,16 @@ class DecodedBatch:
 # a JSON array.
 
 
-# Types whose records are log lines (text, or objects in the JSON log format).
-_LOG_TYPES = frozenset(("function", "extension"))
-
-_new_event = object.__new__
-# First characters of a text log line that is neither "[LEVEL]"-prefixed nor possibly
-# one of our own lines (a JSON object, maybe indented): printable ASCII but "[" and "{"
-# (the empty line's "" is found too, and is neither). A string: a set costs its building
-# at import, a lookup of one character costs the same.
-_PLAIN_FIRST = ("!\"#$%&'()*+,-./0123456789:;<=>?@"
-                "ABCDEFGHIJKLMNOPQRSTUVWXYZ\\]^_`abcdefghijklmnopqrstuvwxyz|}~")
-OWN_LOGGER = "lambda_wrapper"
-_OWN_LOGGER_PREFIXES = ('{"logger": "lambda_wrapper', '{"logger":"lambda_wrapper')
+# Types whose records are log lines (text, or objects in the JSON log format): decoding
+# them, and telling the toolkit's own lines among them, is ``log_lines``'.
+LOG_TYPES = frozenset(("function", "extension"))
 
 
-def decode_batch(
-    body: bytes | str,
-    unread_types: Collection[str] = (),
-    skip_own: bool = False,
-    emf_namespaces: Collection[str] | None = None,
-) -> DecodedBatch:
-    """Decode one Telemetry API POST body (a JSON array of events).
+def parse_batch(body: bytes | str) -> list[object]:
+    """The entries of one Telemetry API POST body (a JSON array of events).
 
-    Raises ``UnreadableBatch`` when the body is not JSON or not an array; malformed
-    entries inside a valid array are reported in ``DecodedBatch.malformed`` instead.
-    What is counted rather than built: see ``decode_events``.
+    Raises ``UnreadableBatch`` when the body is not JSON or not an array; what each entry
+    holds is the decoder's business (``decode_platform_events``, ``log_lines.decode_events``).
     """
     if isinstance(body, str) and body.startswith("\ufeff"):
         # json.loads tolerates a BOM in bytes but not in str; be as lenient for both.
@@ -241,122 +228,56 @@ def decode_batch(
         from .malformed import UnreadableBatch, json_kind
 
         raise UnreadableBatch(f"telemetry batch is a JSON {json_kind(items)}, expected an array of events")
-    return decode_events(items, unread_types, skip_own, emf_namespaces)
+    return items
 
 
-def decode_events(
-    items: list[object],
-    unread_types: Collection[str] = (),
-    skip_own: bool = False,
-    emf_namespaces: Collection[str] | None = None,
-) -> DecodedBatch:
-    """Decode an already parsed batch; entries that are not events become ``MalformedEntry``.
+def decode_platform_events(items: list[object]) -> DecodedBatch:
+    """Decode a parsed batch of which nothing reads the log lines: ``function`` and
+    ``extension`` entries are only counted (``DecodedBatch.unread``), every other entry
+    becomes the event ``log_lines.decode_events`` would make of it, and an entry that is
+    not an event becomes a ``MalformedEntry``.
 
-    An entry is malformed when it is not an object, lacks ``time``, ``type`` or
-    ``record``, or when ``time`` or ``type`` is not a string (both are strings in every
-    schema version; a ``record`` may be anything, including null). A well-formed entry
-    whose type is in ``unread_types`` (what no consumer reads) is only counted, in
-    ``DecodedBatch.unread``: building events is most of the cost of a log line. With
-    ``skip_own``, the toolkit's own lines (``is_own_diagnostic`` with ``emf_namespaces``)
-    are only counted too, in ``DecodedBatch.own``.
+    The pipeline's decoder when no exporter reads log lines (EMF, the default, reads
+    platform records only), so that such an Init does not load the decoding of log lines.
     """
     events: list[TelemetryEvent] = []
     append = events.append
     malformed: list[MalformedEntry] = []
-    unread = own = 0
+    unread = 0
     # Events of a batch often share a timestamp; reuse the last parse.
     last_time: str | None = None
     last_epoch_ms: float | None = None
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            malformed.append(_malformed(index, item))
+            malformed.append(malformed_item(index, item))
             continue
         try:
             time = item["time"]
             type_ = item["type"]
             record = item["record"]
         except KeyError:
-            malformed.append(_malformed(index, item))
+            malformed.append(malformed_item(index, item))
             continue
         if type(time) is not str or type(type_) is not str:
-            malformed.append(_malformed(index, item))
+            malformed.append(malformed_item(index, item))
             continue
-        if type_ in unread_types:
+        if type_ in LOG_TYPES:
             unread += 1
             continue
         if time != last_time:
             last_time = time
             last_epoch_ms = parse_time_ms(time)
-        # Log lines, the bulk of most batches, are built here: ``TelemetryEvent(...)``
-        # without the call (its frame is a third of a line's cost here) and, for a
-        # JSON-format line, ``_build_event``'s checks in its order without its two calls.
-        # tests/test_telemetry_decode.py holds each equal to the generic builder's event.
-        if type(record) is str and type_ in _LOG_TYPES:
-            first = record[0] if record else ""
-            level = request_id = metrics = None
-            message: str | EllipsisType | None = ...  # the record less one final newline, made when read
-            if first in _PLAIN_FIRST:  # most lines: one lookup settles both tests below
-                pass
-            elif first == "[":
-                level, request_id = _text_log_prefix(record)
-            # Both kinds of own line are JSON objects, maybe indented: a printable ASCII
-            # first character other than "{" settles it without a call.
-            elif skip_own and (first == "{" or first <= " " or (first > "~" and first.isspace())) \
-                    and _is_own_text(record, emf_namespaces):
-                own += 1
-                continue
-        elif type(record) is dict and type_ in _LOG_TYPES:
-            # An object is one of our own lines only with our logger or EMF metadata.
-            if skip_own and ("_aws" in record or str(record.get("logger")).startswith(OWN_LOGGER)) \
-                    and _is_own_object(record, emf_namespaces):
-                own += 1
-                continue
-            value = record.get("requestId")
-            request_id = value if isinstance(value, str) else None
-            value = record.get("metrics")
-            metrics = value if isinstance(value, dict) else None
-            value = record.get("message")
-            message = (value[:-1] if value.endswith("\n") else value) if isinstance(value, str) else None
-            value = record.get("level") or record.get("log_level")
-            level = value.upper() if isinstance(value, str) else None
-        else:
-            event = _build_event(time, type_, record, last_epoch_ms, item)
-            # An object is one of our own lines only with our logger or EMF metadata: a
-            # JSON-format line without either is settled without a call.
-            if skip_own and (type(record) is not dict or "_aws" in record
-                             or str(record.get("logger")).startswith(OWN_LOGGER)) \
-                    and is_own_diagnostic(event, emf_namespaces):
-                own += 1
-                continue
-            append(event)
-            continue
-        event = _new_event(TelemetryEvent)  # every slot is set
-        event.time = time
-        event.type = type_
-        event.record = record
-        event.epoch_ms = last_epoch_ms
-        event.request_id = request_id
-        event._message = message
-        event.metrics = metrics
-        event.level = level
-        event._envelope = item
-        append(event)
-    return DecodedBatch(events, malformed, unread, own)
+        append(platform_event(time, type_, record, last_epoch_ms, item))
+    return DecodedBatch(events, malformed, unread)
 
 
-def _malformed(index: int, item: object) -> MalformedEntry:
-    # Input the platform never sends: its module is loaded when such input is met.
-    from .malformed import malformed_entry
-
-    return malformed_entry(index, item)
-
-
-def _build_event(
+def platform_event(
     time: str, type_: str, record: object, epoch_ms: float | None, envelope: dict[str, object]
 ) -> TelemetryEvent:
-    request_id = level = None
+    """The event of a well-formed entry that is not a log line (any entry whose record is
+    neither a string nor an object is one too: there is nothing to read in it)."""
+    request_id = metrics = None
     message: str | EllipsisType | None = None
-    metrics = None
     if isinstance(record, dict):
         value = record.get("requestId")
         if isinstance(value, str):
@@ -364,44 +285,18 @@ def _build_event(
         value = record.get("metrics")
         if isinstance(value, dict):
             metrics = value
-        if type_ in _LOG_TYPES:
-            value = record.get("message")
-            if isinstance(value, str):
-                message = _without_final_newline(value)
-            value = record.get("level") or record.get("log_level")
-            if isinstance(value, str):
-                level = value.upper()
     elif isinstance(record, str):
         message = ...  # the record less one final newline, made when read
-        if type_ in _LOG_TYPES and record.startswith("["):
-            level, request_id = _text_log_prefix(record)
-    return TelemetryEvent(time, type_, record, epoch_ms, request_id, message, metrics, level, envelope)
+    return TelemetryEvent(time, type_, record, epoch_ms, request_id, message, metrics, None, envelope)
 
 
-def _without_final_newline(text: str) -> str:
-    return text[:-1] if text.endswith("\n") else text
+def malformed_item(index: int, item: object) -> MalformedEntry:
+    """The report of an entry that cannot be an event (at ``index`` of its batch)."""
+    # Input the platform never sends: its module is loaded when such input is met.
+    from .malformed import malformed_entry
 
+    return malformed_entry(index, item)
 
-# awslambdaric's text format is "[LEVEL]\t<time>\t<request id>\t<message>\n"; uncaught
-# errors print "[ERROR] Type: message". The level must be a known name so that other
-# bracketed prefixes ("[my_module.func] started") are not taken for one.
-_TEXT_LOG_LEVELS = frozenset(("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL", "FATAL"))
-
-
-def _text_log_prefix(line: str) -> tuple[str | None, str | None]:
-    # Plain string scanning: this runs for many log lines and a regex costs ~0.3 ms to compile.
-    end = line.find("]", 1, 10)
-    level = line[1:end] if end > 0 else ""
-    after = line[end + 1 : end + 2]
-    if level not in _TEXT_LOG_LEVELS or (after and not after.isspace()):
-        return None, None
-    if after != "\t":
-        return level, None
-    time_end = line.find("\t", end + 2)
-    id_end = line.find("\t", time_end + 1) if time_end > 0 else -1
-    if id_end < 0 or "\n" in line[end:id_end]:
-        return level, None
-    return level, line[time_end + 1 : id_end] or None
 
 
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -542,76 +437,6 @@ def _days_since_epoch(year: int, month: int, day: int) -> int:
     day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
     day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
     return era * 146_097 + day_of_era - 719_468
-
-
-def is_own_diagnostic(event: TelemetryEvent, emf_namespaces: Collection[str] | None = None) -> bool:
-    """Whether a log event is output of this toolkit rather than of the user's function.
-
-    Our stderr diagnostics and our EMF metric lines come back to us as ``function`` (or
-    ``extension``) events; forwarding them again would loop. Matches:
-
-    - a diagnostic line: a JSON object whose ``logger`` is ``lambda_wrapper`` or a
-      ``lambda_wrapper.*`` child, as a text line or pre-parsed by the JSON log format;
-    - a CloudWatch EMF line: an object with an ``_aws`` metadata object. With
-      ``emf_namespaces`` given, only EMF lines whose ``CloudWatchMetrics`` use one of
-      those namespaces match, so that the user's own EMF metrics are still forwarded.
-    """
-    if event.type not in _LOG_TYPES:
-        return False
-    record = event.record
-    if isinstance(record, str):
-        first = record[:1]
-        if first != "{" and not first.isspace():
-            return False  # both kinds of own line are JSON objects: most lines end here
-        return _is_own_text(record, emf_namespaces)
-    return _is_own_object(record, emf_namespaces)
-
-
-def _is_own_text(line: str, emf_namespaces: Collection[str] | None) -> bool:
-    for prefix in _OWN_LOGGER_PREFIXES:
-        # The fast path for our own lines; "lambda_wrapper_x" falls through to a parse.
-        if line.startswith(prefix) and line[len(prefix) : len(prefix) + 1] in ('"', "."):
-            return True
-    return _is_own_object(_parse_json_object_line(line), emf_namespaces)
-
-
-def _is_own_object(record: object, emf_namespaces: Collection[str] | None) -> bool:
-    if not isinstance(record, dict):
-        return False
-    logger = record.get("logger")
-    if isinstance(logger, str) and (logger == OWN_LOGGER or logger.startswith(OWN_LOGGER + ".")):
-        return True
-    return _is_emf(record.get("_aws"), emf_namespaces)
-
-
-def _parse_json_object_line(line: str) -> dict[str, object] | None:
-    # Only lines that could match are parsed, so ordinary log lines cost two substring scans.
-    if OWN_LOGGER not in line and '"_aws"' not in line:
-        return None
-    text = line.strip()
-    if not text.startswith("{"):
-        return None
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _is_emf(metadata: object, emf_namespaces: Collection[str] | None) -> bool:
-    if not isinstance(metadata, dict):
-        return False
-    if emf_namespaces is None:
-        return True
-    directives = metadata.get("CloudWatchMetrics")
-    if not isinstance(directives, list):
-        return False
-    return any(
-        isinstance(directive, dict)
-        and isinstance(directive.get("Namespace"), str)
-        and directive["Namespace"] in emf_namespaces
-        for directive in directives
-    )
 
 
 # == invocations ===========================================================================

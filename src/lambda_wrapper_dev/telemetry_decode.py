@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from lambda_wrapper.log_lines import decode_events
 from lambda_wrapper.malformed import json_kind
-from lambda_wrapper.telemetry import decode_events
 
 # ``typing`` costs ~15 ms to import; mypy honours a module-level TYPE_CHECKING constant.
 TYPE_CHECKING = False

@@ -9,40 +9,35 @@ metadata``, ``spool``, ``pipeline`` and ``registry`` (which exporters the settin
 for). What only a failure or a crash runs has modules of its own, imported where it
 happens, so that the default lifecycle's Init does not pay for them: ``failures`` (the
 errors and the circuit breaker of a failing exporter, a refused batch) and ``readback``
-(a dead process's leftovers, an overflowing spool).
+(a dead process's leftovers, an overflowing spool). ``contract`` checks an exporter
+class against the contract: the tests run it on this package's, Init never does.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import os
 import threading
 import time
+from types import SimpleNamespace
 
 from .. import aws
 from ..instruments import LOSS, iso_time, own_event
 from ..settings import emit
-from ..telemetry import TelemetryEvent, decode_batch
+from ..telemetry import LOG_TYPES, TelemetryEvent, decode_platform_events, parse_batch
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-    from typing import Protocol
 
-    from ..instruments import SourceArbiter
+    from ..instruments import InvocationRecord, SourceArbiter
     from ..settings import Settings
+    from ..telemetry import DecodedBatch
     from .failures import CircuitBreaker
 
     Amend = Callable[[list[TelemetryEvent]], None]
-
-    class MadeWhenSpooled(Protocol):
-        """An own record submitted as what its submitter measured (``instruments.InvocationRecord``)."""
-
-        @property
-        def type(self) -> str: ...
-
-        def to_event(self, listener_lag_ms: float | None) -> TelemetryEvent: ...
 
 
 # == policy ================================================================================
@@ -111,12 +106,11 @@ class FlushPolicy:
 #   ``deadline`` (``time.monotonic()``); raise ``failures.ExportError`` to have them kept
 #   (retryable) or dropped and counted.
 #
-# A class that leaves any of them out fails when it is defined, not when a flush first
-# touches it.
+# A class that leaves any of them out fails when it is defined (``contract``), not when a
+# flush first touches it.
 
 
 CONTRACT = ("name", "local", "telemetry_types", "prepare", "export")
-TELEMETRY_TYPES = frozenset(("platform", "function", "extension"))
 
 
 class Exporter:
@@ -126,6 +120,12 @@ class Exporter:
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
+        # This package's exporters are held to the contract by tests/test_export_contract.py,
+        # not here, where checking one would cost every Init that defines it.
+        if cls.__module__.startswith(__name__ + "."):
+            return
+        from .contract import contract_problems
+
         problems = contract_problems(cls)
         if problems:
             raise TypeError(f"exporter {cls.__qualname__} does not meet the exporter contract: "
@@ -136,32 +136,6 @@ class Exporter:
 
     def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
         raise NotImplementedError
-
-
-def contract_problems(cls: type) -> list[str]:
-    """What ``cls`` fails to declare of the contract (empty when it declares it all).
-
-    Each member must come from ``cls`` or a subclass of ``Exporter``, never from
-    ``Exporter`` itself, whose methods only raise.
-    """
-    declared: dict[str, object] = {}
-    for klass in reversed(cls.__mro__):
-        if klass is not Exporter and klass is not object and issubclass(klass, Exporter):
-            declared.update(vars(klass))
-    problems = [f"{member} is not declared" for member in CONTRACT if member not in declared]
-    if "name" in declared and not (isinstance(declared["name"], str) and declared["name"]):
-        problems.append("name must be a non-empty str")
-    if "local" in declared and not isinstance(declared["local"], bool):
-        problems.append("local must be a bool")
-    types = declared.get("telemetry_types")
-    if "telemetry_types" in declared and not (
-        isinstance(types, tuple) and types and all(t in TELEMETRY_TYPES for t in types)
-    ):
-        problems.append(f"telemetry_types must be a non-empty tuple of {sorted(TELEMETRY_TYPES)}")
-    for method in ("prepare", "export"):
-        if method in declared and not callable(declared[method]):
-            problems.append(f"{method} must be a method")
-    return problems
 
 
 # == function metadata =====================================================================
@@ -236,16 +210,6 @@ CURSOR_BYTES = 20  # digits of the largest sequence number, space-padded
 CURSOR_FILES_BYTES = 2 * CURSOR_BYTES
 
 
-class _Segment:
-    __slots__ = ("first", "last", "path", "size")
-
-    def __init__(self, first: int, path: str) -> None:
-        self.first = first
-        self.last = first - 1
-        self.path = path
-        self.size = 0
-
-
 class Spool:
     def __init__(self, root: str, max_bytes: int) -> None:
         self.root = root
@@ -259,7 +223,10 @@ class Spool:
         self.unspooled_batches = 0
         self.cursor = 0
         self._next_seq = 1
-        self._segments: list[_Segment] = []
+        # Each segment file's ``first`` and ``last`` sequence numbers, ``path`` and ``size``
+        # in bytes: a namespace rather than a class of its own (a class costs Init more than
+        # all its uses), since nothing outside the spool reads one.
+        self._segments: list[SimpleNamespace] = []
         self._fd: int | None = None
         self._cursor_fd: int | None = None
         self._bytes = 0
@@ -328,7 +295,7 @@ class Spool:
             os.close(self._fd)
         path = os.path.join(self.directory, f"{seq:012d}.seg")
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._segments.append(_Segment(seq, path))
+        self._segments.append(SimpleNamespace(first=seq, last=seq - 1, path=path, size=0))
 
     def _make_room(self, incoming: int) -> None:
         while self._bytes + incoming > self._segment_capacity and self._segments:
@@ -534,8 +501,6 @@ def let_the_listener_in(deadline: float) -> None:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 _FUNCTION_TYPE_MARKS = (b'"type":"function"', b'"type": "function"')
 _TYPE_KEY = b'"type"'
-# The Telemetry API types whose records are log lines, the ones worth not decoding.
-_LOG_TYPES = ("function", "extension")
 
 
 def count_function_records(body: bytes, records: int | None = None) -> int:
@@ -575,21 +540,6 @@ def count_by_type(events: Iterable[TelemetryEvent], into: dict[str, int] | None 
     for event in events:
         counts[event.type] = counts.get(event.type, 0) + 1
     return counts
-
-
-class PipelineStats:
-    __slots__ = ("delivered", "events", "export_failures", "malformed_batches", "malformed_entries",
-                 "own_lines_skipped", "rejected_events", "unread_records")
-
-    def __init__(self) -> None:
-        self.events = 0
-        self.delivered = 0
-        self.malformed_batches = 0
-        self.malformed_entries = 0
-        self.own_lines_skipped = 0
-        self.unread_records = 0  # of a type no exporter reads: not decoded
-        self.export_failures = 0
-        self.rejected_events = 0
 
 
 class Channel:
@@ -635,12 +585,31 @@ class Pipeline:
         # The cap is for all exporters together: each spool gets its share.
         share = spool_max_bytes // max(1, len(exporters))
         self.channels = [Channel(e, Spool(os.path.join(spool_root, e.name), share)) for e in exporters]
-        self.stats = PipelineStats()
+        # What the pipeline has counted: a namespace of counters rather than a class of its
+        # own (a class costs Init more than all its uses), since only their values are read.
+        self.stats = SimpleNamespace(
+            events=0,
+            delivered=0,
+            malformed_batches=0,
+            malformed_entries=0,
+            own_lines_skipped=0,
+            unread_records=0,  # of a type no exporter reads: not decoded
+            export_failures=0,
+            rejected_events=0,
+        )
         read = {kind for exporter in exporters for kind in exporter.telemetry_types}
-        self.unread_types = frozenset(kind for kind in _LOG_TYPES if kind not in read)
+        self.unread_types = frozenset(kind for kind in LOG_TYPES if kind not in read)
         self._unread_marks = tuple(b'"type":"%s"' % kind.encode() for kind in sorted(self.unread_types))
         # Only our own EMF lines are skipped; the user's EMF metrics are their logs.
         self.emf_namespaces = set(emf_namespaces)
+        # The decoder of a parsed batch, chosen here once: where no exporter reads log
+        # lines, one that only counts them, so that their decoding is not even loaded.
+        self._decode_items: Callable[[list[object]], DecodedBatch] = decode_platform_events
+        if self.unread_types != LOG_TYPES:
+            from ..log_lines import decode_events
+
+            self._decode_items = functools.partial(decode_events, unread_types=self.unread_types,
+                                                   skip_own=True, emf_namespaces=self.emf_namespaces)
         # (body, spool sequence numbers, arrival time, own events or None for a body to
         # decode, what to amend in each own event, its record count)
         self._incoming: collections.deque[
@@ -648,7 +617,7 @@ class Pipeline:
         ] = collections.deque()
         # Own records submitted and not yet spooled (appended and taken without a lock:
         # deque's append and popleft are atomic).
-        self._own: collections.deque[tuple[TelemetryEvent | MadeWhenSpooled, Amend | None]] = (
+        self._own: collections.deque[tuple[TelemetryEvent | InvocationRecord, Amend | None]] = (
             collections.deque())
         # Platform event time to our receipt, for the newest batch: the listener's lag.
         self.listener_lag_ms: float | None = None
@@ -692,7 +661,9 @@ class Pipeline:
                 late = False
                 self._store(body, None, [])
         if late:
-            self._count_late(body)
+            from .failures import count_late  # after the loss report: not on the default lifecycle
+
+            count_late(self, body)
 
     def receive(self, body: bytes) -> None:
         """``accept`` for the Telemetry API listener: the platform's batch, after the own
@@ -707,7 +678,7 @@ class Pipeline:
             self.spool_own()
         self.accept(body)
 
-    def submit(self, event: TelemetryEvent | MadeWhenSpooled, amend: Amend | None = None) -> None:
+    def submit(self, event: TelemetryEvent | InvocationRecord, amend: Amend | None = None) -> None:
         """Queue one of the toolkit's own records, as it is; it goes out with the next flush.
 
         Nothing is made, serialised or written here (the handler's thread): ``spool_own``
@@ -910,7 +881,7 @@ class Pipeline:
             self.stats.unread_records += unread
             return []
         try:
-            batch = decode_batch(body, self.unread_types, True, self.emf_namespaces)
+            batch = self._decode_items(parse_batch(body))
         except ValueError as error:
             from ..malformed import UnreadableBatch  # unreadable input: never on the default lifecycle
 
@@ -1141,34 +1112,6 @@ class Pipeline:
             if locked:
                 self._release_flush_lock()
         return losses
-
-    def _count_late(self, body: bytes) -> None:
-        """Count a batch that arrived after ``give_up`` as lost by every exporter, and
-        report it the way ``give_up`` reports (stderr, then each local exporter while
-        ``deadline`` allows)."""
-        reason = f"{self._loss_reason} (arrived after the loss report)"
-        # Decoded, unlike the held batches counted in ``give_up``: our own diagnostic
-        # lines come back here, and counting them would report the report, endlessly.
-        events = self._decode(body)
-        if not events:
-            return
-        records = len(events)
-        functions = sum(1 for event in events if event.type == "function")
-        loss: dict[str, object] = {"droppedRecords": records, "droppedBytes": len(body),
-                                   "droppedByType": {"function": functions, "other": records - functions},
-                                   "reason": reason}
-        self.late_records += records
-        emit("warning", "records_lost",
-                         f"{records} telemetry records received but not exported ({reason})",
-                         reason=reason, exporters={channel.name: loss for channel in self.channels})
-        if time.monotonic() >= self._loss_deadline or not self._acquire_flush_lock(self._loss_deadline):
-            return
-        try:
-            for channel in self.channels:
-                if channel.local:
-                    self._export_loss(channel, loss, self._loss_deadline)
-        finally:
-            self._release_flush_lock()
 
     def _export_loss(self, channel: Channel, loss: dict[str, object], deadline: float) -> None:
         try:

@@ -1,6 +1,7 @@
 """Failures of export: what an exporter raises when a delivery fails, what the pipeline
-does with the events of a failed call, the circuit breaker of a failing exporter, and
-the refusal of a batch the pipeline cannot hold.
+does with the events of a failed call, the circuit breaker of a failing exporter, the
+refusal of a batch the pipeline cannot hold, and the count of a batch that arrives after
+the pipeline's loss report.
 
 None of it runs while deliveries succeed and the pipeline has room, as on the default
 lifecycle, so Init does not load it: the pipeline imports it where a delivery fails or
@@ -141,3 +142,32 @@ def delivery_failed(pipeline: Pipeline, channel: Channel, take: list[tuple[int, 
         emit("warning", "export_rejected",
                          f"{channel.name} export failed permanently, {rejected} events dropped: {error}",
                          exporter=channel.name, retryable=False, dropped=rejected, droppedByType=by_type)
+
+
+def count_late(pipeline: Pipeline, body: bytes) -> None:
+    """Count a batch that arrived after ``pipeline.give_up`` as lost by every exporter,
+    and report it the way ``give_up`` reports (stderr, then each local exporter while
+    its deadline allows)."""
+    reason = f"{pipeline._loss_reason} (arrived after the loss report)"
+    # Decoded, unlike the held batches counted in ``give_up``: our own diagnostic
+    # lines come back here, and counting them would report the report, endlessly.
+    events = pipeline._decode(body)
+    if not events:
+        return
+    records = len(events)
+    functions = sum(1 for event in events if event.type == "function")
+    loss: dict[str, object] = {"droppedRecords": records, "droppedBytes": len(body),
+                               "droppedByType": {"function": functions, "other": records - functions},
+                               "reason": reason}
+    pipeline.late_records += records
+    emit("warning", "records_lost", f"{records} telemetry records received but not exported ({reason})",
+         reason=reason, exporters={channel.name: loss for channel in pipeline.channels})
+    deadline = pipeline._loss_deadline
+    if time.monotonic() >= deadline or not pipeline._acquire_flush_lock(deadline):
+        return
+    try:
+        for channel in pipeline.channels:
+            if channel.local:
+                pipeline._export_loss(channel, loss, deadline)
+    finally:
+        pipeline._release_flush_lock()
