@@ -11,10 +11,13 @@ no declaration is built and no parser made.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
 
 from . import aws
 from .settings import Settings
+
+TYPE_CHECKING = False  # annotations only: no import statement runs for them
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
