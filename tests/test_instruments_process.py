@@ -21,7 +21,7 @@ from lambda_wrapper.instruments import (
     rss_bytes,
     self_status,
 )
-from lambda_wrapper.instruments.process import GcWatch, ProcessMetrics
+from lambda_wrapper.instruments.process import ProcessMetrics
 
 PROCESS_FIELDS = {
     "rssMB",
@@ -53,17 +53,18 @@ BUSY = {
 }
 
 
-def test_gc_watch_counts_collections_and_pause() -> None:
-    watch = GcWatch()
+def test_gc_collections_and_pause_are_counted_from_the_invocation_start() -> None:
+    metrics = ProcessMetrics(None)
     try:
-        watch.reset()
+        gc.collect()  # before the invocation: not its
+        metrics.invocation_starts()
         for _ in range(3):
             gc.collect()
-        assert watch.collections == 3
-        assert watch.pause_s > 0
+        assert metrics.gc_collections == 3
+        assert metrics.gc_pause_s > 0
     finally:
-        watch.close()
-    assert watch._on_gc not in gc.callbacks
+        metrics.close()
+    assert metrics._on_gc not in gc.callbacks
 
 
 def test_snapshot_has_every_field_with_sane_values() -> None:

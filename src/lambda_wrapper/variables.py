@@ -11,10 +11,13 @@ no declaration is built and no parser made.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
 
 from . import aws
 from .settings import Settings
+
+TYPE_CHECKING = False  # annotations only: no import statement runs for them
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -298,9 +301,14 @@ SETTINGS: tuple[Setting, ...] = (
 def read(settings: Settings, environ: Mapping[str, str]) -> None:
     """Set on ``settings`` every variable ``environ`` sets; a bad value is a ``Problem``
     (and, for a feature's variable, the feature disabled), never an exception."""
+    # One pass over the keys: ``os.environ.get`` of an unset name raises and catches a
+    # KeyError, and most declared names are unset.
+    present = set(environ)
     for setting in SETTINGS:
-        raw = environ.get(setting.name)
-        if raw is None or raw == "":
+        if setting.name not in present:
+            continue
+        raw = environ[setting.name]
+        if raw == "":
             continue
         try:
             value = setting.parse(raw)
