@@ -215,15 +215,13 @@ class Watchdog:
 # warnings it sends (a line, a record, a flush) and the memory check as the handler returns.
 
 
-def start_watchdog(supervisor: Supervisor) -> None:
-    """Start the watchdog with what the settings and the telemetry source ask of it (if anything)."""
+def start_watchdog(supervisor: Supervisor, report_timeouts: bool) -> None:
+    """Start the watchdog with what the settings ask of it and ``report_timeouts`` (the
+    self source's, decided by ``Supervisor.start_watchdog``), if anything."""
     settings = supervisor.settings
     warning_ms = settings.timeout_warning_ms if settings.feature_enabled("the timeout warning") else 0
     pct = settings.memory_warning_pct if settings.feature_enabled("the memory warning") else 0
     limit = memory_limit_bytes(pct) if pct else None
-    # Where the platform's records come (auto with a subscription), the platform
-    # reports timeouts: no thread of ours just for that.
-    report_timeouts = supervisor.self_reporter is not None and supervisor.telemetry_source == "self"
     if not warning_ms and limit is None and not report_timeouts:
         return
     if limit is not None:

@@ -502,10 +502,8 @@ class Supervisor:
         setting = self.settings.telemetry_source
         if setting != SELF and (setting != "auto" or managed_instances()):
             return
-        from ..export import InFlightMarker
-
         try:
-            self._early_in_flight = InFlightMarker(os.path.join(aws.wrapper_tmp_dir(), "in-flight"))
+            self._early_in_flight = self._new_in_flight_marker()
         except OSError as exc:  # said once the source is chosen, as a marker made then would
             self._early_in_flight = exc
 
@@ -515,6 +513,10 @@ class Supervisor:
             raise early
         if early is not None:
             return early
+        return self._new_in_flight_marker()
+
+    @staticmethod
+    def _new_in_flight_marker() -> InFlightMarker:
         from ..export import InFlightMarker
 
         return InFlightMarker(os.path.join(aws.wrapper_tmp_dir(), "in-flight"))
@@ -592,7 +594,7 @@ class Supervisor:
         settings = self.settings
         report_timeouts = self.self_reporter is not None and self.telemetry_source == "self"
         if settings.timeout_warning_ms or settings.memory_warning_pct or report_timeouts:
-            self._start("the watchdog", self._watchdog)
+            self._start("the watchdog", lambda: self._watchdog(report_timeouts))
 
     def _start(self, feature: str, start: Callable[[], None]) -> None:
         try:
@@ -650,10 +652,10 @@ class Supervisor:
         if extension is not None:
             extension.submit(event)
 
-    def _watchdog(self) -> None:
+    def _watchdog(self, report_timeouts: bool) -> None:
         from ..instruments.watchdog import start_watchdog
 
-        start_watchdog(self)
+        start_watchdog(self, report_timeouts)
 
 
 def start(started_at: float) -> Handler:
