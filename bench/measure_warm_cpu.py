@@ -16,7 +16,8 @@ with another layer tree, e.g. a build of an earlier commit); invoked in turn, th
 the same machine load. The figures are medians over rounds of each round's difference
 from bare.
 
-``.venv/bin/python -m bench.measure_warm_cpu [--rounds 7] [--invokes 3000] [--lines 0] [--against DIR]``
+``.venv/bin/python -m bench.measure_warm_cpu [--rounds 7] [--invokes 3000] [--lines 0] [--against DIR]
+[--python X.Y]``
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def one_round(
 
 
 def variant_specs(
-    variants: tuple[Variant, ...], against: Path | None, without: tuple[str, ...] = ()
+    variants: tuple[Variant, ...], against: Path | None, without: tuple[str, ...] = (),
+    python_version: str | None = None,
 ) -> dict[str, EnvironmentSpec]:
     """Each variant with its layer (ours built from this checkout, a competitor's by pip),
     handler and environment; ``against``: ours once more with that layer tree;
@@ -102,17 +104,19 @@ def variant_specs(
         elif variant.layer is not None:
             layer = build_third_party_layer(RECIPES[variant.layer], stderr_log).path
         env = variant.environment(UNREACHABLE_SINK)
-        specs[variant.name] = EnvironmentSpec(root, variant.handler, layer, env, memory_mb=MEMORY_MB)
+        specs[variant.name] = EnvironmentSpec(
+            root, variant.handler, layer, env, memory_mb=MEMORY_MB, python_version=python_version
+        )
         if against is not None and variant.layer == OWN_LAYER:
             specs[f"{variant.name}@against"] = EnvironmentSpec(
-                root, variant.handler, against, env, memory_mb=MEMORY_MB
+                root, variant.handler, against, env, memory_mb=MEMORY_MB, python_version=python_version
             )
         for name in without:
             if variant.layer == OWN_LAYER and name in env:
                 reduced = {key: value for key, value in env.items() if key != name}
                 short = name.removeprefix("LAMBDA_WRAPPER_").lower()
                 specs[f"{variant.name}-{short}"] = EnvironmentSpec(
-                    root, variant.handler, layer, reduced, memory_mb=MEMORY_MB
+                    root, variant.handler, layer, reduced, memory_mb=MEMORY_MB, python_version=python_version
                 )
     return specs
 
@@ -128,6 +132,7 @@ def main() -> int:
     parser.add_argument("--against", type=Path, help="another layer tree to run each of our variants with")
     parser.add_argument("--without", default="",
                         help="comma list of settings: each of our variants once more without each")
+    parser.add_argument("--python", help="the runtime's Python, X.Y (default: this interpreter's)")
     args = parser.parse_args()
     if args.platform == "rie":
         reason = rie_unavailable_reason()
@@ -135,7 +140,8 @@ def main() -> int:
             raise SystemExit(reason)
     variants = select(args.variants)
     without = tuple(name.strip() for name in args.without.split(",") if name.strip())
-    specs = variant_specs(variants, args.against.resolve() if args.against is not None else None, without)
+    specs = variant_specs(variants, args.against.resolve() if args.against is not None else None, without,
+                          args.python)
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in specs}
     for _ in range(args.rounds):
         for name, result in one_round(specs, args.invokes, args.lines, args.platform).items():

@@ -48,6 +48,7 @@ class EnvironmentSpec:
     layer_dir: Path | None
     env: dict[str, str]
     memory_mb: int = MEMORY_MB
+    python_version: str | None = None  # the runtime's, X.Y; None: this interpreter's
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,7 @@ class SandboxEnvironment(FunctionEnvironment):
             use_wrapper=False,
             env=dict(spec.env),
             memory_mb=spec.memory_mb,
+            python_version=spec.python_version,
             timeout_s=TIMEOUT_S,
             tmp_dir=self._workdir / "tmp",
             function_name=FUNCTION_NAME,
@@ -243,7 +245,7 @@ class RieEnvironment(FunctionEnvironment):
         reason = rie_unavailable_reason()
         if reason:
             raise RuntimeError(reason)
-        image = ensure_runtime_image()
+        image = ensure_runtime_image(spec.python_version)
         self._workdir = Path(tempfile.mkdtemp(prefix="lw-bench-rie-"))
         tmp_dir, empty_dir = self._workdir / "tmp", self._workdir / "empty"
         tmp_dir.mkdir()

@@ -996,6 +996,8 @@ class InternalExtension:
         self.extension_id: str | None = None  # once registered
         self.listener = TelemetryListener(sink=self._receive)
         self.subscription: SubscriptionOutcome | None = None
+        # Under Managed Instances: another worker process subscribed, for this one too.
+        self.subscribed_by_another_worker = False
         self.policy = FlushPolicy()
         # Registering for INVOKE makes the platform wait for our /event/next after
         # every response (billed as extensionOverhead; docs/benchmarks.md). With only
@@ -1128,6 +1130,7 @@ class InternalExtension:
         port = self.listener.bind(listener_host(), self.settings.telemetry_port)
         if managed_instances() and not self._elected_telemetry_worker():
             # Every subscriber gets the whole stream: one worker subscribes for all.
+            self.subscribed_by_another_worker = True
             return
         schema = aws.MANAGED_INSTANCES_SCHEMA if managed_instances() else aws.CLASSIC_SCHEMA
         outcome = subscribe(self._connection, self.extension_id, port, self.types, schema)
@@ -1315,9 +1318,22 @@ class InternalExtension:
                     exported += self.flush(max(0.0, stop_exporting - time.monotonic()))
             # From here batches still arriving are counted as lost, one report each.
             lost = self.pipeline.give_up("shutdown", deadline)
-            emit("info", "shutdown_flush", "exported what was pending at SIGTERM",
-                             exported=exported, tookMs=round((time.monotonic() - started) * 1000, 1),
-                             lostRecords=sum(int(str(loss["droppedRecords"])) for loss in lost.values()))
+            if not self._function_logs_delivered():
+                emit("info", "shutdown_flush", "exported what was pending at SIGTERM",
+                     exported=exported, tookMs=round((time.monotonic() - started) * 1000, 1),
+                     lostRecords=sum(int(str(loss["droppedRecords"])) for loss in lost.values()))
+
+    def _function_logs_delivered(self) -> bool:
+        """Whether the platform sends us the function's log lines, ours included.
+
+        Then nothing is said once the shutdown has begun: the platform need not deliver
+        a line written after SIGTERM, and counts it as dropped (``platform.logsDropped``)
+        where it does not; ``give_up`` has said what was lost (``records_lost``).
+        """
+        outcome = self.subscription
+        subscribed = self.subscribed_by_another_worker or (
+            outcome is not None and outcome.state == SubscriptionOutcome.SUBSCRIBED)
+        return subscribed and "function" in self.types
 
     @property
     def alive(self) -> bool:
