@@ -232,7 +232,7 @@ def test_sigterm_flush_exports_last_invocation(
         assert said, sandbox.function_output[-20:]
     else:
         assert not said
-        lines = [r["record"] for r in records if r["type"] == "function" and str(r["record"]).startswith("line ")]
+        lines = [r["record"] for r in records if is_line(r)]
         assert lines == ["line 0\n", "line 1\n", "line 2\n"]
 
 
