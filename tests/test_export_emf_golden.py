@@ -100,6 +100,8 @@ def edge_batches() -> list[list[dict[str, object]]]:
         entry(REPORT, {"requestId": "r4", "status": "failure", "errorType": "Runtime.ExitError",
                                   "metrics": {"durationMs": 1, "memorySizeMB": 0, "maxMemoryUsedMB": 3,
                                               "restoreDurationMs": 80.125}}),
+        entry(REPORT, {"requestId": "r5b", "status": "success", "source": "elsewhere",
+                       "metrics": {"durationMs": 2.5}}),
         entry(REPORT, {"requestId": "r5", "status": "success", "source": "self",
                                   "metrics": {"durationMs": 2.5, "memorySizeMB": 3, "maxMemoryUsedMB": 1}}),
         entry(REPORT, {"requestId": 'q"u\\o\u00e9\u2028t\n', "status": "s\u00fc\"cc",
@@ -129,7 +131,8 @@ def edge_batches() -> list[list[dict[str, object]]]:
         *(entry(REPORT, {"requestId": f"t{number}", "metrics": {"durationMs": 1}}, time)
           for number, time in enumerate(("2024-05-01T10:00:00.5Z", "2024-05-01 10:00:00+02:00", "not a time",
                                          "1969-12-31T23:59:59.999Z", "9999-12-31T23:59:59.999Z",
-                                         "2024-05-01T10:00:00.123456Z"), start=1)),
+                                         "2024-05-01T10:00:00.123456Z", "2024-05-01T10:00:00.123789Z"),
+                                        start=1)),
         entry("platform.logsDropped", {"droppedRecords": 5, "droppedBytes": 1234, "reason": "x"}),
         entry("platform.logsDropped", {"droppedRecords": 0}),
         entry("platform.logsDropped", {"reason": "nothing counted"}),
