@@ -936,9 +936,6 @@ def subscribe(connection: HttpConnection, extension_id: str, listener_port: int,
 # The event loop's thread (phase one's too): the platform waits for its /event/next.
 LOOP_THREAD = "lambda-wrapper-extension"
 
-# Registered for no events, how often the event loop looks for an answer to its
-# /event/next between flushes (thawed time only: nothing waits for that answer).
-ANSWER_CHECK_S = 1.0
 # Lambda allows 500 ms between SIGTERM and SIGKILL with an internal extension.
 SHUTDOWN_BUDGET_S = 0.45
 SIGKILL_MARGIN_S = 0.5 - SHUTDOWN_BUDGET_S
@@ -1016,16 +1013,11 @@ class InternalExtension:
         self._shut_down = False
         self._handler_done = threading.Event()
         self._handler_done.set()
-        # Set when a flush is due (the supervisor at an invocation's end, a large
-        # backlog); the event loop waits for it beside its pending /event/next. Registered
-        # for INVOKE, the loop also waits for the platform's answer, in ``poll``, so the
-        # pipe's read end stands for it there.
-        self._flush_due = threading.Event()
-        self._wake_read = self._wake_write = -1
-        if not self.background:
-            self._wake_read, self._wake_write = os.pipe()
-            os.set_blocking(self._wake_read, False)
-            os.set_blocking(self._wake_write, False)
+        # Written by the supervisor when a background flush is due; the event loop
+        # polls it beside its pending /event/next.
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
         self._recovered = False
         self._listener_thread: threading.Thread | None = None
         self._phase_one_done = False
@@ -1226,9 +1218,6 @@ class InternalExtension:
                                  f"could not read the previous spool: {exc}")
         poller = select.poll()
         poller.register(platform_fd, select.POLLIN)
-        if self.background:
-            self._flush_while_waiting(poller)
-            return
         poller.register(self._wake_read, select.POLLIN)
         while True:
             for fd, _ in poller.poll():
@@ -1238,24 +1227,6 @@ class InternalExtension:
                     os.read(self._wake_read, 512)
                 except OSError:
                     pass
-                if self.pipeline.pending_batches:
-                    self.flush()
-
-    def _flush_while_waiting(self, platform: select.poll) -> None:
-        """Registered for no events: flush whenever one is due, until the platform's
-        answer (``platform`` polls its connection) is readable.
-
-        The thread waits on a lock, not in ``poll``: freezing and thawing the environment
-        (after every invocation) wakes a thread blocked in ``poll``, ``select`` or a socket
-        read, at ~10-25 µs of CPU each time, and leaves one waiting on a lock asleep. No
-        answer waits for us here (the platform sends an INVOKE only to those registered
-        for it), so the connection is looked at after each flush and every
-        ``ANSWER_CHECK_S`` of thawed time.
-        """
-        due = self._flush_due
-        while not platform.poll(0):
-            if due.wait(ANSWER_CHECK_S):
-                due.clear()  # before the flush: a request made during it is not lost
                 if self.pipeline.pending_batches:
                     self.flush()
 
@@ -1302,9 +1273,6 @@ class InternalExtension:
 
     def _wake_event_loop(self) -> None:
         """Have the event loop flush beside its pending ``/event/next``."""
-        if self.background:
-            self._flush_due.set()
-            return
         try:
             os.write(self._wake_write, b"\0")
         except BlockingIOError:  # the pipe is full: a wake-up is already pending
