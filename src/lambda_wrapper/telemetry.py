@@ -587,9 +587,8 @@ class InvocationClassifier:
         timed_out = TIMEOUT in (status, done_status)
         if cold_start is None:
             cold_start = "initDurationMs" in values
-        # ``record_source``, inline.
-        source = SELF if isinstance(record, dict) and record.get("source") == SELF else PLATFORM
-        return Invocation(request_id, status, error_type, cold_start, timed_out, out_of_memory, source)
+        return Invocation(request_id, status, error_type, cold_start, timed_out, out_of_memory,
+                          record_source(report))
 
 
 def _status_and_error(record: object) -> tuple[str | None, str | None]:
