@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 
     from ..telemetry import TelemetryEvent
 
-    Metric = tuple[str, str, float]
 
 DEFAULT_NAMESPACE = "LambdaWrapper"
 UNKNOWN = "unknown"
@@ -88,27 +87,25 @@ _LOSS_METRICS = (
     ("droppedRecords", "RecordsLost", "Count"),
     ("droppedBytes", "RecordsLostBytes", "Bytes"),
 )
+_LOGS_DROPPED_METRICS = (
+    ("droppedRecords", "LogsDropped", "Count"),
+    ("droppedBytes", "LogsDroppedBytes", "Bytes"),
+)
 _WARNING_METRICS = {"timeout_warning": "TimeoutWarnings", "memory_warning": "MemoryWarnings"}
+# What every report adds after its tables' metrics, from the invocation's classification.
+_OUTCOME_METRICS = ("ColdStarts", "Errors", "Timeouts", "OutOfMemory")
+_TABLES = (_REPORT_METRICS, _INVOCATION_METRICS, _PROCESS_METRICS, _INIT_METRICS, _LOSS_METRICS,
+           _LOGS_DROPPED_METRICS)
+# A metric's name gives its unit.
+_UNITS = {
+    "MemoryUtilization": "Percent",
+    **dict.fromkeys(_OUTCOME_METRICS, "Count"),
+    **dict.fromkeys(_WARNING_METRICS.values(), "Count"),
+    **{name: unit for table in _TABLES for _, name, unit in table},
+}
 _PROPERTIES = ("requestId", "status", "errorType", "source", "warning", "reason", "exporter")
 # Root members a dimension must not take: a dimension's value is a string, a metric's a number.
-_RESERVED_NAMES = frozenset(
-    (
-        "_aws",
-        "MemoryUtilization",
-        "ColdStarts",
-        "Errors",
-        "Timeouts",
-        "OutOfMemory",
-        "LogsDropped",
-        "LogsDroppedBytes",
-        *_PROPERTIES,
-        *_WARNING_METRICS.values(),
-    )
-) | {
-    name
-    for table in (_REPORT_METRICS, _INVOCATION_METRICS, _PROCESS_METRICS, _INIT_METRICS, _LOSS_METRICS)
-    for _, name, _ in table
-}
+_RESERVED_NAMES = frozenset(("_aws", *_PROPERTIES, *_UNITS))
 
 
 # Every type ``export`` reads; it skips the others at the cost of one set lookup.
@@ -154,9 +151,10 @@ class EmfExporter(Exporter):
         self.documents_written = 0
         self._encode = json.JSONEncoder(separators=(",", ":")).encode
         self._quote = json.encoder.encode_basestring_ascii  # a JSON string, as json.dumps writes it
-        # What a document holds after its timestamp up to its values, per shape (ColdStart
-        # dimension, metric names): the same few shapes every time.
-        self._frames: dict[tuple[bool | None, tuple[str, ...]], str] = {}
+        self._cold_start_dimension = "ColdStart" in self.dimensions
+        # Each shape's document as a format (``_template``), by (ColdStart dimension, metric
+        # names): the same few shapes every time.
+        self._templates: dict[tuple[bool | None, tuple[str, ...]], str] = {}
 
     def prepare(self) -> None:
         pass  # nothing to set up
@@ -211,73 +209,70 @@ class EmfExporter(Exporter):
             return None
         values = event.metrics or {}
         invocation = self._invocations.classify(event)
-        metrics = _copy_metrics(values, _REPORT_METRICS)
+        names: list[str] = []
+        numbers: list[float] = []
+        _copy_metrics(values, _REPORT_METRICS, names, numbers)
         memory_size = _number(values.get("memorySizeMB"))
         max_used = _number(values.get("maxMemoryUsedMB"))
         if memory_size is not None and memory_size > 0 and max_used is not None:
             utilization = _number(round(100.0 * max_used / memory_size, 2))  # inf for absurd inputs
             if utilization is not None:
-                metrics.append(("MemoryUtilization", "Percent", utilization))
-        metrics += [
-            ("ColdStarts", "Count", int(invocation.cold_start)),
-            ("Errors", "Count", int(invocation.failed)),
-            ("Timeouts", "Count", int(invocation.timed_out)),
-            ("OutOfMemory", "Count", int(invocation.out_of_memory)),
-        ]
-        properties = {
-            "requestId": event.request_id,
-            "status": invocation.status,
-            "errorType": invocation.error_type,
+                names.append("MemoryUtilization")
+                numbers.append(utilization)
+        names += _OUTCOME_METRICS
+        numbers += (int(invocation.cold_start), int(invocation.failed), int(invocation.timed_out),
+                    int(invocation.out_of_memory))
+        properties = (
+            ("requestId", event.request_id),
+            ("status", invocation.status),
+            ("errorType", invocation.error_type),
             # A property, not a dimension: a new dimension would start new metrics in CloudWatch.
-            "source": invocation.source,
-        }
-        return self._document(event, metrics, properties, invocation.cold_start)
+            ("source", invocation.source),
+        )
+        return self._document(event, names, numbers, properties, invocation.cold_start)
 
     def _invocation(self, event: TelemetryEvent) -> str | None:
         record = event.record
         if not isinstance(record, dict):
             return None
         cold_start = record.get("coldStart")
-        cold_start = cold_start if isinstance(cold_start, bool) else None
-        metrics = _copy_metrics(record, _INVOCATION_METRICS)
+        names: list[str] = []
+        numbers: list[float] = []
+        _copy_metrics(record, _INVOCATION_METRICS, names, numbers)
         process = record.get("process")
         if isinstance(process, dict):
-            metrics += _copy_metrics(process, _PROCESS_METRICS)
+            _copy_metrics(process, _PROCESS_METRICS, names, numbers)
         error_type = record.get("errorType")
-        properties = {
-            "requestId": event.request_id,
-            "errorType": error_type if isinstance(error_type, str) else None,
-        }
-        return self._document(event, metrics, properties, cold_start)
+        properties = (
+            ("requestId", event.request_id),
+            ("errorType", error_type if isinstance(error_type, str) else None),
+        )
+        return self._document(event, names, numbers, properties,
+                              cold_start if isinstance(cold_start, bool) else None)
 
     def _init(self, event: TelemetryEvent) -> str | None:
-        record = event.record
-        if not isinstance(record, dict):
-            return None
-        cold_start = record.get("coldStart")
-        return self._document(
-            event,
-            _copy_metrics(record, _INIT_METRICS),
-            {},
-            cold_start if isinstance(cold_start, bool) else None,
-        )
+        return self._from_table(event, _INIT_METRICS, True)
 
     def _logs_dropped(self, event: TelemetryEvent) -> str | None:
-        record = event.record
-        if not isinstance(record, dict):
-            return None
-        metrics = _copy_metrics(
-            record,
-            (("droppedRecords", "LogsDropped", "Count"), ("droppedBytes", "LogsDroppedBytes", "Bytes")),
-        )
-        return self._document(event, metrics, {}, None)
+        return self._from_table(event, _LOGS_DROPPED_METRICS, False)
 
     def _loss(self, event: TelemetryEvent) -> str | None:
+        return self._from_table(event, _LOSS_METRICS, False, ("reason", "exporter"))
+
+    def _from_table(self, event: TelemetryEvent, table: tuple[tuple[str, str, str], ...],
+                    knows_cold_start: bool, property_keys: tuple[str, ...] = ()) -> str | None:
+        """A document of the metrics of ``table`` the record holds, with the record's
+        ``property_keys``; its ``coldStart`` where ``knows_cold_start``."""
         record = event.record
         if not isinstance(record, dict):
             return None
-        properties = {key: record.get(key) for key in ("reason", "exporter")}
-        return self._document(event, _copy_metrics(record, _LOSS_METRICS), properties, None)
+        cold_start = record.get("coldStart") if knows_cold_start else None
+        names: list[str] = []
+        numbers: list[float] = []
+        _copy_metrics(record, table, names, numbers)
+        properties = tuple([(key, record.get(key)) for key in property_keys])
+        return self._document(event, names, numbers, properties,
+                              cold_start if isinstance(cold_start, bool) else None)
 
     def _warning(self, event: TelemetryEvent) -> str | None:
         record = event.record
@@ -285,60 +280,67 @@ class EmfExporter(Exporter):
         name = _WARNING_METRICS.get(kind) if isinstance(kind, str) else None
         if name is None:
             return None
-        properties = {"requestId": event.request_id, "warning": kind}
-        return self._document(event, [(name, "Count", 1)], properties, None)
+        properties = (("requestId", event.request_id), ("warning", kind))
+        return self._document(event, [name], [1], properties, None)
 
     def _document(
         self,
         event: TelemetryEvent,
-        metrics: list[Metric],
-        properties: Mapping[str, object],
+        names: list[str],
+        numbers: list[float],
+        properties: tuple[tuple[str, object], ...],
         cold_start: bool | None,
     ) -> str | None:
         """The document as one compact JSON line, as ``json.dumps`` would write it:
         ``_aws`` (timestamp, then the metric directive), the dimensions, the metric
         values, the properties that are set.
 
-        Only the timestamp, values and properties change between documents of one shape,
-        so the rest is serialised once per shape (``_frame``) and the line is joined as
-        text. Metric and property names are this module's constants, which JSON writes
-        as they are; metric values are finite ``int`` and ``float`` (``_copy_metrics``),
-        whose repr is their JSON.
+        Only the timestamp, values and properties change between documents of one shape
+        (the ColdStart dimension's value, the metric names: a metric's name gives its
+        unit), so each shape's text is made once (``_template``) and a document is one
+        ``%`` formatting of it. Metric and property names are this module's constants,
+        which JSON writes as they are; metric values are finite ``int`` and ``float``
+        (``_copy_metrics``), whose repr is their JSON.
         """
-        if not metrics:
+        if not names:
             return None
-        if "ColdStart" not in self.dimensions:
+        if not self._cold_start_dimension:
             cold_start = None
-        # A metric's name gives its unit: the names make the shape.
-        shape = (cold_start, tuple([name for name, _, _ in metrics]))
-        frame = self._frames.get(shape)
-        if frame is None:
-            frame = self._frames[shape] = self._frame(cold_start, metrics)
+        shape = (cold_start, tuple(names))
+        template = self._templates.get(shape)
+        if template is None:
+            template = self._templates[shape] = self._template(cold_start, names)
         epoch_ms = event.epoch_ms
         # The decoder reads any year from 1 to 9999; CloudWatch wants "now, give or take".
         if epoch_ms is None or not 0 <= epoch_ms < _MAX_TIMESTAMP_MS:
             epoch_ms = time.time() * 1000
-        values = ",".join([f'"{name}":{value!r}' for name, _, value in metrics])
-        for key, value in properties.items():
+        set_properties = ""
+        for key, value in properties:
             if value is not None:
-                values += f',"{key}":{self._quote(value) if isinstance(value, str) else self._encode(value)}'
-        return f'{{"_aws":{{"Timestamp":{int(epoch_ms)}{frame},{values}}}'
+                text = self._quote(value) if isinstance(value, str) else self._encode(value)
+                set_properties += f',"{key}":{text}'
+        return template % (int(epoch_ms), *numbers, set_properties)
 
-    def _frame(self, cold_start: bool | None, metrics: list[Metric]) -> str:
-        """The members of a document of this shape from after its timestamp to its values."""
+    def _template(self, cold_start: bool | None, names: list[str]) -> str:
+        """The document of this shape as a ``%`` format: the timestamp (``%d``), each
+        metric's value (``%r``), then the properties' members (``%s``)."""
         dimensions = dict(self._dimension_values)
-        names = list(self.dimensions)
-        if "ColdStart" in names:
+        dimension_names = list(self.dimensions)
+        if "ColdStart" in dimension_names:
             if cold_start is None:
-                names.remove("ColdStart")
+                dimension_names.remove("ColdStart")
             else:
                 dimensions["ColdStart"] = "true" if cold_start else "false"
-        directive = [{"Namespace": self.namespace, "Dimensions": [names],
-                      "Metrics": [{"Name": name, "Unit": unit} for name, unit, _ in metrics]}]
+        directive = [{"Namespace": self.namespace, "Dimensions": [dimension_names],
+                      "Metrics": [{"Name": name, "Unit": _UNITS[name]} for name in names]}]
         members = f',"CloudWatchMetrics":{self._encode(directive)}}}'
         if dimensions:
             members += "," + self._encode(dimensions)[1:-1]
-        return members
+        # Text of ours that holds a "%" (a namespace or dimension value may) is doubled.
+        parts = ['{"_aws":{"Timestamp":%d', members.replace("%", "%%")]
+        parts += [f',"{name}":%r' for name in names]  # this module's names: no "%"
+        parts.append("%s}")
+        return "".join(parts)
 
     # -- output --------------------------------------------------------------------
 
@@ -358,18 +360,21 @@ class EmfExporter(Exporter):
             raise ExportError(message, retryable=False) from None
 
 
-def _copy_metrics(source: Mapping[str, object], table: tuple[tuple[str, str, str], ...]) -> list[Metric]:
-    metrics = []
-    for key, name, unit in table:
+def _copy_metrics(source: Mapping[str, object], table: tuple[tuple[str, str, str], ...], names: list[str],
+                  numbers: list[float]) -> None:
+    """Append the metrics of ``table`` that ``source`` holds as numbers CloudWatch takes:
+    their names to ``names``, their plain values to ``numbers``."""
+    for key, name, _ in table:
         value = source.get(key)
         if value is None:
             continue
         if value.__class__ is float or value.__class__ is int:  # the usual case, _number's test inline
             if -_MAX_METRIC_VALUE <= value <= _MAX_METRIC_VALUE:
-                metrics.append((name, unit, value))
+                names.append(name)
+                numbers.append(value)
         elif (number := _number(value)) is not None:  # a subclass: its plain value
-            metrics.append((name, unit, float(number) if isinstance(number, float) else int(number)))
-    return metrics
+            names.append(name)
+            numbers.append(float(number) if isinstance(number, float) else int(number))
 
 
 def _number(value: object) -> float | None:
