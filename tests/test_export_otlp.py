@@ -24,7 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from fixtures import batch_bodies, telemetry_files
 from garbage import cyclic_garbage, type_names
 from http_receiver import Receiver, Reply
-from lambda_wrapper.export import FunctionMetadata, _build
+from lambda_wrapper.export import FunctionMetadata, _build, otlp_encoding
 from lambda_wrapper.export.failures import ExportError
 from lambda_wrapper.export.otlp import OtlpExporter, SignalTarget, signal_targets
 from lambda_wrapper.export.otlp_encoding import any_value, any_value_json
@@ -712,10 +712,28 @@ LOG_RECORDS = st.one_of(
 )
 
 
+def any_value_encoded(value: object) -> str:
+    """What ``json_body`` makes of ``any_value(value)``."""
+    return json.dumps(any_value(value), separators=(",", ":"), ensure_ascii=False)
+
+
 @settings(max_examples=300)
 @given(value=JSON_VALUES)
 def test_any_value_json_is_any_value_encoded(value: object) -> None:
-    assert json.loads(any_value_json(value)) == json.loads(json.dumps(any_value(value)))
+    assert any_value_json(value) == any_value_encoded(value)  # to the byte
+
+
+def test_any_value_json_writes_keys_of_any_kind_and_remembers_a_bounded_number() -> None:
+    class Mapping(dict):
+        pass
+
+    # 1 and True are one key of a dict, written "1" and "True": only strings are remembered.
+    many_keys = {f"key {n}": f"value {n}" for n in range(2 * otlp_encoding._MEMBER_HEADS_LIMIT)}
+    values = [{"1": "a"}, {1: "a"}, {True: "b", "x": {"1": [None]}}, Mapping({1: "c", "d": 2.5}), many_keys]
+    for value in values:
+        assert any_value_json(value) == any_value_encoded(value)
+    assert len(otlp_encoding._member_heads) == otlp_encoding._MEMBER_HEADS_LIMIT
+    assert all(type(key) is str for key in otlp_encoding._member_heads)
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
