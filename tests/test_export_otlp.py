@@ -27,10 +27,10 @@ from http_receiver import Receiver, Reply
 from lambda_wrapper.export import FunctionMetadata, _build, otlp_encoding
 from lambda_wrapper.export.failures import ExportError
 from lambda_wrapper.export.otlp import OtlpExporter, SignalTarget, signal_targets
-from lambda_wrapper.export.otlp_encoding import any_value, any_value_json
+from lambda_wrapper.export.otlp_encoding import SCOPE, any_value, any_value_json
 from lambda_wrapper.export.otlp_logs import LogEncoder, _log_record, _text_message
 from lambda_wrapper.export.otlp_traces import TraceContexts, parse_xray_header
-from lambda_wrapper.export.transport import Endpoint, HttpResponse, Transport
+from lambda_wrapper.export.transport import Endpoint, HttpResponse, Transport, json_body
 from lambda_wrapper.log_lines import decode_batch, decode_events
 from lambda_wrapper.settings import load
 from lambda_wrapper.telemetry import TelemetryEvent
@@ -428,6 +428,24 @@ def test_gzip_compression_is_sent_and_parses(receiver: Receiver) -> None:
     exporter.export(fixture_events(), time.monotonic() + 5)
     assert all(r.headers["content-encoding"] == "gzip" for r in receiver.requests)
     assert set(parsed(receiver)) == {"logs", "metrics", "traces"}
+
+
+@pytest.mark.parametrize("lines", [1, 3])
+def test_the_logs_body_is_its_request_as_json_body_writes_it(receiver: Receiver, lines: int) -> None:
+    # The logs body is spliced from JSON texts: it must be, to the byte, what ``json_body``
+    # makes of the request it holds, and hold the resource, the scope and every record.
+    exporter = exporter_for(receiver)
+    messages = ["plain\n", "ünïcödé ✓\n", "lone \ud800 surrogate\n"][:lines]
+    exporter.export([ev("function", message) for message in messages], time.monotonic() + 5)
+    (request,) = [request for request in receiver.requests if request.path == "/v1/logs"]
+    sent = json.loads(request.body)
+    assert request.body == json_body(sent)
+    (resource_logs,) = sent["resourceLogs"]
+    assert resource_logs["resource"] == json.loads(json_body(exporter._resource))
+    (scope_logs,) = resource_logs["scopeLogs"]
+    assert scope_logs["scope"] == SCOPE
+    bodies = [record["body"]["stringValue"] for record in scope_logs["logRecords"]]
+    assert bodies == [message.rstrip("\n").replace("\ud800", "?") for message in messages]
 
 
 def test_a_retryable_failure_of_one_signal_does_not_duplicate_the_others(receiver: Receiver) -> None:

@@ -62,7 +62,7 @@ _MAX_REMEMBERED_DELIVERIES = 2_000  # the pipeline owes at most MAX_BACKLOG_EVEN
 # Log lines are for the logs signal alone: the others never look at them.
 _LOG_TYPES = frozenset(("function", "extension"))
 # How a body ends after its list of items (``_send``'s payload, compact).
-_BODY_END = b"]}]}]}"
+_BODY_END = "]}]}]}"
 
 
 class SignalTarget:
@@ -107,7 +107,7 @@ class OtlpExporter(Exporter):
         self._transport = transport or Transport()
         self._delivered: dict[str, dict[int, TelemetryEvent]] = {}
         self.last_body_bytes: dict[str, int] = {}  # per signal, for diagnostics and tests
-        self._body_heads: dict[str, bytes] = {}  # per signal sending JSON text items: see ``_send``
+        self._body_heads: dict[str, str] = {}  # per signal sending JSON text items: see ``_send``
 
     @property
     def signals(self) -> tuple[str, ...]:
@@ -183,10 +183,15 @@ class OtlpExporter(Exporter):
             # What precedes the items is the same in every call (resource and scope).
             head = self._body_heads.get(signal)
             if head is None:
-                head = self._body_heads[signal] = self._body(signal, [])[:-len(_BODY_END)]
-            text = ",".join(items)  # type: ignore[arg-type]
+                head = self._body(signal, [])[:-len(_BODY_END)].decode()
+                self._body_heads[signal] = head
+            # The body's text made by one join, head and end joined to the first and last
+            # item (a copy of the body costs as much as encoding a small record here).
+            parts: list[str] = items.copy()  # type: ignore[assignment]
+            parts[0] = head + parts[0]
+            parts[-1] += _BODY_END
             # Lone surrogates become "?", as json_body does for the rest.
-            body = head + text.encode("utf-8", "replace") + _BODY_END
+            body = ",".join(parts).encode("utf-8", "replace")
         else:
             body = self._body(signal, items)
         encoding = None
