@@ -62,7 +62,7 @@ _MAX_REMEMBERED_DELIVERIES = 2_000  # the pipeline owes at most MAX_BACKLOG_EVEN
 # Log lines are for the logs signal alone: the others never look at them.
 _LOG_TYPES = frozenset(("function", "extension"))
 # How a body ends after its list of items (``_send``'s payload, compact).
-_BODY_END = "]}]}]}"
+_BODY_END = b"]}]}]}"
 
 
 class SignalTarget:
@@ -107,7 +107,7 @@ class OtlpExporter(Exporter):
         self._transport = transport or Transport()
         self._delivered: dict[str, dict[int, TelemetryEvent]] = {}
         self.last_body_bytes: dict[str, int] = {}  # per signal, for diagnostics and tests
-        self._body_heads: dict[str, str] = {}  # per signal sending JSON text items: see ``_send``
+        self._body_heads: dict[str, bytes] = {}  # per signal sending JSON text items: see ``_send``
 
     @property
     def signals(self) -> tuple[str, ...]:
@@ -183,15 +183,15 @@ class OtlpExporter(Exporter):
             # What precedes the items is the same in every call (resource and scope).
             head = self._body_heads.get(signal)
             if head is None:
-                head = self._body(signal, [])[:-len(_BODY_END)].decode()
+                head = self._body(signal, [])[:-len(_BODY_END)]
                 self._body_heads[signal] = head
-            # The body's text made by one join, head and end joined to the first and last
-            # item (a copy of the body costs as much as encoding a small record here).
-            parts: list[str] = items.copy()  # type: ignore[assignment]
+            # The body made by one join of the items each encoded (head and end joined to the
+            # first and last): every copy of a whole body costs as much as encoding a small
+            # record. Lone surrogates become "?", as json_body does for the rest.
+            parts = [item.encode("utf-8", "replace") for item in items]  # type: ignore[union-attr]
             parts[0] = head + parts[0]
             parts[-1] += _BODY_END
-            # Lone surrogates become "?", as json_body does for the rest.
-            body = ",".join(parts).encode("utf-8", "replace")
+            body = b",".join(parts)
         else:
             body = self._body(signal, items)
         encoding = None
