@@ -100,9 +100,9 @@ def any_value_json(value: object, depth: int = 0) -> str:
 
 # The text of a kvlist member before its value, by key. Only string keys are kept (a
 # JSON object's are): ``1`` and ``True`` are one key of a dict but are written "1" and
-# "True". Bounded, since the keys are the function's.
+# "True". The first keys met only, since the keys are whatever the function logs.
 _member_heads: dict[str, str] = {}
-_MEMBER_HEADS_LIMIT = 512
+_MEMBER_HEADS_LIMIT = 256
 
 
 def _member_head(key: object) -> str:
