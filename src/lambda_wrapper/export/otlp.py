@@ -185,8 +185,8 @@ class OtlpExporter(Exporter):
             if head is None:
                 head = self._body(signal, [])[:-len(_BODY_END)]
                 self._body_heads[signal] = head
-            # The body made by one join of the items each encoded (head and end joined to the
-            # first and last): every copy of a whole body costs as much as encoding a small
+            # One copy of the whole body, the join of the items each encoded (head and end
+            # joined to the first and last): each further copy of a body cost ~0.3 us per
             # record. Lone surrogates become "?", as json_body does for the rest.
             parts = [item.encode("utf-8", "replace") for item in items]  # type: ignore[union-attr]
             parts[0] = head + parts[0]
