@@ -24,13 +24,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from fixtures import batch_bodies, telemetry_files
 from garbage import cyclic_garbage, type_names
 from http_receiver import Receiver, Reply
-from lambda_wrapper.export import FunctionMetadata, _build
+from lambda_wrapper.export import FunctionMetadata, _build, otlp_encoding
 from lambda_wrapper.export.failures import ExportError
 from lambda_wrapper.export.otlp import OtlpExporter, SignalTarget, signal_targets
-from lambda_wrapper.export.otlp_encoding import any_value, any_value_json
+from lambda_wrapper.export.otlp_encoding import SCOPE, any_value, any_value_json
 from lambda_wrapper.export.otlp_logs import LogEncoder, _log_record, _text_message
 from lambda_wrapper.export.otlp_traces import TraceContexts, parse_xray_header
-from lambda_wrapper.export.transport import Endpoint, HttpResponse, Transport
+from lambda_wrapper.export.transport import Endpoint, HttpResponse, Transport, json_body
 from lambda_wrapper.log_lines import decode_batch, decode_events
 from lambda_wrapper.settings import load
 from lambda_wrapper.telemetry import TelemetryEvent
@@ -430,6 +430,24 @@ def test_gzip_compression_is_sent_and_parses(receiver: Receiver) -> None:
     assert set(parsed(receiver)) == {"logs", "metrics", "traces"}
 
 
+@pytest.mark.parametrize("lines", [1, 3])
+def test_the_logs_body_is_its_request_as_json_body_writes_it(receiver: Receiver, lines: int) -> None:
+    # The logs body is spliced from JSON texts: it must be, to the byte, what ``json_body``
+    # makes of the request it holds, and hold the resource, the scope and every record.
+    exporter = exporter_for(receiver)
+    messages = ["plain\n", "ünïcödé ✓\n", "lone \ud800 surrogate\n"][:lines]
+    exporter.export([ev("function", message) for message in messages], time.monotonic() + 5)
+    (request,) = [request for request in receiver.requests if request.path == "/v1/logs"]
+    sent = json.loads(request.body)
+    assert request.body == json_body(sent)
+    (resource_logs,) = sent["resourceLogs"]
+    assert resource_logs["resource"] == json.loads(json_body(exporter._resource))
+    (scope_logs,) = resource_logs["scopeLogs"]
+    assert scope_logs["scope"] == SCOPE
+    bodies = [record["body"]["stringValue"] for record in scope_logs["logRecords"]]
+    assert bodies == [message.rstrip("\n").replace("\ud800", "?") for message in messages]
+
+
 def test_a_retryable_failure_of_one_signal_does_not_duplicate_the_others(receiver: Receiver) -> None:
     exporter = exporter_for(receiver, headers=[("x-api-key", SECRET)])
     events = invocation("req-7", "2024-05-01T10:00:00.000Z", "2024-05-01T10:00:00.045Z")
@@ -712,10 +730,28 @@ LOG_RECORDS = st.one_of(
 )
 
 
+def any_value_encoded(value: object) -> str:
+    """What ``json_body`` makes of ``any_value(value)``."""
+    return json.dumps(any_value(value), separators=(",", ":"), ensure_ascii=False)
+
+
 @settings(max_examples=300)
 @given(value=JSON_VALUES)
 def test_any_value_json_is_any_value_encoded(value: object) -> None:
-    assert json.loads(any_value_json(value)) == json.loads(json.dumps(any_value(value)))
+    assert any_value_json(value) == any_value_encoded(value)  # to the byte
+
+
+def test_any_value_json_writes_keys_of_any_kind_and_remembers_a_bounded_number() -> None:
+    class Mapping(dict):
+        pass
+
+    # 1 and True are one key of a dict, written "1" and "True": only strings are remembered.
+    many_keys = {f"key {n}": f"value {n}" for n in range(2 * otlp_encoding._MEMBER_HEADS_LIMIT)}
+    values = [{"1": "a"}, {1: "a"}, {True: "b", "x": {"1": [None]}}, Mapping({1: "c", "d": 2.5}), many_keys]
+    for value in values:
+        assert any_value_json(value) == any_value_encoded(value)
+    assert len(otlp_encoding._member_heads) == otlp_encoding._MEMBER_HEADS_LIMIT
+    assert all(type(key) is str for key in otlp_encoding._member_heads)
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])

@@ -237,24 +237,27 @@ class Spool:
         with self._lock:
             seq = self._next_seq
             self._next_seq += 1
-            entry = b"%d %d\n%s\n" % (seq, len(body), body)
-            if len(entry) > self._segment_capacity:
+            # Written from its parts by one writev: copying a large body into one entry first
+            # was a third of what storing it cost.
+            header = b"%d %d\n" % (seq, len(body))
+            size = len(header) + len(body) + 1
+            if size > self._segment_capacity:
                 # Bigger than the whole cap: it cannot be kept on disk. It is still
                 # exported from memory; only its crash safety is lost, and counted.
                 self.unspooled_batches += 1
                 return seq
             # Room first, so the spool never holds more than the cap, even briefly.
-            self._make_room(len(entry))
+            self._make_room(size)
             # Overflow drops whole segments: one may not hold more than a share of the cap.
             limit = min(SEGMENT_BYTES, self._segment_capacity // 4)
-            if self._fd is None or self._segments[-1].size + len(entry) > limit:
+            if self._fd is None or self._segments[-1].size + size > limit:
                 self._open_segment(seq)
             assert self._fd is not None
-            os.write(self._fd, entry)
+            os.writev(self._fd, (header, body, b"\n"))
             segment = self._segments[-1]
-            segment.size += len(entry)
+            segment.size += size
             segment.last = seq
-            self._bytes += len(entry)
+            self._bytes += size
             return seq
 
     def delivered(self, seq: int) -> None:

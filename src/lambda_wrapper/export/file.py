@@ -76,8 +76,15 @@ def _lines(events: Sequence[TelemetryEvent], other: Callable[[TelemetryEvent], _
                 continue
             encoded_message = ',"message":' + (encoded_record[:-3] + '"' if newline else encoded_record)
         else:
-            encoded_record = _json_string(record) if type(record) is str else _encode_decoded(record)
-            message = event.message
+            if type(record) is str:
+                encoded_record = _json_string(record)
+            elif _ENCODE_DECODED is not None:  # a JSON-format line's object: the call inline
+                encoded_record = "".join(_ENCODE_DECODED(record, 0))
+            else:
+                encoded_record = _encode_decoded(record)
+            message = event._message  # the property's frame only where the message is made when read
+            if message is ...:
+                message = event.message
             if message is None:
                 encoded_message = ""
             elif message is record:

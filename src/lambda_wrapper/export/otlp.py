@@ -183,10 +183,15 @@ class OtlpExporter(Exporter):
             # What precedes the items is the same in every call (resource and scope).
             head = self._body_heads.get(signal)
             if head is None:
-                head = self._body_heads[signal] = self._body(signal, [])[:-len(_BODY_END)]
-            text = ",".join(items)  # type: ignore[arg-type]
-            # Lone surrogates become "?", as json_body does for the rest.
-            body = head + text.encode("utf-8", "replace") + _BODY_END
+                head = self._body(signal, [])[:-len(_BODY_END)]
+                self._body_heads[signal] = head
+            # One copy of the whole body, the join of the items each encoded (head and end
+            # joined to the first and last): each further copy of a body cost ~0.3 us per
+            # record. Lone surrogates become "?", as json_body does for the rest.
+            parts = [item.encode("utf-8", "replace") for item in items]  # type: ignore[union-attr]
+            parts[0] = head + parts[0]
+            parts[-1] += _BODY_END
+            body = b",".join(parts)
         else:
             body = self._body(signal, items)
         encoding = None

@@ -62,6 +62,16 @@ def any_value(value: object, depth: int = 0) -> dict[str, object]:
 def any_value_json(value: object, depth: int = 0) -> str:
     """``any_value(value)`` as compact JSON text, written directly: a log line's body is
     encoded once, without the dicts in between (non-ASCII kept, as ``json_body`` sends)."""
+    if type(value) is dict and depth < _MAX_DEPTH:  # a JSON-format log line's record: tested first
+        # A string member, the usual one, is written here rather than by a call, each
+        # member by one f-string (one allocation, where ``+`` makes one per step), and
+        # the text before its value looked up by key: a function's records share keys.
+        head = _member_heads.get
+        return '{"kvlistValue":{"values":[' + ",".join([
+            f'{head(key) or _member_head(key)}{{"stringValue":{_json_string(item)}}}}}' if type(item) is str
+            else f"{head(key) or _member_head(key)}{any_value_json(item, depth + 1)}}}"
+            for key, item in value.items()
+        ]) + "]}}"
     if value is None:
         return "{}"
     if isinstance(value, bool):
@@ -81,18 +91,25 @@ def any_value_json(value: object, depth: int = 0) -> str:
     if isinstance(value, (list, tuple)):
         values = ",".join([any_value_json(item, depth + 1) for item in value])
         return '{"arrayValue":{"values":[' + values + "]}}"
-    if isinstance(value, dict):
-        # A string member, the usual one, is written here rather than by a call, each
-        # member by one f-string (one allocation, where ``+`` makes one per step); a
-        # key is a string already when the value came from JSON.
+    if isinstance(value, dict):  # a subclass of dict
         return '{"kvlistValue":{"values":[' + ",".join([
-            f'{{"key":{_json_string(key if type(key) is str else str(key))},'
-            f'"value":{{"stringValue":{_json_string(item)}}}}}' if type(item) is str
-            else f'{{"key":{_json_string(key if type(key) is str else str(key))},'
-                 f'"value":{any_value_json(item, depth + 1)}}}'
-            for key, item in value.items()
+            f"{_member_head(key)}{any_value_json(item, depth + 1)}}}" for key, item in value.items()
         ]) + "]}}"
     return '{"stringValue":' + _json_string(str(value)) + "}"
+
+
+# The text of a kvlist member before its value, by key. Only string keys are kept (a
+# JSON object's are): ``1`` and ``True`` are one key of a dict but are written "1" and
+# "True". The first keys met only, since the keys are whatever the function logs.
+_member_heads: dict[str, str] = {}
+_MEMBER_HEADS_LIMIT = 256
+
+
+def _member_head(key: object) -> str:
+    head = '{"key":' + _json_string(key if type(key) is str else str(key)) + ',"value":'
+    if type(key) is str and len(_member_heads) < _MEMBER_HEADS_LIMIT:
+        _member_heads[key] = head
+    return head
 
 
 def attributes(pairs: Iterable[tuple[str, object]]) -> list[dict[str, object]]:
