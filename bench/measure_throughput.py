@@ -192,9 +192,9 @@ def render(data: dict[str, Any]) -> str:
                      f"{_count(run['lostUncounted'])} |")
     lines += [
         "",
-        "Counted includes records that are not the function's lines: our own last diagnostic lines, "
-        "printed after the listener stopped accepting at SIGTERM, are refused or left undelivered and "
-        "counted by the platform.",
+        "Counted may include a record that is not the function's: where something was lost, the "
+        "loss report's own line (`records_lost`) is printed after the listener stopped accepting at "
+        "SIGTERM, and the platform counts it as dropped.",
         "",
         ("Highest load with every line exported at 128 MB: {:,} lines per invocation, printed at "
          "**{:,.0f} lines/s** of handler time.".format(*best)) if best else
