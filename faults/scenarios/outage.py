@@ -189,3 +189,7 @@ def _judge(
             result.notes.append(f"{exporter} lost {sorted(lost)}")
     result.delivered = ", ".join(delivered_text)
     result.lost = ", ".join(lost_text)
+    if result.failed_checks:
+        # What the wrapper itself said, among the first notes a failure shows.
+        said = sorted({f"{d.get('event')}: {str(d.get('message', ''))[:160]}" for d in diags})
+        result.notes.insert(1, "the wrapper said: " + ("; ".join(said[:6]) or "nothing"))
