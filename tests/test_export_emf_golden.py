@@ -12,7 +12,6 @@ exporter. A change meant to alter the output regenerates the copy and shows in r
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ from lambda_wrapper.export import emf as emf_module
 from lambda_wrapper.export.emf import EmfExporter
 from lambda_wrapper.log_lines import decode_batch
 from lambda_wrapper.telemetry import InvocationClassifier, TelemetryEvent, decode_platform_events, parse_batch
+from test_export_emf import Lines
 
 GOLDEN = Path(__file__).resolve().parent / "fixtures" / "emf-golden.txt"
 FIXED_NOW_S = 1_700_000_000.123  # what ``time.time`` says for a document without a usable time
@@ -42,16 +42,6 @@ CONFIGS = (
     ("LambdaWrapper", ()),
     ('Name%s"space', ("FunctionName", "FunctionVersion", "STAGE", "TAB", "MISSING", "ColdStart", "Errors")),
 )
-
-
-class Writes(io.StringIO):
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[str] = []
-
-    def write(self, text: str) -> int:
-        self.writes.append(text)
-        return len(text)
 
 
 class FloatKind(float):
@@ -171,7 +161,7 @@ def golden_text() -> str:
     classification."""
     out = []
     for namespace, dimensions in CONFIGS:
-        stream = Writes()
+        stream = Lines()
         metadata = FunctionMetadata(ENV)
         exporter = EmfExporter(namespace, dimensions, stream=stream, metadata=metadata, environ=ENV)
         for events in corpus():
