@@ -1,6 +1,7 @@
 """docs/benchmarks.md's chatty-function section is exactly what bench/measure_chatty.py
-renders from the data stored with it (a hand-edited figure shows here), it holds every
-cell the issue asks for, and ``make bench`` keeps it."""
+renders from the data stored with it (a hand-edited figure shows here), and it holds every
+cell the issue asks for. That ``make bench`` keeps it is
+tests/test_doc_sections.py's test."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import statistics
 from pathlib import Path
 
 from bench.measure_chatty import CELLS, SECTION, cell_key, render
-from bench.report import kept_sections
 from bench.variants import BARE, WRAPPER_DEFAULT
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -25,12 +25,3 @@ def test_the_section_is_the_scripts_rendering_of_its_data() -> None:
         ratios = [wrapped["billedMs"] / bare["billedMs"] for bare, wrapped in pairs]
         assert cell["billedRatio"] == round(statistics.median(ratios), 3)
         assert len(ratios) == data["counts"]["rounds"]
-
-
-def test_a_bench_run_keeps_the_section(tmp_path: Path) -> None:
-    target = tmp_path / "benchmarks.md"
-    target.write_text(DOC.read_text())
-    section = kept_sections(target)
-    assert SECTION.begin in section and SECTION.end in section
-    _, data = SECTION.read(section)
-    assert SECTION.read(SECTION.write("# Benchmarks\n", data))[1] == data

@@ -1,14 +1,14 @@
 """docs/benchmarks.md's "Where the cold start goes" section is exactly what
 bench/measure_cold_path.py renders from the data stored with it (a hand-edited figure
-shows here), names the commit it measured, and ``make bench`` keeps it."""
+shows here), and names the commit it measured. That ``make bench`` keeps it is
+tests/test_doc_sections.py's test."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from bench.measure_cold_path import BEGIN, END, HEADING, read_block, render, write_block
-from bench.report import kept_sections
+from bench.measure_cold_path import BEGIN, END, HEADING, read_block, render
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
@@ -29,12 +29,3 @@ def test_the_section_is_the_scripts_rendering_of_its_data() -> None:
     kinds = data["kindsOfWork"]
     assert kinds and all(0 < counts[mode] < init[mode] for counts in kinds.values() for mode in init)
     assert "| everything else" in rendered
-
-
-def test_a_bench_run_keeps_the_section(tmp_path: Path) -> None:
-    target = tmp_path / "benchmarks.md"
-    target.write_text(DOC.read_text())
-    section = kept_sections(target)
-    assert f"\n{HEADING}\n\n{BEGIN}\n" in section and END in section
-    _, data = read_block(section)
-    assert read_block(write_block("# Benchmarks\n", data))[1] == data

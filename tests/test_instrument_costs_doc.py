@@ -1,12 +1,12 @@
 """docs/benchmarks.md's downstream-call section is exactly what bench/measure_calls.py renders
-from the data stored with it (a hand-edited figure shows here), and ``make bench`` keeps it."""
+from the data stored with it (a hand-edited figure shows here). That ``make bench`` keeps it is
+tests/test_doc_sections.py's test."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench.measure_calls import BEGIN, END, read_block, render, write_block
-from bench.report import kept_sections
+from bench.measure_calls import read_block, render
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
@@ -20,12 +20,3 @@ def test_the_section_is_the_scripts_rendering_of_its_data() -> None:
     # switched on, library never imported: only the package and its hook module
     assert data["modulesAdded"]["no library"] == [
         "lambda_wrapper.instruments.calls"]
-
-
-def test_a_bench_run_keeps_the_section(tmp_path: Path) -> None:
-    target = tmp_path / "benchmarks.md"
-    target.write_text(DOC.read_text())
-    section = kept_sections(target)
-    assert BEGIN in section and END in section
-    _, data = read_block(section)
-    assert read_block(write_block("# Benchmarks\n", data))[1] == data

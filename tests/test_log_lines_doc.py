@@ -1,13 +1,12 @@
 """docs/benchmarks.md's per-log-line section is exactly what bench/measure_log_lines.py
-renders from the data stored with it (a hand-edited figure shows here), and ``make
-bench`` keeps it."""
+renders from the data stored with it (a hand-edited figure shows here). That ``make bench`` keeps it is
+tests/test_doc_sections.py's test."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from bench.measure_log_lines import KINDS, SECTION, render
-from bench.report import kept_sections
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
@@ -18,12 +17,3 @@ def test_the_section_is_the_scripts_rendering_of_its_data() -> None:
     assert data["setting"]["commit"] and data["counts"]["trials"] >= 5
     assert set(data["cpuPerLineUs"]) == {f"{who}|{kind}" for who in ("lambda-wrapper", "powertools")
                                          for kind in KINDS}
-
-
-def test_a_bench_run_keeps_the_section(tmp_path: Path) -> None:
-    target = tmp_path / "benchmarks.md"
-    target.write_text(DOC.read_text())
-    section = kept_sections(target)
-    assert SECTION.begin in section and SECTION.end in section
-    _, data = SECTION.read(section)
-    assert SECTION.read(SECTION.write("# Benchmarks\n", data))[1] == data
