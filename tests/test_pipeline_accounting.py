@@ -51,6 +51,30 @@ def test_function_records_are_counted_in_compact_spaced_and_mixed_bodies() -> No
         assert count_function_records(raw) == functions, text
 
 
+def test_records_whose_json_has_its_own_time_key_are_counted_once() -> None:
+    """A JSON-format log line (``AWS_LAMBDA_LOG_FORMAT=JSON``) arrives as an object record,
+    which may hold ``time`` keys of its own: only the events are counted, so that a loss
+    report says how many records were lost, not how many ``time`` keys they held."""
+    stamp = "2026-05-01T10:00:00.000Z"
+    records = [
+        {"time": stamp, "msg": "the key first"},
+        {"level": "INFO", "time": stamp},
+        {"message": "nested", "context": {"time": stamp, "attempt": {"time": stamp}}},
+        {"message": "a list of objects", "spans": [{"name": "a", "time": stamp}]},
+        {"timestamp": stamp, "level": "INFO", "message": "the platform's own shape"},
+    ]
+    events = [{"time": stamp, "type": "function", "record": record} for record in records]
+    events.append({"time": stamp, "type": "function", "record": 'a text line with "time" in it\n'})
+    events.append({"time": stamp, "type": "platform.start", "record": {"requestId": "a"}})
+    for text in (json.dumps(events, separators=(",", ":")), json.dumps(events)):
+        raw = text.encode()
+        assert count_records(raw) == len(events), text
+        assert count_function_records(raw, count_records(raw)) == len(events) - 1, text
+    # Events whose keys come in another order are still counted.
+    reordered = [{"type": "function", "record": f"line {n}\n", "time": stamp} for n in range(3)]
+    assert count_records(json.dumps(reordered).encode()) == 3
+
+
 def test_undelivered_records_are_counted_in_every_local_output_and_on_stderr(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
