@@ -239,6 +239,7 @@ KEPT_SECTIONS = (("## Downstream-call instrumentation", "<!-- calls-costs:end --
                  ("## Log throughput, like with like", "<!-- log-throughput:end -->"),
                  ("## A chatty function's billed cost", "<!-- chatty-billed:end -->"),
                  ("## Where the cold start goes", "<!-- cold-path:end -->"),
+                 ("## Init, step by step", "<!-- init-phases:end -->"),
                  ("## Cost per log line", "<!-- log-lines:end -->"),
                  ("## What a sleeping thread costs a chatty function", "<!-- thread-cost:end -->"))
 

@@ -259,6 +259,26 @@ def test_cold_start_breakdown_and_overhead_are_exported(layer_dir: Path, tmp_pat
     assert init["extensionInitMs"] >= ours_before_import_ms - 3 * ROUNDING_MS, (init, seen)
     assert init["extensionInitMs"] > 0
 
+    # Every step of Init, in the order it ended, on the same clock: the handler's import
+    # between them, 50 ms of it the function's own; our part of Init ends last on the
+    # main thread, and the extension's phase one joined before its event loop starts.
+    phases = init["phasesMs"]
+    assert list(phases.values()) == sorted(phases.values()), phases
+    assert set(phases) == {
+        "extensionImported", "pipelineBuilt", "extensionStarted", "handlerImportStarted", "handlerImported",
+        "registered", "subscribed", "listening", "extensionJoined", "sourceChosen", "extensionReleased",
+        "eventLoopStarted", "initEnded",
+    }, phases
+    assert phases["handlerImported"] - phases["handlerImportStarted"] == pytest.approx(
+        init["handlerImportMs"], abs=ROUNDING_MS)
+    assert phases["handlerImported"] - phases["handlerImportStarted"] >= seen["importMs"] - ROUNDING_MS
+    order = ["extensionImported", "pipelineBuilt", "extensionStarted", "handlerImportStarted",
+             "handlerImported", "extensionJoined", "sourceChosen", "extensionReleased"]
+    assert [phases[name] for name in order] == sorted(phases[name] for name in order), phases
+    assert phases["registered"] < phases["subscribed"] < phases["listening"] <= phases["extensionJoined"]
+    assert phases["sourceChosen"] <= phases["eventLoopStarted"]  # released after it
+    assert phases["initEnded"] == pytest.approx(init["extensionInitMs"] + init["handlerImportMs"], abs=ROUNDING_MS)
+
     invocations = run.records(INVOCATION)
     assert [i["requestId"] for i in invocations] == request_ids
     assert [i["coldStart"] for i in invocations] == [True, False, False]

@@ -962,6 +962,10 @@ def cpu_share(memory_mb: str | None) -> float:
         return 1.0
 
 
+def _no_mark(phase: str) -> None:
+    pass
+
+
 def managed_instances() -> bool:
     return os.environ.get(aws.INITIALIZATION_TYPE) == aws.MANAGED_INSTANCES
 
@@ -986,8 +990,11 @@ def listener_host() -> str:
 
 
 class InternalExtension:
-    def __init__(self, settings: Settings, pipeline: Pipeline, types: list[str]) -> None:
+    def __init__(self, settings: Settings, pipeline: Pipeline, types: list[str],
+                 mark: Callable[[str], None] | None = None) -> None:
         self.settings = settings
+        # Tells the Init timeline a step of phase one ended (``InitTimeline.mark``).
+        self._mark = mark or _no_mark
         self.pipeline = pipeline
         # Queue one of our own records (e.g. ``lambda_wrapper.invocation``) for export: the
         # pipeline's own method, so that the handler's path makes one call for it, not two.
@@ -1037,6 +1044,7 @@ class InternalExtension:
         connection = HttpConnection(self._api)
         try:
             self.extension_id = register(connection, name, events)
+            self._mark("registered")
         except OSError as exc:
             emit("warning", "extension_register_failed",
                              f"could not register the extension: {exc}; running without telemetry")
@@ -1045,6 +1053,7 @@ class InternalExtension:
         self._connection = connection
         try:
             self._subscribe()
+            self._mark("subscribed")
         except Exception as exc:
             emit("warning", "telemetry_subscribe_failed", f"telemetry subscription failed: {exc}")
         return True
@@ -1067,6 +1076,7 @@ class InternalExtension:
             try:
                 if registered:
                     self.start_listener()
+                    self._mark("listening")
             except BaseException as exc:
                 # Registered, the platform ends Init only once we ask for /event/next: the
                 # event loop runs whatever happened to the listener.
@@ -1167,6 +1177,7 @@ class InternalExtension:
         assert self.extension_id is not None
         extension_id = self.extension_id
         failures = 0
+        self._mark("eventLoopStarted")  # its first /event/next goes now
         try:
             while True:
                 try:

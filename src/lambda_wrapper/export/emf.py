@@ -16,7 +16,8 @@ Documents, each emitted when the event that completes it arrives:
   supervisor's own measurements, ``telemetry``: invocations).
 - ``lambda_wrapper.invocation``: WrapperOverhead, HandlerDuration, ListenerLag and the
   process metrics when present.
-- ``lambda_wrapper.init``: WrapperInit, ExtensionInit, HandlerImport.
+- ``lambda_wrapper.init``: WrapperInit, ExtensionInit, HandlerImport, and the ``phasesMs``
+  property: when each step of Init ended, in ms since our entry module started.
 - ``platform.logsDropped``: LogsDropped (records) and LogsDroppedBytes, when the
   platform reports them rather than at the next report, so a shutdown cannot lose them.
 - ``lambda_wrapper.warning``: TimeoutWarnings or MemoryWarnings (1 each).
@@ -251,7 +252,7 @@ class EmfExporter(Exporter):
                               cold_start if isinstance(cold_start, bool) else None)
 
     def _init(self, event: TelemetryEvent) -> str | None:
-        return self._from_table(event, _INIT_METRICS, True)
+        return self._from_table(event, _INIT_METRICS, True, ("phasesMs",))
 
     def _logs_dropped(self, event: TelemetryEvent) -> str | None:
         return self._from_table(event, _LOGS_DROPPED_METRICS, False)

@@ -269,6 +269,13 @@ class InitTimeline:
         self.handler_import_ended = 0.0
         self.ended_perf = 0.0
         self.ended_wall = 0.0
+        # When each step of Init ended (``mark``), on whichever thread ran it.
+        self.phases: dict[str, float] = {}
+
+    def mark(self, phase: str) -> None:
+        """``phase`` ended now (its first end counts): the record's ``phasesMs``."""
+        if phase not in self.phases:
+            self.phases[phase] = time.perf_counter()
 
     def handler_import_starts(self) -> None:
         self.rss_before_handler = rss_bytes()
@@ -280,6 +287,17 @@ class InitTimeline:
     def init_ends(self) -> None:
         self.ended_perf = time.perf_counter()
         self.ended_wall = time.time()
+
+    def phases_ms(self) -> dict[str, float]:
+        """Each step's end in ms since the entry module started, in the order they ended;
+        the handler's import and the end of our part of Init among them."""
+        ends = dict(self.phases)
+        if self.handler_import_started:
+            ends["handlerImportStarted"] = self.handler_import_started
+            ends["handlerImported"] = self.handler_import_ended
+        if self.ended_perf:
+            ends["initEnded"] = self.ended_perf
+        return {name: ms(at - self.started_perf) for name, at in sorted(ends.items(), key=lambda item: item[1])}
 
     def record(self, cold_start: bool, proactive_init: bool) -> dict[str, object]:
         """The ``lambda_wrapper.init`` record."""
@@ -298,6 +316,7 @@ class InitTimeline:
             "extensionInitMs": ms(own),
             "handlerImportMs": ms(handler_import),
             "wrapperRssMB": own_rss,
+            "phasesMs": self.phases_ms(),
             "coldStart": cold_start,
             "proactiveInit": proactive_init,
             "initType": self.init_type,

@@ -442,6 +442,8 @@ class Supervisor:
             from ..export import Pipeline, build_exporters, telemetry_types
             from ..extension import InternalExtension
 
+            mark = self.timeline.mark
+            mark("extensionImported")
             exporters = build_exporters(self.settings)
             spool_root = os.path.join(aws.wrapper_tmp_dir(), "spool")
             pipeline = Pipeline(
@@ -450,7 +452,8 @@ class Supervisor:
                 self.settings.spool_max_bytes,
                 emf_namespaces={self.settings.emf_namespace},
             )
-            extension = InternalExtension(self.settings, pipeline, telemetry_types(self.settings, exporters))
+            extension = InternalExtension(self.settings, pipeline, telemetry_types(self.settings, exporters), mark)
+            mark("pipelineBuilt")
             # Before the listener's thread starts (it watches the wakeup fd the hooks set).
             hooks = install_sigterm_flush(extension.shutdown_flush, extension.listener.watch_fd)
             self._undo_sigterm_flush = hooks
@@ -458,6 +461,7 @@ class Supervisor:
             sys.setswitchinterval(PHASE_ONE_SWITCH_INTERVAL_S)
             extension.begin()
             self.extension = extension
+            mark("extensionStarted")
         except Exception as exc:
             self._drop_extension()
             emit("warning", "extension_failed", f"the extension could not start: {exc!r}")
@@ -471,7 +475,9 @@ class Supervisor:
         if extension is None:
             return
         self.make_in_flight_marker_early()
-        if not extension.registered():  # phase one said why
+        registered = extension.registered()
+        self.timeline.mark("extensionJoined")
+        if not registered:  # phase one said why
             self._drop_extension()
             return
         try:
@@ -479,11 +485,13 @@ class Supervisor:
         except Exception as exc:  # the platform's records only; the extension runs on
             emit("warning", "extension_failed", f"the telemetry source could not be chosen: {exc!r}")
         self._discard_early_in_flight_marker()
+        self.timeline.mark("sourceChosen")
         # Registered: the platform ends Init only once the event loop asks for its next event.
         try:
             extension.release()
         except Exception as exc:  # released first: only an exporter's preparation failed
             emit("warning", "extension_failed", f"the exporters could not prepare: {exc!r}")
+        self.timeline.mark("extensionReleased")
 
     def _restore_switch_interval(self) -> None:
         previous, self._interval_before_phase_one = self._interval_before_phase_one, None
