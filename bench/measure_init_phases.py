@@ -108,12 +108,13 @@ def summarise(samples: dict[str, Any]) -> dict[str, Any]:
     spans = {}
     for label, begin, end in SPANS:
         if all(end in start and (begin is None or begin in start) for start in phases):
-            spans[label] = statistics.median(start[end] - (start[begin] if begin else 0.0) for start in phases)
+            spans[label] = statistics.median(start[end] - start.get(begin, 0.0) for start in phases)
     return {
         "starts": len(phases),
         "bareInitMs": statistics.median(samples["bareInitMs"]),
         "initMs": statistics.median(samples["initMs"]),
-        "addedMs": statistics.median(w - b for w, b in zip(samples["initMs"], samples["bareInitMs"], strict=True)),
+        "addedMs": statistics.median(
+            wrapped - bare for wrapped, bare in zip(samples["initMs"], samples["bareInitMs"], strict=True)),
         "steps": steps,
         "spans": spans,
     }
@@ -147,23 +148,27 @@ def render(data: dict[str, Any]) -> str:
     for name, thread, text in STEPS:
         values = [platforms[p]["steps"].get(name) for p in platforms]
         lines.append(f"| {text} (`{name}`) | {thread} | " + " | ".join(cell(v) for v in values) + " |")
-    lines += ["", "| part, ms | " + " | ".join(names) + " |", "| --- | " + " | ".join("---:" for _ in names) + " |"]
+    lines += ["", "| part, ms | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
     for label, _, _ in SPANS:
-        lines.append(f"| {label} | " + " | ".join(cell(platforms[p]["spans"].get(label)) for p in platforms) + " |")
+        values = [platforms[p]["spans"].get(label) for p in platforms]
+        lines.append(f"| {label} | " + " | ".join(cell(v) for v in values) + " |")
     for key, label in (("bareInitMs", "platform Init, bare"), ("initMs", "platform Init, defaults"),
                        ("addedMs", "added (per pair)")):
         lines.append(f"| {label} | " + " | ".join(cell(platforms[p][key]) for p in platforms) + " |")
     lines.append("")
     importing, waiting = SPANS[1][0], SPANS[2][0]
+    needed = {"extensionStarted", "listening", "initEnded"}
     for platform, figures in platforms.items():
         spans, steps = figures["spans"], figures["steps"]
-        if {importing, waiting} <= set(spans) and {"extensionStarted", "listening", "initEnded"} <= set(steps):
-            lines.append(
-                f"- {PLATFORM_NAMES[platform]}: the extension's phase one took "
-                f"{steps['listening'] - steps['extensionStarted']:.2f} ms on its thread (`extensionStarted` to "
-                f"`listening`) while the function's import took {spans[importing]:.2f} ms, so the main thread "
-                f"waited {spans[waiting]:.2f} ms for it; our part of Init ended at {steps['initEnded']:.2f} ms, "
-                f"and the platform's Init grew by {figures['addedMs']:.2f} ms.")
+        if not ({importing, waiting} <= spans.keys() and needed <= steps.keys()):
+            continue
+        phase_one = steps["listening"] - steps["extensionStarted"]
+        lines.append(
+            f"- {PLATFORM_NAMES[platform]}: the extension's phase one took {phase_one:.2f} ms on its thread "
+            f"(`extensionStarted` to `listening`) while the function's import took "
+            f"{spans[importing]:.2f} ms, so the main thread waited {spans[waiting]:.2f} ms for it; our part "
+            f"of Init ended at {steps['initEnded']:.2f} ms, and the platform's Init grew by "
+            f"{figures['addedMs']:.2f} ms.")
     return "\n".join(lines) + "\n"
 
 

@@ -19,8 +19,9 @@ from bench.doc_section import DocSection
 from bench.report import kept_sections
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-SECTIONS = [module.SECTION for module in (measure_calls, measure_chatty, measure_cold_path, measure_init_phases,
-                                          measure_log_lines, measure_thread_cost, measure_throughput)]
+SECTIONS = [module.SECTION for module in (measure_calls, measure_chatty, measure_cold_path,
+                                          measure_init_phases, measure_log_lines, measure_thread_cost,
+                                          measure_throughput)]
 
 
 @pytest.mark.parametrize("section", SECTIONS, ids=lambda section: section.begin)

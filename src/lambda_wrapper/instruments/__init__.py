@@ -297,7 +297,8 @@ class InitTimeline:
             ends["handlerImported"] = self.handler_import_ended
         if self.ended_perf:
             ends["initEnded"] = self.ended_perf
-        return {name: ms(at - self.started_perf) for name, at in sorted(ends.items(), key=lambda item: item[1])}
+        in_order = sorted(ends.items(), key=lambda item: item[1])
+        return {name: ms(at - self.started_perf) for name, at in in_order}
 
     def record(self, cold_start: bool, proactive_init: bool) -> dict[str, object]:
         """The ``lambda_wrapper.init`` record."""

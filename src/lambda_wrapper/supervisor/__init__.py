@@ -452,7 +452,8 @@ class Supervisor:
                 self.settings.spool_max_bytes,
                 emf_namespaces={self.settings.emf_namespace},
             )
-            extension = InternalExtension(self.settings, pipeline, telemetry_types(self.settings, exporters), mark)
+            types = telemetry_types(self.settings, exporters)
+            extension = InternalExtension(self.settings, pipeline, types, mark)
             mark("pipelineBuilt")
             # Before the listener's thread starts (it watches the wakeup fd the hooks set).
             hooks = install_sigterm_flush(extension.shutdown_flush, extension.listener.watch_fd)
