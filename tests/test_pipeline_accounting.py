@@ -70,9 +70,11 @@ def test_records_whose_json_has_its_own_time_key_are_counted_once() -> None:
         raw = text.encode()
         assert count_records(raw) == len(events), text
         assert count_function_records(raw, count_records(raw)) == len(events) - 1, text
-    # Events whose keys come in another order are still counted.
+    assert count_records(json.dumps(events[:1], separators=(",", ":")).encode()) == 1
+    # Events whose keys come in another order, or another layout, are still counted.
     reordered = [{"type": "function", "record": f"line {n}\n", "time": stamp} for n in range(3)]
     assert count_records(json.dumps(reordered).encode()) == 3
+    assert count_records(json.dumps(events[-2:], indent=1).encode()) == 2
 
 
 def test_undelivered_records_are_counted_in_every_local_output_and_on_stderr(

@@ -327,16 +327,16 @@ class Spool:
 def count_records(body: bytes) -> int:
     """Events in a raw batch, without parsing it (what held, dropped and lost batches count).
 
-    An event opens with its ``time`` key (the Telemetry API's order, and ours), so each
-    ``{"time"`` that is not an object's value (``:{"time"``) starts one: a JSON-format
+    An event opens with its ``time`` key (the Telemetry API's order, and ours), and a
+    batch is one encoder's output, compact or spaced as its first event shows: each
+    event after the first starts at a comma and its opening ``{"time"``. A JSON-format
     log record's own ``time`` key is not counted, wherever it sits, unless it opens an
-    object inside an array. A batch in another key order or layout is counted by its
+    object in an array. A batch in another key order or layout is counted by its
     ``time`` keys.
     """
-    starts = body.count(b'{"time"')
-    if starts:
-        starts -= body.count(b':{"time"') + body.count(b': {"time"')
-    return max(1, starts or body.count(b'"time"'))
+    if body.startswith(b'[{"time":'):
+        return body.count(b', {"time"' if body.startswith(b'[{"time": ') else b',{"time"') + 1
+    return max(1, body.count(b'"time"'))
 
 
 def list_directory(directory: str) -> list[str]:
