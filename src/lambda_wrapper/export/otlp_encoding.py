@@ -62,7 +62,7 @@ def any_value(value: object, depth: int = 0) -> dict[str, object]:
 def any_value_json(value: object, depth: int = 0) -> str:
     """``any_value(value)`` as compact JSON text, written directly: a log line's body is
     encoded once, without the dicts in between (non-ASCII kept, as ``json_body`` sends)."""
-    if type(value) is dict and depth < _MAX_DEPTH:  # a JSON-format log line's record: tested first
+    if isinstance(value, dict) and depth < _MAX_DEPTH:  # a JSON-format log line's record: tested first
         # A string member, the usual one, is written here rather than by a call, each
         # member by one f-string (one allocation, where ``+`` makes one per step), and
         # the text before its value looked up by key: a function's records share keys.
@@ -91,10 +91,6 @@ def any_value_json(value: object, depth: int = 0) -> str:
     if isinstance(value, (list, tuple)):
         values = ",".join([any_value_json(item, depth + 1) for item in value])
         return '{"arrayValue":{"values":[' + values + "]}}"
-    if isinstance(value, dict):  # a subclass of dict
-        return '{"kvlistValue":{"values":[' + ",".join([
-            f"{_member_head(key)}{any_value_json(item, depth + 1)}}}" for key, item in value.items()
-        ]) + "]}}"
     return '{"stringValue":' + _json_string(str(value)) + "}"
 
 
