@@ -19,7 +19,13 @@ from fixtures import api_exchanges
 from lambda_wrapper_dev.sandbox.extensions_api import ExtensionsApi
 from lambda_wrapper_dev.sandbox.runtime_api import RuntimeApi, RuntimeEvents
 from lambda_wrapper_dev.sandbox.server import PlatformServer, Router
-from lambda_wrapper_dev.sandbox.state import AgentStates, EnvironmentState, Invocation, RuntimeStates
+from lambda_wrapper_dev.sandbox.state import (
+    AgentEvent,
+    AgentStates,
+    EnvironmentState,
+    Invocation,
+    RuntimeStates,
+)
 from lambda_wrapper_dev.sandbox.telemetry_api import TelemetryApi
 
 pytestmark = pytest.mark.timeout(30)
@@ -230,3 +236,36 @@ def test_a_second_next_while_one_is_pending_is_refused(api: Api, exchanges: dict
     assert status == captured["response"]["status"]
     assert headers["Content-Type"] == "application/json"
     assert body == captured["response"]["raw_body"].replace(captured_id, extension_id).encode()
+
+
+def test_a_pending_next_is_woken_by_its_own_event_only(api: Api) -> None:
+    """RAPID's wait for an extension's event costs nothing; here a waiting /event/next is
+    a Python thread of the platform's process. It waits on a condition of its own, so the
+    changes every invocation makes to the environment (the invoke, the runtime's /next
+    and /response) do not wake it to compete with the runtime's handlers for this
+    process: the sandbox's runtime duration would otherwise grow with each extension."""
+    next_path = "/2020-01-01/extension/event/next"
+    extension_id = api.register("background", [])[1]["Lambda-Extension-Identifier"]
+    answers: list[tuple[int, dict[str, str], bytes]] = []
+    pending = threading.Thread(
+        target=lambda: answers.append(
+            api.call("GET", next_path, headers={"Lambda-Extension-Identifier": extension_id})
+        ),
+        daemon=True,
+    )
+    pending.start()
+    env = api.env
+    agent = env.agents[-1]
+    with env.cond:
+        assert env.cond.wait_for(lambda: agent.state == AgentStates.READY, timeout=5)
+        assert agent.wakeup is not None
+        # Inside wait_for: the agent's own condition holds its waiter, the environment's none.
+        assert env.cond.wait_for(lambda: len(agent.wakeup._waiters) == 1, timeout=5)  # type: ignore[union-attr]
+        assert not env.cond._waiters  # type: ignore[attr-defined]
+        env.cond.notify_all()  # what every change of state does
+    pending.join(0.2)
+    assert pending.is_alive() and not answers
+    with env.cond:
+        env.deliver(agent, AgentEvent(b'{"eventType": "SHUTDOWN"}'))
+    pending.join(5)
+    assert answers and answers[0][0] == 200 and json.loads(answers[0][2]) == {"eventType": "SHUTDOWN"}

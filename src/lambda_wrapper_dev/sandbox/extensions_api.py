@@ -135,7 +135,7 @@ class ExtensionsApi:
                 )
             agent.state = AgentStates.READY
             env.cond.notify_all()
-            env.cond.wait_for(lambda: env.closed or agent.inbox is not None)
+            env.agent_wakeup(agent).wait_for(lambda: env.closed or agent.inbox is not None)
             if agent.inbox is None:
                 raise DropConnection()
             event = agent.inbox

@@ -368,7 +368,7 @@ class Lifecycle:
             subscribed = [agent for agent in env.registered_agents() if "INVOKE" in agent.events]
             event_body = _invoke_event(invocation, arn)
             for agent in subscribed:
-                agent.inbox = AgentEvent(event_body)
+                env.deliver(agent, AgentEvent(event_body))
             env.invocation = invocation
             env.cond.notify_all()
         failure = self._wait(env, deadline, lambda: invocation.outcome is not None)

@@ -65,7 +65,7 @@ def shut_down(
                 AgentStates.RUNNING,
                 AgentStates.REGISTERED,
             ):
-                agent.inbox = AgentEvent(body)
+                env.deliver(agent, AgentEvent(body))
             else:
                 process.kill()
         env.cond.notify_all()

@@ -60,6 +60,10 @@ class Agent:
     error_type: str | None = None
     subscribed_api: str | None = None  # "telemetry" or "logs"
     exited: bool = False
+    # What its pending /event/next waits on: a condition of its own on the environment's
+    # lock (``EnvironmentState.agent_wakeup``), notified only when its inbox fills or the
+    # environment closes.
+    wakeup: threading.Condition | None = field(default=None, repr=False, compare=False)
 
     @property
     def waiting_idle(self) -> bool:
@@ -103,7 +107,12 @@ class InitFailure:
 
 class EnvironmentState:
     def __init__(self, function_name: str, handler: str, external_names: list[str]) -> None:
-        self.cond = threading.Condition()
+        # One lock for all the state. ``cond`` wakes every waiter on any change; an agent's
+        # pending /event/next waits on its own ``wakeup`` on the same lock, since RAPID's
+        # wait for an event costs nothing and a Python thread woken by every change of an
+        # invocation would compete with the runtime's for this process's CPU and GIL.
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
         self.function_name = function_name
         self.handler = handler
         self.closed = False
@@ -143,7 +152,22 @@ class EnvironmentState:
             None,
         )
 
+    def agent_wakeup(self, agent: Agent) -> threading.Condition:
+        """The condition ``agent``'s pending /event/next waits on (call with cond held)."""
+        if agent.wakeup is None:
+            agent.wakeup = threading.Condition(self.lock)
+        return agent.wakeup
+
+    def deliver(self, agent: Agent, event: AgentEvent) -> None:
+        """Put ``event`` in ``agent``'s inbox and wake its /event/next (call with cond held)."""
+        agent.inbox = event
+        if agent.wakeup is not None:
+            agent.wakeup.notify_all()
+
     def close(self) -> None:
         with self.cond:
             self.closed = True
             self.cond.notify_all()
+            for agent in self.agents:
+                if agent.wakeup is not None:
+                    agent.wakeup.notify_all()
