@@ -1,4 +1,5 @@
-"""The file exporter's fast encoding of log lines is byte for byte the generic one."""
+"""The file exporter: a log line is its entry as the platform sent it, any other record
+the generic encoding; the fast paths write what the general one makes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from lambda_wrapper.export import MAX_LOCAL_EVENTS_PER_CALL, Pipeline
 from lambda_wrapper.export.file import _ENCODER, FileExporter, _lines
-from lambda_wrapper.log_lines import decode_batch
+from lambda_wrapper.log_lines import decode_batch, decode_verbatim
 from lambda_wrapper.telemetry import InvocationClassifier, TelemetryEvent
 
 
@@ -23,6 +24,11 @@ def log_lines(events: list[TelemetryEvent]) -> list[str | None]:
 
 def log_line(event: TelemetryEvent) -> str | None:
     return log_lines([event])[0]
+
+
+def entry_line(event: TelemetryEvent) -> str:
+    """The general line of a log line: its entry, compact."""
+    return _ENCODER.encode({"time": event.time, "type": event.type, "record": event.record}) + "\n"
 
 
 LINES = st.one_of(
@@ -39,7 +45,7 @@ LINES = st.one_of(
 def test_log_line_matches_the_generic_encoding(kind: str, line: str) -> None:
     body = json.dumps([{"time": "2026-05-01T10:00:00.000Z", "type": kind, "record": line}])
     (event,) = decode_batch(body).events
-    assert log_line(event) == _ENCODER.encode(event.to_output()) + "\n"
+    assert log_line(event) == entry_line(event)
 
 
 JSON_RECORDS = st.fixed_dictionaries(
@@ -55,7 +61,13 @@ JSON_RECORDS = st.fixed_dictionaries(
 def test_json_log_line_matches_the_generic_encoding(kind: str, record: dict[str, object]) -> None:
     body = json.dumps([{"time": "2026-05-01T10:00:00.000Z", "type": kind, "record": record}])
     (event,) = decode_batch(body).events
-    assert log_line(event) == _ENCODER.encode(event.to_output()) + "\n"
+    assert log_line(event) == entry_line(event)
+
+
+def test_an_entry_with_fields_beside_time_type_and_record_keeps_them() -> None:
+    entry = {"time": "2026-05-01T10:00:00.000Z", "type": "function", "record": "x\n", "future": [1]}
+    (event,) = decode_batch(json.dumps([entry])).events
+    assert json.loads(log_line(event) or "") == entry
 
 
 def test_lines_of_consecutive_times_and_types_keep_their_own() -> None:
@@ -124,11 +136,24 @@ VARIED_RECORDS: list[tuple[str, object]] = [
 
 
 def generic_lines(body: str | bytes, skip_own: bool = False) -> str:
-    """What the file holds for ``body`` made the general way: ``to_output`` (with the
-    report's classification) and the shared encoder, event after event."""
+    """What the file holds for ``body`` made the general way: a log line's entry, any
+    other event's ``to_output`` (with the report's classification), with the shared
+    encoder, event after event."""
     output = InvocationClassifier().output
     events = decode_batch(body, skip_own=skip_own).events
-    return "".join(_ENCODER.encode(output(event)) + "\n" for event in events)
+    return "".join(entry_line(event) if event.type in ("function", "extension")
+                   else _ENCODER.encode(output(event)) + "\n" for event in events)
+
+
+def has_array(value: object) -> bool:
+    if isinstance(value, dict):
+        return any(has_array(item) for item in value.values())
+    return isinstance(value, list)
+
+
+def parsed(lines: str) -> list[object]:
+    # Lines end in "\n" only: a verbatim entry may hold U+2028, which ``splitlines`` splits at.
+    return [json.loads(line) for line in lines.split("\n")[:-1]]
 
 
 @pytest.mark.parametrize("separators", [(",", ":"), (", ", ": ")], ids=["compact", "spaced"])
@@ -146,13 +171,17 @@ def test_the_file_holds_the_generic_encoding_of_every_kind_of_record(
     assert exporter.exported == 2 * len(VARIED_RECORDS)
 
 
-def test_the_pipeline_writes_what_the_general_path_makes(tmp_path: Path) -> None:
-    """Through the pipeline (own lines skipped, a batch exported in parts) the file holds
-    the same lines, and a removed directory is made again."""
-    entries = [{"time": TIME, "type": kind, "record": record} for kind, record in VARIED_RECORDS * 40]
+@pytest.mark.parametrize("ensure_ascii", [True, False], ids=["escaped", "utf-8"])
+def test_the_pipeline_writes_what_the_general_path_makes(tmp_path: Path, ensure_ascii: bool) -> None:
+    """Through the pipeline (log lines taken as they came, own lines skipped, a batch
+    exported in parts) the file holds the same records, and a removed directory is made
+    again."""
+    # A batch holding an array is decoded whole (``log_lines.split_entries``): none here.
+    entries = [{"time": TIME, "type": kind, "record": record} for kind, record in VARIED_RECORDS * 40
+               if not has_array(record)]
     entries.insert(5, {"time": TIME, "type": "function",
                        "record": '{"logger": "lambda_wrapper", "event": "own line"}\n'})
-    body = json.dumps(entries, separators=(",", ":")).encode()
+    body = json.dumps(entries, separators=(",", ":"), ensure_ascii=ensure_ascii).encode()
     path = tmp_path / "out" / "telemetry.ndjson"
     pipeline = Pipeline([FileExporter(str(path))], str(tmp_path / "spool"), 8 * 1024 * 1024)
     pipeline.accept(body)
@@ -163,5 +192,7 @@ def test_the_pipeline_writes_what_the_general_path_makes(tmp_path: Path) -> None
     pipeline.accept(body)
     pipeline.flush(5.0)
     assert len(entries) > MAX_LOCAL_EVENTS_PER_CALL
-    assert first + path.read_text(encoding="utf-8") == generic_lines(body, skip_own=True) * 2
+    assert parsed(first + path.read_text(encoding="utf-8")) == parsed(generic_lines(body, skip_own=True)) * 2
     assert pipeline.stats.own_lines_skipped == 2
+    taken = decode_verbatim(body)
+    assert taken is not None and sum(type(event) is bytes for event in taken.events) > len(entries) // 2

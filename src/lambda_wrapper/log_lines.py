@@ -15,6 +15,7 @@ does (EMF reads platform records only): the pipeline decodes with
 from __future__ import annotations
 
 import json
+from itertools import repeat
 
 from .telemetry import (
     LOG_TYPES,
@@ -33,7 +34,16 @@ if TYPE_CHECKING:
 
     from .malformed import MalformedEntry
 
-__all__ = ["OWN_LOGGER", "decode_batch", "decode_events", "is_own_diagnostic"]
+__all__ = [
+    "OWN_LOGGER",
+    "decode_batch",
+    "decode_events",
+    "decode_verbatim",
+    "entry_time",
+    "is_own_diagnostic",
+    "split_entries",
+    "verbatim_type",
+]
 
 _new_event = object.__new__
 # First characters of a text log line that is neither "[LEVEL]"-prefixed nor possibly
@@ -154,6 +164,151 @@ def decode_events(
         event._envelope = item
         append(event)
     return DecodedBatch(events, malformed, unread, own)
+
+
+# == verbatim entries =======================================================================
+# An exporter that writes log lines as the platform sent them (``Exporter.verbatim_log_lines``)
+# need not decode them: it takes each entry's bytes out of the batch. Telling entries apart
+# without parsing is sound only where the framing proves where each ends, so a batch is
+# split only when all of this holds, and is decoded as before otherwise:
+#
+# - it is compact JSON with the envelope keys first (``[{"time":"``), ends with ``}]``
+#   and holds no raw line break (a break inside a string is escaped);
+# - no array opens inside it but the batch's own. Entries are then separated by
+#   ``},{"time":"`` alone: ``,{`` outside a string occurs only between array elements,
+#   and inside a string ``{"`` cannot occur, since a quote there is escaped. Outside a
+#   string a ``[`` follows ``:``, ``,`` or ``[`` (whitespace aside), a ``:`` follows a
+#   key's closing quote, and a ``,`` follows the end of a value (a quote, ``}``, ``]``,
+#   a digit, the ``e`` of true or false, the ``l`` of null). A ``[`` is inside a string,
+#   and harmless, where what precedes it shows that; any other sends the batch to the
+#   decoder, which is slower, never wrong;
+# - it is ASCII, or valid UTF-8.
+#
+# A record's own content is not checked: a well-framed entry is written as it came.
+
+_FIRST_ENTRY = b'[{"time":"'
+_ENTRY_SEPARATOR = b'},{"time":"'
+_JSON_WHITESPACE = b" \t\r"
+_QUOTE, _BRACKET, _COLON, _COMMA, _BACKSLASH = b'"[:,\\'
+_VALUE_ENDS = b'"}]0123456789el'
+# An entry as ``split_entries`` gives it: less the ``{"time":"`` it opens with and the
+# ``}`` that closes it, which are the same for every entry. Where the platform's
+# 24-character time ("2026-05-01T10:00:00.000Z") is followed by the entry's type:
+TYPE_OFFSET = 24
+ENTRY_OPENING = b'{"time":"'
+ENTRY_CLOSING = b"}"
+_FUNCTION_ENTRY = b'","type":"function","record":'
+_EXTENSION_ENTRY = b'","type":"extension","record":'
+# Text that one of our own lines holds (``is_own_diagnostic``): an entry holding it is
+# decoded. Every EMF document names ``CloudWatchMetrics`` (ours and the user's alike).
+_OWN_MARKS = (OWN_LOGGER.encode(), b"CloudWatchMetrics")
+
+
+def split_entries(body: bytes) -> list[bytes] | None:
+    """Each entry of ``body``, in order, less its ``ENTRY_OPENING`` and its
+    ``ENTRY_CLOSING``; None where the framing does not prove where entries end (above)."""
+    if not body.startswith(_FIRST_ENTRY) or not body.endswith(b"}]") or b"\n" in body:
+        return None
+    # A "[" right after a quote is text: a string's first character. Only others are looked at.
+    if body.count(b"[") - 1 > body.count(b'"['):
+        at = body.find(b"[", 1)
+        while at > 0:
+            if body[at - 1] != _QUOTE and _opens_array(body, at):
+                return None
+            at = body.find(b"[", at + 1)
+    if not body.isascii():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return body[len(_FIRST_ENTRY):-2].split(_ENTRY_SEPARATOR)
+
+
+def _opens_array(body: bytes, at: int) -> bool:
+    """Whether the ``[`` at ``at`` may open an array; False only where it is inside a
+    string. Each ``[`` before it was found inside a string."""
+    before = _previous(body, at)
+    mark = body[before]
+    if mark == _BRACKET:
+        return False  # next to a "[" inside a string: in the same string
+    if mark == _COLON:
+        key_end = _previous(body, before)
+        return body[key_end] == _QUOTE and not _escaped(body, key_end)
+    if mark == _COMMA:
+        value_end = _previous(body, before)
+        end = body[value_end]
+        return end in _VALUE_ENDS and not (end == _QUOTE and _escaped(body, value_end))
+    return False
+
+
+def _previous(body: bytes, at: int) -> int:
+    """The position of the last character before ``at`` that is not JSON whitespace."""
+    at -= 1
+    while body[at] in _JSON_WHITESPACE:
+        at -= 1
+    return at
+
+
+def _escaped(body: bytes, at: int) -> bool:
+    """Whether the character at ``at`` follows an odd run of backslashes."""
+    start = at
+    while body[at - 1] == _BACKSLASH:
+        at -= 1
+    return (start - at) % 2 == 1
+
+
+def decode_verbatim(
+    body: bytes,
+    unread_types: Collection[str] = (),
+    emf_namespaces: Collection[str] | None = None,
+) -> DecodedBatch | None:
+    """``decode_batch(body, unread_types, skip_own=True, emf_namespaces)``, but with each
+    log line that may be taken as it came left as its entry's bytes (``split_entries``: a
+    ``bytes`` in ``events``, its type told by ``verbatim_type``); None where
+    ``split_entries`` cannot split ``body`` or an entry is not JSON (decode it whole:
+    that counts what is wrong).
+
+    An entry stays bytes when it has the platform's time format, a log type something
+    reads, and none of our own lines' marks; any other entry (the platform's records,
+    our own lines, which are skipped) is decoded on its own.
+    """
+    entries = split_entries(body)
+    if entries is None:
+        return None
+    taken = tuple(prefix for prefix, kind in ((_FUNCTION_ENTRY, "function"), (_EXTENSION_ENTRY, "extension"))
+                  if kind not in unread_types)
+    own_possible = any(mark in body for mark in _OWN_MARKS)
+    if not own_possible and all(map(bytes.startswith, entries, repeat(taken), repeat(TYPE_OFFSET))):
+        return DecodedBatch(entries, [])  # type: ignore[arg-type]  # the usual batch of log lines
+    events: list[TelemetryEvent | bytes] = []
+    append = events.append
+    malformed: list[MalformedEntry] = []
+    unread = own = 0
+    for entry in entries:
+        marked = own_possible and any(mark in entry for mark in _OWN_MARKS)
+        if not marked and entry.startswith(taken, TYPE_OFFSET):
+            append(entry)
+            continue
+        try:
+            item = json.loads(ENTRY_OPENING + entry + ENTRY_CLOSING)
+        except (ValueError, RecursionError):
+            return None
+        one = decode_events([item], unread_types, True, emf_namespaces)
+        events += one.events
+        malformed += one.malformed
+        unread += one.unread
+        own += one.own
+    return DecodedBatch(events, malformed, unread, own)  # type: ignore[arg-type]
+
+
+def verbatim_type(entry: bytes) -> str:
+    """The type of an entry ``decode_verbatim`` left as bytes."""
+    return "function" if entry.startswith(_FUNCTION_ENTRY, TYPE_OFFSET) else "extension"
+
+
+def entry_time(entry: bytes) -> str:
+    """The time of an entry ``decode_verbatim`` left as bytes."""
+    return entry[:TYPE_OFFSET].decode()
 
 
 # awslambdaric's text format is "[LEVEL]\t<time>\t<request id>\t<message>\n"; uncaught

@@ -26,7 +26,7 @@ from types import SimpleNamespace
 from .. import aws
 from ..instruments import LOSS, iso_time, own_event
 from ..settings import emit
-from ..telemetry import LOG_TYPES, TelemetryEvent, decode_platform_events, parse_batch
+from ..telemetry import LOG_TYPES, TelemetryEvent, decode_platform_events, parse_batch, parse_time_ms
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
@@ -108,6 +108,13 @@ class FlushPolicy:
 #
 # A class that leaves any of them out fails when it is defined (``contract``), not when a
 # flush first touches it.
+#
+# One member is optional: ``verbatim_log_lines`` (``bool``, False unless declared). An
+# exporter that declares it True gets a log line as the bytes of its entry in the
+# platform's batch (``log_lines.split_entries``) wherever the batch's framing allows
+# taking it out undecoded, a ``bytes`` among the ``TelemetryEvent``s of ``events``. Batches
+# are split so only where every exporter that reads log lines declares it: a log line
+# that is never decoded costs a fraction of one that is.
 
 
 CONTRACT = ("name", "local", "telemetry_types", "prepare", "export")
@@ -117,6 +124,7 @@ class Exporter:
     name: str
     local: bool
     telemetry_types: tuple[str, ...]
+    verbatim_log_lines: bool = False  # optional (the contract above)
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -543,7 +551,24 @@ def amended(events: list[TelemetryEvent], amends: list[Amend | None]) -> list[Te
     return out
 
 
-def count_by_type(events: Iterable[TelemetryEvent], into: dict[str, int] | None = None) -> dict[str, int]:
+def event_type(event: TelemetryEvent | bytes) -> str:
+    """An event's ``type``; a log line left as the bytes of its entry is one as well
+    (``log_lines.decode_verbatim``)."""
+    if type(event) is bytes:
+        from ..log_lines import verbatim_type  # loaded already where such lines are made
+
+        return verbatim_type(event)
+    return event.type  # type: ignore[union-attr]
+
+
+def count_functions(events: Iterable[TelemetryEvent | bytes]) -> int:
+    """How many of ``events`` are ``function`` log lines."""
+    return sum(1 for event in events if event_type(event) == "function")
+
+
+def count_by_type(
+    events: Iterable[TelemetryEvent | bytes], into: dict[str, int] | None = None
+) -> dict[str, int]:
     """Events per ``type`` (``function``, ``platform.report``...), added to ``into``.
 
     Every drop is reported by type as well as in total, so that lost log lines can be
@@ -551,7 +576,8 @@ def count_by_type(events: Iterable[TelemetryEvent], into: dict[str, int] | None 
     """
     counts = {} if into is None else into
     for event in events:
-        counts[event.type] = counts.get(event.type, 0) + 1
+        kind = event_type(event)
+        counts[kind] = counts.get(kind, 0) + 1
     return counts
 
 
@@ -618,11 +644,17 @@ class Pipeline:
         # The decoder of a parsed batch, chosen here once: where no exporter reads log
         # lines, one that only counts them, so that their decoding is not even loaded.
         self._decode_items: Callable[[list[object]], DecodedBatch] = decode_platform_events
+        # Where every exporter that reads log lines takes them as they came, a batch that
+        # allows it is not decoded but split (``log_lines.decode_verbatim``).
+        self._decode_verbatim: Callable[[bytes], DecodedBatch | None] | None = None
         if self.unread_types != LOG_TYPES:
-            from ..log_lines import decode_events
+            from ..log_lines import decode_events, decode_verbatim
 
             self._decode_items = functools.partial(decode_events, unread_types=self.unread_types,
                                                    skip_own=True, emf_namespaces=self.emf_namespaces)
+            if all(e.verbatim_log_lines for e in exporters if LOG_TYPES.intersection(e.telemetry_types)):
+                self._decode_verbatim = functools.partial(decode_verbatim, unread_types=self.unread_types,
+                                                          emf_namespaces=self.emf_namespaces)
         # (body, spool sequence numbers, arrival time, own events or None for a body to
         # decode, what to amend in each own event, its record count)
         self._incoming: collections.deque[
@@ -870,19 +902,42 @@ class Pipeline:
                 let_the_listener_in(self._finish_by)
                 yielded = now
             body, seqs, arrived, own, amends, _records = self._incoming.popleft()
+            decoded: list[TelemetryEvent] | None = None  # ``events`` less any verbatim lines
             if own is None:
                 events = self._decode(body)
-                if events and events[-1].epoch_ms is not None:
-                    self.listener_lag_ms = max(0.0, arrived * 1000.0 - events[-1].epoch_ms)
+                if events:
+                    last = events[-1]
+                    if type(last) is bytes:
+                        from ..log_lines import entry_time  # loaded already where such lines are made
+
+                        epoch_ms = parse_time_ms(entry_time(last))
+                    else:
+                        epoch_ms = last.epoch_ms
+                    if epoch_ms is not None:
+                        self.listener_lag_ms = max(0.0, arrived * 1000.0 - epoch_ms)
+                if self._decode_verbatim is not None:
+                    decoded = [event for event in events if type(event) is not bytes]
+                    if len(decoded) == len(events):
+                        decoded = None
                 if arbiter is not None:
                     # The platform's records are in its batches only: ours hold our own
                     # records and self records, which the arbiter always keeps.
-                    events = arbiter.filter(events)
+                    if decoded is None:
+                        events = arbiter.filter(events)
+                    else:
+                        kept = arbiter.filter(decoded)
+                        if len(kept) != len(decoded):
+                            kept_ids = {id(event) for event in kept}
+                            events = [e for e in events if type(e) is bytes or id(e) in kept_ids]
+                        decoded = kept
             else:
                 events = amended(own, amends)
                 self.stats.events += len(events)
             for channel, seq in zip(self.channels, seqs, strict=True):
-                channel.pending.append((seq, events))
+                if decoded is not None and not channel.exporter.verbatim_log_lines:
+                    channel.pending.append((seq, decoded))
+                else:
+                    channel.pending.append((seq, events))
             added += len(events)
         return False
 
@@ -893,8 +948,12 @@ class Pipeline:
         if unread:
             self.stats.unread_records += unread
             return []
+        batch = None
+        if self._decode_verbatim is not None and not recovered:
+            batch = self._decode_verbatim(body)
         try:
-            batch = self._decode_items(parse_batch(body))
+            if batch is None:
+                batch = self._decode_items(parse_batch(body))
         except ValueError as error:
             from ..malformed import UnreadableBatch  # unreadable input: never on the default lifecycle
 
@@ -1011,7 +1070,7 @@ class Pipeline:
     def _part_done(channel: Channel, part: tuple[int, list[TelemetryEvent]]) -> None:
         seq, events = part
         before = channel.partial if channel.partial is not None and channel.partial[0] == seq else (seq, 0, 0)
-        functions = [event.type for event in events].count("function")
+        functions = count_functions(events)
         channel.partial = (seq, before[1] + len(events), before[2] + functions)
 
     @staticmethod
@@ -1097,7 +1156,7 @@ class Pipeline:
                 # The export call still running when the count is made delivers its
                 # events if the process lives long enough: neither counted as lost nor as
                 # delivered, they are reported apart.
-                flying_functions = sum(1 for event in flying if event.type == "function")
+                flying_functions = count_functions(flying)
                 records -= len(flying)
                 functions -= flying_functions
                 by_type = {"function": functions, "other": records - functions}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 
 from ..settings import emit
-from . import MIN_EVENTS_PER_CALL, Pipeline, count_by_type
+from . import MIN_EVENTS_PER_CALL, Pipeline, count_by_type, count_functions
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import: keep it off the cold path
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ def count_late(pipeline: Pipeline, body: bytes) -> None:
     if not events:
         return
     records = len(events)
-    functions = sum(1 for event in events if event.type == "function")
+    functions = count_functions(events)
     loss: dict[str, object] = {"droppedRecords": records, "droppedBytes": len(body),
                                "droppedByType": {"function": functions, "other": records - functions},
                                "reason": reason}

@@ -1,8 +1,11 @@
 """The ``file`` exporter: NDJSON under /tmp, one exported record per line.
 
-A line is ``TelemetryEvent.to_output()``; a ``platform.report`` line also carries the
-invocation's classification under ``invocation`` (``telemetry``: invocations), the same
-one the EMF and OTLP exporters count.
+A log line (``function``, ``extension``) is written as the platform sent it: its entry
+of the batch, taken out without decoding where the batch allows it
+(``log_lines.decode_verbatim``), else encoded again from the decoded entry. Any other
+record's line is ``TelemetryEvent.to_output()``; a ``platform.report`` line also carries
+the invocation's classification under ``invocation`` (``telemetry``: invocations), the
+same one the EMF and OTLP exporters count.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 import os
 from json.encoder import encode_basestring_ascii as _json_string
 
+from ..log_lines import ENTRY_CLOSING, ENTRY_OPENING
 from ..telemetry import InvocationClassifier
 from . import Exporter, let_the_listener_in, write_all
 
@@ -45,75 +49,44 @@ _LOG_TYPES = ("function", "extension")
 
 
 def _lines(events: Sequence[TelemetryEvent], other: Callable[[TelemetryEvent], _Line]) -> list[_Line]:
-    """The encoding of ``event.to_output()`` for each log line, assembled without
-    building the dict (a third of the generic encoding's cost), and ``other(event)``
-    for any other event, called in order. The keys and their order are
-    ``to_output``'s, the escaping the encoder's."""
+    """The line of each log line, its entry as the platform sent it (``time``, ``type``,
+    ``record``, any other envelope field), and ``other(event)`` for any other event,
+    called in order. The encoding is the shared encoder's, compact."""
     lines: list[_Line] = []
     append = lines.append
     last_time = last_kind = start = ""
-    last_request_id: str | None = None
-    request_member = ""
     for event in events:
         kind = event.type
         if kind not in _LOG_TYPES:
             append(other(event))
             continue
+        envelope = event._envelope
+        if envelope is not None and len(envelope) != 3:  # fields beside time, type and record
+            append(_encode_decoded(envelope) + "\n")
+            continue
         if event.time != last_time or kind != last_kind:  # a batch's lines mostly share both
             last_time, last_kind = event.time, kind
             start = '{"time":' + _json_string(last_time) + ',"type":' + _json_string(kind) + ',"record":'
         record = event.record
-        if type(record) is str and event._message is ...:
-            # The message is the record less a final "\n" (``TelemetryEvent.message``): its
-            # encoding is the record's less that escape, the same text escaped once.
-            encoded_record = _json_string(record)
-            newline = record[-1:] == "\n"
-            if event.request_id is None and event.metrics is None:  # the usual line: one step
-                if newline:
-                    append(f'{start}{encoded_record},"message":{encoded_record[:-3]}"}}\n')
-                else:
-                    append(f'{start}{encoded_record},"message":{encoded_record}}}\n')
-                continue
-            encoded_message = ',"message":' + (encoded_record[:-3] + '"' if newline else encoded_record)
+        if type(record) is str:
+            append(f"{start}{_json_string(record)}}}\n")
+        elif _ENCODE_DECODED is not None:  # a JSON-format line's object: the call inline
+            append(f"{start}{''.join(_ENCODE_DECODED(record, 0))}}}\n")
         else:
-            if type(record) is str:
-                encoded_record = _json_string(record)
-            elif _ENCODE_DECODED is not None:  # a JSON-format line's object: the call inline
-                encoded_record = "".join(_ENCODE_DECODED(record, 0))
-            else:
-                encoded_record = _encode_decoded(record)
-            message = event._message  # the property's frame only where the message is made when read
-            if message is ...:
-                message = event.message
-            if message is None:
-                encoded_message = ""
-            elif message is record:
-                encoded_message = ',"message":' + encoded_record
-            else:
-                encoded_message = ',"message":' + _json_string(message)
-        request_id = event.request_id
-        if request_id is None and event.metrics is None:
-            append(f"{start}{encoded_record}{encoded_message}}}\n")
-            continue
-        if request_id is not None and request_id != last_request_id:  # an invocation's lines share it
-            last_request_id = request_id
-            request_member = ',"requestId":' + _json_string(request_id)
-        if event.metrics is None:  # a JSON-format line with its request id: one f-string
-            append(f"{start}{encoded_record}{request_member}{encoded_message}}}\n")
-            continue
-        line = start + encoded_record
-        if request_id is not None:
-            line += request_member
-        line += encoded_message
-        line += ',"metrics":' + _encode_decoded(event.metrics)
-        append(line + "}\n")
+            append(f"{start}{_encode_decoded(record)}}}\n")
     return lines
+
+
+def _entry_lines(entries: list[bytes]) -> bytes:
+    """The lines of entries ``log_lines.split_entries`` gave: each made whole again."""
+    return ENTRY_OPENING + (ENTRY_CLOSING + b"\n" + ENTRY_OPENING).join(entries) + ENTRY_CLOSING + b"\n"
 
 
 class FileExporter(Exporter):
     name = "file"
     local = True
     telemetry_types = ("platform", "function", "extension")
+    verbatim_log_lines = True
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -129,13 +102,35 @@ class FileExporter(Exporter):
         fd = self._open()
         try:
             for start in range(0, len(events), CHUNK):
-                # One write per chunk. The lines are ASCII: every string in them is escaped.
-                write_all(fd, "".join(_lines(events[start:start + CHUNK], self._generic_line)).encode())
+                write_all(fd, self._chunk(events[start:start + CHUNK]))
                 # Let the listener thread in: it shares the GIL with this loop.
                 let_the_listener_in(deadline)
         finally:
             os.close(fd)
         self.exported += len(events)
+
+    def _chunk(self, events: Sequence[TelemetryEvent | bytes]) -> bytes:
+        """The lines of ``events``, to write at once: a log line left as its entry's bytes
+        is written as it came, the others are encoded (ASCII: every string is escaped)."""
+        parts: list[bytes] = []
+        entries: list[bytes] = []
+        decoded: list[TelemetryEvent] = []
+        for event in events:
+            if type(event) is bytes:
+                if decoded:
+                    parts.append("".join(_lines(decoded, self._generic_line)).encode())
+                    decoded = []
+                entries.append(event)
+            else:
+                if entries:
+                    parts.append(_entry_lines(entries))
+                    entries = []
+                decoded.append(event)  # type: ignore[arg-type]
+        if entries:
+            parts.append(_entry_lines(entries))
+        if decoded:
+            parts.append("".join(_lines(decoded, self._generic_line)).encode())
+        return b"".join(parts)
 
     def _open(self) -> int:
         """The file, to append to, as a descriptor (a text file object costs a buffer, a
