@@ -70,6 +70,7 @@ def test_a_class_missing_one_member_of_the_contract_fails_when_defined(missing: 
 @pytest.mark.parametrize(("member", "value", "message"), [
     ("name", "", "name must be"),
     ("local", 1, "local must be a bool"),
+    ("verbatim_log_lines", "yes", "verbatim_log_lines must be a bool"),
     ("telemetry_types", ("platform", "logs"), "telemetry_types must be"),
     ("telemetry_types", [], "telemetry_types must be"),
 ])

@@ -27,8 +27,9 @@ def contract_problems(cls: type) -> list[str]:
     problems = [f"{member} is not declared" for member in CONTRACT if member not in declared]
     if "name" in declared and not (isinstance(declared["name"], str) and declared["name"]):
         problems.append("name must be a non-empty str")
-    if "local" in declared and not isinstance(declared["local"], bool):
-        problems.append("local must be a bool")
+    for flag in ("local", "verbatim_log_lines"):
+        if flag in declared and not isinstance(declared[flag], bool):
+            problems.append(f"{flag} must be a bool")
     types = declared.get("telemetry_types")
     if "telemetry_types" in declared and not (
         isinstance(types, tuple) and types and all(t in TELEMETRY_TYPES for t in types)
