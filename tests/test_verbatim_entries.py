@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambda_wrapper.export import Exporter, Pipeline, count_by_type
+from lambda_wrapper.export import Exporter, Pipeline, count_by_type, count_functions
 from lambda_wrapper.export.file import FileExporter
 from lambda_wrapper.instruments import SELF, SourceArbiter
 from lambda_wrapper.log_lines import (
@@ -91,6 +91,9 @@ def test_what_is_taken_verbatim_is_what_decoding_makes(
     for event in taken.events:
         if isinstance(event, bytes):
             assert verbatim_type(event) == whole(event)["type"]
+    # What a loss count or a split batch's accounting reads of them.
+    assert count_by_type(taken.events) == count_by_type(decoded.events)
+    assert count_functions(taken.events) == count_functions(decoded.events)
 
 
 def entry(record: object, kind: str = "function", time: str = TIME) -> dict[str, object]:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OWN_LOGGER",
+    "count_function_entries",
     "decode_batch",
     "decode_events",
     "decode_verbatim",
@@ -304,6 +305,11 @@ def decode_verbatim(
 def verbatim_type(entry: bytes) -> str:
     """The type of an entry ``decode_verbatim`` left as bytes."""
     return "function" if entry.startswith(_FUNCTION_ENTRY, TYPE_OFFSET) else "extension"
+
+
+def count_function_entries(entries: list[bytes]) -> int:
+    """How many of the entries ``decode_verbatim`` left as bytes are ``function`` lines."""
+    return sum(map(bytes.startswith, entries, repeat(_FUNCTION_ENTRY), repeat(TYPE_OFFSET)))
 
 
 def entry_time(entry: bytes) -> str:

@@ -561,9 +561,16 @@ def event_type(event: TelemetryEvent | bytes) -> str:
     return event.type  # type: ignore[union-attr]
 
 
-def count_functions(events: Iterable[TelemetryEvent | bytes]) -> int:
-    """How many of ``events`` are ``function`` log lines."""
-    return sum(1 for event in events if event_type(event) == "function")
+def count_functions(events: Sequence[TelemetryEvent | bytes]) -> int:
+    """How many of ``events`` are ``function`` log lines (a flush counts each part of a
+    large batch it sends: one pass, no call per event)."""
+    kinds = [None if type(event) is bytes else event.type for event in events]  # type: ignore[union-attr]
+    functions = kinds.count("function")
+    if None in kinds:
+        from ..log_lines import count_function_entries  # loaded already where such lines are made
+
+        functions += count_function_entries([event for event in events if type(event) is bytes])
+    return functions
 
 
 def count_by_type(
