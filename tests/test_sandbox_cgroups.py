@@ -57,8 +57,10 @@ FUNCTION = textwrap.dedent(
     """
 )
 
-# ~70 ms of CPU on this machine kind at full speed; about a second at 128 MB.
-LOOP = 2_000_000
+# About 200 ms of CPU at full speed here, 2.5-3 s at 128 MB: some 25 CFS periods of the
+# 128 MB quota, so that where in a period the loop starts and how the kernel hands out
+# its slices (a run of 5 periods measured 8.5x to 13.1x) moves the ratio by a few percent.
+LOOP = 10_000_000
 
 
 @pytest.fixture
@@ -113,11 +115,13 @@ def test_cpu_share_follows_memory_size(task_root: Path, tmp_path: Path) -> None:
     Wall time inside the function is what the quota stretches (the process waits,
     it does not burn CPU). On a machine other tests keep busy the loop's own speed
     varies by a third between runs (shared cores), so each run's wall time is taken
-    per second of CPU it used: that ratio is the quota's doing alone. The raw wall
-    ratio is checked loosely too.
+    per second of CPU it used: that ratio is the quota's doing alone. Other work can
+    only add to the unthrottled run's ratio (time waiting for a core), so the least
+    of several runs is its baseline. The raw wall ratio is checked loosely too.
     """
     with Sandbox(spec(task_root, tmp_path, 1769)) as sandbox:
-        full = min(sandbox.invoke({"loop": LOOP, "runs": 3}).json()["runs"])
+        runs = sandbox.invoke({"loop": LOOP, "runs": 3}).json()["runs"]
+    full = min(runs, key=lambda run: run[0] / run[1])
     with Sandbox(spec(task_root, tmp_path, 128)) as sandbox:
         small = sandbox.invoke({"loop": LOOP}).json()["runs"][0]
     stretch = (small[0] / small[1]) / (full[0] / full[1])
@@ -127,7 +131,7 @@ def test_cpu_share_follows_memory_size(task_root: Path, tmp_path: Path) -> None:
         f"{raw:.1f}x wall, {stretch:.1f}x wall per CPU second"
     )
     assert 10 <= stretch <= 18  # 1769 / 128 = 13.8
-    assert 7 <= raw <= 28
+    assert 7 <= raw <= 40  # the loop's own CPU varies with what else runs: loosely
 
 
 @needs_cgroups
