@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lambda_wrapper.export import Exporter, Pipeline, count_by_type, count_functions
+from lambda_wrapper.export.emf import EmfExporter
 from lambda_wrapper.export.file import FileExporter
 from lambda_wrapper.instruments import SELF, SourceArbiter
 from lambda_wrapper.log_lines import (
@@ -23,6 +24,7 @@ from lambda_wrapper.log_lines import (
     decode_verbatim,
     split_entries,
     verbatim_type,
+    without_log_lines,
 )
 from lambda_wrapper.telemetry import TelemetryEvent
 
@@ -37,7 +39,7 @@ OWN_EMF_LINE = json.dumps(OWN_EMF, separators=(",", ":")) + "\n"
 # be met inside a record.
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8)
-    | st.sampled_from(['},{"time":"', "[", ": [", "\u2028", "é", '"', "\\"]),
+    | st.sampled_from(['},{"time":"', "[", ": [", "\u2028", "é", '"', "\\", "platform.report"]),
     lambda inner: st.lists(inner, max_size=3)
     | st.dictionaries(st.sampled_from(["time", "type", "record", "a"]), inner, max_size=3)
     | st.builds(lambda value: {"time": value}, inner),
@@ -178,3 +180,66 @@ def test_the_pipeline_feeds_entries_only_to_the_exporter_that_takes_them(tmp_pat
     assert lines == [entries[1], entries[3], entries[4]]
     assert [[event.type for event in events] for events in seen] == [["platform.initStart"]]
     assert pipeline.stats.events == 5  # counted as decoded, before the arbiter
+
+
+@settings(max_examples=300)
+@given(entries=ENTRIES, ensure_ascii=st.booleans())
+def test_a_batch_less_its_log_lines_keeps_exactly_the_platform_entries(
+        entries: list[dict[str, object]], ensure_ascii: bool) -> None:
+    body = json.dumps(entries, separators=(",", ":"), ensure_ascii=ensure_ascii).encode()
+    reduced = without_log_lines(body)
+    if reduced is None:
+        return
+    assert json.loads(reduced) == [e for e in entries if str(e["type"]).startswith("platform.")]
+    assert reduced != body
+
+
+def test_a_chatty_batch_is_spooled_without_its_lines_for_an_exporter_that_reads_none(tmp_path: Path) -> None:
+    """EMF beside the file exporter: the lines are written to /tmp once; EMF's spool and
+    its loss count hold the platform's records only, the file exporter's all of them."""
+    entries = [entry({"requestId": "r"}, "platform.start")] + [entry(f"line {n}\n") for n in range(50)]
+    entries.append(entry({"requestId": "r", "status": "success"}, "platform.runtimeDone"))
+    lines_only = [entry(f"more {n}\n") for n in range(20)]
+    pipeline = Pipeline([EmfExporter("LambdaWrapper", ()), FileExporter(str(tmp_path / "t.ndjson"))],
+                        str(tmp_path / "spool"), 1 << 20)
+    pipeline.accept(compact(entries))
+    pipeline.accept(compact(lines_only))
+    emf, file = pipeline.channels
+    assert [held[2:] for held in emf.held] == [(2, 0), (0, 0)]
+    assert [held[2:] for held in file.held] == [(52, 50), (20, 20)]
+    spooled = (Path(emf.spool.directory) / "000000000001.seg").read_bytes()
+    assert b"line 0" not in spooled and b"platform.runtimeDone" in spooled
+    losses = pipeline.give_up("test", float("inf"))
+    assert (losses["emf"]["droppedRecords"], losses["file"]["droppedRecords"]) == (2, 72)
+
+
+def test_what_an_exporter_that_reads_no_log_line_exports_of_a_chatty_batch(tmp_path: Path) -> None:
+    seen: list[list[TelemetryEvent]] = []
+
+    class PlatformOnly(Exporter):
+        name = "platform-only"
+        local = True
+        telemetry_types = ("platform",)
+
+        def prepare(self) -> None:
+            pass
+
+        def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
+            seen.append(list(events))
+
+    pipeline = Pipeline([PlatformOnly(), FileExporter(str(tmp_path / "t.ndjson"))], str(tmp_path / "spool"),
+                        1 << 20)
+    entries = [entry({"requestId": "r"}, "platform.start"), entry("one\n"),
+               entry("odd time\n", time="2026-05-01T10:00:00Z"), entry({"requestId": "r"}, "platform.report")]
+    pipeline.accept(compact(entries))
+    pipeline.flush(5.0)
+    assert [[event.type for event in events] for events in seen] == [["platform.start", "platform.report"]]
+    assert pipeline.channels[0].spool.cursor == 1  # delivered: nothing left to count
+
+
+def test_a_platform_type_inside_a_record_keeps_the_batch_whole() -> None:
+    entries = [entry({"requestId": "r"}, "platform.start"),
+               entry({"a": "x", "type": "platform.report", "record": 1}), entry("line\n")]
+    assert without_log_lines(compact(entries)) is None
+    assert without_log_lines(compact(entries[:1] + entries[2:])) == compact(entries[:1])
+    assert without_log_lines(compact(entries[2:])) == b"[]"

@@ -44,6 +44,7 @@ __all__ = [
     "is_own_diagnostic",
     "split_entries",
     "verbatim_type",
+    "without_log_lines",
 ]
 
 _new_event = object.__new__
@@ -198,6 +199,7 @@ _VALUE_ENDS = b'"}]0123456789el'
 TYPE_OFFSET = 24
 ENTRY_OPENING = b'{"time":"'
 ENTRY_CLOSING = b"}"
+_PLATFORM_TYPE = b'","type":"platform.'
 _FUNCTION_ENTRY = b'","type":"function","record":'
 _EXTENSION_ENTRY = b'","type":"extension","record":'
 # Text that one of our own lines holds (``is_own_diagnostic``): an entry holding it is
@@ -208,21 +210,56 @@ _OWN_MARKS = (OWN_LOGGER.encode(), b"CloudWatchMetrics")
 def split_entries(body: bytes) -> list[bytes] | None:
     """Each entry of ``body``, in order, less its ``ENTRY_OPENING`` and its
     ``ENTRY_CLOSING``; None where the framing does not prove where entries end (above)."""
-    if not body.startswith(_FIRST_ENTRY) or not body.endswith(b"}]") or b"\n" in body:
+    if not _framed(body):
         return None
+    return body[len(_FIRST_ENTRY):-2].split(_ENTRY_SEPARATOR)
+
+
+def without_log_lines(body: bytes) -> bytes | None:
+    """``body`` with its ``platform.*`` entries only, for an exporter that reads no log
+    line to keep; None where it should be kept whole: the framing does not prove where
+    entries end, or it holds nothing else.
+
+    Found without splitting the body: an entry's own type key is the one right after its
+    time (which holds no quote), so a ``platform.`` type anywhere else sends the body
+    back whole."""
+    if not _framed(body):
+        return None
+    kept: list[bytes] = []
+    opening = len(ENTRY_OPENING)
+    at = body.find(_PLATFORM_TYPE)
+    while at >= 0:
+        start = body.rfind(ENTRY_OPENING, 0, at)
+        if start < 0 or body.find(b'"', start + opening) != at:
+            return None
+        end = body.find(_ENTRY_SEPARATOR, at)
+        if end < 0:
+            end = len(body) - 2  # the last entry's closing brace
+        kept.append(body[start + opening:end])
+        at = body.find(_PLATFORM_TYPE, end)
+    if not kept:
+        return b"[]"
+    reduced = _FIRST_ENTRY + _ENTRY_SEPARATOR.join(kept) + b"}]"
+    return None if len(reduced) == len(body) else reduced
+
+
+def _framed(body: bytes) -> bool:
+    """Whether ``body``'s framing proves where its entries end (the rules above)."""
+    if not body.startswith(_FIRST_ENTRY) or not body.endswith(b"}]") or b"\n" in body:
+        return False
     # A "[" right after a quote is text: a string's first character. Only others are looked at.
     if body.count(b"[") - 1 > body.count(b'"['):
         at = body.find(b"[", 1)
         while at > 0:
             if body[at - 1] != _QUOTE and _opens_array(body, at):
-                return None
+                return False
             at = body.find(b"[", at + 1)
     if not body.isascii():
         try:
             body.decode("utf-8")
         except UnicodeDecodeError:
-            return None
-    return body[len(_FIRST_ENTRY):-2].split(_ENTRY_SEPARATOR)
+            return False
+    return True
 
 
 def _opens_array(body: bytes, at: int) -> bool:

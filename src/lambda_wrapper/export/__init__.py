@@ -344,6 +344,8 @@ def count_records(body: bytes) -> int:
     """
     if body.startswith(b'[{"time":'):
         return body.count(b', {"time"' if body.startswith(b'[{"time": ') else b',{"time"') + 1
+    if body == b"[]":  # what a batch of log lines leaves an exporter that reads none
+        return 0
     return max(1, body.count(b'"time"'))
 
 
@@ -605,6 +607,8 @@ class Channel:
         self.reported_overflow_events = 0
         self.reported_unspooled = 0
         self.local = exporter.local
+        # Spools a platform batch without its log lines, where it can be taken apart.
+        self.skips_log_lines = not LOG_TYPES.intersection(exporter.telemetry_types)
         # (spool seq, body bytes, records, function records) of each batch not yet
         # delivered: what the held-bytes cap and a loss count read.
         self.held: collections.deque[tuple[int, int, int, int]] = collections.deque()
@@ -662,10 +666,19 @@ class Pipeline:
             if all(e.verbatim_log_lines for e in exporters if LOG_TYPES.intersection(e.telemetry_types)):
                 self._decode_verbatim = functools.partial(decode_verbatim, unread_types=self.unread_types,
                                                           emf_namespaces=self.emf_namespaces)
+        # An exporter that reads no log line beside one that does (EMF beside the file
+        # exporter): its spool gets the batch without them, so that a chatty function's
+        # lines are written to /tmp once, not once per exporter, before the listener answers.
+        self._without_log_lines: Callable[[bytes], bytes | None] | None = None
+        if self.unread_types != LOG_TYPES and any(channel.skips_log_lines for channel in self.channels):
+            from ..log_lines import without_log_lines
+
+            self._without_log_lines = without_log_lines
         # (body, spool sequence numbers, arrival time, own events or None for a body to
-        # decode, what to amend in each own event, its record count)
+        # decode, what to amend in each own event, its record count, whether the channels
+        # that read no log line spooled it without them)
         self._incoming: collections.deque[
-            tuple[bytes, list[int], float, list[TelemetryEvent] | None, list[Amend | None], int]
+            tuple[bytes, list[int], float, list[TelemetryEvent] | None, list[Amend | None], int, bool]
         ] = collections.deque()
         # Own records submitted and not yet spooled (appended and taken without a lock:
         # deque's append and popleft are atomic).
@@ -767,13 +780,24 @@ class Pipeline:
             self._store(body, events, amends)
 
     def _store(self, body: bytes, events: list[TelemetryEvent] | None, amends: list[Amend | None]) -> None:
-        seqs = [channel.spool.append(body) for channel in self.channels]
+        reduced = None
+        if self._without_log_lines is not None and events is None:
+            reduced = self._without_log_lines(body)
         size, records = len(body), count_records(body)
         functions = count_function_records(body, records)
-        for channel, seq in zip(self.channels, seqs, strict=True):
-            channel.held.append((seq, size, records, functions))
-            channel.held_bytes += size
-        self._incoming.append((body, seqs, time.time(), events, amends, records))
+        seqs = []
+        for channel in self.channels:
+            if reduced is not None and channel.skips_log_lines:
+                seq = channel.spool.append(reduced)
+                reduced_records = count_records(reduced)
+                channel.held.append((seq, len(reduced), reduced_records, 0))
+                channel.held_bytes += len(reduced)
+            else:
+                seq = channel.spool.append(body)
+                channel.held.append((seq, size, records, functions))
+                channel.held_bytes += size
+            seqs.append(seq)
+        self._incoming.append((body, seqs, time.time(), events, amends, records, reduced is not None))
         self.unflushed_bytes += len(body)
 
     def held_bytes(self) -> int:
@@ -908,7 +932,7 @@ class Pipeline:
                 # flush can make the platform drop the next batch.
                 let_the_listener_in(self._finish_by)
                 yielded = now
-            body, seqs, arrived, own, amends, _records = self._incoming.popleft()
+            body, seqs, arrived, own, amends, _records, reduced = self._incoming.popleft()
             decoded: list[TelemetryEvent] | None = None  # ``events`` less any verbatim lines
             if own is None:
                 events = self._decode(body)
@@ -940,8 +964,15 @@ class Pipeline:
             else:
                 events = amended(own, amends)
                 self.stats.events += len(events)
+            platform_only: list[TelemetryEvent] | None = None
             for channel, seq in zip(self.channels, seqs, strict=True):
-                if decoded is not None and not channel.exporter.verbatim_log_lines:
+                if reduced and channel.skips_log_lines:
+                    # What its spool holds of the batch: the platform's records.
+                    if platform_only is None:
+                        platform_only = [e for e in (events if decoded is None else decoded)
+                                         if type(e) is not bytes and e.type.startswith("platform.")]
+                    channel.pending.append((seq, platform_only))
+                elif decoded is not None and not channel.exporter.verbatim_log_lines:
                     channel.pending.append((seq, decoded))
                 else:
                     channel.pending.append((seq, events))
