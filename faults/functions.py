@@ -124,6 +124,7 @@ def _kill_extension_threads():
 
 
 def _oom():
+    _before_death()
     chunks = []
     for _ in range(24):  # 384 MB, three times the 128 MB the function has
         chunks.append(b"\\x01" * (16 << 20))  # written, so it is resident
