@@ -165,10 +165,24 @@ class Platform(ABC):
             self.cleanup()
 
 
+class PortTaken(RuntimeError):
+    """The RIE could not bind a port that was free when chosen."""
+
+
 def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_loopback_ports(1)[0]
+
+
+def free_loopback_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports: each probe stays bound until all are
+    chosen, so that two of them cannot be the same port."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 def post_invoke(url: str, payload: bytes, trace_id: str | None, timeout_s: float) -> Invocation:
@@ -251,7 +265,17 @@ class RiePlatform(Platform):
         # The RIE binary is bound in at a fixed path: wherever it is cached (/tmp, /root)
         # may be covered inside the namespace.
         binds.append(Bind(ensure_rie(), RIE_IN_NAMESPACE))
-        invoke_port, runtime_port = free_loopback_port(), free_loopback_port()
+        # A port free when probed may be taken before the RIE binds it: try new ones then.
+        for attempt in range(3):
+            try:
+                self._start_rie(spec, binds, command)
+                return
+            except PortTaken:
+                if attempt == 2:
+                    raise
+
+    def _start_rie(self, spec: FunctionUnderTest, binds: list[Bind | Tmpfs], command: list[str]) -> None:
+        invoke_port, runtime_port = free_loopback_ports(2)
         rie_argv = [
             RIE_IN_NAMESPACE,
             "--runtime-interface-emulator-address",
@@ -320,7 +344,9 @@ class RiePlatform(Platform):
         while time.monotonic() < deadline:
             assert self._process is not None
             if self._process.poll() is not None:
-                raise RuntimeError(f"the RIE exited with {self._process.returncode}\n{self.output()[-4000:]}")
+                output = self.output()
+                kind = PortTaken if "address already in use" in output else RuntimeError
+                raise kind(f"the RIE exited with {self._process.returncode}\n{output[-4000:]}")
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
             time.sleep(0.01)
