@@ -30,7 +30,7 @@ from typing import Any
 import psutil
 
 from lambda_wrapper_dev.sandbox.mounts import lambda_binds, namespace_argv, namespaces_available
-from lambda_wrapper_dev.sandbox.rie import ensure_rie, function_environment
+from lambda_wrapper_dev.sandbox.rie import ensure_rie, free_loopback_ports, function_environment
 from lambda_wrapper_dev.sandbox.runtime_image import ensure_runtime_image
 
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
@@ -251,7 +251,7 @@ class RieEnvironment(FunctionEnvironment):
         tmp_dir.mkdir()
         empty_dir.mkdir()
         binds = lambda_binds(spec.task_root, spec.layer_dir, image.runtime_dir, tmp_dir, empty_dir)
-        invoke_port, runtime_port = _free_port(), _free_port()
+        invoke_port, runtime_port = free_loopback_ports(2)
         argv = [
             str(ensure_rie()),
             "--runtime-interface-emulator-address",
@@ -367,12 +367,6 @@ def rie_unavailable_reason() -> str | None:
     if not namespaces_available():
         return "the RIE needs root and util-linux unshare/mount for /var/task, /opt and /var/runtime"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 PLATFORMS: dict[str, type[FunctionEnvironment]] = {"sandbox": SandboxEnvironment, "rie": RieEnvironment}

@@ -35,7 +35,7 @@ import psutil
 import pytest
 
 from lambda_wrapper_dev.sandbox.mounts import Bind, Tmpfs, lambda_binds, namespace_argv, namespaces_available
-from lambda_wrapper_dev.sandbox.rie import ensure_rie, function_environment
+from lambda_wrapper_dev.sandbox.rie import ensure_rie, free_loopback_ports, function_environment
 from lambda_wrapper_dev.sandbox.runtime_image import RuntimeImage, ensure_runtime_image
 
 RIE_IN_NAMESPACE = "/var/rapid/aws-lambda-rie"
@@ -167,22 +167,6 @@ class Platform(ABC):
 
 class PortTaken(RuntimeError):
     """The RIE could not bind a port that was free when chosen."""
-
-
-def free_loopback_port() -> int:
-    return free_loopback_ports(1)[0]
-
-
-def free_loopback_ports(count: int) -> list[int]:
-    """``count`` distinct free loopback ports: each probe stays bound until all are
-    chosen, so that two of them cannot be the same port."""
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind(("127.0.0.1", 0))
-            ports.append(int(sock.getsockname()[1]))
-        return ports
 
 
 def post_invoke(url: str, payload: bytes, trace_id: str | None, timeout_s: float) -> Invocation:

@@ -7,7 +7,9 @@ Docker is needed; we download the wheel once and unpack just the binary we need.
 
 from __future__ import annotations
 
+import contextlib
 import platform
+import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +45,19 @@ def function_environment(
         # The RIE reads whole seconds for the deadline and the timeout.
         "AWS_LAMBDA_FUNCTION_TIMEOUT": str(max(1, round(timeout_s))),
     }
+
+
+def free_loopback_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (the RIE's invoke and Runtime API ports):
+    each probe stays bound until all are chosen, so that two of them cannot be the same
+    port. A port may still be taken before its user binds it."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 def host_arch() -> str:
