@@ -98,6 +98,23 @@ def test_what_is_taken_verbatim_is_what_decoding_makes(
     assert count_functions(taken.events) == count_functions(decoded.events)
 
 
+class PlatformOnly(Exporter):
+    """Reads no log line, like the EMF exporter; keeps what each export call got."""
+
+    name = "platform-only"
+    local = True
+    telemetry_types = ("platform",)
+
+    def __init__(self) -> None:
+        self.calls: list[list[TelemetryEvent]] = []
+
+    def prepare(self) -> None:
+        pass
+
+    def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
+        self.calls.append(list(events))
+
+
 def entry(record: object, kind: str = "function", time: str = TIME) -> dict[str, object]:
     return {"time": time, "type": kind, "record": record}
 
@@ -155,21 +172,9 @@ def test_the_pipeline_feeds_entries_only_to_the_exporter_that_takes_them(tmp_pat
     """Beside the file exporter, one that reads platform records only gets events; with
     the arbiter dropping the platform's invocation records, the file keeps the log lines
     in order."""
-    seen: list[list[TelemetryEvent]] = []
-
-    class PlatformOnly(Exporter):
-        name = "platform-only"
-        local = True
-        telemetry_types = ("platform",)
-
-        def prepare(self) -> None:
-            pass
-
-        def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
-            seen.append(list(events))
-
+    platform_only = PlatformOnly()
     path = tmp_path / "telemetry.ndjson"
-    pipeline = Pipeline([FileExporter(str(path)), PlatformOnly()], str(tmp_path / "spool"), 1 << 20)
+    pipeline = Pipeline([FileExporter(str(path)), platform_only], str(tmp_path / "spool"), 1 << 20)
     pipeline.arbiter = SourceArbiter(SELF)
     entries = [entry({"requestId": "r"}, "platform.start"), entry("one\n"),
                entry({"requestId": "r"}, "platform.report"), entry("two\n"),
@@ -178,7 +183,7 @@ def test_the_pipeline_feeds_entries_only_to_the_exporter_that_takes_them(tmp_pat
     pipeline.flush(5.0)
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert lines == [entries[1], entries[3], entries[4]]
-    assert [[event.type for event in events] for events in seen] == [["platform.initStart"]]
+    assert [[event.type for event in events] for events in platform_only.calls] == [["platform.initStart"]]
     assert pipeline.stats.events == 5  # counted as decoded, before the arbiter
 
 
@@ -214,26 +219,15 @@ def test_a_chatty_batch_is_spooled_without_its_lines_for_an_exporter_that_reads_
 
 
 def test_what_an_exporter_that_reads_no_log_line_exports_of_a_chatty_batch(tmp_path: Path) -> None:
-    seen: list[list[TelemetryEvent]] = []
-
-    class PlatformOnly(Exporter):
-        name = "platform-only"
-        local = True
-        telemetry_types = ("platform",)
-
-        def prepare(self) -> None:
-            pass
-
-        def export(self, events: Sequence[TelemetryEvent], deadline: float) -> None:
-            seen.append(list(events))
-
-    pipeline = Pipeline([PlatformOnly(), FileExporter(str(tmp_path / "t.ndjson"))], str(tmp_path / "spool"),
+    platform_only = PlatformOnly()
+    pipeline = Pipeline([platform_only, FileExporter(str(tmp_path / "t.ndjson"))], str(tmp_path / "spool"),
                         1 << 20)
     entries = [entry({"requestId": "r"}, "platform.start"), entry("one\n"),
                entry("odd time\n", time="2026-05-01T10:00:00Z"), entry({"requestId": "r"}, "platform.report")]
     pipeline.accept(compact(entries))
     pipeline.flush(5.0)
-    assert [[event.type for event in events] for events in seen] == [["platform.start", "platform.report"]]
+    assert [[event.type for event in events] for events in platform_only.calls] == [
+        ["platform.start", "platform.report"]]
     assert pipeline.channels[0].spool.cursor == 1  # delivered: nothing left to count
 
 
