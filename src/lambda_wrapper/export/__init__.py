@@ -783,13 +783,13 @@ class Pipeline:
         reduced = None
         if self._without_log_lines is not None and events is None:
             reduced = self._without_log_lines(body)
+            reduced_records = 0 if reduced is None else count_records(reduced)
         size, records = len(body), count_records(body)
         functions = count_function_records(body, records)
         seqs = []
         for channel in self.channels:
             if reduced is not None and channel.skips_log_lines:
                 seq = channel.spool.append(reduced)
-                reduced_records = count_records(reduced)
                 channel.held.append((seq, len(reduced), reduced_records, 0))
                 channel.held_bytes += len(reduced)
             else:
