@@ -43,10 +43,9 @@ DEFAULT_PATH = frozenset({
     "lambda_wrapper.supervisor.entry",
 })
 # The other modules the default path may add to what the bare runtime loads: the C
-# modules the listener polls with (their Python wrappers cost milliseconds), the one the
-# in-flight marker maps its slot with, and the one the wrapper script's
-# PYTHONFAULTHANDLER tweak switches on (docs/tweaks.md).
-OTHERS_ON_DEFAULT_PATH = frozenset({"_socket", "select", "mmap", "faulthandler"})
+# modules the listener polls with (their Python wrappers cost milliseconds) and the one
+# the wrapper script's PYTHONFAULTHANDLER tweak switches on (docs/tweaks.md).
+OTHERS_ON_DEFAULT_PATH = frozenset({"_socket", "select", "faulthandler"})
 # Loaded wherever a variable of ours is set: the variables' declarations and parsers.
 SETTINGS_READ = "lambda_wrapper.variables"
 # Every feature on, all exporters local (bench.variants: the configuration the Init budget

@@ -536,7 +536,7 @@ class Supervisor:
         early, self._early_in_flight = self._early_in_flight, None
         if early is not None and not isinstance(early, OSError):
             try:
-                os.unlink(early.path)
+                early.discard()
             except OSError:
                 pass
 
