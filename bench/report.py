@@ -240,6 +240,7 @@ KEPT_SECTIONS = (("## Downstream-call instrumentation", "<!-- calls-costs:end --
                  ("## A chatty function's billed cost", "<!-- chatty-billed:end -->"),
                  ("## Where the cold start goes", "<!-- cold-path:end -->"),
                  ("## Init, step by step", "<!-- init-phases:end -->"),
+                 ("## Init, part by part", "<!-- init-parts:end -->"),
                  ("## Cost per log line", "<!-- log-lines:end -->"),
                  ("## What a sleeping thread costs a chatty function", "<!-- thread-cost:end -->"))
 

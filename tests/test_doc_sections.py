@@ -10,6 +10,7 @@ from bench import (
     measure_calls,
     measure_chatty,
     measure_cold_path,
+    measure_init_parts,
     measure_init_phases,
     measure_log_lines,
     measure_thread_cost,
@@ -20,8 +21,8 @@ from bench.report import kept_sections
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTIONS = [module.SECTION for module in (measure_calls, measure_chatty, measure_cold_path,
-                                          measure_init_phases, measure_log_lines, measure_thread_cost,
-                                          measure_throughput)]
+                                          measure_init_parts, measure_init_phases, measure_log_lines,
+                                          measure_thread_cost, measure_throughput)]
 
 
 @pytest.mark.parametrize("section", SECTIONS, ids=lambda section: section.begin)
