@@ -6,12 +6,18 @@ another, before the function's handler is imported: what lambda-wrapper's extens
 does in its phase one, with nothing else (no settings, no exporters, no spool, no
 records, no error handling). A benchmark floor, not a product: it stops at the first
 surprise.
+
+``FLOOR_IMPORTS`` (a comma list of modules) are imported first and left unused: the
+floor plus the price of loading them.
 """
 
 import _socket
 import importlib
 import os
 import threading
+
+for _imported in filter(None, os.environ.get("FLOOR_IMPORTS", "").split(",")):
+    importlib.import_module(_imported)
 
 API = os.environ["AWS_LAMBDA_RUNTIME_API"]
 HOST, _, PORT = API.rpartition(":")
