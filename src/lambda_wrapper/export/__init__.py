@@ -371,12 +371,10 @@ class InFlightMarker:
     thread (about 0.6 µs here, on ext4 like Lambda's ``/tmp``); the page cache keeps what
     was written when the process dies, whatever kills it. A shared mapping of the file
     would make each a store into memory instead, but loading ``mmap`` is paid in every
-    cold start (0.3 ms on the RIE, more on the sandbox: the extension's thread waits for
-    the lock the load holds), where a pwrite pair costs about 1.3 µs per invocation. The
-    cgroup's
-    ``oom_kill`` counter, read once at Init where the function can read it, lets the
-    next Init tell an out-of-memory kill (the counter grew) from any other death; where
-    it cannot be read, every death is just a death.
+    cold start (about 0.3 ms of Init on the RIE), where a pwrite pair costs about 1.3 µs
+    per invocation. The cgroup's ``oom_kill`` counter, read once at Init where the
+    function can read it, lets the next Init tell an out-of-memory kill (the counter
+    grew) from any other death; where it cannot be read, every death is just a death.
     """
 
     def __init__(self, root: str) -> None:
