@@ -30,7 +30,9 @@ from typing import Any
 
 from bench.doc_section import DocSection
 from bench.layers import bench_cache, compile_bytecode
+from bench.measure_init_phases import one_cold_start
 from bench.measure_tweaks import rounded, setting
+from bench.platforms import EnvironmentSpec
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
@@ -69,7 +71,6 @@ def floor_layer(own_layer: Path) -> Path:
 
 def cold_starts(platform: str, rounds: int) -> dict[str, list[float]]:
     from bench.measure_warm_cpu import variant_specs
-    from bench.platforms import EnvironmentSpec, start_environment
     from bench.variants import select
 
     specs = variant_specs(select("wrapper-default"), None)
@@ -88,14 +89,7 @@ def cold_starts(platform: str, rounds: int) -> dict[str, list[float]]:
         if round_number % 2:  # neither end of a round is always the same variant's
             order.reverse()
         for name, spec in order:
-            environment = start_environment(platform, spec)
-            try:
-                environment.invoke(b"{}")
-            finally:
-                observed = environment.stop()
-            if observed.init_ms is None:
-                raise RuntimeError(f"{platform}: no Init duration for {name}")
-            samples[name].append(observed.init_ms)
+            samples[name].append(one_cold_start(platform, spec, name)[0])
     return samples
 
 

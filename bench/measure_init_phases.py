@@ -27,6 +27,7 @@ from typing import Any
 
 from bench.doc_section import DocSection
 from bench.measure_tweaks import rounded, setting
+from bench.platforms import EnvironmentSpec, Observations, start_environment
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
@@ -73,9 +74,24 @@ def init_document(lines: list[str]) -> dict[str, Any]:
     raise RuntimeError("no EMF Init document with phasesMs in the function's output")
 
 
+def one_cold_start(
+    platform: str, spec: EnvironmentSpec, name: str, settle_s: float = 0.0
+) -> tuple[float, Observations]:
+    """A fresh environment invoked once, ``settle_s`` left for what goes out after the
+    invocation, then stopped: its Init duration and what the platform observed."""
+    environment = start_environment(platform, spec)
+    try:
+        environment.invoke(b"{}")
+        time.sleep(settle_s)
+    finally:
+        observed = environment.stop()
+    if observed.init_ms is None:
+        raise RuntimeError(f"{platform}: no Init duration for {name}")
+    return observed.init_ms, observed
+
+
 def cold_starts(platform: str, starts: int) -> dict[str, Any]:
     from bench.measure_warm_cpu import variant_specs
-    from bench.platforms import start_environment
     from bench.variants import select
 
     specs = variant_specs(select("wrapper-default"), None)
@@ -83,20 +99,13 @@ def cold_starts(platform: str, starts: int) -> dict[str, Any]:
     samples: dict[str, list[Any]] = {"bareInitMs": [], "initMs": [], "phases": []}
     for _ in range(starts):
         for name, spec in (("bare", bare), ("wrapped", wrapped)):
-            environment = start_environment(platform, spec)
-            try:
-                environment.invoke(b"{}")
-                # The Init record goes out in the background flush after the invocation:
-                # the harness stops the RIE with SIGKILL, which no shutdown flush survives.
-                time.sleep(FLUSH_WAIT_S)
-            finally:
-                observed = environment.stop()
-            if observed.init_ms is None:
-                raise RuntimeError(f"{platform}: no Init duration for {name}")
+            # The Init record goes out in the background flush after the invocation: the
+            # harness stops the RIE with SIGKILL, which no shutdown flush survives.
+            init_ms, observed = one_cold_start(platform, spec, name, FLUSH_WAIT_S)
             if name == "bare":
-                samples["bareInitMs"].append(observed.init_ms)
+                samples["bareInitMs"].append(init_ms)
             else:
-                samples["initMs"].append(observed.init_ms)
+                samples["initMs"].append(init_ms)
                 samples["phases"].append(init_document(observed.output_lines)["phasesMs"])
     return samples
 
