@@ -68,11 +68,15 @@ def comparable(event: TelemetryEvent | bytes) -> object:
     return {"time": event.time, "type": event.type, "record": event.record}
 
 
+def compact(entries: list[dict[str, object]], **options: object) -> bytes:
+    return json.dumps(entries, separators=(",", ":"), **options).encode()  # type: ignore[arg-type]
+
+
 @settings(max_examples=400)
 @given(entries=ENTRIES, ensure_ascii=st.booleans())
 def test_a_split_batch_gives_back_each_entry(
         entries: list[dict[str, object]], ensure_ascii: bool) -> None:
-    body = json.dumps(entries, separators=(",", ":"), ensure_ascii=ensure_ascii).encode()
+    body = compact(entries, ensure_ascii=ensure_ascii)
     pieces = split_entries(body)
     if pieces is not None:
         assert [whole(piece) for piece in pieces] == entries
@@ -82,7 +86,7 @@ def test_a_split_batch_gives_back_each_entry(
 @given(entries=ENTRIES, ensure_ascii=st.booleans())
 def test_what_is_taken_verbatim_is_what_decoding_makes(
         entries: list[dict[str, object]], ensure_ascii: bool) -> None:
-    body = json.dumps(entries, separators=(",", ":"), ensure_ascii=ensure_ascii).encode()
+    body = compact(entries, ensure_ascii=ensure_ascii)
     decoded = decode_batch(body, skip_own=True)
     taken = decode_verbatim(body)
     if taken is None:
@@ -117,10 +121,6 @@ class PlatformOnly(Exporter):
 
 def entry(record: object, kind: str = "function", time: str = TIME) -> dict[str, object]:
     return {"time": time, "type": kind, "record": record}
-
-
-def compact(entries: list[dict[str, object]], **options: object) -> bytes:
-    return json.dumps(entries, separators=(",", ":"), **options).encode()  # type: ignore[arg-type]
 
 
 def test_a_batch_of_plain_log_lines_is_split_not_decoded() -> None:
@@ -191,7 +191,7 @@ def test_the_pipeline_feeds_entries_only_to_the_exporter_that_takes_them(tmp_pat
 @given(entries=ENTRIES, ensure_ascii=st.booleans())
 def test_a_batch_less_its_log_lines_keeps_exactly_the_platform_entries(
         entries: list[dict[str, object]], ensure_ascii: bool) -> None:
-    body = json.dumps(entries, separators=(",", ":"), ensure_ascii=ensure_ascii).encode()
+    body = compact(entries, ensure_ascii=ensure_ascii)
     reduced = without_log_lines(body)
     if reduced is None:
         return
